@@ -1,0 +1,336 @@
+//! Client-to-relay datagrams.
+
+use crate::fields::{split_field, Fields};
+use crate::{Cookie, Nick, ParseError, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN};
+
+/// A datagram a client sends to the relay.
+///
+/// The classic dialect is `Join`, `Chat` and `Quit`; `Who`, `Private`,
+/// `Ping` and `Rename` are extensions both dialects may use; the rest belong
+/// to the structured dialect.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientMsg {
+    /// `N <nick>`: join in the classic dialect.
+    Join(Nick),
+    /// `M <nick> <text>`: say `text` to the room. `nick` must be the sender's.
+    Chat {
+        /// The sender's own nickname.
+        nick: Nick,
+        /// The message, kept exactly.
+        text: Text,
+    },
+    /// `Q <nick>`: leave. `nick` must be the sender's.
+    Quit(Nick),
+    /// `WHO`: ask who is online.
+    Who,
+    /// `MSG <to> <text>`: a private message to one member.
+    Private {
+        /// The recipient.
+        to: Nick,
+        /// The message.
+        text: Text,
+    },
+    /// `PING [<token>]`: keepalive; the relay answers `PONG`.
+    Ping(Option<Token>),
+    /// `NICK <new>`: change nickname.
+    Rename(Nick),
+    /// `HELLO <version> <nick> <cookie>|- [<padding>]`: join in the
+    /// structured dialect. Without a cookie the datagram is padded to at
+    /// least [`MIN_HELLO_LEN`] bytes; the padding is not kept.
+    Hello {
+        /// The dialect version the client speaks, e.g. `udpchat/1`.
+        version: Token,
+        /// The nickname asked for.
+        nick: Nick,
+        /// The cookie from the relay's `COOKIE` answer, if the client has one.
+        cookie: Option<Cookie>,
+    },
+    /// `PMSG <id> <to> <text>`: a private message the relay acknowledges with
+    /// `SENT <id> ...`; the client retransmits until then and the relay
+    /// delivers each `id` once.
+    PrivateReliable {
+        /// Chosen by the client, unique among its recent private messages.
+        id: u64,
+        /// The recipient.
+        to: Nick,
+        /// The message.
+        text: Text,
+    },
+    /// `ACK <pid>`: the client received `PRIVATE <pid> ...`.
+    Ack(u64),
+    /// `RESEND <from> <to>`: send room events `from..=to` again.
+    Resend {
+        /// First sequence number wanted.
+        from: u64,
+        /// Last sequence number wanted.
+        to: u64,
+    },
+}
+
+impl ClientMsg {
+    /// Parses one datagram. One trailing `\n` or `\r\n` is ignored (use
+    /// [`crate::strip_line_ending`] to learn whether there was one).
+    pub fn parse(bytes: &[u8]) -> Result<ClientMsg, ParseError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(ParseError::TooLong(bytes.len()));
+        }
+        let (bytes, _) = crate::strip_line_ending(bytes);
+        if bytes.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        let s = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
+        let (verb, rest) = split_field(s);
+        let msg = match verb {
+            "N" => {
+                let mut f = Fields::new("N", rest);
+                let nick = Nick::new(f.rest("nickname")?)?;
+                ClientMsg::Join(nick)
+            }
+            "M" => {
+                let mut f = Fields::new("M", rest);
+                let nick = f.nick("nickname")?;
+                ClientMsg::Chat {
+                    nick,
+                    text: f.text("message")?,
+                }
+            }
+            "Q" => {
+                let mut f = Fields::new("Q", rest);
+                ClientMsg::Quit(Nick::new(f.rest("nickname")?)?)
+            }
+            "WHO" => {
+                Fields::new("WHO", rest).end()?;
+                ClientMsg::Who
+            }
+            "MSG" => {
+                let mut f = Fields::new("MSG", rest);
+                let to = f.nick("recipient")?;
+                ClientMsg::Private {
+                    to,
+                    text: f.text("message")?,
+                }
+            }
+            "PING" => {
+                let mut f = Fields::new("PING", rest);
+                let token = f.optional().map(Token::new).transpose()?;
+                f.end()?;
+                ClientMsg::Ping(token)
+            }
+            "NICK" => {
+                let mut f = Fields::new("NICK", rest);
+                ClientMsg::Rename(Nick::new(f.rest("nickname")?)?)
+            }
+            "HELLO" => {
+                let mut f = Fields::new("HELLO", rest);
+                let version = Token::new(f.next("version")?)?;
+                let nick = f.nick("nickname")?;
+                let cookie = match f.next("cookie")? {
+                    "-" => None,
+                    c => Some(Cookie::parse(c)?),
+                };
+                // Padding: anything printable, ignored.
+                if let Some(pad) = f.optional() {
+                    if pad.is_empty() || !pad.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(ParseError::BadToken);
+                    }
+                }
+                f.end()?;
+                ClientMsg::Hello {
+                    version,
+                    nick,
+                    cookie,
+                }
+            }
+            "PMSG" => {
+                let mut f = Fields::new("PMSG", rest);
+                let id = f.number("id")?;
+                let to = f.nick("recipient")?;
+                ClientMsg::PrivateReliable {
+                    id,
+                    to,
+                    text: f.text("message")?,
+                }
+            }
+            "ACK" => {
+                let mut f = Fields::new("ACK", rest);
+                let pid = f.number("pid")?;
+                f.end()?;
+                ClientMsg::Ack(pid)
+            }
+            "RESEND" => {
+                let mut f = Fields::new("RESEND", rest);
+                let from = f.number("from")?;
+                let to = f.number("to")?;
+                f.end()?;
+                ClientMsg::Resend { from, to }
+            }
+            other => {
+                let shown: String = other.chars().take(16).collect();
+                return Err(ParseError::UnknownVerb(shown));
+            }
+        };
+        Ok(msg)
+    }
+
+    /// Encodes the datagram, bare (no line ending). A `HELLO` without a
+    /// cookie is padded to [`MIN_HELLO_LEN`] bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let s = match self {
+            ClientMsg::Join(nick) => format!("N {nick}"),
+            ClientMsg::Chat { nick, text } => format!("M {nick} {text}"),
+            ClientMsg::Quit(nick) => format!("Q {nick}"),
+            ClientMsg::Who => "WHO".to_owned(),
+            ClientMsg::Private { to, text } => format!("MSG {to} {text}"),
+            ClientMsg::Ping(None) => "PING".to_owned(),
+            ClientMsg::Ping(Some(token)) => format!("PING {token}"),
+            ClientMsg::Rename(nick) => format!("NICK {nick}"),
+            ClientMsg::Hello {
+                version,
+                nick,
+                cookie: Some(cookie),
+            } => format!("HELLO {version} {nick} {cookie}"),
+            ClientMsg::Hello {
+                version,
+                nick,
+                cookie: None,
+            } => {
+                let mut s = format!("HELLO {version} {nick} - ");
+                let pad = MIN_HELLO_LEN.saturating_sub(s.len()).max(1);
+                s.extend(std::iter::repeat_n('=', pad));
+                s
+            }
+            ClientMsg::PrivateReliable { id, to, text } => format!("PMSG {id} {to} {text}"),
+            ClientMsg::Ack(pid) => format!("ACK {pid}"),
+            ClientMsg::Resend { from, to } => format!("RESEND {from} {to}"),
+        };
+        s.into_bytes()
+    }
+
+    /// The nickname this command claims to act as, for the commands that
+    /// name the sender (`M`, `Q`). The relay checks it against the address.
+    pub fn claimed_nick(&self) -> Option<&Nick> {
+        match self {
+            ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick) => Some(nick),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    #[test]
+    fn classic_verbs_parse() {
+        assert_eq!(
+            ClientMsg::parse(b"N alice"),
+            Ok(ClientMsg::Join(nick("alice")))
+        );
+        assert_eq!(
+            ClientMsg::parse("M 小明 你好  世界 ".as_bytes()),
+            Ok(ClientMsg::Chat {
+                nick: nick("小明"),
+                text: Text::new("你好  世界 ").unwrap()
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(b"Q alice\r\n"),
+            Ok(ClientMsg::Quit(nick("alice")))
+        );
+    }
+
+    #[test]
+    fn text_after_single_space_is_kept_exactly() {
+        let msg = ClientMsg::parse(b"M bob   three leading spaces").unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::Chat {
+                nick: nick("bob"),
+                text: Text::new("  three leading spaces").unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(ClientMsg::parse(b""), Err(ParseError::Empty));
+        assert_eq!(ClientMsg::parse(b"\n"), Err(ParseError::Empty));
+        assert_eq!(ClientMsg::parse(b"\xff\xfe"), Err(ParseError::NotUtf8));
+        assert_eq!(
+            ClientMsg::parse(b"X y"),
+            Err(ParseError::UnknownVerb("X".into()))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"n bob"),
+            Err(ParseError::UnknownVerb("n".into()))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"N"),
+            Err(ParseError::MissingField {
+                verb: "N",
+                field: "nickname"
+            })
+        );
+        assert_eq!(ClientMsg::parse(b"N "), Err(ParseError::NickEmpty));
+        assert_eq!(
+            ClientMsg::parse(b"N bob smith"),
+            Err(ParseError::NickChar(' ' as u32))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"M bob"),
+            Err(ParseError::MissingField {
+                verb: "M",
+                field: "message"
+            })
+        );
+        assert_eq!(ClientMsg::parse(b"M bob "), Err(ParseError::TextEmpty));
+        assert_eq!(
+            ClientMsg::parse(b"M bob \x1b[2J"),
+            Err(ParseError::ControlChar(0x1b))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"M bob a\nb"),
+            Err(ParseError::ControlChar(0x0a))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"WHO x"),
+            Err(ParseError::ExtraField("WHO"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"RESEND 1"),
+            Err(ParseError::MissingField {
+                verb: "RESEND",
+                field: "to"
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(b"ACK 01"),
+            Err(ParseError::BadNumber("pid"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"HELLO udpchat/1 bob xyz"),
+            Err(ParseError::BadCookie)
+        );
+        let huge = vec![b'a'; MAX_DATAGRAM + 1];
+        assert_eq!(
+            ClientMsg::parse(&huge),
+            Err(ParseError::TooLong(MAX_DATAGRAM + 1))
+        );
+    }
+
+    #[test]
+    fn hello_without_cookie_is_padded() {
+        let hello = ClientMsg::Hello {
+            version: Token::new(crate::VERSION).unwrap(),
+            nick: nick("a"),
+            cookie: None,
+        };
+        let bytes = hello.encode();
+        assert!(bytes.len() >= MIN_HELLO_LEN);
+        assert_eq!(ClientMsg::parse(&bytes), Ok(hello));
+    }
+}

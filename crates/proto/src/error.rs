@@ -1,0 +1,181 @@
+//! Parse errors and the stable error codes the relay answers with.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::{Lang, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES};
+
+/// Why a datagram could not be parsed. The message is what a user reads.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Zero bytes (after stripping a line ending).
+    #[error("empty datagram; send a command such as N <nick>")]
+    Empty,
+    /// More than [`MAX_DATAGRAM`] bytes.
+    #[error("datagram of {0} bytes is longer than the {MAX_DATAGRAM}-byte limit")]
+    TooLong(usize),
+    /// Not valid UTF-8.
+    #[error("datagram is not valid UTF-8; send text")]
+    NotUtf8,
+    /// The first word is not a known command.
+    #[error("unknown command {0:?}; commands are N, M, Q, WHO, MSG, PING, NICK")]
+    UnknownVerb(String),
+    /// A required field is missing.
+    #[error("{verb} needs a {field}")]
+    MissingField {
+        /// The command.
+        verb: &'static str,
+        /// The field that is missing.
+        field: &'static str,
+    },
+    /// Fields after the last one the command takes.
+    #[error("too many fields after {0}")]
+    ExtraField(&'static str),
+    /// Empty nickname.
+    #[error("nickname is empty")]
+    NickEmpty,
+    /// Nickname over the length limit.
+    #[error(
+        "nickname is too long; at most {MAX_NICK_CHARS} characters and {MAX_NICK_BYTES} bytes"
+    )]
+    NickTooLong,
+    /// Nickname with a character that is not allowed.
+    #[error("nickname contains {}; use letters, digits, _ - . only", describe_char(*.0))]
+    NickChar(u32),
+    /// Empty message text.
+    #[error("message text is empty")]
+    TextEmpty,
+    /// Message text over the length limit.
+    #[error("message of {0} bytes is too long; at most {MAX_TEXT_BYTES} bytes")]
+    TextTooLong(usize),
+    /// Message text with a control character or bidi override.
+    #[error("message contains the control character {}; remove it and send again", describe_char(*.0))]
+    ControlChar(u32),
+    /// A number field that is not a canonical decimal number.
+    #[error("{0} must be a decimal number")]
+    BadNumber(&'static str),
+    /// A token that is not 1 to 32 printable ASCII characters.
+    #[error("token must be 1 to 32 printable ASCII characters without spaces")]
+    BadToken,
+    /// A cookie that is not 16 hexadecimal digits.
+    #[error("cookie must be 16 hexadecimal digits, or - for none")]
+    BadCookie,
+    /// A keyword field with a value outside its set.
+    #[error("{field} {value:?} is not one of the values the protocol defines")]
+    BadKeyword {
+        /// The field.
+        field: &'static str,
+        /// What was found.
+        value: String,
+    },
+}
+
+fn describe_char(c: u32) -> String {
+    match char::from_u32(c) {
+        Some(ch)
+            if !ch.is_control() && !ch.is_whitespace() && crate::check_text_char(ch).is_ok() =>
+        {
+            format!("{ch:?} (U+{c:04X})")
+        }
+        _ => format!("U+{c:04X}"),
+    }
+}
+
+impl ParseError {
+    /// The error code the relay answers with for this parse error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ParseError::Empty
+            | ParseError::MissingField { .. }
+            | ParseError::ExtraField(_)
+            | ParseError::BadNumber(_)
+            | ParseError::BadToken
+            | ParseError::BadCookie
+            | ParseError::BadKeyword { .. } => ErrorCode::BadSyntax,
+            ParseError::TooLong(_) | ParseError::TextTooLong(_) => ErrorCode::TooLong,
+            ParseError::NotUtf8 => ErrorCode::BadUtf8,
+            ParseError::UnknownVerb(_) => ErrorCode::UnknownVerb,
+            ParseError::NickEmpty | ParseError::NickTooLong | ParseError::NickChar(_) => {
+                ErrorCode::NickInvalid
+            }
+            ParseError::TextEmpty => ErrorCode::TextEmpty,
+            ParseError::ControlChar(_) => ErrorCode::ControlChar,
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $en:literal, $zh:literal;)*) => {
+        /// A stable error code. The wire form ([`ErrorCode::as_str`]) never
+        /// changes meaning; clients branch on it, not on the reason text.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order PROTOCOL.md lists them.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// Parses a wire code.
+            pub fn from_wire(s: &str) -> Option<ErrorCode> {
+                match s { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+
+            /// The default human-readable reason in `lang`.
+            pub fn reason(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((ErrorCode::$variant, Lang::En) => $en,
+                      (ErrorCode::$variant, Lang::Zh) => $zh,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The datagram is not valid UTF-8.
+    BadUtf8 = "bad-utf8", "datagram is not valid UTF-8", "数据报不是有效的 UTF-8";
+    /// The first word is not a command.
+    UnknownVerb = "unknown-verb", "unknown command; commands are N, M, Q, WHO, MSG, PING, NICK", "未知命令；可用命令为 N、M、Q、WHO、MSG、PING、NICK";
+    /// Missing, extra or malformed fields.
+    BadSyntax = "bad-syntax", "malformed command", "命令格式错误";
+    /// The nickname breaks the nickname rules.
+    NickInvalid = "nick-invalid", "invalid nickname; use 1 to 24 letters, digits, _ - .", "昵称无效：请使用 1 到 24 个字母、数字或 _ - .";
+    /// Another member holds the nickname (case-insensitively).
+    NickTaken = "nick-taken", "nickname is taken; choose another", "昵称已被占用，请换一个";
+    /// The message text is empty.
+    TextEmpty = "text-empty", "message text is empty", "消息内容为空";
+    /// The message text contains a control character or bidi override.
+    ControlChar = "control-char", "message contains a control character; remove it", "消息包含控制字符，请删除后重发";
+    /// The message or datagram is over its length limit.
+    TooLong = "too-long", "message is too long; at most 800 bytes of text", "消息过长：正文最多 800 字节";
+    /// The sender's address has not joined.
+    NotJoined = "not-joined", "you have not joined; send N <nick> first", "你尚未加入，请先发送 N <昵称>";
+    /// The nickname in the command is not the one this address joined with.
+    NotYours = "not-yours", "that nickname belongs to another address", "该昵称属于其他地址";
+    /// This address is already a member under another nickname.
+    AlreadyJoined = "already-joined", "this address has already joined under another nickname; send Q first or NICK to rename", "此地址已用其他昵称加入；请先发送 Q，或用 NICK 改名";
+    /// The room is at `--max-clients`.
+    RoomFull = "room-full", "the room is full; try again later", "聊天室已满，请稍后再试";
+    /// The address is sending faster than its rate limit.
+    RateLimited = "rate-limited", "you are sending too fast; wait a moment", "发送过快，请稍等";
+    /// A private message names no member.
+    NoSuchNick = "no-such-nick", "no member has that nickname", "没有该昵称的成员";
+    /// The relay was started with `--no-classic`.
+    ClassicDisabled = "classic-disabled", "this relay accepts only the structured dialect (HELLO)", "本服务器只接受结构化协议（HELLO）";
+    /// The structured version token is not one the relay speaks.
+    BadVersion = "bad-version", "unsupported protocol version; this relay speaks udpchat/1", "不支持的协议版本；本服务器使用 udpchat/1";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

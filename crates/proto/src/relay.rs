@@ -1,0 +1,512 @@
+//! Relay-to-client datagrams of the structured dialect.
+
+use crate::fields::{split_field, Fields};
+use crate::{Cookie, ErrorCode, Nick, ParseError, Text, Token, MAX_DATAGRAM};
+
+/// How a room event reached the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Sent as it happened.
+    Live,
+    /// Sent again from history, answering `RESEND`.
+    Resend,
+    /// Recent history sent to a member that just joined.
+    History,
+}
+
+/// Why a member left the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaveReason {
+    /// It sent `Q`.
+    Quit,
+    /// It was silent longer than the idle timeout.
+    Timeout,
+    /// The operating system reported its port unreachable.
+    Unreachable,
+    /// The operator removed it.
+    Kicked,
+}
+
+/// Why the relay ends a member's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByeCode {
+    /// The relay is shutting down.
+    Shutdown,
+    /// The operator removed this member.
+    Kicked,
+    /// The member was silent longer than the idle timeout.
+    Timeout,
+}
+
+macro_rules! keywords {
+    ($ty:ident, $field:literal, $($variant:ident = $word:literal),*) => {
+        impl $ty {
+            /// The keyword on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $word,)* }
+            }
+
+            fn parse(s: &str) -> Result<$ty, ParseError> {
+                match s {
+                    $($word => Ok($ty::$variant),)*
+                    _ => Err(ParseError::BadKeyword { field: $field, value: s.chars().take(16).collect() }),
+                }
+            }
+        }
+    };
+}
+
+keywords!(
+    Origin,
+    "origin",
+    Live = "live",
+    Resend = "resend",
+    History = "history"
+);
+keywords!(
+    LeaveReason,
+    "reason",
+    Quit = "quit",
+    Timeout = "timeout",
+    Unreachable = "unreachable",
+    Kicked = "kicked"
+);
+keywords!(
+    ByeCode,
+    "bye code",
+    Shutdown = "shutdown",
+    Kicked = "kicked",
+    Timeout = "timeout"
+);
+
+/// Something that happened in the room. Room events are numbered and kept in
+/// history; every member sees the same numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoomEvent {
+    /// A member said something.
+    Chat {
+        /// Who.
+        nick: Nick,
+        /// What, exactly.
+        text: Text,
+    },
+    /// A member joined.
+    Join(Nick),
+    /// A member left.
+    Leave {
+        /// Who.
+        nick: Nick,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A member changed nickname.
+    Rename {
+        /// The old nickname.
+        old: Nick,
+        /// The new nickname.
+        new: Nick,
+    },
+    /// The operator (the teacher at the relay's console) said something.
+    Host(Text),
+}
+
+/// A datagram the relay sends to a structured client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RelayMsg {
+    /// `COOKIE <cookie>`: echo this in `HELLO` to prove the address is yours.
+    Cookie(Cookie),
+    /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>`:
+    /// the join is complete.
+    Welcome {
+        /// The dialect version.
+        version: Token,
+        /// The nickname the member holds.
+        nick: Nick,
+        /// The newest room event's sequence number (0 if none yet); the next
+        /// live event will be `last_seq + 1`.
+        last_seq: u64,
+        /// Seconds between the client's pings.
+        ping_interval: u32,
+        /// Seconds of silence after which the relay evicts the member.
+        idle_timeout: u32,
+    },
+    /// `EVENT <seq> <origin> <kind> ...`: a numbered room event.
+    Event {
+        /// The relay-assigned sequence number, from 1, increasing by 1.
+        seq: u64,
+        /// Live, resent, or history on join.
+        origin: Origin,
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// `PRIVATE <pid> <from> <text>`: a private message for this member only.
+    /// Acknowledge with `ACK <pid>`.
+    Private {
+        /// The relay-assigned private message id.
+        pid: u64,
+        /// The sender.
+        from: Nick,
+        /// The message.
+        text: Text,
+    },
+    /// `SENT <id>|- <to> <text>`: the relay delivered your private message.
+    Sent {
+        /// The client's `PMSG` id, or `None` for `MSG`.
+        id: Option<u64>,
+        /// The recipient.
+        to: Nick,
+        /// The message.
+        text: Text,
+    },
+    /// `WHO <page> <pages> <count> <nick>...`: who is online, in pages.
+    Who {
+        /// This page, from 1.
+        page: u32,
+        /// How many pages.
+        pages: u32,
+        /// How many members in all.
+        count: u32,
+        /// The nicknames on this page.
+        nicks: Vec<Nick>,
+    },
+    /// `PONG <last-seq> [<token>]`: answer to `PING`, with the newest room
+    /// event's sequence number so a client notices a lost last message.
+    Pong {
+        /// The newest sequence number.
+        last_seq: u64,
+        /// The ping's token, echoed.
+        token: Option<Token>,
+    },
+    /// `GONE <from> <to>`: those room events are no longer in history.
+    Gone {
+        /// First missing sequence number.
+        from: u64,
+        /// Last missing sequence number.
+        to: u64,
+    },
+    /// `ERROR <code> <reason>`: a request was refused.
+    Error {
+        /// The stable code.
+        code: ErrorCode,
+        /// Human-readable reason.
+        reason: Text,
+    },
+    /// `BYE <code> <reason>`: the relay ends this member's session.
+    Bye {
+        /// Why.
+        code: ByeCode,
+        /// Human-readable reason.
+        reason: Text,
+    },
+}
+
+impl RelayMsg {
+    /// Parses a datagram of the structured dialect. Any bytes are accepted
+    /// without panicking.
+    pub fn parse(bytes: &[u8]) -> Result<RelayMsg, ParseError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(ParseError::TooLong(bytes.len()));
+        }
+        let (bytes, _) = crate::strip_line_ending(bytes);
+        if bytes.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        let s = std::str::from_utf8(bytes).map_err(|_| ParseError::NotUtf8)?;
+        let (verb, rest) = split_field(s);
+        let msg = match verb {
+            "COOKIE" => {
+                let mut f = Fields::new("COOKIE", rest);
+                let cookie = Cookie::parse(f.next("cookie")?)?;
+                f.end()?;
+                RelayMsg::Cookie(cookie)
+            }
+            "WELCOME" => {
+                let mut f = Fields::new("WELCOME", rest);
+                let version = Token::new(f.next("version")?)?;
+                let nick = f.nick("nickname")?;
+                let last_seq = f.number("last-seq")?;
+                let ping_interval = small(f.number("ping-interval")?, "ping-interval")?;
+                let idle_timeout = small(f.number("idle-timeout")?, "idle-timeout")?;
+                f.end()?;
+                RelayMsg::Welcome {
+                    version,
+                    nick,
+                    last_seq,
+                    ping_interval,
+                    idle_timeout,
+                }
+            }
+            "EVENT" => {
+                let mut f = Fields::new("EVENT", rest);
+                let seq = f.number("seq")?;
+                let origin = Origin::parse(f.next("origin")?)?;
+                let event = match f.next("kind")? {
+                    "CHAT" => {
+                        let nick = f.nick("nickname")?;
+                        RoomEvent::Chat {
+                            nick,
+                            text: f.text("message")?,
+                        }
+                    }
+                    "JOIN" => {
+                        let nick = f.nick("nickname")?;
+                        f.end()?;
+                        RoomEvent::Join(nick)
+                    }
+                    "LEAVE" => {
+                        let nick = f.nick("nickname")?;
+                        let reason = LeaveReason::parse(f.next("reason")?)?;
+                        f.end()?;
+                        RoomEvent::Leave { nick, reason }
+                    }
+                    "RENAME" => {
+                        let old = f.nick("old nickname")?;
+                        let new = f.nick("new nickname")?;
+                        f.end()?;
+                        RoomEvent::Rename { old, new }
+                    }
+                    "HOST" => RoomEvent::Host(f.text("message")?),
+                    other => {
+                        return Err(ParseError::BadKeyword {
+                            field: "event kind",
+                            value: other.chars().take(16).collect(),
+                        })
+                    }
+                };
+                RelayMsg::Event { seq, origin, event }
+            }
+            "PRIVATE" => {
+                let mut f = Fields::new("PRIVATE", rest);
+                let pid = f.number("pid")?;
+                let from = f.nick("sender")?;
+                RelayMsg::Private {
+                    pid,
+                    from,
+                    text: f.text("message")?,
+                }
+            }
+            "SENT" => {
+                let mut f = Fields::new("SENT", rest);
+                let id = match f.next("id")? {
+                    "-" => None,
+                    n => Some(crate::fields::parse_number(n, "id")?),
+                };
+                let to = f.nick("recipient")?;
+                RelayMsg::Sent {
+                    id,
+                    to,
+                    text: f.text("message")?,
+                }
+            }
+            "WHO" => {
+                let mut f = Fields::new("WHO", rest);
+                let page = small(f.number("page")?, "page")?;
+                let pages = small(f.number("pages")?, "pages")?;
+                let count = small(f.number("count")?, "count")?;
+                let mut nicks = Vec::new();
+                while let Some(n) = f.optional() {
+                    nicks.push(Nick::new(n)?);
+                }
+                RelayMsg::Who {
+                    page,
+                    pages,
+                    count,
+                    nicks,
+                }
+            }
+            "PONG" => {
+                let mut f = Fields::new("PONG", rest);
+                let last_seq = f.number("last-seq")?;
+                let token = f.optional().map(Token::new).transpose()?;
+                f.end()?;
+                RelayMsg::Pong { last_seq, token }
+            }
+            "GONE" => {
+                let mut f = Fields::new("GONE", rest);
+                let from = f.number("from")?;
+                let to = f.number("to")?;
+                f.end()?;
+                RelayMsg::Gone { from, to }
+            }
+            "ERROR" => {
+                let mut f = Fields::new("ERROR", rest);
+                let word = f.next("code")?;
+                let code = ErrorCode::from_wire(word).ok_or_else(|| ParseError::BadKeyword {
+                    field: "error code",
+                    value: word.chars().take(16).collect(),
+                })?;
+                RelayMsg::Error {
+                    code,
+                    reason: f.text("reason")?,
+                }
+            }
+            "BYE" => {
+                let mut f = Fields::new("BYE", rest);
+                let code = ByeCode::parse(f.next("code")?)?;
+                RelayMsg::Bye {
+                    code,
+                    reason: f.text("reason")?,
+                }
+            }
+            other => return Err(ParseError::UnknownVerb(other.chars().take(16).collect())),
+        };
+        Ok(msg)
+    }
+
+    /// Encodes the datagram. The result is at most [`MAX_DATAGRAM`] bytes
+    /// for every value except a `Who` page holding more nicknames than
+    /// [`RelayMsg::who_pages`] puts on one.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding to `out` (lets the relay reuse one buffer).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = match self {
+            RelayMsg::Cookie(cookie) => write!(out, "COOKIE {cookie}"),
+            RelayMsg::Welcome {
+                version,
+                nick,
+                last_seq,
+                ping_interval,
+                idle_timeout,
+            } => write!(
+                out,
+                "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
+            ),
+            RelayMsg::Event { seq, origin, event } => {
+                let _ = write!(out, "EVENT {seq} {} ", origin.as_str());
+                match event {
+                    RoomEvent::Chat { nick, text } => write!(out, "CHAT {nick} {text}"),
+                    RoomEvent::Join(nick) => write!(out, "JOIN {nick}"),
+                    RoomEvent::Leave { nick, reason } => {
+                        write!(out, "LEAVE {nick} {}", reason.as_str())
+                    }
+                    RoomEvent::Rename { old, new } => write!(out, "RENAME {old} {new}"),
+                    RoomEvent::Host(text) => write!(out, "HOST {text}"),
+                }
+            }
+            RelayMsg::Private { pid, from, text } => write!(out, "PRIVATE {pid} {from} {text}"),
+            RelayMsg::Sent {
+                id: Some(id),
+                to,
+                text,
+            } => write!(out, "SENT {id} {to} {text}"),
+            RelayMsg::Sent { id: None, to, text } => write!(out, "SENT - {to} {text}"),
+            RelayMsg::Who {
+                page,
+                pages,
+                count,
+                nicks,
+            } => {
+                let _ = write!(out, "WHO {page} {pages} {count}");
+                for nick in nicks {
+                    out.push(b' ');
+                    out.extend_from_slice(nick.as_str().as_bytes());
+                }
+                Ok(())
+            }
+            RelayMsg::Pong {
+                last_seq,
+                token: None,
+            } => write!(out, "PONG {last_seq}"),
+            RelayMsg::Pong {
+                last_seq,
+                token: Some(token),
+            } => write!(out, "PONG {last_seq} {token}"),
+            RelayMsg::Gone { from, to } => write!(out, "GONE {from} {to}"),
+            RelayMsg::Error { code, reason } => write!(out, "ERROR {code} {reason}"),
+            RelayMsg::Bye { code, reason } => write!(out, "BYE {} {reason}", code.as_str()),
+        };
+    }
+
+    /// Splits a member list into `WHO` pages that each fit in one datagram.
+    /// An empty room gives one empty page.
+    pub fn who_pages(nicks: &[Nick]) -> Vec<RelayMsg> {
+        // Room for the longest header of either dialect ("WHO " and three
+        // u32 numbers; the classic "* online (N, page i/n): " in English or
+        // Chinese), and two bytes per nickname for the classic ", ".
+        const HEADER: usize = 64;
+        let mut pages: Vec<Vec<Nick>> = vec![Vec::new()];
+        let mut used = HEADER;
+        for nick in nicks {
+            let need = 2 + nick.as_str().len();
+            if used + need > MAX_DATAGRAM {
+                pages.push(Vec::new());
+                used = HEADER;
+            }
+            used += need;
+            pages.last_mut().expect("never empty").push(nick.clone());
+        }
+        let total = pages.len() as u32;
+        let count = nicks.len() as u32;
+        pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, nicks)| RelayMsg::Who {
+                page: i as u32 + 1,
+                pages: total,
+                count,
+                nicks,
+            })
+            .collect()
+    }
+}
+
+fn small(n: u64, field: &'static str) -> Result<u32, ParseError> {
+    u32::try_from(n).map_err(|_| ParseError::BadNumber(field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    #[test]
+    fn event_encodes_as_spec_says() {
+        let msg = RelayMsg::Event {
+            seq: 7,
+            origin: Origin::Live,
+            event: RoomEvent::Chat {
+                nick: nick("bob"),
+                text: Text::new("hi  there").unwrap(),
+            },
+        };
+        assert_eq!(msg.encode(), b"EVENT 7 live CHAT bob hi  there");
+        assert_eq!(RelayMsg::parse(&msg.encode()), Ok(msg));
+    }
+
+    #[test]
+    fn who_pages_fit_in_a_datagram() {
+        let nicks: Vec<Nick> = (0..200)
+            .map(|i| nick(&format!("{}{i}", "汉".repeat(20))))
+            .collect();
+        let pages = RelayMsg::who_pages(&nicks);
+        assert!(pages.len() > 1);
+        let mut seen = 0;
+        for p in &pages {
+            assert!(p.encode().len() <= MAX_DATAGRAM);
+            if let RelayMsg::Who { nicks, count, .. } = p {
+                seen += nicks.len();
+                assert_eq!(*count, 200);
+            }
+        }
+        assert_eq!(seen, 200);
+        assert_eq!(RelayMsg::who_pages(&[]).len(), 1);
+    }
+
+    #[test]
+    fn unknown_error_code_is_refused() {
+        assert!(matches!(
+            RelayMsg::parse(b"ERROR made-up reason"),
+            Err(ParseError::BadKeyword { .. })
+        ));
+    }
+}
