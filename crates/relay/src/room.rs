@@ -6,11 +6,25 @@
 //! [`Room::handle_datagram`], [`Room::handle_timeout`] when
 //! [`Room::poll_timeout`] passes, and [`Room::handle_unreachable`].
 
+mod bucket;
+mod cookie;
+mod history;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use udpchat_proto::{ErrorCode, Lang, LeaveReason, LineEnding, Nick, ParseError, RoomEvent, Text};
+use udpchat_proto::{
+    classic, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason,
+    LineEnding, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN,
+    VERSION,
+};
+
+use bucket::{Bucket, Rate, Take};
+use cookie::CookieJar;
+use history::History;
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -168,48 +182,273 @@ pub struct Stats {
     pub leaves: u64,
 }
 
+/// Unacknowledged `PRIVATE` messages kept per structured member; when full,
+/// the oldest is given up.
+const MAX_PENDING_PRIVATE: usize = 32;
+
+/// `PMSG` ids remembered per member for deduplication.
+const RECENT_IDS: usize = 64;
+
+/// When an unacknowledged `PRIVATE` is sent again, counted from the first
+/// send. After the last one the relay gives up.
+const RETRANSMIT_AFTER_MS: [u64; 4] = [1_000, 2_000, 4_000, 8_000];
+
+/// The most room events one `RESEND` gets.
+const MAX_RESEND: u64 = 64;
+
+/// The most rate-limit buckets kept for addresses that are not members.
+/// Beyond it, new strangers go untracked (their replies are still bounded
+/// by the global budget, and they cannot cause fan-out).
+const MAX_STRANGERS: usize = 4096;
+
+/// How often stranger buckets that have refilled are forgotten.
+const PRUNE_EVERY_MS: u64 = 10_000;
+
+/// One member. Kept small: the queues for private messages are allocated
+/// only when used.
+struct Member {
+    nick: Nick,
+    dialect: Dialect,
+    /// Changes when the member (re)joins or switches dialect, making older
+    /// idle timers stale.
+    generation: u64,
+    last_heard_ms: u64,
+    bucket: Bucket,
+    /// Unacknowledged `PRIVATE` messages (structured members only).
+    pending: Option<Box<VecDeque<Pending>>>,
+    /// The last [`RECENT_IDS`] `PMSG` ids this member sent.
+    recent_ids: Option<Box<VecDeque<u64>>>,
+}
+
+struct Pending {
+    pid: u64,
+    first_sent_ms: u64,
+    retransmits: u8,
+    bytes: Rc<[u8]>,
+}
+
+/// When to check a member for idleness. Lazy: a datagram only updates
+/// `last_heard_ms`, and a timer that fires early is pushed back.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct IdleTimer {
+    due_ms: u64,
+    addr: SocketAddr,
+    generation: u64,
+}
+
+/// When to send a `PRIVATE` again. Private ids are unique per run, so a
+/// timer for an acknowledged or dropped message simply finds nothing.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RetransmitTimer {
+    due_ms: u64,
+    addr: SocketAddr,
+    pid: u64,
+}
+
+/// Who a reply goes to: a member (known dialect, no budget) or a stranger
+/// (dialect guessed from its datagram; the global budget applies).
+#[derive(Debug, Clone, Copy)]
+enum Recipient {
+    Member(Dialect),
+    Stranger(Dialect),
+}
+
 /// One chat room: the members, the history, the timers.
 pub struct Room {
     config: Config,
     stats: Stats,
-    #[allow(dead_code)]
-    key: [u8; 16],
-    #[allow(dead_code)]
+    cookies: CookieJar,
+    /// Every time is kept as milliseconds since this instant.
     start: Instant,
+    members: HashMap<SocketAddr, Member>,
+    /// Nick key to address; ordered so WHO and `members()` come sorted.
+    by_nick: BTreeMap<String, SocketAddr>,
+    history: History,
+    last_seq: u64,
+    next_pid: u64,
+    next_generation: u64,
+    member_rate: Rate,
+    strangers: HashMap<SocketAddr, Bucket>,
+    stranger_rate: Rate,
+    stranger_budget: Bucket,
+    idle_timers: BinaryHeap<Reverse<IdleTimer>>,
+    retransmits: BinaryHeap<Reverse<RetransmitTimer>>,
+    next_prune_ms: u64,
+    /// Reused encoding buffer.
+    scratch: Vec<u8>,
 }
 
 impl Room {
     /// `key` keys the cookie hash (SipHash-1-3); the shell passes random bytes.
     pub fn new(config: Config, key: [u8; 16], now: Instant) -> Room {
+        let member_rate = Rate::new(config.rate_burst, config.rate_per_sec);
+        let stranger_rate = Rate::new(
+            config.stranger_replies_per_sec,
+            config.stranger_replies_per_sec,
+        );
         Room {
+            history: History::new(config.history),
             config,
             stats: Stats::default(),
-            key,
+            cookies: CookieJar::new(key),
             start: now,
+            members: HashMap::new(),
+            by_nick: BTreeMap::new(),
+            last_seq: 0,
+            next_pid: 1,
+            next_generation: 1,
+            member_rate,
+            strangers: HashMap::new(),
+            stranger_rate,
+            stranger_budget: Bucket::full(stranger_rate, 0),
+            idle_timers: BinaryHeap::new(),
+            retransmits: BinaryHeap::new(),
+            next_prune_ms: PRUNE_EVERY_MS,
+            scratch: Vec::with_capacity(1024),
         }
     }
 
     /// Applies one datagram from `from`.
     pub fn handle_datagram(
         &mut self,
-        _now: Instant,
-        _from: SocketAddr,
-        _bytes: &[u8],
-        _out: &mut Outputs,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        out: &mut Outputs,
     ) {
         self.stats.datagrams_in += 1;
+        let now_ms = self.ms(now);
+        let guess = stranger_dialect(bytes);
+        // The rate limit comes before any parsing or fan-out work.
+        match self.take_token(from, now_ms) {
+            Take::Allowed => {}
+            Take::FirstExcess => {
+                self.stats.rate_limited += 1;
+                let to = self.recipient(from, guess);
+                self.refuse(
+                    now_ms,
+                    from,
+                    to,
+                    ErrorCode::RateLimited,
+                    None,
+                    "over the rate limit".into(),
+                    out,
+                );
+                return;
+            }
+            Take::Excess => {
+                self.stats.rate_limited += 1;
+                out.events.push(Event::Dropped {
+                    addr: from,
+                    why: "over the rate limit",
+                });
+                return;
+            }
+        }
+        let msg = match ClientMsg::parse(bytes) {
+            Ok(msg) => msg,
+            Err(err) => {
+                if !self.members.contains_key(&from)
+                    && bytes.starts_with(b"HELLO")
+                    && bytes.len() < MIN_HELLO_LEN
+                {
+                    // A structured join attempt: never answer it with more
+                    // bytes than it carried.
+                    out.events.push(Event::Dropped {
+                        addr: from,
+                        why: "short malformed HELLO from a non-member",
+                    });
+                    return;
+                }
+                let to = self.recipient(from, guess);
+                self.refuse(now_ms, from, to, err.code(), None, err.to_string(), out);
+                return;
+            }
+        };
+        match msg {
+            ClientMsg::Join(nick) => {
+                let (_, line_ending) = strip_line_ending(bytes);
+                self.handle_join(now_ms, from, nick, Dialect::Classic(line_ending), out);
+            }
+            ClientMsg::Hello {
+                version,
+                nick,
+                cookie,
+            } => self.handle_hello(now_ms, from, bytes.len(), version, nick, cookie, out),
+            ClientMsg::Chat { nick, text } => self.handle_chat(now_ms, from, nick, text, guess, out),
+            ClientMsg::Quit(nick) => self.handle_quit(now_ms, from, nick, guess, out),
+            ClientMsg::Who => self.handle_who(now_ms, from, guess, out),
+            ClientMsg::Private { to, text } => {
+                self.handle_private(now_ms, from, None, to, text, guess, out)
+            }
+            ClientMsg::PrivateReliable { id, to, text } => {
+                self.handle_private(now_ms, from, Some(id), to, text, guess, out)
+            }
+            ClientMsg::Ping(token) => self.handle_ping(now_ms, from, token, guess, out),
+            ClientMsg::Rename(nick) => self.handle_rename(now_ms, from, nick, guess, out),
+            ClientMsg::Ack(pid) => self.handle_ack(from, pid, out),
+            ClientMsg::Resend { from: first, to } => {
+                self.handle_resend(now_ms, from, first, to, guess, out)
+            }
+        }
     }
 
     /// The OS reported `addr` unreachable (ICMP port unreachable).
-    pub fn handle_unreachable(&mut self, _now: Instant, _addr: SocketAddr, _out: &mut Outputs) {}
+    pub fn handle_unreachable(&mut self, _now: Instant, addr: SocketAddr, out: &mut Outputs) {
+        self.leave(addr, LeaveReason::Unreachable, out);
+    }
 
     /// Timers: idle eviction, private-message retransmission. Call when
     /// [`Room::poll_timeout`] passes.
-    pub fn handle_timeout(&mut self, _now: Instant, _out: &mut Outputs) {}
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
+        let now_ms = self.ms(now);
+        while let Some(Reverse(timer)) = self.idle_timers.peek() {
+            if timer.due_ms > now_ms {
+                break;
+            }
+            let Some(Reverse(timer)) = self.idle_timers.pop() else {
+                break;
+            };
+            let Some(member) = self.members.get(&timer.addr) else {
+                continue;
+            };
+            if member.generation != timer.generation {
+                continue;
+            }
+            let due_ms = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+            if due_ms > now_ms {
+                self.idle_timers.push(Reverse(IdleTimer { due_ms, ..timer }));
+            } else {
+                self.evict(timer.addr, out);
+            }
+        }
+        while let Some(Reverse(timer)) = self.retransmits.peek() {
+            if timer.due_ms > now_ms {
+                break;
+            }
+            let Some(Reverse(timer)) = self.retransmits.pop() else {
+                break;
+            };
+            self.retransmit(timer, out);
+        }
+        if now_ms >= self.next_prune_ms {
+            let rate = self.member_rate;
+            self.strangers.retain(|_, b| !b.is_full(rate, now_ms));
+            self.next_prune_ms = now_ms + PRUNE_EVERY_MS;
+        }
+    }
 
-    /// When [`Room::handle_timeout`] should next be called.
+    /// When [`Room::handle_timeout`] should next be called (it may be
+    /// called early or late; nothing is lost either way).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        let idle = self.idle_timers.peek().map(|Reverse(t)| t.due_ms);
+        let retransmit = self.retransmits.peek().map(|Reverse(t)| t.due_ms);
+        let prune = (!self.strangers.is_empty()).then_some(self.next_prune_ms);
+        [idle, retransmit, prune]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|ms| self.start + Duration::from_millis(ms))
     }
 
     /// Operator console: a HOST room event. Err if the text breaks the text rules.
@@ -217,34 +456,72 @@ impl Room {
         &mut self,
         _now: Instant,
         text: &str,
-        _out: &mut Outputs,
+        out: &mut Outputs,
     ) -> Result<u64, ParseError> {
-        Text::new(text)?;
-        Ok(0)
+        let text = Text::new(text)?;
+        Ok(self.room_event(RoomEvent::Host(text), out))
     }
 
     /// Operator console /kick: BYE kicked to it, LEAVE kicked to the rest.
+    /// An empty or invalid reason is replaced by a default one.
     pub fn kick(
         &mut self,
         _now: Instant,
-        _nick: &str,
-        _reason: &str,
-        _out: &mut Outputs,
+        nick: &str,
+        reason: &str,
+        out: &mut Outputs,
     ) -> Result<(), ErrorCode> {
-        Err(ErrorCode::NoSuchNick)
+        let addr = *self
+            .by_nick
+            .get(&nick.to_lowercase())
+            .ok_or(ErrorCode::NoSuchNick)?;
+        let dialect = self.members.get(&addr).ok_or(ErrorCode::NoSuchNick)?.dialect;
+        let default = match self.config.lang {
+            Lang::En => "removed by the host",
+            Lang::Zh => "被主持人移出",
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Kicked,
+            reason: text_or(reason, default),
+        };
+        self.send(0, addr, Recipient::Member(dialect), &msg, out);
+        self.leave(addr, LeaveReason::Kicked, out);
+        Ok(())
     }
 
-    /// BYE shutdown to every member (members are then removed).
-    pub fn shutdown(&mut self, _now: Instant, _reason: &str, _out: &mut Outputs) {}
+    /// BYE shutdown to every member (members are then removed). An empty or
+    /// invalid reason is replaced by a default one.
+    pub fn shutdown(&mut self, _now: Instant, reason: &str, out: &mut Outputs) {
+        let default = match self.config.lang {
+            Lang::En => "the relay is shutting down",
+            Lang::Zh => "服务器正在关闭",
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Shutdown,
+            reason: text_or(reason, default),
+        };
+        self.broadcast(&msg, out);
+        self.stats.leaves += self.members.len() as u64;
+        self.members.clear();
+        self.by_nick.clear();
+        self.idle_timers.clear();
+        self.retransmits.clear();
+    }
 
     /// Every member, sorted by nick key.
     pub fn members(&self) -> Vec<(Nick, SocketAddr, Dialect)> {
-        Vec::new()
+        self.by_nick
+            .values()
+            .filter_map(|addr| {
+                let m = self.members.get(addr)?;
+                Some((m.nick.clone(), *addr, m.dialect))
+            })
+            .collect()
     }
 
     /// How many members there are.
     pub fn member_count(&self) -> usize {
-        0
+        self.members.len()
     }
 
     /// The counters.
@@ -256,4 +533,775 @@ impl Room {
     pub fn config(&self) -> &Config {
         &self.config
     }
+
+    /// The newest room event's sequence number (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    // ----- commands -----
+
+    fn handle_join(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        nick: Nick,
+        dialect: Dialect,
+        out: &mut Outputs,
+    ) {
+        // Errors go back in the dialect the join asked for.
+        let to = if self.members.contains_key(&from) {
+            Recipient::Member(dialect)
+        } else {
+            Recipient::Stranger(dialect)
+        };
+        if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
+            let detail = "classic join while classic is disabled".into();
+            self.refuse(now_ms, from, to, ErrorCode::ClassicDisabled, None, detail, out);
+            return;
+        }
+        let due_ms = now_ms + self.idle_timeout_ms(dialect);
+        if let Some(member) = self.members.get_mut(&from) {
+            if same_nick(&member.nick, &nick) {
+                // Idempotent: the reply was probably lost. No second JOIN.
+                // A switch of dialect (or line ending) takes effect.
+                if member.dialect != dialect {
+                    member.dialect = dialect;
+                    member.generation = self.next_generation;
+                    self.next_generation += 1;
+                    self.idle_timers.push(Reverse(IdleTimer {
+                        due_ms,
+                        addr: from,
+                        generation: member.generation,
+                    }));
+                }
+                self.welcome(from, out);
+            } else {
+                let held = member.nick.to_string();
+                let detail = format!("holds {held}, asked for {nick}");
+                self.refuse(now_ms, from, to, ErrorCode::AlreadyJoined, Some(&held), detail, out);
+            }
+            return;
+        }
+        if self.by_nick.contains_key(&nick.key()) {
+            let detail = format!("{nick} is taken");
+            let shown = nick.to_string();
+            self.refuse(now_ms, from, to, ErrorCode::NickTaken, Some(&shown), detail, out);
+            return;
+        }
+        if self.members.len() >= self.config.max_clients {
+            let detail = format!("{} members", self.members.len());
+            self.refuse(now_ms, from, to, ErrorCode::RoomFull, None, detail, out);
+            return;
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let bucket = self
+            .strangers
+            .remove(&from)
+            .unwrap_or_else(|| Bucket::full(self.member_rate, now_ms));
+        self.by_nick.insert(nick.key(), from);
+        self.members.insert(
+            from,
+            Member {
+                nick: nick.clone(),
+                dialect,
+                generation,
+                last_heard_ms: now_ms,
+                bucket,
+                pending: None,
+                recent_ids: None,
+            },
+        );
+        self.idle_timers.push(Reverse(IdleTimer {
+            due_ms,
+            addr: from,
+            generation,
+        }));
+        self.compact_idle_timers();
+        self.stats.joins += 1;
+        out.events.push(Event::Joined {
+            addr: from,
+            nick: nick.clone(),
+            dialect,
+        });
+        self.welcome(from, out);
+        self.room_event(RoomEvent::Join(nick), out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_hello(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        len: usize,
+        version: Token,
+        nick: Nick,
+        cookie: Option<Cookie>,
+        out: &mut Outputs,
+    ) {
+        let to = self.recipient(from, Dialect::Structured);
+        let to = match to {
+            Recipient::Member(_) => Recipient::Member(Dialect::Structured),
+            stranger => stranger,
+        };
+        let valid = cookie.is_some_and(|c| self.cookies.is_valid(from, c, now_ms));
+        if !valid {
+            if cookie.is_none() && len < MIN_HELLO_LEN {
+                // The answer must never be larger than the request.
+                out.events.push(Event::Dropped {
+                    addr: from,
+                    why: "cookie-less HELLO shorter than MIN_HELLO_LEN",
+                });
+                return;
+            }
+            let cookie = self.cookies.current(from, now_ms);
+            self.send(now_ms, from, to, &RelayMsg::Cookie(cookie), out);
+            return;
+        }
+        if version.as_str() != VERSION {
+            let detail = format!("version {version}");
+            self.refuse(now_ms, from, to, ErrorCode::BadVersion, None, detail, out);
+            return;
+        }
+        self.handle_join(now_ms, from, nick, Dialect::Structured, out);
+    }
+
+    fn handle_chat(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        claimed: Nick,
+        text: Text,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        let Some(nick) = self.check_identity(now_ms, from, &claimed, guess, out) else {
+            return;
+        };
+        self.room_event(RoomEvent::Chat { nick, text }, out);
+    }
+
+    fn handle_quit(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        claimed: Nick,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        if self
+            .check_identity(now_ms, from, &claimed, guess, out)
+            .is_some()
+        {
+            self.leave(from, LeaveReason::Quit, out);
+        }
+    }
+
+    fn handle_who(&mut self, now_ms: u64, from: SocketAddr, guess: Dialect, out: &mut Outputs) {
+        let Some(dialect) = self.member_dialect(now_ms, from, guess, out) else {
+            return;
+        };
+        let nicks: Vec<Nick> = self
+            .by_nick
+            .values()
+            .filter_map(|addr| self.members.get(addr).map(|m| m.nick.clone()))
+            .collect();
+        for page in RelayMsg::who_pages(&nicks) {
+            self.send(now_ms, from, Recipient::Member(dialect), &page, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_private(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        id: Option<u64>,
+        to: Nick,
+        text: Text,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        let Some(sender_dialect) = self.member_dialect(now_ms, from, guess, out) else {
+            return;
+        };
+        let sender_to = Recipient::Member(sender_dialect);
+        if let (Some(id), Some(sender)) = (id, self.members.get(&from)) {
+            if sender.recent_ids.as_ref().is_some_and(|ids| ids.contains(&id)) {
+                // Delivered already; the sender missed our SENT.
+                let msg = RelayMsg::Sent {
+                    id: Some(id),
+                    to,
+                    text,
+                };
+                self.send(now_ms, from, sender_to, &msg, out);
+                return;
+            }
+        }
+        let Some(&to_addr) = self.by_nick.get(&to.key()) else {
+            let shown = to.to_string();
+            let detail = format!("private message to absent {to}");
+            self.refuse(now_ms, from, sender_to, ErrorCode::NoSuchNick, Some(&shown), detail, out);
+            return;
+        };
+        let Some(sender) = self.members.get_mut(&from) else {
+            return;
+        };
+        if let Some(id) = id {
+            let ids = sender.recent_ids.get_or_insert_with(Default::default);
+            if ids.len() == RECENT_IDS {
+                ids.pop_front();
+            }
+            ids.push_back(id);
+        }
+        let from_nick = sender.nick.clone();
+        let Some(recipient) = self.members.get_mut(&to_addr) else {
+            return;
+        };
+        let to_nick = recipient.nick.clone();
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        let msg = RelayMsg::Private {
+            pid,
+            from: from_nick.clone(),
+            text: text.clone(),
+        };
+        if let Some(bytes) = render(&msg, recipient.dialect, self.config.lang, &mut self.scratch) {
+            if recipient.dialect == Dialect::Structured {
+                let pending = recipient.pending.get_or_insert_with(Default::default);
+                if pending.len() == MAX_PENDING_PRIVATE {
+                    pending.pop_front();
+                    out.events.push(Event::Dropped {
+                        addr: to_addr,
+                        why: "too many unacknowledged private messages; gave up the oldest",
+                    });
+                }
+                pending.push_back(Pending {
+                    pid,
+                    first_sent_ms: now_ms,
+                    retransmits: 0,
+                    bytes: Rc::clone(&bytes),
+                });
+                self.retransmits.push(Reverse(RetransmitTimer {
+                    due_ms: now_ms + RETRANSMIT_AFTER_MS[0],
+                    addr: to_addr,
+                    pid,
+                }));
+            }
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit { to: to_addr, bytes });
+        }
+        let sent = RelayMsg::Sent {
+            id,
+            to: to_nick.clone(),
+            text: text.clone(),
+        };
+        self.send(now_ms, from, sender_to, &sent, out);
+        out.events.push(Event::Private {
+            from: from_nick,
+            to: to_nick,
+            text,
+        });
+    }
+
+    fn handle_ping(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        token: Option<Token>,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        let to = self.recipient(from, guess);
+        let msg = RelayMsg::Pong {
+            last_seq: self.last_seq,
+            token,
+        };
+        self.send(now_ms, from, to, &msg, out);
+    }
+
+    fn handle_rename(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        new: Nick,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        let Some(dialect) = self.member_dialect(now_ms, from, guess, out) else {
+            return;
+        };
+        let Some(member) = self.members.get(&from) else {
+            return;
+        };
+        if member.nick == new {
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "rename to the nickname already held",
+            });
+            return;
+        }
+        let old_key = member.nick.key();
+        let new_key = new.key();
+        if new_key != old_key && self.by_nick.contains_key(&new_key) {
+            let shown = new.to_string();
+            let detail = format!("rename to taken {new}");
+            let to = Recipient::Member(dialect);
+            self.refuse(now_ms, from, to, ErrorCode::NickTaken, Some(&shown), detail, out);
+            return;
+        }
+        self.by_nick.remove(&old_key);
+        self.by_nick.insert(new_key, from);
+        let Some(member) = self.members.get_mut(&from) else {
+            return;
+        };
+        let old = std::mem::replace(&mut member.nick, new.clone());
+        self.room_event(RoomEvent::Rename { old, new }, out);
+    }
+
+    fn handle_ack(&mut self, from: SocketAddr, pid: u64, out: &mut Outputs) {
+        let Some(member) = self.members.get_mut(&from) else {
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "ACK from a non-member",
+            });
+            return;
+        };
+        if let Some(pending) = member.pending.as_mut() {
+            pending.retain(|p| p.pid != pid);
+            if pending.is_empty() {
+                member.pending = None;
+            }
+        }
+    }
+
+    fn handle_resend(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        first: u64,
+        last: u64,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        let Some(dialect) = self.member_dialect(now_ms, from, guess, out) else {
+            return;
+        };
+        if dialect != Dialect::Structured {
+            let to = Recipient::Member(dialect);
+            let detail = "RESEND from a classic member".into();
+            self.refuse(now_ms, from, to, ErrorCode::UnknownVerb, None, detail, out);
+            return;
+        }
+        let first = first.max(1);
+        let last = last
+            .min(self.last_seq)
+            .min(first.saturating_add(MAX_RESEND - 1));
+        if first > last {
+            return;
+        }
+        let oldest = self.history.oldest_seq().unwrap_or(self.last_seq + 1);
+        if first < oldest {
+            let gone = RelayMsg::Gone {
+                from: first,
+                to: last.min(oldest - 1),
+            };
+            self.send(now_ms, from, Recipient::Member(dialect), &gone, out);
+        }
+        for seq in first.max(oldest)..=last {
+            let Some(event) = self.history.get(seq) else {
+                break;
+            };
+            let msg = RelayMsg::Event {
+                seq,
+                origin: Origin::Resend,
+                event: event.clone(),
+            };
+            self.scratch.clear();
+            msg.encode_into(&mut self.scratch);
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to: from,
+                bytes: Rc::from(&self.scratch[..]),
+            });
+        }
+    }
+
+    // ----- membership -----
+
+    /// WELCOME (or the classic `OK`) to a member, and for a structured one
+    /// the recent CHAT/HOST history.
+    fn welcome(&mut self, addr: SocketAddr, out: &mut Outputs) {
+        let Some(member) = self.members.get(&addr) else {
+            return;
+        };
+        let dialect = member.dialect;
+        let msg = RelayMsg::Welcome {
+            version: Token::new(VERSION).expect("VERSION is a valid token"),
+            nick: member.nick.clone(),
+            last_seq: self.last_seq,
+            ping_interval: secs(self.config.ping_interval),
+            idle_timeout: secs(self.config.idle_timeout),
+        };
+        self.send(0, addr, Recipient::Member(dialect), &msg, out);
+        if dialect != Dialect::Structured || self.config.history_on_join == 0 {
+            return;
+        }
+        let mut recent: Vec<(u64, &RoomEvent)> = self
+            .history
+            .iter()
+            .rev()
+            .filter(|(_, e)| matches!(e, RoomEvent::Chat { .. } | RoomEvent::Host(_)))
+            .take(self.config.history_on_join)
+            .collect();
+        recent.reverse();
+        for (seq, event) in recent {
+            let msg = RelayMsg::Event {
+                seq,
+                origin: Origin::History,
+                event: event.clone(),
+            };
+            self.scratch.clear();
+            msg.encode_into(&mut self.scratch);
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to: addr,
+                bytes: Rc::from(&self.scratch[..]),
+            });
+        }
+    }
+
+    /// Removes the member at `addr` and tells the rest. False if there is none.
+    fn leave(&mut self, addr: SocketAddr, reason: LeaveReason, out: &mut Outputs) -> bool {
+        let Some(member) = self.members.remove(&addr) else {
+            return false;
+        };
+        self.by_nick.remove(&member.nick.key());
+        self.stats.leaves += 1;
+        // Keep its rate-limit state, so quitting and rejoining buys nothing.
+        if self.strangers.len() < MAX_STRANGERS {
+            self.strangers.insert(addr, member.bucket);
+        }
+        out.events.push(Event::Left {
+            addr,
+            nick: member.nick.clone(),
+            reason,
+        });
+        self.room_event(
+            RoomEvent::Leave {
+                nick: member.nick,
+                reason,
+            },
+            out,
+        );
+        true
+    }
+
+    fn evict(&mut self, addr: SocketAddr, out: &mut Outputs) {
+        let Some(member) = self.members.get(&addr) else {
+            return;
+        };
+        let dialect = member.dialect;
+        let seconds = self.idle_timeout_ms(dialect) / 1000;
+        let reason = match self.config.lang {
+            Lang::En => format!("no message for {seconds} s"),
+            Lang::Zh => format!("{seconds} 秒内没有收到消息"),
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Timeout,
+            reason: text_or(&reason, "timeout"),
+        };
+        self.send(0, addr, Recipient::Member(dialect), &msg, out);
+        self.leave(addr, LeaveReason::Timeout, out);
+    }
+
+    fn retransmit(&mut self, timer: RetransmitTimer, out: &mut Outputs) {
+        let Some(member) = self.members.get_mut(&timer.addr) else {
+            return;
+        };
+        let Some(pending) = member.pending.as_mut() else {
+            return;
+        };
+        let Some(index) = pending.iter().position(|p| p.pid == timer.pid) else {
+            return;
+        };
+        let entry = &mut pending[index];
+        self.stats.datagrams_out += 1;
+        out.transmits.push(Transmit {
+            to: timer.addr,
+            bytes: Rc::clone(&entry.bytes),
+        });
+        entry.retransmits += 1;
+        if let Some(after) = RETRANSMIT_AFTER_MS.get(usize::from(entry.retransmits)) {
+            self.retransmits.push(Reverse(RetransmitTimer {
+                due_ms: entry.first_sent_ms + after,
+                ..timer
+            }));
+        } else {
+            pending.remove(index);
+            if pending.is_empty() {
+                member.pending = None;
+            }
+            out.events.push(Event::Dropped {
+                addr: timer.addr,
+                why: "private message never acknowledged; gave up",
+            });
+        }
+    }
+
+    /// Drops stale idle timers once they outnumber the members, so join
+    /// churn cannot grow the heap.
+    fn compact_idle_timers(&mut self) {
+        if self.idle_timers.len() <= 2 * self.members.len() + 64 {
+            return;
+        }
+        let timers: Vec<Reverse<IdleTimer>> = self
+            .members
+            .iter()
+            .map(|(addr, m)| {
+                Reverse(IdleTimer {
+                    due_ms: m.last_heard_ms + self.idle_timeout_ms(m.dialect),
+                    addr: *addr,
+                    generation: m.generation,
+                })
+            })
+            .collect();
+        self.idle_timers = BinaryHeap::from(timers);
+    }
+
+    // ----- helpers -----
+
+    fn ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn idle_timeout_ms(&self, dialect: Dialect) -> u64 {
+        let timeout = match dialect {
+            Dialect::Structured => self.config.idle_timeout,
+            Dialect::Classic(_) => self.config.classic_idle_timeout,
+        };
+        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
+    /// Takes a rate-limit token for a datagram from `from`, refreshing a
+    /// member's idle timer.
+    fn take_token(&mut self, from: SocketAddr, now_ms: u64) -> Take {
+        let rate = self.member_rate;
+        if let Some(member) = self.members.get_mut(&from) {
+            member.last_heard_ms = now_ms;
+            return member.bucket.take(rate, now_ms);
+        }
+        if let Some(bucket) = self.strangers.get_mut(&from) {
+            return bucket.take(rate, now_ms);
+        }
+        if self.strangers.len() >= MAX_STRANGERS {
+            return Take::Allowed;
+        }
+        let mut bucket = Bucket::full(rate, now_ms);
+        let take = bucket.take(rate, now_ms);
+        self.strangers.insert(from, bucket);
+        take
+    }
+
+    fn recipient(&self, from: SocketAddr, guess: Dialect) -> Recipient {
+        match self.members.get(&from) {
+            Some(m) => Recipient::Member(m.dialect),
+            None => Recipient::Stranger(guess),
+        }
+    }
+
+    /// The member's dialect, or refuses a non-member with `not-joined`.
+    fn member_dialect(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) -> Option<Dialect> {
+        if let Some(m) = self.members.get(&from) {
+            return Some(m.dialect);
+        }
+        let to = Recipient::Stranger(guess);
+        let detail = "command from a non-member".into();
+        self.refuse(now_ms, from, to, ErrorCode::NotJoined, None, detail, out);
+        None
+    }
+
+    /// The member's own nickname if `from` is a member holding `claimed`;
+    /// otherwise refuses (`not-joined` or `not-yours`) and gives `None`.
+    fn check_identity(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        claimed: &Nick,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) -> Option<Nick> {
+        let Some(dialect) = self.member_dialect(now_ms, from, guess, out) else {
+            return None;
+        };
+        let member = self.members.get(&from)?;
+        if same_nick(&member.nick, claimed) {
+            return Some(member.nick.clone());
+        }
+        let detail = format!("{} claimed {claimed}", member.nick);
+        let shown = claimed.to_string();
+        let to = Recipient::Member(dialect);
+        self.refuse(now_ms, from, to, ErrorCode::NotYours, Some(&shown), detail, out);
+        None
+    }
+
+    /// A numbered room event: live to every member, into history, logged.
+    fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        out.events.push(Event::Room {
+            seq,
+            event: event.clone(),
+        });
+        let msg = RelayMsg::Event {
+            seq,
+            origin: Origin::Live,
+            event,
+        };
+        self.broadcast(&msg, out);
+        if let RelayMsg::Event { event, .. } = msg {
+            self.history.push(seq, event);
+        }
+        seq
+    }
+
+    /// Sends `msg` to every member, rendering it once per dialect and line
+    /// ending: recipients share the bytes.
+    fn broadcast(&mut self, msg: &RelayMsg, out: &mut Outputs) {
+        let mut renderings: [Option<Option<Rc<[u8]>>>; 3] = [None, None, None];
+        let lang = self.config.lang;
+        let scratch = &mut self.scratch;
+        let mut sent = 0;
+        for (addr, member) in &self.members {
+            let slot = &mut renderings[rendering_index(member.dialect)];
+            let bytes = slot.get_or_insert_with(|| render(msg, member.dialect, lang, scratch));
+            if let Some(bytes) = bytes {
+                out.transmits.push(Transmit {
+                    to: *addr,
+                    bytes: Rc::clone(bytes),
+                });
+                sent += 1;
+            }
+        }
+        self.stats.datagrams_out += sent;
+    }
+
+    /// Sends one reply. Replies to strangers spend the global budget.
+    fn send(
+        &mut self,
+        now_ms: u64,
+        addr: SocketAddr,
+        to: Recipient,
+        msg: &RelayMsg,
+        out: &mut Outputs,
+    ) {
+        let dialect = match to {
+            Recipient::Member(dialect) => dialect,
+            Recipient::Stranger(dialect) => {
+                if !self.stranger_budget.try_take(self.stranger_rate, now_ms) {
+                    self.stats.stranger_replies_dropped += 1;
+                    out.events.push(Event::Dropped {
+                        addr,
+                        why: "reply budget for non-members exhausted",
+                    });
+                    return;
+                }
+                dialect
+            }
+        };
+        if let Some(bytes) = render(msg, dialect, self.config.lang, &mut self.scratch) {
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit { to: addr, bytes });
+        }
+    }
+
+    /// Answers with `ERROR <code> <reason>`, the reason in the room's
+    /// language plus an optional short detail (such as the nickname).
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        now_ms: u64,
+        addr: SocketAddr,
+        to: Recipient,
+        code: ErrorCode,
+        shown: Option<&str>,
+        detail: String,
+        out: &mut Outputs,
+    ) {
+        if code != ErrorCode::RateLimited {
+            self.stats.refused += 1;
+        }
+        out.events.push(Event::Refused { addr, code, detail });
+        let base = code.reason(self.config.lang);
+        let reason = match shown {
+            Some(shown) => text_or(&format!("{base} ({shown})"), base),
+            None => text_or(base, "error"),
+        };
+        self.send(now_ms, addr, to, &RelayMsg::Error { code, reason }, out);
+    }
+}
+
+/// Renders `msg` for one dialect. `None` for messages classic has no line
+/// for (`COOKIE`, `GONE`).
+fn render(msg: &RelayMsg, dialect: Dialect, lang: Lang, scratch: &mut Vec<u8>) -> Option<Rc<[u8]>> {
+    scratch.clear();
+    match dialect {
+        Dialect::Structured => msg.encode_into(scratch),
+        Dialect::Classic(line_ending) => {
+            scratch.extend_from_slice(classic::render(msg, lang)?.as_bytes());
+            if line_ending == LineEnding::Newline {
+                scratch.push(b'\n');
+            }
+        }
+    }
+    Some(Rc::from(&scratch[..]))
+}
+
+fn rendering_index(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Structured => 0,
+        Dialect::Classic(LineEnding::Bare) => 1,
+        Dialect::Classic(LineEnding::Newline) => 2,
+    }
+}
+
+/// How to answer a non-member: the structured verbs and bare datagrams get
+/// the structured form (which a structured client can parse and a person
+/// can still read); newline-terminated datagrams and `N` come from classic
+/// clients and get classic lines.
+fn stranger_dialect(bytes: &[u8]) -> Dialect {
+    let verb = bytes.split(|&b| b == b' ').next().unwrap_or_default();
+    let (verb, _) = strip_line_ending(verb);
+    if matches!(verb, b"HELLO" | b"PMSG" | b"ACK" | b"RESEND") {
+        return Dialect::Structured;
+    }
+    match strip_line_ending(bytes).1 {
+        LineEnding::Newline => Dialect::Classic(LineEnding::Newline),
+        LineEnding::Bare if verb == b"N" => Dialect::Classic(LineEnding::Bare),
+        LineEnding::Bare => Dialect::Structured,
+    }
+}
+
+/// Nicknames are the same member if their keys match (exact match first,
+/// which needs no allocation).
+fn same_nick(a: &Nick, b: &Nick) -> bool {
+    a == b || a.key() == b.key()
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// `s` as message text, or `fallback` if `s` breaks the text rules.
+fn text_or(s: &str, fallback: &str) -> Text {
+    Text::new(s)
+        .or_else(|_| Text::new(fallback))
+        .unwrap_or_else(|_| Text::new("-").expect("a literal is valid text"))
 }
