@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_proto::{
     classic, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason,
-    LineEnding, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN,
-    VERSION,
+    LineEnding, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN, VERSION,
 };
 
 use bucket::{Bucket, Rate, Take};
@@ -205,7 +204,8 @@ const MAX_STRANGERS: usize = 4096;
 const PRUNE_EVERY_MS: u64 = 10_000;
 
 /// One member. Kept small: the queues for private messages are allocated
-/// only when used.
+/// only when used, and boxed so an unused one costs 8 bytes, not 32.
+#[allow(clippy::box_collection)]
 struct Member {
     nick: Nick,
     dialect: Dialect,
@@ -375,7 +375,9 @@ impl Room {
                 nick,
                 cookie,
             } => self.handle_hello(now_ms, from, bytes.len(), version, nick, cookie, out),
-            ClientMsg::Chat { nick, text } => self.handle_chat(now_ms, from, nick, text, guess, out),
+            ClientMsg::Chat { nick, text } => {
+                self.handle_chat(now_ms, from, nick, text, guess, out)
+            }
             ClientMsg::Quit(nick) => self.handle_quit(now_ms, from, nick, guess, out),
             ClientMsg::Who => self.handle_who(now_ms, from, guess, out),
             ClientMsg::Private { to, text } => {
@@ -417,7 +419,8 @@ impl Room {
             }
             let due_ms = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
             if due_ms > now_ms {
-                self.idle_timers.push(Reverse(IdleTimer { due_ms, ..timer }));
+                self.idle_timers
+                    .push(Reverse(IdleTimer { due_ms, ..timer }));
             } else {
                 self.evict(timer.addr, out);
             }
@@ -475,7 +478,11 @@ impl Room {
             .by_nick
             .get(&nick.to_lowercase())
             .ok_or(ErrorCode::NoSuchNick)?;
-        let dialect = self.members.get(&addr).ok_or(ErrorCode::NoSuchNick)?.dialect;
+        let dialect = self
+            .members
+            .get(&addr)
+            .ok_or(ErrorCode::NoSuchNick)?
+            .dialect;
         let default = match self.config.lang {
             Lang::En => "removed by the host",
             Lang::Zh => "被主持人移出",
@@ -557,7 +564,15 @@ impl Room {
         };
         if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
             let detail = "classic join while classic is disabled".into();
-            self.refuse(now_ms, from, to, ErrorCode::ClassicDisabled, None, detail, out);
+            self.refuse(
+                now_ms,
+                from,
+                to,
+                ErrorCode::ClassicDisabled,
+                None,
+                detail,
+                out,
+            );
             return;
         }
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -579,14 +594,30 @@ impl Room {
             } else {
                 let held = member.nick.to_string();
                 let detail = format!("holds {held}, asked for {nick}");
-                self.refuse(now_ms, from, to, ErrorCode::AlreadyJoined, Some(&held), detail, out);
+                self.refuse(
+                    now_ms,
+                    from,
+                    to,
+                    ErrorCode::AlreadyJoined,
+                    Some(&held),
+                    detail,
+                    out,
+                );
             }
             return;
         }
         if self.by_nick.contains_key(&nick.key()) {
             let detail = format!("{nick} is taken");
             let shown = nick.to_string();
-            self.refuse(now_ms, from, to, ErrorCode::NickTaken, Some(&shown), detail, out);
+            self.refuse(
+                now_ms,
+                from,
+                to,
+                ErrorCode::NickTaken,
+                Some(&shown),
+                detail,
+                out,
+            );
             return;
         }
         if self.members.len() >= self.config.max_clients {
@@ -728,7 +759,11 @@ impl Room {
         };
         let sender_to = Recipient::Member(sender_dialect);
         if let (Some(id), Some(sender)) = (id, self.members.get(&from)) {
-            if sender.recent_ids.as_ref().is_some_and(|ids| ids.contains(&id)) {
+            if sender
+                .recent_ids
+                .as_ref()
+                .is_some_and(|ids| ids.contains(&id))
+            {
                 // Delivered already; the sender missed our SENT.
                 let msg = RelayMsg::Sent {
                     id: Some(id),
@@ -742,7 +777,15 @@ impl Room {
         let Some(&to_addr) = self.by_nick.get(&to.key()) else {
             let shown = to.to_string();
             let detail = format!("private message to absent {to}");
-            self.refuse(now_ms, from, sender_to, ErrorCode::NoSuchNick, Some(&shown), detail, out);
+            self.refuse(
+                now_ms,
+                from,
+                sender_to,
+                ErrorCode::NoSuchNick,
+                Some(&shown),
+                detail,
+                out,
+            );
             return;
         };
         let Some(sender) = self.members.get_mut(&from) else {
@@ -848,7 +891,15 @@ impl Room {
             let shown = new.to_string();
             let detail = format!("rename to taken {new}");
             let to = Recipient::Member(dialect);
-            self.refuse(now_ms, from, to, ErrorCode::NickTaken, Some(&shown), detail, out);
+            self.refuse(
+                now_ms,
+                from,
+                to,
+                ErrorCode::NickTaken,
+                Some(&shown),
+                detail,
+                out,
+            );
             return;
         }
         self.by_nick.remove(&old_key);
@@ -1138,9 +1189,7 @@ impl Room {
         guess: Dialect,
         out: &mut Outputs,
     ) -> Option<Nick> {
-        let Some(dialect) = self.member_dialect(now_ms, from, guess, out) else {
-            return None;
-        };
+        let dialect = self.member_dialect(now_ms, from, guess, out)?;
         let member = self.members.get(&from)?;
         if same_nick(&member.nick, claimed) {
             return Some(member.nick.clone());
@@ -1148,7 +1197,15 @@ impl Room {
         let detail = format!("{} claimed {claimed}", member.nick);
         let shown = claimed.to_string();
         let to = Recipient::Member(dialect);
-        self.refuse(now_ms, from, to, ErrorCode::NotYours, Some(&shown), detail, out);
+        self.refuse(
+            now_ms,
+            from,
+            to,
+            ErrorCode::NotYours,
+            Some(&shown),
+            detail,
+            out,
+        );
         None
     }
 
@@ -1304,4 +1361,1017 @@ fn text_or(s: &str, fallback: &str) -> Text {
     Text::new(s)
         .or_else(|_| Text::new(fallback))
         .unwrap_or_else(|_| Text::new("-").expect("a literal is valid text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 16] = [42; 16];
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 40_000 + u16::from(n)))
+    }
+
+    /// A room on a fake clock, collecting what it sends.
+    struct Harness {
+        room: Room,
+        base: Instant,
+        elapsed: Duration,
+        out: Outputs,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness::with(Config::default())
+        }
+
+        fn with(config: Config) -> Harness {
+            let base = Instant::now();
+            Harness {
+                room: Room::new(config, KEY, base),
+                base,
+                elapsed: Duration::ZERO,
+                out: Outputs::default(),
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.base + self.elapsed
+        }
+
+        fn advance_ms(&mut self, ms: u64) {
+            self.elapsed += Duration::from_millis(ms);
+        }
+
+        /// Sends `bytes` from `addr(n)`; returns (recipient index, text) pairs.
+        fn send(&mut self, n: u8, bytes: &str) -> Vec<(u8, String)> {
+            self.send_bytes(n, bytes.as_bytes())
+        }
+
+        fn send_bytes(&mut self, n: u8, bytes: &[u8]) -> Vec<(u8, String)> {
+            self.out.clear();
+            let now = self.now();
+            self.room
+                .handle_datagram(now, addr(n), bytes, &mut self.out);
+            self.sent()
+        }
+
+        fn timeout(&mut self) -> Vec<(u8, String)> {
+            self.out.clear();
+            let now = self.now();
+            self.room.handle_timeout(now, &mut self.out);
+            self.sent()
+        }
+
+        fn sent(&self) -> Vec<(u8, String)> {
+            self.out
+                .transmits
+                .iter()
+                .map(|t| {
+                    let n = match t.to {
+                        SocketAddr::V4(a) => a.ip().octets()[3],
+                        SocketAddr::V6(_) => 0,
+                    };
+                    (n, String::from_utf8(t.bytes.to_vec()).unwrap())
+                })
+                .collect()
+        }
+
+        fn cookie(&self, n: u8) -> Cookie {
+            self.room.cookies.current(addr(n), self.room.ms(self.now()))
+        }
+
+        fn join_classic(&mut self, n: u8, nick: &str) {
+            let sent = self.send(n, &format!("N {nick}"));
+            assert!(sent.contains(&(n, "OK".into())), "{sent:?}");
+        }
+
+        fn join_structured(&mut self, n: u8, nick: &str) -> Vec<(u8, String)> {
+            let cookie = self.cookie(n);
+            let sent = self.send(n, &format!("HELLO udpchat/1 {nick} {cookie}"));
+            assert!(sent[0].1.starts_with("WELCOME "), "{sent:?}");
+            sent
+        }
+    }
+
+    fn to(sent: &[(u8, String)], n: u8) -> Vec<&str> {
+        sent.iter()
+            .filter(|(m, _)| *m == n)
+            .map(|(_, s)| s.as_str())
+            .collect()
+    }
+
+    fn padded_hello(nick: &str) -> String {
+        String::from_utf8(
+            ClientMsg::Hello {
+                version: Token::new(VERSION).unwrap(),
+                nick: Nick::new(nick).unwrap(),
+                cookie: None,
+            }
+            .encode(),
+        )
+        .unwrap()
+    }
+
+    // ----- classic joins -----
+
+    #[test]
+    fn classic_join_replies_ok_and_announces_join_to_everyone() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "N bob");
+        assert_eq!(to(&sent, 2), ["OK", "* bob joined"]);
+        assert_eq!(to(&sent, 1), ["* bob joined"]);
+        assert_eq!(h.room.member_count(), 2);
+    }
+
+    #[test]
+    fn newline_classic_member_gets_every_line_with_newline() {
+        let mut h = Harness::new();
+        let sent = h.send(1, "N alice\r\n");
+        assert_eq!(to(&sent, 1), ["OK\n", "* alice joined\n"]);
+        let sent = h.send(1, "M alice hi");
+        assert_eq!(to(&sent, 1), ["alice: hi\n"]);
+    }
+
+    #[test]
+    fn bare_classic_member_gets_bare_ok() {
+        let mut h = Harness::new();
+        let sent = h.send(1, "N alice");
+        assert_eq!(to(&sent, 1)[0], "OK");
+    }
+
+    #[test]
+    fn repeated_classic_join_with_same_nick_gets_ok_without_second_join() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(1, "N alice");
+        assert_eq!(sent, [(1, "OK".to_string())]);
+        assert_eq!(h.room.last_seq(), 2);
+    }
+
+    #[test]
+    fn classic_join_with_other_nick_from_same_address_is_already_joined() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "N alicia");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR already-joined: "), "{sent:?}");
+        assert_eq!(h.room.members()[0].0.as_str(), "alice");
+    }
+
+    #[test]
+    fn join_with_nick_held_by_another_address_is_nick_taken_case_insensitively() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "N ALICE");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR nick-taken: "), "{sent:?}");
+        assert!(sent[0].1.contains("(ALICE)"), "{sent:?}");
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn join_when_room_is_full_is_refused() {
+        let mut h = Harness::with(Config {
+            max_clients: 2,
+            ..Config::default()
+        });
+        h.join_classic(1, "a");
+        h.join_classic(2, "b");
+        let sent = h.send(3, "N c");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR room-full: "));
+        assert_eq!(h.room.member_count(), 2);
+    }
+
+    #[test]
+    fn classic_join_is_refused_when_classic_is_disabled() {
+        let mut h = Harness::with(Config {
+            classic: false,
+            ..Config::default()
+        });
+        let sent = h.send(1, "N alice\n");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR classic-disabled: "));
+        assert!(sent[0].1.ends_with('\n'));
+        assert_eq!(h.room.member_count(), 0);
+        h.join_structured(2, "bob");
+    }
+
+    // ----- structured joins -----
+
+    #[test]
+    fn cookieless_hello_gets_a_cookie_and_no_state() {
+        let mut h = Harness::new();
+        let sent = h.send(1, &padded_hello("alice"));
+        assert_eq!(sent, [(1, format!("COOKIE {}", h.cookie(1)))]);
+        assert_eq!(h.room.member_count(), 0);
+        assert!(h.room.strangers.len() <= 1);
+    }
+
+    #[test]
+    fn cookie_answer_is_never_larger_than_the_hello() {
+        let mut h = Harness::new();
+        let hello = padded_hello("a");
+        let sent = h.send(1, &hello);
+        assert!(sent[0].1.len() <= hello.len());
+    }
+
+    #[test]
+    fn short_cookieless_hello_is_dropped_silently() {
+        let mut h = Harness::new();
+        assert!(h.send(1, "HELLO udpchat/1 alice -").is_empty());
+        assert!(h.send(1, "HELLO udpchat/1").is_empty());
+        assert!(h
+            .out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Dropped { .. })));
+    }
+
+    #[test]
+    fn hello_with_wrong_cookie_gets_a_fresh_cookie() {
+        let mut h = Harness::new();
+        let wrong = Cookie(h.cookie(1).0 ^ 1);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {wrong}"));
+        assert_eq!(sent, [(1, format!("COOKIE {}", h.cookie(1)))]);
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn cookie_of_another_address_is_refused() {
+        let mut h = Harness::new();
+        let theirs = h.cookie(2);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {theirs}"));
+        assert!(sent[0].1.starts_with("COOKIE "));
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn cookie_from_previous_slot_is_accepted() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        h.advance_ms(59_000);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {cookie}"));
+        assert!(sent[0].1.starts_with("WELCOME "), "{sent:?}");
+    }
+
+    #[test]
+    fn cookie_two_slots_old_is_stale() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        h.advance_ms(60_000);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {cookie}"));
+        assert!(sent[0].1.starts_with("COOKIE "), "{sent:?}");
+    }
+
+    #[test]
+    fn hello_with_bad_version_is_refused() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        let sent = h.send(1, &format!("HELLO udpchat/2 alice {cookie}"));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR bad-version "), "{sent:?}");
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn structured_join_gets_welcome_then_history_then_own_join() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.send(1, "M alice one");
+        h.room
+            .host_message(h.now(), "two", &mut Outputs::default())
+            .unwrap();
+        let sent = h.join_structured(2, "bob");
+        assert_eq!(
+            to(&sent, 2),
+            [
+                "WELCOME udpchat/1 bob 3 15 60",
+                "EVENT 2 history CHAT alice one",
+                "EVENT 3 history HOST two",
+                "EVENT 4 live JOIN bob",
+            ]
+        );
+        assert_eq!(to(&sent, 1), ["* bob joined"]);
+    }
+
+    #[test]
+    fn history_on_join_is_only_the_most_recent_chat_and_host_events() {
+        let mut h = Harness::with(Config {
+            history_on_join: 2,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        for text in ["a", "b", "c"] {
+            h.send(1, &format!("M alice {text}"));
+        }
+        h.send(1, "NICK alicia");
+        let sent = h.join_structured(2, "bob");
+        let history: Vec<&str> = to(&sent, 2)
+            .into_iter()
+            .filter(|s| s.contains(" history "))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "EVENT 3 history CHAT alice b",
+                "EVENT 4 history CHAT alice c"
+            ]
+        );
+    }
+
+    #[test]
+    fn history_on_join_zero_sends_no_history() {
+        let mut h = Harness::with(Config {
+            history_on_join: 0,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        h.send(1, "M alice a");
+        let sent = h.join_structured(2, "bob");
+        assert_eq!(to(&sent, 2).len(), 2);
+    }
+
+    #[test]
+    fn repeated_valid_hello_gets_welcome_without_second_join() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        let sent = h.join_structured(1, "alice");
+        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 1 15 60"]);
+        assert_eq!(h.room.last_seq(), 1);
+    }
+
+    #[test]
+    fn hello_from_address_joined_under_other_nick_is_already_joined() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let cookie = h.cookie(1);
+        let sent = h.send(1, &format!("HELLO udpchat/1 bob {cookie}"));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR already-joined "), "{sent:?}");
+    }
+
+    // ----- chat and identity -----
+
+    #[test]
+    fn chat_goes_to_every_member_including_the_sender() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        h.join_structured(3, "carol");
+        let sent = h.send(1, "M alice hi  there");
+        assert_eq!(to(&sent, 1), ["alice: hi  there"]);
+        assert_eq!(to(&sent, 2), ["alice: hi  there"]);
+        assert_eq!(to(&sent, 3), ["EVENT 4 live CHAT alice hi  there"]);
+    }
+
+    #[test]
+    fn chat_uses_the_held_spelling_of_the_nick() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "M ALICE hi");
+        assert_eq!(to(&sent, 1), ["alice: hi"]);
+    }
+
+    #[test]
+    fn chat_from_non_member_is_not_joined_and_not_relayed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "M alice hi\n");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 2);
+        assert!(sent[0].1.starts_with("ERROR not-joined: "));
+    }
+
+    #[test]
+    fn chat_with_another_members_nick_is_not_yours_and_not_relayed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(2, "M alice I am alice");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 2);
+        assert!(sent[0].1.starts_with("ERROR not-yours: "), "{sent:?}");
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn quit_removes_member_and_tells_the_rest() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        let sent = h.send(1, "Q alice");
+        assert_eq!(to(&sent, 1), Vec::<&str>::new());
+        assert_eq!(to(&sent, 2), ["EVENT 3 live LEAVE alice quit"]);
+        assert_eq!(h.room.member_count(), 1);
+        h.join_classic(3, "alice");
+    }
+
+    #[test]
+    fn quit_with_another_members_nick_is_refused() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(2, "Q alice");
+        assert!(sent[0].1.starts_with("ERROR not-yours: "));
+        assert_eq!(h.room.member_count(), 2);
+    }
+
+    #[test]
+    fn rename_announces_and_frees_the_old_nick() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        let sent = h.send(1, "NICK alicia");
+        assert_eq!(to(&sent, 1), ["* alice is now known as alicia"]);
+        assert_eq!(to(&sent, 2), ["EVENT 3 live RENAME alice alicia"]);
+        h.join_classic(3, "alice");
+        let sent = h.send(1, "M alicia hi");
+        assert_eq!(to(&sent, 3), ["alicia: hi"]);
+    }
+
+    #[test]
+    fn rename_to_a_taken_nick_is_refused() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(1, "NICK Bob");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR nick-taken: "));
+    }
+
+    #[test]
+    fn rename_changing_only_case_is_allowed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "NICK Alice");
+        assert_eq!(to(&sent, 1), ["* alice is now known as Alice"]);
+        assert_eq!(h.room.members()[0].0.as_str(), "Alice");
+    }
+
+    #[test]
+    fn who_lists_members_sorted_in_each_dialect() {
+        let mut h = Harness::new();
+        h.join_classic(1, "carol");
+        h.join_structured(2, "Alice");
+        h.join_classic(3, "bob");
+        assert_eq!(
+            to(&h.send(1, "WHO"), 1),
+            ["* online (3): Alice, bob, carol"]
+        );
+        assert_eq!(to(&h.send(2, "WHO"), 2), ["WHO 1 1 3 Alice bob carol"]);
+    }
+
+    #[test]
+    fn who_from_non_member_is_not_joined() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "WHO");
+        assert!(sent[0].1.starts_with("ERROR not-joined "), "{sent:?}");
+    }
+
+    // ----- private messages -----
+
+    #[test]
+    fn msg_delivers_private_and_confirms_to_the_sender() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(1, "MSG BOB psst");
+        assert_eq!(to(&sent, 2), ["[private from alice] psst"]);
+        assert_eq!(to(&sent, 1), ["[private to bob] psst"]);
+        assert!(h.out.events.contains(&Event::Private {
+            from: Nick::new("alice").unwrap(),
+            to: Nick::new("bob").unwrap(),
+            text: Text::new("psst").unwrap(),
+        }));
+    }
+
+    #[test]
+    fn structured_private_and_sent_carry_ids() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        let sent = h.send(1, "PMSG 7 bob psst");
+        assert_eq!(to(&sent, 2), ["PRIVATE 1 alice psst"]);
+        assert_eq!(to(&sent, 1), ["SENT 7 bob psst"]);
+        let sent = h.send(1, "MSG bob again");
+        assert_eq!(to(&sent, 1), ["SENT - bob again"]);
+    }
+
+    #[test]
+    fn private_to_absent_nick_is_no_such_nick() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "MSG zed hi");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR no-such-nick: "));
+        assert!(sent[0].1.contains("(zed)"));
+    }
+
+    #[test]
+    fn duplicate_pmsg_only_resends_sent() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "PMSG 7 bob psst");
+        let sent = h.send(1, "PMSG 7 bob psst");
+        assert_eq!(sent, [(1, "SENT 7 bob psst".to_string())]);
+    }
+
+    #[test]
+    fn pmsg_dedup_remembers_only_the_last_64_ids() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        for id in 0..65 {
+            h.send(1, &format!("PMSG {id} bob m{id}"));
+        }
+        // Id 0 fell out of the window, id 1 did not.
+        assert_eq!(to(&h.send(1, "PMSG 0 bob m0"), 2).len(), 1);
+        assert_eq!(to(&h.send(1, "PMSG 2 bob m2"), 2).len(), 0);
+    }
+
+    #[test]
+    fn unacked_private_is_retransmitted_at_1_2_4_8_s_then_given_up() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "MSG bob psst");
+        let mut at = Vec::new();
+        for ms in (0..20_000).step_by(250) {
+            h.elapsed = Duration::from_millis(ms);
+            // Keep both members alive.
+            for n in [1, 2] {
+                h.send(n, "PING");
+            }
+            let sent = h.timeout();
+            if to(&sent, 2).contains(&"PRIVATE 1 alice psst") {
+                at.push(ms);
+            }
+        }
+        assert_eq!(at, [1_000, 2_000, 4_000, 8_000]);
+        assert!(h.room.members[&addr(2)].pending.is_none());
+    }
+
+    #[test]
+    fn acked_private_is_not_retransmitted() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "MSG bob psst");
+        h.send(2, "ACK 1");
+        h.advance_ms(1_000);
+        assert!(h.timeout().is_empty());
+        assert!(h.room.members[&addr(2)].pending.is_none());
+    }
+
+    #[test]
+    fn classic_recipient_gets_no_retransmission() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.send(1, "MSG bob psst");
+        h.advance_ms(1_000);
+        assert!(h.timeout().is_empty());
+    }
+
+    #[test]
+    fn unacked_private_queue_is_bounded() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        for i in 0..(MAX_PENDING_PRIVATE + 5) {
+            h.send(1, &format!("MSG bob m{i}"));
+        }
+        let pending = h.room.members[&addr(2)].pending.as_ref().unwrap();
+        assert_eq!(pending.len(), MAX_PENDING_PRIVATE);
+        assert_eq!(pending[0].pid, 6);
+    }
+
+    // ----- ping, resend, history -----
+
+    #[test]
+    fn structured_ping_gets_pong_with_last_seq_and_token() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        assert_eq!(to(&h.send(1, "PING t1"), 1), ["PONG 1 t1"]);
+        assert_eq!(to(&h.send(1, "PING"), 1), ["PONG 1"]);
+    }
+
+    #[test]
+    fn classic_ping_gets_pong_without_seq() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        assert_eq!(to(&h.send(1, "PING x"), 1), ["PONG x"]);
+    }
+
+    #[test]
+    fn stranger_ping_gets_pong() {
+        let mut h = Harness::new();
+        assert_eq!(to(&h.send(1, "PING x"), 1), ["PONG 0 x"]);
+        assert_eq!(to(&h.send(1, "PING x\n"), 1), ["PONG x\n"]);
+    }
+
+    #[test]
+    fn resend_sends_held_events_with_resend_origin() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "M alice a");
+        h.send(1, "M alice b");
+        let sent = h.send(1, "RESEND 2 99");
+        assert_eq!(
+            to(&sent, 1),
+            ["EVENT 2 resend CHAT alice a", "EVENT 3 resend CHAT alice b"]
+        );
+    }
+
+    #[test]
+    fn resend_reports_gone_for_events_no_longer_held() {
+        let mut h = Harness::with(Config {
+            history: 2,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        for text in ["a", "b", "c"] {
+            h.send(1, &format!("M alice {text}"));
+        }
+        let sent = h.send(1, "RESEND 1 4");
+        assert_eq!(
+            to(&sent, 1),
+            [
+                "GONE 1 2",
+                "EVENT 3 resend CHAT alice b",
+                "EVENT 4 resend CHAT alice c"
+            ]
+        );
+    }
+
+    #[test]
+    fn resend_is_capped_at_64_events() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        for i in 0..100 {
+            h.send(1, &format!("M alice {i}"));
+        }
+        let sent = h.send(1, "RESEND 1 1000");
+        assert_eq!(sent.len(), 64);
+        assert_eq!(sent[63].1, "EVENT 64 resend CHAT alice 62");
+    }
+
+    #[test]
+    fn resend_beyond_last_seq_sends_nothing() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        assert!(h.send(1, "RESEND 5 9").is_empty());
+    }
+
+    #[test]
+    fn resend_from_classic_member_is_refused() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "RESEND 1 1");
+        assert!(sent[0].1.starts_with("ERROR unknown-verb: "), "{sent:?}");
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut h = Harness::with(Config {
+            history: 3,
+            rate_burst: 100,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        for i in 0..10 {
+            h.send(1, &format!("M alice {i}"));
+        }
+        assert_eq!(h.room.history.len(), 3);
+        assert_eq!(h.room.history.oldest_seq(), Some(9));
+    }
+
+    // ----- idle and unreachable -----
+
+    #[test]
+    fn idle_structured_member_is_evicted_with_bye_and_leave_timeout() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.advance_ms(59_999);
+        assert!(h.timeout().is_empty());
+        assert_eq!(
+            h.room.poll_timeout(),
+            Some(h.base + Duration::from_secs(60))
+        );
+        h.advance_ms(1);
+        let sent = h.timeout();
+        assert_eq!(to(&sent, 1), ["BYE timeout no message for 60 s"]);
+        assert_eq!(to(&sent, 2), ["* alice left (timed out)"]);
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn classic_member_uses_the_classic_idle_timeout() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.advance_ms(3_600_000);
+        assert!(h.timeout().is_empty());
+        h.advance_ms(3_600_000);
+        let sent = h.timeout();
+        assert_eq!(
+            to(&sent, 1),
+            ["* you were disconnected: no message for 7200 s"]
+        );
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn any_datagram_from_a_member_refreshes_its_idle_timer() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.advance_ms(50_000);
+        h.send(1, "garbage");
+        h.advance_ms(50_000);
+        assert!(h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 1);
+        h.advance_ms(10_000);
+        assert!(!h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn unreachable_member_is_removed_with_leave_unreachable() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(1), &mut h.out);
+        assert_eq!(to(&h.sent(), 2), ["EVENT 3 live LEAVE alice unreachable"]);
+        assert!(to(&h.sent(), 1).is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn unreachable_stranger_changes_nothing() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(9), &mut h.out);
+        assert!(h.out.transmits.is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    // ----- rate limits -----
+
+    #[test]
+    fn first_excess_datagram_gets_one_rate_limited_error_then_silence() {
+        let mut h = Harness::with(Config {
+            rate_burst: 3,
+            rate_per_sec: 1,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        h.send(1, "M alice 1");
+        h.send(1, "M alice 2");
+        let sent = h.send(1, "M alice 3");
+        assert!(sent[0].1.starts_with("ERROR rate-limited: "), "{sent:?}");
+        assert!(h.send(1, "M alice 4").is_empty());
+        assert_eq!(h.room.stats().rate_limited, 2);
+        // A refilled token lets one datagram through.
+        h.advance_ms(1_000);
+        assert_eq!(to(&h.send(1, "M alice 5"), 1), ["alice: 5"]);
+    }
+
+    #[test]
+    fn rate_limit_is_checked_before_parsing() {
+        let mut h = Harness::with(Config {
+            rate_burst: 2,
+            ..Config::default()
+        });
+        h.send_bytes(1, b"\xff");
+        h.send_bytes(1, b"\xff");
+        let sent = h.send(1, "N alice");
+        assert!(sent[0].1.starts_with("ERROR rate-limited: "), "{sent:?}");
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn replies_to_strangers_share_a_global_budget() {
+        let mut h = Harness::with(Config {
+            stranger_replies_per_sec: 3,
+            ..Config::default()
+        });
+        let replies: usize = (1..=5).map(|n| h.send(n, "PING").len()).sum();
+        assert_eq!(replies, 3);
+        assert_eq!(h.room.stats().stranger_replies_dropped, 2);
+        // Members are not limited by it.
+        h.join_classic(10, "alice");
+        h.advance_ms(1_000);
+        assert_eq!(h.send(1, "PING").len(), 1);
+    }
+
+    #[test]
+    fn quitting_and_rejoining_keeps_the_rate_limit_state() {
+        let mut h = Harness::with(Config {
+            rate_burst: 3,
+            rate_per_sec: 1,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        h.send(1, "Q alice");
+        h.join_classic(1, "alice");
+        assert!(h.send(1, "M alice x")[0]
+            .1
+            .starts_with("ERROR rate-limited"));
+    }
+
+    // ----- operator -----
+
+    #[test]
+    fn host_message_goes_to_everyone_as_host_event() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        let seq = h
+            .room
+            .host_message(now, "class starts", &mut h.out)
+            .unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(to(&h.sent(), 1), ["[host] class starts"]);
+        assert_eq!(to(&h.sent(), 2), ["EVENT 3 live HOST class starts"]);
+    }
+
+    #[test]
+    fn host_message_with_control_char_is_refused() {
+        let mut h = Harness::new();
+        let now = h.now();
+        assert!(h.room.host_message(now, "a\u{1b}b", &mut h.out).is_err());
+        assert!(h.room.host_message(now, "", &mut h.out).is_err());
+        assert_eq!(h.room.last_seq(), 0);
+    }
+
+    #[test]
+    fn kick_sends_bye_to_the_member_and_leave_kicked_to_the_rest() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "ALICE", "be nice", &mut h.out).unwrap();
+        assert_eq!(to(&h.sent(), 1), ["BYE kicked be nice"]);
+        assert_eq!(to(&h.sent(), 2), ["* alice was removed by the host"]);
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn kick_of_absent_nick_is_no_such_nick() {
+        let mut h = Harness::new();
+        let now = h.now();
+        assert_eq!(
+            h.room.kick(now, "zed", "", &mut h.out),
+            Err(ErrorCode::NoSuchNick)
+        );
+    }
+
+    #[test]
+    fn shutdown_sends_bye_to_everyone_and_empties_the_room() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(2, "N bob\n");
+        h.out.clear();
+        let now = h.now();
+        h.room.shutdown(now, "", &mut h.out);
+        assert_eq!(
+            to(&h.sent(), 1),
+            ["BYE shutdown the relay is shutting down"]
+        );
+        assert_eq!(
+            to(&h.sent(), 2),
+            ["* the relay is shutting down: the relay is shutting down\n"]
+        );
+        assert_eq!(h.room.member_count(), 0);
+        assert_eq!(h.room.poll_timeout(), None);
+    }
+
+    // ----- language, errors, events, sharing -----
+
+    #[test]
+    fn chinese_room_renders_chinese_lines_and_reasons() {
+        let mut h = Harness::with(Config {
+            lang: Lang::Zh,
+            ..Config::default()
+        });
+        let sent = h.send(1, "N 小明");
+        assert_eq!(to(&sent, 1), ["OK", "* 小明 加入了聊天室"]);
+        let sent = h.send(2, "N 小明");
+        assert_eq!(
+            to(&sent, 2),
+            ["错误 nick-taken: 昵称已被占用，请换一个 (小明)"]
+        );
+        let sent = h.send(3, "M 小明 你好\n");
+        assert!(to(&sent, 3)[0].starts_with("错误 not-joined: 你尚未加入"));
+    }
+
+    #[test]
+    fn malformed_datagram_from_member_gets_its_error() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        let sent = h.send_bytes(1, b"M alice \xff");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR bad-utf8 "));
+        let sent = h.send(1, "M alice a\x1b[2Jb");
+        assert!(sent[0].1.starts_with("ERROR control-char "));
+        assert!(h.out.events.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                code: ErrorCode::ControlChar,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn ack_from_stranger_is_dropped_silently() {
+        let mut h = Harness::new();
+        assert!(h.send(1, "ACK 3").is_empty());
+    }
+
+    #[test]
+    fn join_and_leave_are_reported_as_events() {
+        let mut h = Harness::new();
+        h.send(1, "N alice\n");
+        assert!(h.out.events.contains(&Event::Joined {
+            addr: addr(1),
+            nick: Nick::new("alice").unwrap(),
+            dialect: Dialect::Classic(LineEnding::Newline),
+        }));
+        assert!(h.out.events.contains(&Event::Room {
+            seq: 1,
+            event: RoomEvent::Join(Nick::new("alice").unwrap()),
+        }));
+        h.send(1, "Q alice");
+        assert!(h.out.events.contains(&Event::Left {
+            addr: addr(1),
+            nick: Nick::new("alice").unwrap(),
+            reason: LeaveReason::Quit,
+        }));
+        let stats = h.room.stats();
+        assert_eq!((stats.joins, stats.leaves, stats.datagrams_in), (1, 1, 2));
+    }
+
+    #[test]
+    fn members_are_listed_sorted_by_nick_key() {
+        let mut h = Harness::new();
+        h.join_classic(1, "bob");
+        h.join_structured(2, "Alice");
+        let members = h.room.members();
+        let names: Vec<&str> = members.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["Alice", "bob"]);
+        assert_eq!(members[0].2, Dialect::Structured);
+    }
+
+    #[test]
+    fn fanned_out_event_shares_one_allocation_per_rendering() {
+        let mut h = Harness::new();
+        for n in 1..=5 {
+            h.join_classic(n, &format!("bare{n}"));
+            h.send(10 + n, &format!("N nl{n}\n"));
+            h.join_structured(20 + n, &format!("s{n}"));
+        }
+        h.send(1, "M bare1 hello");
+        let transmits = &h.out.transmits;
+        assert_eq!(transmits.len(), 15);
+        let mut distinct: Vec<&Rc<[u8]>> = Vec::new();
+        for t in transmits {
+            if !distinct.iter().any(|d| Rc::ptr_eq(d, &t.bytes)) {
+                distinct.push(&t.bytes);
+            }
+        }
+        assert_eq!(distinct.len(), 3);
+        for d in distinct {
+            assert_eq!(Rc::strong_count(d), 5);
+        }
+    }
+
+    #[test]
+    fn poll_timeout_is_none_for_an_empty_room() {
+        let h = Harness::new();
+        assert_eq!(h.room.poll_timeout(), None);
+    }
 }
