@@ -144,7 +144,9 @@ def main():
     p.add_argument("--clients", default="10,100,1000,10000")
     p.add_argument("--skip-python", action="store_true")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    p.add_argument("--only", default="limit,throughput,latency,overload",
+    p.add_argument("--memory-clients", default="1000,10000",
+                   help="member counts of the paced join-only memory runs")
+    p.add_argument("--only", default="limit,throughput,latency,overload,memory",
                    help="comma-separated sections")
     a = p.parse_args()
     if a.reps < 1:
@@ -157,7 +159,8 @@ def main():
     kinds = ["ours"] + ([] if a.skip_python else ["python"])
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}}
+    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "mem": {}}
+    mem_sizes = [int(c) for c in a.memory_clients.split(",") if c]
 
     for rep in range(a.reps):
         # One round of everything per repetition, so slow drifts of the
@@ -189,10 +192,18 @@ def main():
                                    ["-c", 100, "-s", 10, "--mode", "rate", "--rate", 20,
                                     "-d", 5, "--flooders", flooders])
                     res["over"].setdefault((kind, flooders), []).append(r)
-
-    finished = datetime.datetime.now(datetime.timezone.utc)
-    write_markdown(a, res, sizes, kinds, started, finished, load_before, os.getloadavg())
-    progress(f"wrote {a.out}")
+        if "memory" in only:
+            for c in mem_sizes:
+                for kind in kinds:
+                    progress(f"rep {rep + 1}: memory, paced join-only C={c} {kind}")
+                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 1])
+                    res["mem"].setdefault((c, kind), []).append(r)
+        # Written after every repetition, so a run cut short still leaves
+        # its figures (with the count of repetitions done).
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        write_markdown(a, res, sizes, mem_sizes, kinds, rep + 1, started, finished,
+                       load_before, os.getloadavg())
+        progress(f"wrote {a.out} after repetition {rep + 1}")
 
 
 def limit_of(res, c):
@@ -207,7 +218,8 @@ def limit_of(res, c):
     return best
 
 
-def write_markdown(a, res, sizes, kinds, started, finished, load_before, load_after):
+def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished,
+                   load_before, load_after):
     L = []
     w = L.append
     uname = platform.uname()
@@ -217,7 +229,7 @@ def write_markdown(a, res, sizes, kinds, started, finished, load_before, load_af
       f"in one run, back to back, so the ratios compare like with like.")
     w(f"Machine: {os.cpu_count()} cores, Linux {uname.release} ({uname.machine}); "
       f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
-    w(f"Every figure is the **median of {a.reps} runs, with min..max** in parentheses. "
+    w(f"Every figure is the **median of {reps_done} runs, with min..max** in parentheses. "
       "Each relay run starts a fresh relay on a free loopback port. Datagrams are 64 bytes "
       "(the fan-out line `nick: text` of a measured message is padded to 64 bytes, as the "
       "limit's datagram).")
@@ -227,6 +239,7 @@ def write_markdown(a, res, sizes, kinds, started, finished, load_before, load_af
       "(epoll + recvmmsg) as the relay runs: a single-threaded relay cannot fan out faster.")
     w("")
 
+    summary(w, res, kinds)
     if res["thr"]:
         w("## Throughput (closed loop)")
         w("")
@@ -332,35 +345,39 @@ def write_markdown(a, res, sizes, kinds, started, finished, load_before, load_af
                   f"{rel_p99} | {sent} | {acc} |")
         w("")
 
-    if res["thr"]:
+    if res["mem"] or res["thr"]:
         w("## Memory and join storm")
         w("")
-        w("Peak RSS (VmHWM) of the relay right after every member joined, before any "
-          "message, from the closed-loop runs above; bytes/member = (peak − idle peak) / C. "
-          "**Targets: ≤ 4 MiB at C = 1,000 (the Python relay: about 15 MiB), ≤ 16 MiB at "
-          "C = 10,000.** Join storm: time from the first join datagram to the last answer, "
-          "64 joins outstanding at once, retrying lost ones. Our relay announces every join "
-          "to every member (`* nick joined`), so C joins cost about C²/2 datagrams; the "
-          "Python relay announces nothing.")
+        w("**Targets: peak RSS ≤ 4 MiB at C = 1,000 (the Python relay: about 15 MiB), "
+          "≤ 16 MiB at C = 10,000.** Peak RSS is VmHWM from /proc. *Paced*: join-only runs, "
+          "each client joining when the previous one is answered (`--join-window 1`): what the "
+          "members themselves cost; bytes/member = (peak − peak of the idle relay) / C. "
+          "*Storm*: the closed-loop runs above, 64 joins outstanding at once (retrying lost "
+          "ones), peak RSS read right after the last join and again after the load. "
+          "Our relay announces every join to every member (`* nick joined`), so C joins "
+          "cost about C²/2 datagrams (50 million at C = 10,000); the Python relay announces "
+          "nothing.")
         w("")
-        w("| C | relay | idle peak RSS KiB | peak RSS joined KiB | bytes/member | peak RSS after load KiB | join time s | joins/s |")
-        w("|---|---|---|---|---|---|---|---|")
-        for c in sizes:
-            if c < 1000:
-                continue
+        w("| C | relay | joins | idle peak RSS KiB | peak RSS joined KiB | bytes/member | peak RSS after load KiB | join time s | joins/s |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        rows = []
+        for c in sorted(set(mem_sizes) | {c for c in sizes if c >= 1000}):
             for kind in kinds:
-                runs = res["thr"].get((c, kind))
-                if not runs:
-                    continue
-                idle = med([r["_idle_rss_kib"] for r in runs])
-                joined = med([r["relay_process"]["peak_rss_joined_kib"] for r in runs])
-                per = med([(r["relay_process"]["peak_rss_joined_kib"] - r["_idle_rss_kib"]) * 1024 / c
-                           for r in runs])
-                after = med([r["relay_process"]["peak_rss_kib"] for r in runs])
-                jt = med([r["join"]["secs"] for r in runs])
-                jr = med([r["join"]["per_sec"] for r in runs])
-                w(f"| {c:,} | {kind} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {fmt(after)} | "
-                  f"{fmt(jt, '{:.2f}')} | {fmt(jr)} |")
+                rows.append((c, kind, "paced", res["mem"].get((c, kind))))
+                rows.append((c, kind, "storm", res["thr"].get((c, kind))))
+        for c, kind, how, runs in rows:
+            if not runs:
+                continue
+            idle = med([r["_idle_rss_kib"] for r in runs])
+            joined = med([r["relay_process"]["peak_rss_joined_kib"] for r in runs])
+            per = med([(r["relay_process"]["peak_rss_joined_kib"] - r["_idle_rss_kib"]) * 1024 / c
+                       for r in runs])
+            after = (fmt(med([r["relay_process"]["peak_rss_kib"] for r in runs]))
+                     if how == "storm" else "–")
+            jt = med([r["join"]["secs"] for r in runs])
+            jr = med([r["join"]["per_sec"] for r in runs])
+            w(f"| {c:,} | {kind} | {how} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {after} | "
+              f"{fmt(jt, '{:.2f}')} | {fmt(jr)} |")
         w("")
 
     w("## How to reproduce")
@@ -385,6 +402,68 @@ def write_markdown(a, res, sizes, kinds, started, finished, load_before, load_af
     w("")
     with open(a.out, "w") as f:
         f.write("\n".join(L))
+
+
+def summary(w, res, kinds):
+    """The issue's targets next to the figures, met or not."""
+    rows = []
+
+    def ok(cond):
+        return "yes" if cond else "**no**"
+
+    for c in (100, 1000):
+        lim = limit_of(res, c)
+        ours = res["thr"].get((c, "ours"))
+        if lim and ours:
+            r = ratio_runs(ours, lim)
+            py = res["thr"].get((c, "python"))
+            extra = f"; Python {fmt(ratio_runs(py, lim), '{:.2f}')}" if py else ""
+            rows.append((f"throughput ours/limit, C = {c:,}", "≥ 0.95",
+                         fmt(r, "{:.2f}") + extra, ok(r[0] >= 0.95)))
+    for c in (100, 1000):
+        runs = res["lat"].get((c, "ours"))
+        lim = limit_of(res, c)
+        if runs:
+            bound = f"; kernel bound C/limit ≈ {c / lim[0][0] * 1e6:,.0f} µs" if lim else ""
+            rows.append((f"latency at 20 msg/s, C = {c:,}", "report p50, p99",
+                         f"p50 {fmt(med([r['latency']['p50_us'] for r in runs]))} µs, "
+                         f"p99 {fmt(med([r['latency']['p99_us'] for r in runs]))} µs{bound}", "–"))
+    base, flood = res["over"].get(("ours", 0)), res["over"].get(("ours", 1))
+    if flood:
+        share = med([100 * r["loss"]["delivery_share"] for r in flood])
+        rows.append(("overload: honest delivery share", "≥ 99 %", fmt(share, "{:.1f} %"),
+                     ok(share[0] >= 99)))
+        if base:
+            rel = med([f["latency"]["p99_us"] / b["latency"]["p99_us"]
+                       for f, b in zip(flood, base) if b["latency"]["p99_us"]])
+            rows.append(("overload: honest p99 / p99 without flooder", "≤ 2×",
+                         fmt(rel, "{:.2f}"), ok(rel[0] <= 2)))
+        acc = med([r["flood"]["accepted_per_sec"] for r in flood])
+        rows.append(("overload: flooder's accepted rate", "held to burst 20 + 5/s (≤ 9/s over 5 s)",
+                     fmt(acc, "{:.1f}/s"), ok(acc[0] <= 9.5)))
+    for c, target in ((1000, 4096), (10000, 16384)):
+        for how, table in (("paced", "mem"), ("storm", "thr")):
+            runs = res[table].get((c, "ours"))
+            if runs:
+                m = med([r["relay_process"]["peak_rss_joined_kib"] for r in runs])
+                py = res[table].get((c, "python"))
+                extra = (f"; Python {fmt(med([r['relay_process']['peak_rss_joined_kib'] for r in py]))} KiB"
+                         if py else "")
+                rows.append((f"peak RSS, C = {c:,} ({how} joins)", f"≤ {target // 1024} MiB",
+                             f"{fmt(m)} KiB{extra}", ok(m[0] <= target)))
+    runs = res["thr"].get((10000, "ours"))
+    if runs:
+        rows.append(("join storm, 10,000 clients", "report", 
+                     f"{fmt(med([r['join']['secs'] for r in runs]), '{:.1f}')} s", "–"))
+    if not rows:
+        return
+    w("## Summary against the targets of issue 5")
+    w("")
+    w("| what | target | measured: median (min..max) | met |")
+    w("|---|---|---|---|")
+    for row in rows:
+        w("| " + " | ".join(row) + " |")
+    w("")
 
 
 def ratio_runs(runs, lim):
