@@ -229,3 +229,70 @@ fn refusals_are_logged_as_warnings() {
     assert!(eventually(|| relay.stderr().contains("WARN")));
     stranger.expect_silence(QUIET);
 }
+
+#[test]
+fn idle_classic_member_is_evicted_by_the_loop_timer() {
+    let relay = Relay::start(&["--classic-idle-timeout", "1s"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    // Nothing sent: the relay's own timer must fire (no datagram wakes it).
+    let bye = alice.recv_text();
+    assert!(bye.starts_with("* you were disconnected"), "got {bye:?}");
+    relay.expect_stderr("alice left (timeout)");
+}
+
+#[test]
+fn stats_line_is_logged_periodically() {
+    let relay = Relay::start(&["--stats-interval", "200ms"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    let log = relay.expect_stderr("stats: 1 members");
+    assert!(log.contains("datagrams in 1 "), "{log}");
+}
+
+#[test]
+fn private_messages_reach_the_transcript_only_with_the_flag() {
+    for private in [false, true] {
+        let file = TempFile::new(&format!("private-{private}"));
+        let mut args = vec!["--transcript", file.as_str()];
+        if private {
+            args.push("--transcript-private");
+        }
+        let relay = Relay::start(&args);
+        let alice = Client::new(relay.addr);
+        alice.join_classic("alice");
+        alice.expect("* alice joined");
+        let bob = Client::new(relay.addr);
+        bob.join_classic("bob");
+        bob.expect("* bob joined");
+        alice.send("MSG bob psst");
+        bob.expect("[private from alice] psst");
+        alice.expect("[private to bob] psst");
+        alice.send("M alice public");
+        bob.expect("alice: public");
+        let text = std::fs::read_to_string(&file.0).unwrap();
+        assert!(text.contains("alice: public"), "{text}");
+        assert_eq!(
+            text.contains("private alice -> bob: psst"),
+            private,
+            "--transcript-private {private}:\n{text}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_also_says_goodbye_and_exits_0() {
+    let mut relay = Relay::start(&["--lang", "zh"]);
+    let alice = Client::new(relay.addr);
+    alice.send("N alice\n");
+    assert_eq!(alice.recv_text(), "OK\n");
+    alice.expect("* alice 加入了聊天室\n");
+    assert_eq!(relay.signal("INT").code(), Some(0));
+    let bye = alice.recv_text();
+    assert!(
+        bye.starts_with("* 服务器即将关闭") && bye.ends_with('\n'),
+        "got {bye:?}"
+    );
+}
