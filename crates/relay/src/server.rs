@@ -99,6 +99,8 @@ pub struct Server {
     queue_limit: usize,
     writable_interest: bool,
     unreachable: Vec<SocketAddr>,
+    #[cfg(target_os = "linux")]
+    batch: sys::BatchSender,
     waker: Arc<Waker>,
     console: Option<Receiver<Command>>,
     #[cfg(unix)]
@@ -161,6 +163,8 @@ impl Server {
             queue_limit: settings.send_queue.max(1),
             writable_interest: false,
             unreachable: Vec::new(),
+            #[cfg(target_os = "linux")]
+            batch: sys::BatchSender::default(),
             waker,
             console: None,
             #[cfg(unix)]
@@ -356,9 +360,7 @@ impl Server {
         for event in out.events.drain(..) {
             self.record(event);
         }
-        for transmit in out.transmits.drain(..) {
-            self.send(transmit);
-        }
+        self.send_all(&mut out.transmits);
         out.clear();
         self.out = out;
         if !self.queue.is_empty() && !self.writable_interest {
@@ -410,15 +412,54 @@ impl Server {
         }
     }
 
-    fn send(&mut self, transmit: Transmit) {
-        if !self.queue.is_empty() {
-            // Keep order: earlier datagrams are still waiting.
-            self.enqueue(transmit);
-            return;
+    /// Sends (or queues) every datagram of `transmits`, in order, and
+    /// empties it.
+    fn send_all(&mut self, transmits: &mut Vec<Transmit>) {
+        let mut next = 0;
+        // If earlier datagrams are still queued, these go behind them.
+        while self.queue.is_empty() && next < transmits.len() {
+            match self.send_some(&transmits[next..]) {
+                Some(sent) => next += sent,
+                None => break, // the send buffer is full
+            }
         }
-        match self.try_send(&transmit) {
-            SendOutcome::Done => {}
-            SendOutcome::WouldBlock => self.enqueue(transmit),
+        for transmit in transmits.drain(next..) {
+            self.enqueue(transmit);
+        }
+        transmits.clear();
+    }
+
+    /// Sends at least the first of `transmits` (maybe more, with one
+    /// `sendmmsg`); returns how many are done, or `None` if the send buffer
+    /// is full.
+    #[cfg(target_os = "linux")]
+    fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
+        if transmits.len() > 1 {
+            match self.batch.send(&self.socket, transmits) {
+                Ok(sent) if sent > 0 => {
+                    self.stats.sent += sent as u64;
+                    return Some(sent);
+                }
+                Ok(_) => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                // The first datagram failed (e.g. a pending ICMP error):
+                // send it alone, which reads the error queue and retries.
+                Err(_) => {}
+            }
+        }
+        self.send_one(&transmits[0])
+    }
+
+    /// Sends the first of `transmits`; see the Linux version.
+    #[cfg(not(target_os = "linux"))]
+    fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
+        self.send_one(&transmits[0])
+    }
+
+    fn send_one(&mut self, transmit: &Transmit) -> Option<usize> {
+        match self.try_send(transmit) {
+            SendOutcome::Done => Some(1),
+            SendOutcome::WouldBlock => None,
         }
     }
 
