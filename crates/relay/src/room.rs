@@ -556,11 +556,13 @@ impl Room {
         dialect: Dialect,
         out: &mut Outputs,
     ) {
-        // Errors go back in the dialect the join asked for.
-        let to = if self.members.contains_key(&from) {
-            Recipient::Member(dialect)
-        } else {
-            Recipient::Stranger(dialect)
+        // Errors to a stranger go back in the dialect the join asked for; a
+        // member keeps its own, except that a HELLO is always answered in
+        // the structured dialect.
+        let to = match (self.members.get(&from), dialect) {
+            (None, _) => Recipient::Stranger(dialect),
+            (Some(_), Dialect::Structured) => Recipient::Member(Dialect::Structured),
+            (Some(member), Dialect::Classic(_)) => Recipient::Member(member.dialect),
         };
         if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
             let detail = "classic join while classic is disabled".into();
@@ -582,6 +584,11 @@ impl Room {
                 // A switch of dialect (or line ending) takes effect.
                 if member.dialect != dialect {
                     member.dialect = dialect;
+                    // Pending PRIVATEs are structured datagrams; a classic
+                    // client could neither read nor ACK them.
+                    if dialect != Dialect::Structured {
+                        member.pending = None;
+                    }
                     member.generation = self.next_generation;
                     self.next_generation += 1;
                     self.idle_timers.push(Reverse(IdleTimer {
@@ -1934,6 +1941,21 @@ mod tests {
     }
 
     #[test]
+    fn rejoining_as_classic_drops_pending_structured_privates() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "MSG bob psst");
+        h.send(2, "N bob");
+        assert_eq!(
+            h.room.members[&addr(2)].dialect,
+            Dialect::Classic(LineEnding::Bare)
+        );
+        h.advance_ms(1_000);
+        assert!(to(&h.timeout(), 2).is_empty());
+    }
+
+    #[test]
     fn classic_recipient_gets_no_retransmission() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
@@ -2370,8 +2392,294 @@ mod tests {
     }
 
     #[test]
+    fn member_state_stays_small() {
+        // Per member: this struct, its map entries (address + nick key) and
+        // one idle timer. The RSS target is about 1 KB per member in all.
+        let member = std::mem::size_of::<Member>();
+        let timer = std::mem::size_of::<Reverse<IdleTimer>>();
+        assert!(member <= 128, "Member is {member} bytes");
+        assert!(timer <= 64, "IdleTimer is {timer} bytes");
+    }
+
+    #[test]
+    fn stranger_rate_state_is_forgotten_once_refilled() {
+        let mut h = Harness::new();
+        h.send(1, "PING");
+        assert_eq!(h.room.strangers.len(), 1);
+        let due = h.room.poll_timeout().unwrap();
+        h.elapsed = due - h.base;
+        h.timeout();
+        assert!(h.room.strangers.is_empty());
+        assert_eq!(h.room.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stranger_rate_state_is_kept_while_not_refilled() {
+        let mut h = Harness::with(Config {
+            rate_burst: 100,
+            rate_per_sec: 1,
+            ..Config::default()
+        });
+        for _ in 0..50 {
+            h.send(1, "PING");
+        }
+        h.advance_ms(PRUNE_EVERY_MS);
+        h.timeout();
+        assert_eq!(h.room.strangers.len(), 1);
+    }
+
+    #[test]
     fn poll_timeout_is_none_for_an_empty_room() {
         let h = Harness::new();
         assert_eq!(h.room.poll_timeout(), None);
+    }
+
+    // ----- property tests -----
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use udpchat_proto::{check_text_char, MAX_DATAGRAM};
+
+        /// Nicknames the generated traffic uses: case variants of each
+        /// other, CJK, the longest legal one, and an illegal one.
+        fn nick(i: usize) -> String {
+            match i {
+                0 => "alice".into(),
+                1 => "Alice".into(),
+                2 => "bob".into(),
+                3 => "BOB".into(),
+                4 => "carol".into(),
+                5 => "小明".into(),
+                6 => "\u{1d49c}".repeat(16),
+                _ => "not valid".into(),
+            }
+        }
+        const NICKS: usize = 8;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => Just("hi".to_string()),
+                3 => "\\PC{1,40}",
+                1 => Just("汉".repeat(266)),
+                1 => Just("x".repeat(800)),
+                1 => Just("x".repeat(801)),
+                1 => "[a \\x1b\\u{202e}]{0,4}",
+            ]
+        }
+
+        #[derive(Debug, Clone)]
+        enum Cmd {
+            Join(usize),
+            Chat(usize, String),
+            Quit(usize),
+            /// Chat under the nickname the sender holds (if any).
+            OwnChat(String),
+            HelloWithoutCookie {
+                nick: usize,
+                padded: bool,
+            },
+            HelloWithCookie {
+                nick: usize,
+                valid: bool,
+                version_ok: bool,
+            },
+            Private(usize, String),
+            PrivateReliable(u64, usize, String),
+            Ack(u64),
+            Resend(u64, u64),
+            Who,
+            Rename(usize),
+            Ping(Option<String>),
+            Garbage(Vec<u8>),
+        }
+
+        fn cmd() -> impl Strategy<Value = Cmd> {
+            prop_oneof![
+                3 => (0..NICKS).prop_map(Cmd::Join),
+                5 => (0..NICKS, text()).prop_map(|(n, t)| Cmd::Chat(n, t)),
+                1 => (0..NICKS).prop_map(Cmd::Quit),
+                6 => text().prop_map(Cmd::OwnChat),
+                1 => (0..NICKS, any::<bool>())
+                    .prop_map(|(nick, padded)| Cmd::HelloWithoutCookie { nick, padded }),
+                3 => (0..NICKS, prop::bool::weighted(0.8), prop::bool::weighted(0.9))
+                    .prop_map(|(nick, valid, version_ok)| Cmd::HelloWithCookie { nick, valid, version_ok }),
+                2 => (0..NICKS, text()).prop_map(|(n, t)| Cmd::Private(n, t)),
+                2 => (0..80u64, 0..NICKS, text()).prop_map(|(i, n, t)| Cmd::PrivateReliable(i, n, t)),
+                1 => (0..20u64).prop_map(Cmd::Ack),
+                1 => (0..40u64, 0..200u64).prop_map(|(a, b)| Cmd::Resend(a, b)),
+                1 => Just(Cmd::Who),
+                1 => (0..NICKS).prop_map(Cmd::Rename),
+                1 => proptest::option::of("[a-z0-9]{1,8}").prop_map(Cmd::Ping),
+                1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Cmd::Garbage),
+            ]
+        }
+
+        #[derive(Debug, Clone)]
+        enum Action {
+            Datagram { from: u8, cmd: Cmd, newline: bool },
+            Advance(u64),
+            Timeout,
+            Unreachable(u8),
+        }
+
+        fn action() -> impl Strategy<Value = Action> {
+            prop_oneof![
+                12 => (1..=6u8, cmd(), prop::bool::weighted(0.3))
+                    .prop_map(|(from, cmd, newline)| Action::Datagram { from, cmd, newline }),
+                2 => prop_oneof![0..2_000u64, 0..25_000u64].prop_map(Action::Advance),
+                2 => Just(Action::Timeout),
+                1 => (1..=6u8).prop_map(Action::Unreachable),
+            ]
+        }
+
+        fn encode(h: &Harness, from: u8, cmd: &Cmd, newline: bool) -> Vec<u8> {
+            let mut s = match cmd {
+                Cmd::Join(n) => format!("N {}", nick(*n)),
+                Cmd::Chat(n, t) => format!("M {} {t}", nick(*n)),
+                Cmd::Quit(n) => format!("Q {}", nick(*n)),
+                Cmd::OwnChat(t) => match h.room.members.get(&addr(from)) {
+                    Some(m) => format!("M {} {t}", m.nick),
+                    None => format!("M alice {t}"),
+                },
+                Cmd::HelloWithoutCookie { nick: n, padded } => {
+                    let s = format!("HELLO udpchat/1 {} -", nick(*n));
+                    if *padded {
+                        format!("{s} {}", "=".repeat(MIN_HELLO_LEN))
+                    } else {
+                        s
+                    }
+                }
+                Cmd::HelloWithCookie {
+                    nick: n,
+                    valid,
+                    version_ok,
+                } => {
+                    let cookie = h.cookie(from);
+                    let cookie = if *valid {
+                        cookie
+                    } else {
+                        Cookie(cookie.0 ^ 0x5a)
+                    };
+                    let version = if *version_ok { VERSION } else { "udpchat/9" };
+                    format!("HELLO {version} {} {cookie}", nick(*n))
+                }
+                Cmd::Private(n, t) => format!("MSG {} {t}", nick(*n)),
+                Cmd::PrivateReliable(i, n, t) => format!("PMSG {i} {} {t}", nick(*n)),
+                Cmd::Ack(p) => format!("ACK {p}"),
+                Cmd::Resend(a, b) => format!("RESEND {a} {b}"),
+                Cmd::Who => "WHO".into(),
+                Cmd::Rename(n) => format!("NICK {}", nick(*n)),
+                Cmd::Ping(None) => "PING".into(),
+                Cmd::Ping(Some(t)) => format!("PING {t}"),
+                Cmd::Garbage(bytes) => return bytes.clone(),
+            };
+            if newline {
+                s.push('\n');
+            }
+            s.into_bytes()
+        }
+
+        /// Checks what must hold after every step. `from` is the sender
+        /// when the step was a datagram; `before` the dialects before it.
+        fn check_invariants(
+            room: &Room,
+            before: &HashMap<SocketAddr, Dialect>,
+            from: Option<SocketAddr>,
+            hello: bool,
+            out: &Outputs,
+        ) {
+            assert!(room.member_count() <= room.config.max_clients);
+            // The address <-> nick table is one-to-one.
+            assert_eq!(room.members.len(), room.by_nick.len());
+            for (key, addr) in &room.by_nick {
+                assert_eq!(&room.members[addr].nick.key(), key);
+            }
+            assert!(room.history.len() <= room.config.history);
+            // Nobody speaks or renames under a nickname its address does not hold.
+            for event in &out.events {
+                let acting = match event {
+                    Event::Room {
+                        event: RoomEvent::Chat { nick, .. },
+                        ..
+                    } => nick,
+                    Event::Room {
+                        event: RoomEvent::Rename { new, .. },
+                        ..
+                    } => new,
+                    _ => continue,
+                };
+                let from = from.expect("chat and rename come only from datagrams");
+                assert_eq!(room.by_nick.get(&acting.key()), Some(&from), "{event:?}");
+                assert_eq!(&room.members[&from].nick, acting);
+            }
+            for t in &out.transmits {
+                assert!(t.bytes.len() <= MAX_DATAGRAM, "{} bytes", t.bytes.len());
+                let s = std::str::from_utf8(&t.bytes).expect("valid UTF-8");
+                let body = s.strip_suffix('\n').unwrap_or(s);
+                assert!(!body.is_empty());
+                assert!(
+                    body.chars().all(|c| check_text_char(c).is_ok()),
+                    "control character in {s:?}"
+                );
+                let now = room.members.get(&t.to).map(|m| m.dialect);
+                if now.is_some() && now == before.get(&t.to).copied() {
+                    match now {
+                        Some(Dialect::Structured) => {
+                            assert_eq!(body, s);
+                            RelayMsg::parse(s.as_bytes()).expect("structured datagram parses");
+                        }
+                        // A HELLO is answered in the structured dialect.
+                        Some(Dialect::Classic(LineEnding::Newline)) if !hello => {
+                            assert_ne!(body, s)
+                        }
+                        Some(Dialect::Classic(LineEnding::Newline)) => {}
+                        _ => assert_eq!(body, s, "bare member got a newline"),
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn random_traffic_keeps_the_room_consistent(
+                actions in proptest::collection::vec(action(), 1..100)
+            ) {
+                let mut h = Harness::with(Config {
+                    max_clients: 4,
+                    idle_timeout: Duration::from_secs(20),
+                    classic_idle_timeout: Duration::from_secs(60),
+                    ping_interval: Duration::from_secs(5),
+                    rate_burst: 8,
+                    rate_per_sec: 2,
+                    stranger_replies_per_sec: 10,
+                    history: 10,
+                    history_on_join: 3,
+                    ..Config::default()
+                });
+                for action in actions {
+                    let before: HashMap<SocketAddr, Dialect> =
+                        h.room.members.iter().map(|(a, m)| (*a, m.dialect)).collect();
+                    h.out.clear();
+                    let now = h.now();
+                    let mut from = None;
+                    let mut hello = false;
+                    match action {
+                        Action::Datagram { from: n, cmd, newline } => {
+                            let bytes = encode(&h, n, &cmd, newline);
+                            hello = bytes.starts_with(b"HELLO");
+                            from = Some(addr(n));
+                            h.room.handle_datagram(now, addr(n), &bytes, &mut h.out);
+                        }
+                        Action::Advance(ms) => h.advance_ms(ms),
+                        Action::Timeout => h.room.handle_timeout(now, &mut h.out),
+                        Action::Unreachable(n) => h.room.handle_unreachable(now, addr(n), &mut h.out),
+                    }
+                    check_invariants(&h.room, &before, from, hello, &h.out);
+                }
+            }
+        }
     }
 }
