@@ -341,6 +341,7 @@ impl Client {
                 {
                     return None
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // An ICMP error from an earlier send (e.g. the relay exited).
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     thread::sleep(Duration::from_millis(10));
