@@ -98,7 +98,16 @@ fn incoming_message_does_not_clobber_the_half_typed_line() {
         env!("CARGO_BIN_EXE_udpchat")
     );
     let started = tmux.run(&[
-        "-u", "new-session", "-d", "-s", "chat", "-x", "100", "-y", "20", &command,
+        "-u",
+        "new-session",
+        "-d",
+        "-s",
+        "chat",
+        "-x",
+        "100",
+        "-y",
+        "20",
+        &command,
     ]);
     assert!(started.status.success(), "tmux: {started:?}");
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");

@@ -65,10 +65,14 @@ fn control_characters_from_a_misbehaving_relay_are_shown_escaped() {
     let out = client.stdout.all();
     let joined = out.join("\n");
     assert!(
-        joined.contains("eve: clear\\u{1b}[2J\\u{1b}]0;owned\\u{7} \\u{9b}31m rtl:\\u{202e}gnp.exe"),
+        joined
+            .contains("eve: clear\\u{1b}[2J\\u{1b}]0;owned\\u{7} \\u{9b}31m rtl:\\u{202e}gnp.exe"),
         "{out:#?}"
     );
-    assert!(joined.contains("[private from eve] psst\\u{1b}[5m"), "{out:#?}");
+    assert!(
+        joined.contains("[private from eve] psst\\u{1b}[5m"),
+        "{out:#?}"
+    );
     assert!(
         out.iter()
             .any(|l| l.contains("malformed datagram") && l.contains("\\u{1b}[31mGARBAGE")),
@@ -76,7 +80,9 @@ fn control_characters_from_a_misbehaving_relay_are_shown_escaped() {
     );
     for line in &out {
         assert!(
-            !line.chars().any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            !line
+                .chars()
+                .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
             "raw control character reached stdout: {line:?}"
         );
     }

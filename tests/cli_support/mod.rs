@@ -95,9 +95,7 @@ impl Relay {
             stdout,
             stdin,
         };
-        let line = relay
-            .stdout
-            .wait_contains("udpchat-relay listening on ");
+        let line = relay.stdout.wait_contains("udpchat-relay listening on ");
         relay.addr = line
             .rsplit(' ')
             .next()

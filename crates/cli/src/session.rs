@@ -537,7 +537,7 @@ impl Session {
                         reason.to_string()
                     } else {
                         let p = self.privates.remove(0);
-                        format!("{}: {reason}; private message not sent", p.to)
+                        format!("{reason}; private message to {} not sent", p.to)
                     };
                     out.push(Action::Show(Line::Error(line)));
                 }
