@@ -2392,6 +2392,43 @@ mod tests {
     }
 
     #[test]
+    fn member_state_stays_small() {
+        // Per member: this struct, its map entries (address + nick key) and
+        // one idle timer. The RSS target is about 1 KB per member in all.
+        let member = std::mem::size_of::<Member>();
+        let timer = std::mem::size_of::<Reverse<IdleTimer>>();
+        assert!(member <= 128, "Member is {member} bytes");
+        assert!(timer <= 64, "IdleTimer is {timer} bytes");
+    }
+
+    #[test]
+    fn stranger_rate_state_is_forgotten_once_refilled() {
+        let mut h = Harness::new();
+        h.send(1, "PING");
+        assert_eq!(h.room.strangers.len(), 1);
+        let due = h.room.poll_timeout().unwrap();
+        h.elapsed = due - h.base;
+        h.timeout();
+        assert!(h.room.strangers.is_empty());
+        assert_eq!(h.room.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stranger_rate_state_is_kept_while_not_refilled() {
+        let mut h = Harness::with(Config {
+            rate_burst: 100,
+            rate_per_sec: 1,
+            ..Config::default()
+        });
+        for _ in 0..50 {
+            h.send(1, "PING");
+        }
+        h.advance_ms(PRUNE_EVERY_MS);
+        h.timeout();
+        assert_eq!(h.room.strangers.len(), 1);
+    }
+
+    #[test]
     fn poll_timeout_is_none_for_an_empty_room() {
         let h = Harness::new();
         assert_eq!(h.room.poll_timeout(), None);
