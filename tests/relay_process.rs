@@ -296,3 +296,28 @@ fn sigint_also_says_goodbye_and_exits_0() {
         "got {bye:?}"
     );
 }
+
+#[test]
+fn transcript_survives_kill_9_with_whole_lines() {
+    let file = TempFile::new("kill9-transcript");
+    let relay = Relay::start(&["--transcript", file.as_str(), "--rate-burst", "1000"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    for i in 0..50 {
+        alice.send(format!("M alice line {i} 你好"));
+        alice.expect(&format!("alice: line {i} 你好"));
+    }
+    // Dropping the Relay kills it with SIGKILL: no chance to flush anything.
+    drop(relay);
+    let text = std::fs::read_to_string(&file.0).expect("transcript exists");
+    assert!(text.ends_with('\n'), "torn last line");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 51, "{text}");
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(
+            line.ends_with(&format!("#{} alice: line {i} 你好", i + 2)),
+            "{line:?}"
+        );
+    }
+}
