@@ -323,3 +323,31 @@ fn transcript_survives_kill_9_with_whole_lines() {
         );
     }
 }
+
+#[test]
+fn garbage_and_oversized_datagrams_do_not_stop_the_relay() {
+    let mut relay = Relay::start(&[]);
+    let junk = Client::new(relay.addr);
+    // Deterministic junk: a small LCG, bounded count; includes empty,
+    // invalid UTF-8, control bytes and datagrams far over 1024 bytes.
+    let mut x: u32 = 12345;
+    for i in 0..500usize {
+        let len = match i % 5 {
+            0 => 0,
+            1 => 1025,
+            2 => 60_000,
+            _ => i % 300,
+        };
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        junk.send(&bytes);
+    }
+    assert!(relay.is_running());
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+}
