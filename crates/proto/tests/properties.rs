@@ -325,6 +325,33 @@ proptest! {
     }
 
     #[test]
+    fn client_parse_survives_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1100)) {
+        fuzzing::check_client(&bytes);
+    }
+
+    #[test]
+    fn relay_parse_survives_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1100)) {
+        fuzzing::check_relay(&bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Parses verbs followed by junk both ways; whatever parses must re-encode
+    /// to a datagram that parses to the same value (fuzzing::check_*).
+    #[test]
+    fn parsers_survive_verbs_and_junk(bytes in verb_and_junk()) {
+        fuzzing::check_client(&bytes);
+        fuzzing::check_relay(&bytes);
+    }
+}
+
+proptest! {
+    // Each case builds up to 120 nicknames; fewer cases keep the run short.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
     fn who_pages_fit_and_list_everyone_once(nicks in prop::collection::vec(nick(), 0..120)) {
         let pages = RelayMsg::who_pages(&nicks);
         let mut listed = Vec::new();
@@ -346,27 +373,5 @@ proptest! {
             }
         }
         prop_assert_eq!(listed, nicks);
-    }
-
-    #[test]
-    fn client_parse_survives_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1100)) {
-        fuzzing::check_client(&bytes);
-    }
-
-    #[test]
-    fn relay_parse_survives_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1100)) {
-        fuzzing::check_relay(&bytes);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
-
-    /// Parses verbs followed by junk both ways; whatever parses must re-encode
-    /// to a datagram that parses to the same value (fuzzing::check_*).
-    #[test]
-    fn parsers_survive_verbs_and_junk(bytes in verb_and_junk()) {
-        fuzzing::check_client(&bytes);
-        fuzzing::check_relay(&bytes);
     }
 }
