@@ -277,8 +277,8 @@ fn parse_error_table_matches_the_parser() {
     let rows = table_after("parse-errors");
     assert!(rows.len() >= 15);
     for row in rows {
-        // The empty datagram is written as an empty code span, ``.
-        let datagram = if row[0] == "``" {
+        // The empty datagram is written as "(empty)".
+        let datagram = if row[0] == "(empty)" {
             Vec::new()
         } else {
             unescape(code_span(row[0]).expect("datagram in backticks"))
@@ -330,4 +330,19 @@ fn spec_states_the_limits_the_code_uses() {
     ] {
         assert!(SPEC.contains(&fact), "PROTOCOL.md does not say {fact:?}");
     }
+}
+
+#[test]
+fn worst_case_datagram_is_the_one_the_spec_names() {
+    use udpchat_proto::{Nick, Origin, RoomEvent, Text};
+    let nick = Nick::new(&"𝒜".repeat(16)).unwrap();
+    let text = Text::new(&"x".repeat(udpchat_proto::MAX_TEXT_BYTES)).unwrap();
+    let worst = RelayMsg::Event {
+        seq: u64::MAX,
+        origin: Origin::History,
+        event: RoomEvent::Chat { nick, text },
+    };
+    let len = worst.encode().len();
+    assert_eq!(len, 905);
+    assert!(SPEC.contains(&format!("at or below {len} bytes")));
 }
