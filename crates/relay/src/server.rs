@@ -243,7 +243,12 @@ impl Server {
                     #[cfg(unix)]
                     SIGNALS => {
                         for signal in self.signals.pending() {
-                            log::info!("signal {signal} received; shutting down");
+                            let name = match signal {
+                                signal_hook::consts::SIGINT => "SIGINT",
+                                signal_hook::consts::SIGTERM => "SIGTERM",
+                                _ => "signal",
+                            };
+                            log::info!("{name} received; saying goodbye to every member");
                             self.shutdown
                                 .get_or_insert_with(|| default_quit_reason(self.lang).to_owned());
                         }

@@ -12,8 +12,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-/// Something that exposes a raw socket handle on this platform.
-#[cfg(unix)]
+/// Something that exposes a raw socket handle (Linux: a file descriptor).
+#[cfg(target_os = "linux")]
 pub use std::os::fd::AsRawFd as RawSocket;
 
 /// Turns on error-queue reporting of ICMP errors (Linux only; elsewhere a
