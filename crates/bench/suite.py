@@ -106,14 +106,31 @@ def bench(args, relay=None, timeout=900):
     return report
 
 
+FAILURES = []  # (what, error) of runs that failed; the suite goes on without them
+
+
 def with_relay(kind, flags, args, timeout=900):
-    relay = RelayProcess(kind, flags)
+    """One run against a fresh relay; None (and a note in FAILURES) if it fails."""
+    try:
+        relay = RelayProcess(kind, flags)
+    except (OSError, RuntimeError) as e:
+        FAILURES.append((f"starting the {kind} relay", str(e)))
+        return None
     try:
         report = bench(args, relay, timeout)
         report["_idle_rss_kib"] = relay.idle_rss_kib
         return report
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+        FAILURES.append((f"{kind}: udpchat-bench {' '.join(map(str, args))}", str(e).strip()))
+        progress(f"FAILED: {e}")
+        return None
     finally:
         relay.stop()
+
+
+def keep(table, key, report):
+    if report is not None:
+        table.setdefault(key, []).append(report)
 
 
 def med(values):
@@ -169,21 +186,25 @@ def main():
             for c in sizes:
                 for call in ("sendmmsg", "sendto"):
                     progress(f"rep {rep + 1}: limit C={c} {call}")
-                    r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call])
-                    res["limit"].setdefault((c, call), []).append(r)
+                    try:
+                        r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call])
+                    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                        FAILURES.append((f"limit C={c} {call}", str(e).strip()))
+                        r = None
+                    keep(res["limit"], (c, call), r)
         if "throughput" in only:
             for c in sizes:
                 for kind in kinds:
                     progress(f"rep {rep + 1}: closed loop C={c} {kind}")
                     r = with_relay(kind, OURS_LOAD, ["-c", c, "-w", window_for(c), "-d", a.duration])
-                    res["thr"].setdefault((c, kind), []).append(r)
+                    keep(res["thr"], (c, kind), r)
         if "latency" in only:
             for c in (100, 1000):
                 for kind in kinds:
                     progress(f"rep {rep + 1}: latency 20 msg/s C={c} {kind}")
                     r = with_relay(kind, OURS_LOAD,
                                    ["-c", c, "-s", 10, "--mode", "rate", "--rate", 20, "-d", 5])
-                    res["lat"].setdefault((c, kind), []).append(r)
+                    keep(res["lat"], (c, kind), r)
         if "overload" in only:
             for kind in kinds:
                 for flooders in (0, 1):
@@ -191,13 +212,13 @@ def main():
                     r = with_relay(kind, OURS_DEFAULT,
                                    ["-c", 100, "-s", 10, "--mode", "rate", "--rate", 20,
                                     "-d", 5, "--flooders", flooders])
-                    res["over"].setdefault((kind, flooders), []).append(r)
+                    keep(res["over"], (kind, flooders), r)
         if "memory" in only:
             for c in mem_sizes:
                 for kind in kinds:
                     progress(f"rep {rep + 1}: memory, paced join-only C={c} {kind}")
                     r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 1])
-                    res["mem"].setdefault((c, kind), []).append(r)
+                    keep(res["mem"], (c, kind), r)
         # Written after every repetition, so a run cut short still leaves
         # its figures (with the count of repetitions done).
         finished = datetime.datetime.now(datetime.timezone.utc)
@@ -378,6 +399,15 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
             jr = med([r["join"]["per_sec"] for r in runs])
             w(f"| {c:,} | {kind} | {how} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {after} | "
               f"{fmt(jt, '{:.2f}')} | {fmt(jr)} |")
+        w("")
+
+    if FAILURES:
+        w("## Runs that failed")
+        w("")
+        w("These runs are missing from the medians above:")
+        w("")
+        for what, err in FAILURES:
+            w(f"- {what}: {err.splitlines()[-1] if err else '?'}")
         w("")
 
     w("## How to reproduce")
