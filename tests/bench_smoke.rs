@@ -59,9 +59,31 @@ fn closed_loop_classic_run_reports_no_loss() {
     let relay = Relay::start(&["--rate-burst", "1000000", "--rate-per-sec", "1000000"]);
     let addr = relay.addr.to_string();
     let pid = relay.pid().to_string();
-    let mut args = vec!["--relay", &addr, "--relay-pid", &pid, "-c", "10", "-d", "1"];
+    let mut args = vec![
+        "--relay",
+        &addr,
+        "--relay-pid",
+        &pid,
+        "-c",
+        "10",
+        "-d",
+        "0.5",
+        "--rounds",
+        "2",
+    ];
     args.extend(PATIENT);
     let r = report_of(&bench(&args));
+    assert_eq!(r.rounds.len(), 2, "one report per round");
+    assert_eq!(
+        r.rounds[0],
+        Report {
+            rounds: vec![],
+            ..r.clone()
+        }
+    );
+    for round in &r.rounds {
+        assert_sane_lossless(round, 10);
+    }
     assert_eq!(r.mode, "closed");
     assert_eq!(r.dialect.as_deref(), Some("classic"));
     assert_eq!(r.window, Some(8));

@@ -110,6 +110,10 @@ pub struct Cli {
     /// Send `Q nick` from every client at the end (leave the room tidy).
     #[arg(long)]
     pub quit: bool,
+    /// Sending phases after one join, each reported in `rounds` (repeated
+    /// measurements without paying for the join again).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
 }
 
 /// Entry point called by the binary.
@@ -226,6 +230,7 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
         rcvbuf,
         progress,
         quit: cli.quit,
+        rounds: cli.rounds,
         nick_prefix,
     })
 }

@@ -165,6 +165,7 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
         errors,
         datagrams_received: receiver.delivered + receiver.unexpected,
         rcvbuf_bytes: rcvbuf,
+        rounds: Vec::new(),
     })
 }
 
