@@ -206,7 +206,8 @@ def main():
                     # Paced joins (each client joins when the previous one is
                     # answered): the peak RSS after the join is then what the
                     # members cost, not a transient of the join burst.
-                    args = ["-c", c, "-w", window_for(c), "-d", a.duration, "--join-window", 1]
+                    args = ["-c", c, "-w", window_for(c), "-d", a.duration, "--join-window", 1,
+                            "--join-deadline", 1700]
                     if one_join:
                         args += ["--rounds", a.reps]
                     r = with_relay(kind, OURS_LOAD, args, timeout=1800)
@@ -238,7 +239,8 @@ def main():
                     continue
                 for kind in kinds:
                     progress(f"rep {rep + 1}: join storm C={c} {kind}")
-                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 64],
+                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 64,
+                                                     "--join-deadline", 1700],
                                    timeout=1800)
                     keep(res["storm"], (c, kind), r)
         # Written after every repetition, so a run cut short still leaves

@@ -82,8 +82,9 @@ pub struct Cli {
     /// Milliseconds before an unanswered join is sent again (doubling, up to 8x).
     #[arg(long, default_value_t = 1000)]
     pub join_timeout_ms: u64,
-    /// Seconds before giving up on joining.
-    #[arg(long, default_value_t = 300.0)]
+    /// Seconds before giving up on joining (10,000 members take minutes:
+    /// every join is announced to every member).
+    #[arg(long, default_value_t = 900.0)]
     pub join_deadline: f64,
     /// Milliseconds after which a message not yet delivered to every member
     /// counts as settled (its missing copies are lost).
