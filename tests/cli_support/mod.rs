@@ -163,8 +163,19 @@ impl Client {
 
     /// Starts a client and waits until it has joined (its own JOIN shows).
     pub fn joined(relay: &str, nick: &str) -> Client {
-        let client = Client::start(relay, Some(nick));
-        client.stdout.wait_contains(&format!("* {nick} joined"));
+        let mut client = Client::start(relay, Some(nick));
+        let want = format!("* {nick} joined");
+        let deadline = Instant::now() + WAIT;
+        while !client.stdout.all().iter().any(|l| l.contains(&want)) {
+            let exited = client.child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{nick} did not join ({exited:?}); stdout {:#?} stderr {:#?}",
+                client.stdout.all(),
+                client.stderr.all()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
         client
     }
 

@@ -25,7 +25,9 @@ const READ_TICK: Duration = Duration::from_millis(50);
 /// After end of input in piped mode: the least and most time to wait for
 /// our messages to be echoed before leaving.
 const GRACE_MIN: Duration = Duration::from_millis(300);
-const GRACE_MAX: Duration = Duration::from_secs(30);
+const GRACE_MAX: Duration = Duration::from_secs(60);
+/// ... and how long to keep waiting when nothing gets echoed any more.
+const GRACE_STALL: Duration = Duration::from_secs(5);
 
 /// Runs the client; returns the exit code.
 pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
@@ -335,14 +337,19 @@ fn run_piped(
     }
 
     // End of input: give our last messages time to be sent (they are paced)
-    // and echoed, then leave.
+    // and echoed, then leave. Wait while that makes progress, within bounds.
     let start = Instant::now();
-    let unsettled = shared.session().unsettled() as u32;
-    let deadline = start + (GRACE_MIN * 3 + Duration::from_millis(300) * unsettled).min(GRACE_MAX);
+    let mut last_progress = start;
+    let mut unsettled = shared.session().unsettled();
     loop {
         let now = Instant::now();
-        let settled = shared.session().is_settled();
-        if now >= deadline || (settled && now >= start + GRACE_MIN) {
+        let left = shared.session().unsettled();
+        if left < unsettled {
+            unsettled = left;
+            last_progress = now;
+        }
+        let stalled = now.saturating_duration_since(last_progress) >= GRACE_STALL;
+        if (left == 0 && now >= start + GRACE_MIN) || stalled || now >= start + GRACE_MAX {
             break;
         }
         thread::sleep(Duration::from_millis(20));

@@ -141,6 +141,11 @@ impl Reassembly {
         self.known_last
     }
 
+    /// Every event up to this number has been delivered or reported lost.
+    pub fn delivered_through(&self) -> u64 {
+        self.next - 1
+    }
+
     /// How many events are known to exist but not received yet.
     pub fn missing(&self) -> u64 {
         self.missing.len() as u64
