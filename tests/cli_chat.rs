@@ -166,3 +166,63 @@ fn client_rejoins_after_the_relay_is_killed_and_restarted() {
     bob.stdout.wait_contains(" alice: still working");
     let _ = WAIT;
 }
+
+#[test]
+fn late_joiner_sees_recent_history_marked_as_history() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    alice.say("said before bob came");
+    alice
+        .stdout
+        .wait_contains("alice (you): said before bob came");
+    let bob = Client::joined(&addr, "bob");
+    let line = bob.stdout.wait_contains("said before bob came");
+    assert_eq!(line, "[history] alice: said before bob came");
+}
+
+#[test]
+fn host_messages_renames_and_kicks_are_shown() {
+    let mut relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let mut bob = Client::joined(&addr, "bob");
+
+    relay.console("welcome to class");
+    alice.stdout.wait_contains("[host] welcome to class");
+
+    bob.say("/nick robert");
+    alice.stdout.wait_contains("* bob is now known as robert");
+    bob.say("new name");
+    alice.stdout.wait_contains(" robert: new name");
+
+    relay.console("/kick robert be nice");
+    let status = bob.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    bob.stdout
+        .wait_contains("you were removed by the host: be nice");
+    alice
+        .stdout
+        .wait_contains("* robert was removed by the host");
+    alice.close();
+    assert!(alice.wait_exit().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn idle_client_rejoins_by_itself_after_a_graceful_relay_restart() {
+    let mut old = relay();
+    let addr = old.addr.to_string();
+    let alice = Client::joined(&addr, "alice");
+
+    old.terminate();
+    alice.stdout.wait_contains("the relay is shutting down");
+    alice.stdout.wait_contains("connection lost, rejoining…");
+    let _new = Relay::start(&addr, &[]);
+    // Alice types nothing: her retries find the new relay.
+    alice.stdout.wait_contains("rejoined as alice");
+    let bob = Client::joined(&addr, "bob");
+    let mut alice = alice;
+    alice.say("back again");
+    bob.stdout.wait_contains(" alice: back again");
+}

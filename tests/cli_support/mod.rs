@@ -110,6 +110,23 @@ impl Relay {
         let _ = self.child.wait();
     }
 
+    /// Stops the relay politely (SIGTERM: it says BYE to everyone) and
+    /// waits for it to exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(Instant::now() < deadline, "relay ignored SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Types a line at the relay's operator console.
     pub fn console(&mut self, line: &str) {
         if let Some(stdin) = self.stdin.as_mut() {

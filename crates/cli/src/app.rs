@@ -22,6 +22,8 @@ use crate::{Args, CliError};
 
 /// How long one socket read waits before the session gets a timeout tick.
 const READ_TICK: Duration = Duration::from_millis(50);
+/// How long the prompt waits for the relay to confirm a `/nick`.
+const RENAME_WAIT: Duration = Duration::from_millis(300);
 /// After end of input in piped mode: the least and most time to wait for
 /// our messages to be echoed before leaving.
 const GRACE_MIN: Duration = Duration::from_millis(300);
@@ -433,6 +435,16 @@ fn run_terminal(
                 }
                 match parse_input(&line) {
                     Ok(Input::Quit) => break Ok(0),
+                    Ok(input @ Input::Rename(_)) => {
+                        // Give the relay a moment to confirm, so the next
+                        // prompt already shows the new nickname.
+                        let old = shared.session().nick().clone();
+                        shared.input(input);
+                        let deadline = Instant::now() + RENAME_WAIT;
+                        while Instant::now() < deadline && *shared.session().nick() == old {
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                    }
                     Ok(input) => shared.input(input),
                     Err(e) => shared.printer.complain(&e.to_string()),
                 }
