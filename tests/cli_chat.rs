@@ -226,3 +226,18 @@ fn idle_client_rejoins_by_itself_after_a_graceful_relay_restart() {
     alice.say("back again");
     bob.stdout.wait_contains(" alice: back again");
 }
+
+#[test]
+fn ipv6_relay_address_works() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED ipv6_relay_address_works: no IPv6 loopback on this machine");
+        return;
+    }
+    let relay = Relay::start("[::1]:0", &[]);
+    let addr = relay.addr.to_string();
+    assert!(addr.starts_with("[::1]:"), "{addr}");
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    alice.say("over v6");
+    bob.stdout.wait_contains(" alice: over v6");
+}

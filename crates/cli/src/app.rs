@@ -466,7 +466,7 @@ fn ask_nick(editor: &mut rustyline::DefaultEditor) -> Result<Nick, CliError> {
         let typed = match editor.readline("nickname: ") {
             Ok(typed) => typed,
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
-                return Err(CliError::Terminal(ReadlineError::Eof))
+                return Err(CliError::Cancelled)
             }
             Err(e) => return Err(e.into()),
         };

@@ -25,9 +25,10 @@ const HELLO_CAP_REJOIN: Duration = Duration::from_secs(4);
 const JOIN_GIVE_UP: Duration = Duration::from_secs(5);
 /// Pings missed before the connection counts as lost.
 const PINGS_BEFORE_LOST: u32 = 3;
-/// Retransmission of our private messages until `SENT`.
-const PRIVATE_FIRST: Duration = Duration::from_millis(500);
-const PRIVATE_TRIES: u32 = 6;
+/// Retransmission of our private messages until `SENT` (PROTOCOL.md: after
+/// 1 s, 2 s, 4 s and 8 s, then report failure).
+const PRIVATE_FIRST: Duration = Duration::from_secs(1);
+const PRIVATE_TRIES: u32 = 5;
 /// How many private message ids to remember for deduplication.
 const SEEN_PIDS: usize = 256;
 /// After activity, ask for the relay's newest sequence number this soon, so
@@ -167,6 +168,9 @@ pub struct Session {
     cookie: Option<Cookie>,
     reassembly: Reassembly,
     last_rx: Option<Instant>,
+    /// When the relay last sent something only a member gets (anything but
+    /// `PONG`, which strangers get too), or we last probed membership.
+    last_member_rx: Instant,
     ping_interval: Duration,
     next_ping: Instant,
     tail_check: Option<Instant>,
@@ -205,6 +209,7 @@ impl Session {
             cookie: None,
             reassembly: Reassembly::new(0),
             last_rx: None,
+            last_member_rx: now,
             ping_interval: Duration::from_secs(15),
             next_ping: now,
             tail_check: None,
@@ -372,6 +377,21 @@ impl Session {
                     let token = Token::new(&number.to_string()).ok();
                     self.send(now, &ClientMsg::Ping(token), &mut out);
                 }
+                // A restarted relay answers our pings like anyone's, and if
+                // its newest number happens to equal ours nothing else tells
+                // us it forgot us. Now and then ask something only a member
+                // gets answered: a non-member draws ERROR not-joined.
+                let known = self.reassembly.known_last();
+                if known > 0
+                    && now.saturating_duration_since(self.last_member_rx) > self.ping_interval * 2
+                {
+                    self.last_member_rx = now;
+                    let probe = ClientMsg::Resend {
+                        from: known,
+                        to: known,
+                    };
+                    self.send(now, &probe, &mut out);
+                }
                 self.drain_outbox(now, &mut out);
                 self.retransmit_privates(now, &mut out);
                 self.unechoed
@@ -390,6 +410,9 @@ impl Session {
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
         self.last_rx = Some(now);
+        if !bytes.starts_with(b"PONG") {
+            self.last_member_rx = now;
+        }
         let msg = match parse_relay(bytes) {
             Ok(msg) => msg,
             Err(notice) => {
@@ -435,6 +458,7 @@ impl Session {
                 }
                 self.ping_interval = Duration::from_secs(interval);
                 self.next_ping = now + self.ping_interval;
+                self.last_member_rx = now;
                 // Our JOIN event follows the WELCOME; if it is lost, only a
                 // PONG reveals it: ask soon rather than at the next keepalive.
                 self.tail_check = Some(now + TAIL_CHECK);
@@ -1166,7 +1190,7 @@ mod tests {
             },
         );
         assert_eq!(sent(&a), ["PMSG 1 bob psst"]);
-        let a = s.handle_timeout(now + Duration::from_millis(600));
+        let a = s.handle_timeout(now + Duration::from_millis(1100));
         assert!(sent(&a).contains(&"PMSG 1 bob psst".to_owned()));
         let a = s.handle_datagram(now, b"SENT 1 bob psst");
         assert_eq!(
@@ -1240,6 +1264,31 @@ mod tests {
         s.handle_datagram(now, &welcome("alice", 0));
         let a = s.handle_datagram(now, &chat_event(1, Origin::Live, "bob", "again"));
         assert_eq!(shown(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_quiet_room_still_checks_that_the_relay_knows_us() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        s.handle_datagram(start, b"EVENT 6 live JOIN alice");
+        let mut probes = Vec::new();
+        for secs in 1..=40 {
+            let now = start + Duration::from_secs(secs);
+            for m in sent(&s.handle_timeout(now)) {
+                if m.starts_with("PING") {
+                    // Anyone gets PONG, even from a restarted relay.
+                    s.handle_datagram(now, b"PONG 6");
+                }
+                if m.starts_with("RESEND") {
+                    probes.push((secs, m));
+                }
+            }
+        }
+        assert_eq!(probes.first(), Some(&(31, "RESEND 6 6".to_owned())));
+        assert!(s.is_joined());
+        // A relay that forgot us says so, and we rejoin.
+        s.handle_datagram(start, b"ERROR not-joined you have not joined");
+        assert!(!s.is_joined());
     }
 
     #[test]
