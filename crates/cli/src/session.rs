@@ -1393,6 +1393,38 @@ mod tests {
         assert_eq!(shown(&a).len(), 1);
     }
 
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Any datagrams, well-formed or not, in any state: no panic, and
+        /// nothing unsanitized is ever shown as an error notice.
+        #[test]
+        fn any_datagrams_never_panic(
+            datagrams in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..80),
+                    "(EVENT [0-9]{1,3} (live|resend|history) CHAT [a-c] x|PONG [0-9]{1,3}( [0-9]{1,2})?|GONE [0-9]{1,3} [0-9]{1,3}|WELCOME udpchat/1 a [0-9]{1,3} [0-9]{1,2} [0-9]{1,3}|COOKIE 00000000000000[0-9]{2}|ERROR (not-joined|nick-taken|rate-limited|no-such-nick) r|BYE (shutdown|timeout|kicked) r|PRIVATE [0-9] b hi|SENT [0-9] b hi)"
+                        .prop_map(String::into_bytes),
+                ],
+                0..40,
+            ),
+        ) {
+            let start = Instant::now();
+            let mut s = Session::new(nick("a"), start, 1);
+            for (i, d) in datagrams.iter().enumerate() {
+                let now = start + Duration::from_millis(300 * i as u64);
+                let mut actions = s.handle_datagram(now, d);
+                actions.extend(s.handle_timeout(now));
+                actions.extend(s.handle_input(now, Input::Say(Text::new("x").unwrap())));
+                for a in actions {
+                    if let Action::Show(Line::Error(t)) = a {
+                        proptest::prop_assert!(!t.chars().any(crate::text::must_escape), "{:?}", t);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn alternative_nicks_count_up_and_fit() {
         assert_eq!(alternative_nick(&nick("alice")).as_str(), "alice_2");
