@@ -241,3 +241,32 @@ fn ipv6_relay_address_works() {
     alice.say("over v6");
     bob.stdout.wait_contains(" alice: over v6");
 }
+
+#[test]
+fn host_names_resolve() {
+    let relay = relay();
+    let port = relay.addr.port();
+    let mut alice = Client::joined(&format!("localhost:{port}"), "alice");
+    alice.say("via a name");
+    alice.stdout.wait_contains("alice (you): via a name");
+}
+
+#[test]
+fn a_line_too_long_for_one_message_arrives_whole_in_several() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    let long: String = (0..400).map(|i| format!("w{i} ")).collect::<String>() + "末尾";
+    assert!(long.len() > 1600);
+    alice.say(&long);
+    bob.stdout.wait_contains("末尾");
+    let pieces: Vec<String> = bob
+        .stdout
+        .all()
+        .iter()
+        .filter_map(|l| l.split_once(" alice: ").map(|(_, t)| t.to_owned()))
+        .collect();
+    assert!(pieces.len() >= 3, "{pieces:#?}");
+    assert_eq!(pieces.concat(), long);
+}

@@ -14,7 +14,7 @@ use rustyline::ExternalPrinter;
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
-use crate::command::{parse_input, Input};
+use crate::command::{parse_input, split_long_line, Input};
 use crate::render::{render, Line, Style};
 use crate::session::{Action, Session};
 use crate::text::sanitize;
@@ -73,8 +73,14 @@ fn resolve(relay: &str) -> Result<(SocketAddr, String), CliError> {
             addr: relay.to_owned(),
             source,
         })?;
-    let addr = addrs
-        .next()
+    // Prefer IPv4 when a name has both (localhost often resolves to ::1
+    // first): the relay binds 0.0.0.0 unless told otherwise.
+    let all: Vec<SocketAddr> = addrs.by_ref().collect();
+    let addr = all
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| all.first())
+        .copied()
         .ok_or_else(|| CliError::NoAddress(relay.to_owned()))?;
     Ok((addr, with_port))
 }
@@ -324,17 +330,19 @@ fn run_piped(
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     let mut raw = Vec::new();
-    loop {
+    'lines: loop {
         raw.clear();
         let n = stdin.read_until(b'\n', &mut raw).map_err(CliError::Stdin)?;
         if n == 0 {
             break;
         }
         let line = String::from_utf8_lossy(&raw);
-        match parse_input(&line) {
-            Ok(Input::Quit) => break,
-            Ok(input) => shared.input(input),
-            Err(e) => shared.printer.complain(&e.to_string()),
+        for piece in split_long_line(&line) {
+            match parse_input(piece) {
+                Ok(Input::Quit) => break 'lines,
+                Ok(input) => shared.input(input),
+                Err(e) => shared.printer.complain(&e.to_string()),
+            }
         }
     }
 
@@ -423,7 +431,7 @@ fn run_terminal(
         let shared = Arc::clone(&shared);
         thread::spawn(move || shared.read_loop())
     };
-    let result = loop {
+    let result = 'prompt: loop {
         let prompt = format!("{}> ", shared.session().nick());
         match editor.readline(&prompt) {
             Ok(line) => {
@@ -433,20 +441,24 @@ fn run_terminal(
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                match parse_input(&line) {
-                    Ok(Input::Quit) => break Ok(0),
-                    Ok(input @ Input::Rename(_)) => {
-                        // Give the relay a moment to confirm, so the next
-                        // prompt already shows the new nickname.
-                        let old = shared.session().nick().clone();
-                        shared.input(input);
-                        let deadline = Instant::now() + RENAME_WAIT;
-                        while Instant::now() < deadline && *shared.session().nick() == old {
-                            thread::sleep(Duration::from_millis(10));
+                // A pasted paragraph too long for one message goes out as
+                // several, in order.
+                for piece in split_long_line(&line) {
+                    match parse_input(piece) {
+                        Ok(Input::Quit) => break 'prompt Ok(0),
+                        Ok(input @ Input::Rename(_)) => {
+                            // Give the relay a moment to confirm, so the next
+                            // prompt already shows the new nickname.
+                            let old = shared.session().nick().clone();
+                            shared.input(input);
+                            let deadline = Instant::now() + RENAME_WAIT;
+                            while Instant::now() < deadline && *shared.session().nick() == old {
+                                thread::sleep(Duration::from_millis(10));
+                            }
                         }
+                        Ok(input) => shared.input(input),
+                        Err(e) => shared.printer.complain(&e.to_string()),
                     }
-                    Ok(input) => shared.input(input),
-                    Err(e) => shared.printer.complain(&e.to_string()),
                 }
             }
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ok(0),
