@@ -111,6 +111,14 @@ pub struct Cli {
     /// Send `Q nick` from every client at the end (leave the room tidy).
     #[arg(long)]
     pub quit: bool,
+    /// Pin the receiving (and measured-sending) thread to this CPU. With the
+    /// relay pinned to another one (`taskset -c`), both sides of the
+    /// measurement get one core each, as in `--limit` with --sender-cpu.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// `--limit`: pin the sending thread to this CPU.
+    #[arg(long)]
+    pub sender_cpu: Option<usize>,
     /// Sending phases after one join, each reported in `rounds` (repeated
     /// measurements without paying for the join again).
     #[arg(long, default_value_t = 1)]
@@ -197,8 +205,15 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
     } else {
         1 << 20
     });
+    if let Some(cpu) = cli.cpu {
+        sys::pin_current_thread(Some(cpu)).map_err(|source| BenchError::Io {
+            context: "pinning to --cpu",
+            source,
+        })?;
+    }
     if cli.limit {
         return limit::run(limit::LimitOptions {
+            sender_cpu: cli.sender_cpu,
             clients: cli.clients,
             duration,
             send_call: cli.send_call,

@@ -621,7 +621,12 @@ impl Run {
         let payload = self.opts.payload;
         thread::Builder::new()
             .name("flood".into())
-            .spawn(move || flood(&sockets, tag, max, epoch, end, payload))
+            .spawn(move || {
+                // A flood competes for every core, whatever --cpu pinned the
+                // main thread to.
+                let _ = sys::pin_current_thread(None);
+                flood(&sockets, tag, max, epoch, end, payload)
+            })
             .map_err(BenchError::io("starting the flood thread"))
     }
 
