@@ -264,11 +264,6 @@ impl Session {
         self.outbox.len() + self.unechoed.len() + self.privates.len()
     }
 
-    /// How soon [`Session::handle_timeout`] should be called again, at most.
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(50)
-    }
-
     /// Leaves: sends `Q` if joined. The session is over afterwards.
     pub fn quit(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
