@@ -488,21 +488,34 @@ impl Session {
                     ))));
                     self.send_hello(now, out);
                 }
-                ErrorCode::RoomFull if rejoin => {
+                // Answers to what we sent before the relay forgot us: what
+                // it refused goes out again once we are back.
+                ErrorCode::NotJoined | ErrorCode::NotYours => {
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
+                }
+                ErrorCode::RateLimited => {}
+                ErrorCode::BadVersion => self.refuse_join(&reason, out),
+                ErrorCode::AlreadyJoined
+                | ErrorCode::RoomFull
+                | ErrorCode::ClassicDisabled
+                | ErrorCode::BadSyntax
+                | ErrorCode::TooLong
+                | ErrorCode::BadUtf8
+                | ErrorCode::UnknownVerb
+                    if !rejoin =>
+                {
+                    self.refuse_join(&reason, out)
+                }
+                // A rejoin keeps trying (the room may have room again, an
+                // old membership may time out); say why, now and then.
+                _ if rejoin => {
                     if self.notice_due(now, NoticeKind::RoomFull) {
                         out.push(Action::Show(Line::Notice(format!(
                             "{reason}; still trying to rejoin…"
                         ))));
                     }
                 }
-                ErrorCode::RateLimited => {}
-                _ => {
-                    self.state = State::Ended;
-                    out.push(Action::Show(Line::Error(format!(
-                        "the relay refused to let us join: {reason}"
-                    ))));
-                    out.push(Action::End { code: 1 });
-                }
+                _ => {} // not about the join
             },
             RelayMsg::Bye {
                 code: ByeCode::Kicked,
@@ -738,6 +751,14 @@ impl Session {
                 history,
             },
         }
+    }
+
+    fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
+        self.state = State::Ended;
+        out.push(Action::Show(Line::Error(format!(
+            "the relay refused to let us join: {reason}"
+        ))));
+        out.push(Action::End { code: 1 });
     }
 
     fn start_rejoin(&mut self, now: Instant, why: Option<&str>, out: &mut Vec<Action>) {
@@ -1297,6 +1318,38 @@ mod tests {
         s.handle_timeout(now);
         let a = s.handle_datagram(now, &welcome("alice", 0));
         assert!(sent(&a).contains(&"M alice lost one".to_owned()));
+    }
+
+    #[test]
+    fn not_joined_arriving_while_already_rejoining_requeues_and_keeps_going() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
+        // A PONG from the restarted relay starts the rejoin first...
+        s.handle_datagram(now, b"PONG 0");
+        assert!(!s.is_joined());
+        // ...then its refusal of our message arrives.
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, &welcome("alice", 0));
+        assert!(sent(&a).contains(&"M alice in flight".to_owned()), "{a:?}");
+    }
+
+    #[test]
+    fn full_room_ends_the_first_join_but_not_a_rejoin() {
+        let now = Instant::now();
+        let mut s = Session::new(nick("alice"), now, 1);
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(a.contains(&Action::End { code: 1 }));
+
+        let mut s = joined(now);
+        s.handle_datagram(now, b"BYE shutdown bye");
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })));
+        assert!(!sent(&s.handle_timeout(now + Duration::from_secs(5))).is_empty());
     }
 
     #[test]
