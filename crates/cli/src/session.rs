@@ -508,14 +508,12 @@ impl Session {
                 }
                 // A rejoin keeps trying (the room may have room again, an
                 // old membership may time out); say why, now and then.
-                _ if rejoin => {
-                    if self.notice_due(now, NoticeKind::RoomFull) {
-                        out.push(Action::Show(Line::Notice(format!(
-                            "{reason}; still trying to rejoin…"
-                        ))));
-                    }
+                _ if rejoin && self.notice_due(now, NoticeKind::RoomFull) => {
+                    out.push(Action::Show(Line::Notice(format!(
+                        "{reason}; still trying to rejoin…"
+                    ))));
                 }
-                _ => {} // not about the join
+                _ => {} // not about the join, or said recently
             },
             RelayMsg::Bye {
                 code: ByeCode::Kicked,
