@@ -280,6 +280,15 @@ impl Shared {
     }
 }
 
+fn new_session(nick: Nick, no_repair: bool) -> Session {
+    let session = Session::new(nick, Instant::now(), private_id_seed());
+    if no_repair {
+        session.without_repair()
+    } else {
+        session
+    }
+}
+
 fn private_id_seed() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -299,14 +308,11 @@ fn run_piped(
     printer: Printer,
     label: String,
 ) -> Result<u8, CliError> {
+    let no_repair = args.no_repair;
     let nick = check_nick(&args.nick.ok_or(CliError::NickRequired)?)?;
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(Session::new(
-            nick.clone(),
-            Instant::now(),
-            private_id_seed(),
-        )),
+        session: Mutex::new(new_session(nick.clone(), no_repair)),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
@@ -380,6 +386,7 @@ fn run_terminal(
     printer: Printer,
     label: String,
 ) -> Result<u8, CliError> {
+    let no_repair = args.no_repair;
     let mut editor = rustyline::DefaultEditor::new()?;
     let mut nick = match args.nick.as_deref().map(check_nick) {
         Some(Ok(nick)) => nick,
@@ -391,11 +398,7 @@ fn run_terminal(
     };
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(Session::new(
-            nick.clone(),
-            Instant::now(),
-            private_id_seed(),
-        )),
+        session: Mutex::new(new_session(nick.clone(), no_repair)),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),

@@ -51,7 +51,7 @@ const BUDGET_PER_SEC: f64 = 4.0;
 const RESEND_PER_POLL: usize = 4;
 /// Own messages remembered until their echo comes back.
 const UNECHOED_MAX: usize = 64;
-const UNECHOED_AGE: Duration = Duration::from_secs(10);
+const UNECHOED_AGE: Duration = Duration::from_secs(30);
 /// Messages younger than this are sent again after a rejoin caused by the
 /// relay forgetting us (their echo never came: the relay dropped them).
 const REQUEUE_AGE: Duration = Duration::from_secs(5);
@@ -191,6 +191,8 @@ pub struct Session {
     last_waiting_notice: Option<Instant>,
     last_rate_notice: Option<Instant>,
     last_garbage_notice: Option<Instant>,
+    /// Ask for missed events and resend lost own messages (the default).
+    repair: bool,
 }
 
 impl Session {
@@ -228,7 +230,15 @@ impl Session {
             last_waiting_notice: None,
             last_rate_notice: None,
             last_garbage_notice: None,
+            repair: true,
         }
+    }
+
+    /// Turns loss repair off: missed room events are only reported, lost
+    /// own messages are not sent again. For measuring what repair costs.
+    pub fn without_repair(mut self) -> Session {
+        self.repair = false;
+        self
     }
 
     /// Starts over with another nickname after a refusal, keeping the
@@ -262,11 +272,6 @@ impl Session {
     /// How many of our messages are queued or not yet echoed.
     pub fn unsettled(&self) -> usize {
         self.outbox.len() + self.unechoed.len() + self.privates.len()
-    }
-
-    /// How soon [`Session::handle_timeout`] should be called again, at most.
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(50)
     }
 
     /// Leaves: sends `Q` if joined. The session is over afterwards.
@@ -394,8 +399,21 @@ impl Session {
                 }
                 self.drain_outbox(now, &mut out);
                 self.retransmit_privates(now, &mut out);
-                self.unechoed
-                    .retain(|u| now.saturating_duration_since(u.at) < UNECHOED_AGE);
+                while let Some(u) = self.unechoed.front() {
+                    if now.saturating_duration_since(u.at) < UNECHOED_AGE {
+                        break;
+                    }
+                    let short: String = u.text.as_str().chars().take(40).collect();
+                    let more = if short.len() < u.text.as_str().len() {
+                        "…"
+                    } else {
+                        ""
+                    };
+                    out.push(Action::Show(Line::Notice(format!(
+                        "your message \"{short}{more}\" was not confirmed by the relay; it may not have arrived"
+                    ))));
+                    self.unechoed.pop_front();
+                }
                 self.budget.refill(now);
                 let budget = (self.budget.tokens.max(0.0) as usize).min(RESEND_PER_POLL);
                 let outputs = self.reassembly.poll(now, budget);
@@ -452,6 +470,9 @@ impl Session {
             } => {
                 self.nick = nick.clone();
                 self.reassembly = Reassembly::new(last_seq);
+                if !self.repair {
+                    self.reassembly = Reassembly::new(last_seq).without_repair();
+                }
                 let mut interval = u64::from(ping_interval.clamp(1, 300));
                 if idle_timeout >= 3 {
                     interval = interval.min(u64::from(idle_timeout / 3));
@@ -493,21 +514,32 @@ impl Session {
                     ))));
                     self.send_hello(now, out);
                 }
-                ErrorCode::RoomFull if rejoin => {
-                    if self.notice_due(now, NoticeKind::RoomFull) {
-                        out.push(Action::Show(Line::Notice(format!(
-                            "{reason}; still trying to rejoin…"
-                        ))));
-                    }
+                // Answers to what we sent before the relay forgot us: what
+                // it refused goes out again once we are back.
+                ErrorCode::NotJoined | ErrorCode::NotYours => {
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
                 }
                 ErrorCode::RateLimited => {}
-                _ => {
-                    self.state = State::Ended;
-                    out.push(Action::Show(Line::Error(format!(
-                        "the relay refused to let us join: {reason}"
-                    ))));
-                    out.push(Action::End { code: 1 });
+                ErrorCode::BadVersion => self.refuse_join(&reason, out),
+                ErrorCode::AlreadyJoined
+                | ErrorCode::RoomFull
+                | ErrorCode::ClassicDisabled
+                | ErrorCode::BadSyntax
+                | ErrorCode::TooLong
+                | ErrorCode::BadUtf8
+                | ErrorCode::UnknownVerb
+                    if !rejoin =>
+                {
+                    self.refuse_join(&reason, out)
                 }
+                // A rejoin keeps trying (the room may have room again, an
+                // old membership may time out); say why, now and then.
+                _ if rejoin && self.notice_due(now, NoticeKind::RoomFull) => {
+                    out.push(Action::Show(Line::Notice(format!(
+                        "{reason}; still trying to rejoin…"
+                    ))));
+                }
+                _ => {} // not about the join, or said recently
             },
             RelayMsg::Bye {
                 code: ByeCode::Kicked,
@@ -745,6 +777,14 @@ impl Session {
         }
     }
 
+    fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
+        self.state = State::Ended;
+        out.push(Action::Show(Line::Error(format!(
+            "the relay refused to let us join: {reason}"
+        ))));
+        out.push(Action::End { code: 1 });
+    }
+
     fn start_rejoin(&mut self, now: Instant, why: Option<&str>, out: &mut Vec<Action>) {
         if let Some(why) = why {
             out.push(Action::Show(Line::Notice(why.to_owned())));
@@ -800,6 +840,10 @@ impl Session {
         let Some(proof) = self.proof else {
             return;
         };
+        if !self.repair {
+            self.proof = None;
+            return;
+        }
         if self.reassembly.delivered_through() < proof.last_seq {
             return; // not caught up yet: the echo may still be repaired
         }
@@ -814,7 +858,11 @@ impl Session {
         // One message in flight at a time: M carries no id, so a lost one
         // can only be sent again, and only stop-and-wait keeps our messages
         // in the order typed when that happens.
-        while self.unechoed.is_empty() && !self.outbox.is_empty() && self.budget.try_take(now) {
+        // (Without repair nothing is sent again, so nothing waits.)
+        while (self.unechoed.is_empty() || !self.repair)
+            && !self.outbox.is_empty()
+            && self.budget.try_take(now)
+        {
             let Some(text) = self.outbox.pop_front() else {
                 break;
             };
@@ -1302,6 +1350,38 @@ mod tests {
         s.handle_timeout(now);
         let a = s.handle_datagram(now, &welcome("alice", 0));
         assert!(sent(&a).contains(&"M alice lost one".to_owned()));
+    }
+
+    #[test]
+    fn not_joined_arriving_while_already_rejoining_requeues_and_keeps_going() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
+        // A PONG from the restarted relay starts the rejoin first...
+        s.handle_datagram(now, b"PONG 0");
+        assert!(!s.is_joined());
+        // ...then its refusal of our message arrives.
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, &welcome("alice", 0));
+        assert!(sent(&a).contains(&"M alice in flight".to_owned()), "{a:?}");
+    }
+
+    #[test]
+    fn full_room_ends_the_first_join_but_not_a_rejoin() {
+        let now = Instant::now();
+        let mut s = Session::new(nick("alice"), now, 1);
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(a.contains(&Action::End { code: 1 }));
+
+        let mut s = joined(now);
+        s.handle_datagram(now, b"BYE shutdown bye");
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })));
+        assert!(!sent(&s.handle_timeout(now + Duration::from_secs(5))).is_empty());
     }
 
     #[test]
