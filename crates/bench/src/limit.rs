@@ -245,7 +245,7 @@ impl Flow {
         let mut spins = 0u32;
         while sent + n > self.received.load(Ordering::Relaxed) + self.budget {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 if Instant::now() >= end {
                     return false;
                 }
