@@ -1,5 +1,7 @@
 //! udpchat relay (stub).
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod room;
 pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 
