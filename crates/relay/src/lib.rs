@@ -1,11 +1,120 @@
-//! udpchat relay (stub).
+//! The udpchat relay: one chat room on one UDP socket.
+//!
+//! [`room`] is the sans-IO core (no sockets, no clock: time is passed in);
+//! everything else is the shell around it: the flags ([`cli`]), the mio loop
+//! (`server`), the operator console, the transcript and the process entry
+//! point [`main`].
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod room;
 pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 
-/// Entry point called by the binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod cli;
+mod console;
+mod server;
+mod sys;
+mod transcript;
+
+pub use server::{Server, ServerError, Settings};
+pub use transcript::Transcript;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Why the relay could not run. The message is what the operator reads.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket or event loop failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// `--transcript FILE` could not be opened for appending.
+    #[error("cannot open transcript {}: {source}; check the path and its permissions", path.display())]
+    Transcript {
+        /// The file asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Start-up problems the operator can fix with flags exit with 2; a
+    /// failure of the running loop with 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Server(ServerError::Bind { .. }) | Error::Transcript { .. } => 2,
+            Error::Server(ServerError::Io { .. }) => 1,
+        }
+    }
+}
+
+/// Entry point of the `udpchat-relay` binary: parses the flags, runs the
+/// relay, and turns any error into one line on stderr and an exit code
+/// (2 for bad flags, an address in use or an unopenable transcript).
+pub fn main() -> ExitCode {
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's message spans several lines (tips, usage); the first
+            // says what is wrong.
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("udpchat-relay: {first}; see udpchat-relay --help");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udpchat-relay: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs a relay with these flags until it is told to stop.
+pub fn run(args: &cli::Args) -> Result<(), Error> {
+    let config = args.room_config();
+    let transcript = args
+        .transcript
+        .as_deref()
+        .map(|path| {
+            Transcript::open(path, config.lang, args.transcript_private).map_err(|source| {
+                Error::Transcript {
+                    path: path.to_owned(),
+                    source,
+                }
+            })
+        })
+        .transpose()?;
+    let settings = Settings {
+        send_queue: args.send_queue as usize,
+        stats_interval: args.stats_interval(),
+    };
+    let mut server = Server::bind(args.bind, config, settings, transcript)?;
+    {
+        // Tests and scripts wait for this exact line to learn the port.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
+        let _ = stdout.flush();
+    }
+    if let Err(e) = server.start_console() {
+        log::warn!("no operator console: {e}");
+    }
+    server.run()?;
+    Ok(())
 }

@@ -1,0 +1,246 @@
+//! The loopback limit: how fast this machine's kernel moves datagrams from
+//! one sending thread to C receiving sockets, with the benchmark's own
+//! receiver. A relay fans out from one thread too, so it cannot beat this;
+//! the limit is the denominator of every throughput ratio.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::BenchError;
+use crate::report::{Loss, Report};
+use crate::sys::{self, Epoll, RecvBatch, SockAddr};
+use crate::wire;
+
+/// The system call the limit sender uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SendCall {
+    /// One `sendto` per datagram, as a simple relay does.
+    Sendto,
+    /// `sendmmsg`, 64 datagrams per call.
+    Sendmmsg,
+}
+
+/// Options of a limit run.
+#[derive(Debug, Clone)]
+pub struct LimitOptions {
+    /// Receiving sockets.
+    pub clients: usize,
+    /// How long the sender sends.
+    pub duration: Duration,
+    /// How it sends.
+    pub send_call: SendCall,
+    /// Receive buffer per socket, bytes.
+    pub rcvbuf: usize,
+    /// Most datagrams sent (bounds the run).
+    pub max_datagrams: u64,
+    /// Longest wait for stragglers after sending stops.
+    pub drain: Duration,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+}
+
+/// The fixed datagram: 64 bytes, as long as the relay's measured lines.
+const DATAGRAM: &[u8; 64] = b"limit: loopback ceiling of this machine, 64 bytes xxxxxxxxxxxxxx";
+
+/// Measures the limit.
+pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
+    if opts.clients == 0 {
+        return Err(BenchError::Usage("--clients must be at least 1".into()));
+    }
+    let sender = UdpSocket::bind("127.0.0.1:0").map_err(BenchError::io("binding the sender"))?;
+    // Large send buffer so the sender is bounded by the kernel's work, not by
+    // waiting for buffer space.
+    let _ = sys::set_sndbuf(&sender, 4 << 20);
+    let from: SocketAddr = sender
+        .local_addr()
+        .map_err(BenchError::io("reading the sender's address"))?;
+    let epoll = Epoll::new(1024).map_err(BenchError::io("creating epoll"))?;
+    let mut receivers = Vec::with_capacity(opts.clients);
+    let mut dests = Vec::with_capacity(opts.clients);
+    let mut rcvbuf = 0;
+    for index in 0..opts.clients {
+        let socket = sys::client_socket(from, opts.rcvbuf)
+            .map_err(|source| BenchError::Socket { index, source })?;
+        if index == 0 {
+            rcvbuf = sys::set_rcvbuf(&socket, opts.rcvbuf).unwrap_or(0);
+        }
+        epoll
+            .add(socket.as_raw_fd(), index)
+            .map_err(BenchError::io("adding a socket to epoll"))?;
+        dests.push(SockAddr::new(
+            socket
+                .local_addr()
+                .map_err(BenchError::io("reading a receiver's address"))?,
+        ));
+        receivers.push(socket);
+    }
+    let start = Instant::now();
+    let end = start + opts.duration;
+    let (max, call) = (opts.max_datagrams, opts.send_call);
+    let sender_thread = thread::Builder::new()
+        .name("limit-sender".into())
+        .spawn(move || send(&sender, &dests, call, max, end))
+        .map_err(BenchError::io("starting the sender thread"))?;
+
+    let mut receiver = Receiver {
+        epoll,
+        batch: RecvBatch::new(),
+        ready: Vec::with_capacity(1024),
+        delivered: 0,
+        last: start,
+        unexpected: 0,
+    };
+    let mut last_progress = start;
+    while Instant::now() < end {
+        receiver.poll(&receivers, 10)?;
+        let now = Instant::now();
+        if opts.progress && now - last_progress >= Duration::from_secs(1) {
+            last_progress = now;
+            eprint!(
+                "\r{:7.1} s  limit  delivered {}   ",
+                (now - start).as_secs_f64(),
+                receiver.delivered
+            );
+        }
+    }
+    let (sent, send_secs) = sender_thread
+        .join()
+        .map_err(|_| BenchError::Usage("the limit sender thread panicked".into()))?
+        .map_err(BenchError::io("sending"))?;
+    let drain_end = Instant::now() + opts.drain;
+    loop {
+        let now = Instant::now();
+        if now >= drain_end || (receiver.delivered >= sent) {
+            break;
+        }
+        if now - receiver.last.max(start + opts.duration) >= Duration::from_millis(200) {
+            break;
+        }
+        receiver.poll(&receivers, 5)?;
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    let elapsed = (receiver.last - start).as_secs_f64();
+    let per = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
+    let mut errors = std::collections::BTreeMap::new();
+    if receiver.unexpected > 0 {
+        errors.insert("unexpected-datagram".to_owned(), receiver.unexpected);
+    }
+    Ok(Report {
+        mode: "limit".into(),
+        target: from.to_string(),
+        dialect: None,
+        clients: opts.clients,
+        senders: 1,
+        flooders: 0,
+        window: None,
+        rate_per_sec: None,
+        duration_s: opts.duration.as_secs_f64(),
+        elapsed_s: elapsed,
+        join: None,
+        sent,
+        delivered: receiver.delivered,
+        expected: sent,
+        deliveries_per_sec: per(receiver.delivered as f64, elapsed),
+        messages_per_sec: per(sent as f64, send_secs),
+        loss: Loss {
+            never_fanned_out: 0,
+            missing_copies: sent.saturating_sub(receiver.delivered),
+            duplicate_copies: 0,
+            delivery_share: per(receiver.delivered as f64, sent as f64),
+        },
+        latency: None,
+        flood: None,
+        send_call: Some(
+            match opts.send_call {
+                SendCall::Sendto => "sendto",
+                SendCall::Sendmmsg => "sendmmsg",
+            }
+            .into(),
+        ),
+        relay_process: None,
+        errors,
+        datagrams_received: receiver.delivered + receiver.unexpected,
+        rcvbuf_bytes: rcvbuf,
+    })
+}
+
+struct Receiver {
+    epoll: Epoll,
+    batch: RecvBatch,
+    ready: Vec<usize>,
+    delivered: u64,
+    last: Instant,
+    unexpected: u64,
+}
+
+impl Receiver {
+    fn poll(&mut self, sockets: &[UdpSocket], timeout_ms: i32) -> Result<(), BenchError> {
+        self.ready.clear();
+        self.ready.extend(
+            self.epoll
+                .wait(timeout_ms)
+                .map_err(BenchError::io("waiting in epoll"))?,
+        );
+        for &index in &self.ready {
+            let n = self
+                .batch
+                .recv(sockets[index].as_raw_fd())
+                .map_err(BenchError::io("receiving"))?;
+            if n > 0 {
+                self.last = Instant::now();
+            }
+            for i in 0..n {
+                // The same per-datagram work as a relay run's receiver.
+                match wire::classify(self.batch.datagram(i)) {
+                    wire::Incoming::Other => self.delivered += 1,
+                    _ => self.unexpected += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sender thread: round robin over `dests` until `end` or `max`.
+fn send(
+    socket: &UdpSocket,
+    dests: &[SockAddr],
+    call: SendCall,
+    max: u64,
+    end: Instant,
+) -> std::io::Result<(u64, f64)> {
+    let start = Instant::now();
+    let fd = socket.as_raw_fd();
+    let mut sent: u64 = 0;
+    let mut next = 0usize;
+    let batch: Vec<&[u8]> = vec![DATAGRAM.as_slice(); sys::BATCH];
+    'outer: while sent < max {
+        if Instant::now() >= end {
+            break;
+        }
+        match call {
+            SendCall::Sendto => {
+                for _ in 0..sys::BATCH {
+                    if sys::send_to(fd, DATAGRAM, &dests[next])? {
+                        sent += 1;
+                        next = (next + 1) % dests.len();
+                    }
+                    if sent >= max {
+                        break 'outer;
+                    }
+                }
+            }
+            SendCall::Sendmmsg => {
+                let n = (max - sent).min(sys::BATCH as u64) as usize;
+                let k = sys::send_batch(fd, &batch[..n], Some((dests, next)))?;
+                sent += k as u64;
+                next = (next + k) % dests.len();
+            }
+        }
+    }
+    Ok((sent, start.elapsed().as_secs_f64()))
+}

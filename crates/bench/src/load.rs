@@ -1,0 +1,839 @@
+//! A load run against a relay: join C clients, send, receive on all of them,
+//! count.
+//!
+//! One thread does the joining, the measured sending (closed loop or fixed
+//! rate) and all the receiving, through one epoll set: on a two-core machine
+//! the relay needs the other core, and a sender that waits for deliveries
+//! cannot outrun the receiver. Flooding runs in its own thread, because a
+//! flood that waited for the receiver would not be one.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::BenchError;
+use crate::hist::Histogram;
+use crate::procfs;
+use crate::report::{FloodReport, JoinReport, Loss, ProcessReport, Report};
+use crate::sys::{self, Epoll, RecvBatch};
+use crate::wire::{self, Incoming, TAG_FLOOD, TAG_MEASURED};
+
+/// How the measured senders send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// At most `window` messages in flight; a new one as soon as one is
+    /// delivered to every member (or times out).
+    Closed,
+    /// A fixed aggregate rate, whatever happens to earlier messages.
+    Rate,
+    /// As fast as one thread can, bounded by time and count.
+    Flood,
+}
+
+/// The dialect the clients join with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    /// `N nick` -> `OK`; deliveries are `nick: text` lines.
+    Classic,
+    /// `HELLO` with the cookie round trip; deliveries are `EVENT` lines.
+    Structured,
+}
+
+/// Everything a load run needs to know.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The relay (loopback, checked by the caller).
+    pub relay: SocketAddr,
+    /// The relay's pid, to read its memory and CPU time.
+    pub relay_pid: Option<u32>,
+    /// Receiving members.
+    pub clients: usize,
+    /// How many of them send measured messages.
+    pub senders: usize,
+    /// How they send.
+    pub mode: Mode,
+    /// Closed loop: messages in flight at most.
+    pub window: usize,
+    /// Fixed rate: aggregate messages per second.
+    pub rate: f64,
+    /// Length of the sending phase; zero = join only.
+    pub duration: Duration,
+    /// Join dialect.
+    pub dialect: Dialect,
+    /// Extra members flooding as fast as they can during the sending phase.
+    pub flooders: usize,
+    /// Size of the classic line a measured message becomes, bytes.
+    pub payload: usize,
+    /// Joins outstanding at once.
+    pub join_window: usize,
+    /// First wait before a join is sent again (doubles, up to 8x).
+    pub join_timeout: Duration,
+    /// Give up joining after this long.
+    pub join_deadline: Duration,
+    /// A message not delivered to every member after this long counts as
+    /// settled (lost copies) and frees its closed-loop slot.
+    pub msg_timeout: Duration,
+    /// Longest wait for stragglers after the sending phase.
+    pub drain: Duration,
+    /// Most measured messages per run (bounds memory and time).
+    pub max_messages: u64,
+    /// Receive buffer per client socket, bytes.
+    pub rcvbuf: usize,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+    /// Send `Q nick` from every client at the end.
+    pub quit: bool,
+    /// Nickname prefix, unique per run.
+    pub nick_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinState {
+    New,
+    Waiting,
+    Joined,
+}
+
+struct Client {
+    socket: UdpSocket,
+    nick: String,
+    state: JoinState,
+    attempts: u32,
+    next_retry: Instant,
+    last_send: Instant,
+}
+
+/// Structured members that send nothing for this long get a PING, so the
+/// relay's idle timeout (60 s by default, pings every 15 s) never evicts them.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Everything the receive path updates.
+struct State {
+    epoch: Instant,
+    dialect: Dialect,
+    clients: Vec<Client>,
+    members: u32,
+    buf: Vec<u8>,
+    // Join phase.
+    joined: usize,
+    join_refused: Option<(String, String)>,
+    last_join: Option<Instant>,
+    // Measured messages, indexed by id.
+    copies: Vec<u32>,
+    settled: Vec<bool>,
+    in_flight: usize,
+    delivered: u64,
+    duplicates: u64,
+    hist: Histogram,
+    first_send: Option<Instant>,
+    last_delivery: Option<Instant>,
+    // Flood messages: bit set of ids seen.
+    flood_seen: Vec<u64>,
+    flood_accepted: u64,
+    // Everything else.
+    other: u64,
+    errors: BTreeMap<String, u64>,
+    datagrams: u64,
+    last_datagram: Instant,
+    refused: u64,
+}
+
+impl State {
+    fn handle(&mut self, index: usize, d: &[u8], now: Instant, now_ns: u64) {
+        self.datagrams += 1;
+        self.last_datagram = now;
+        match wire::classify(d) {
+            Incoming::Chat {
+                tag: TAG_MEASURED,
+                id,
+                sent_ns,
+            } => {
+                let Some(count) = self.copies.get_mut(id as usize) else {
+                    self.other += 1;
+                    return;
+                };
+                *count += 1;
+                if *count > self.members {
+                    self.duplicates += 1;
+                    return;
+                }
+                self.delivered += 1;
+                self.hist.record(now_ns.saturating_sub(sent_ns));
+                self.last_delivery = Some(now);
+                if *count == self.members {
+                    if let Some(settled) = self.settled.get_mut(id as usize) {
+                        if !*settled {
+                            *settled = true;
+                            self.in_flight -= 1;
+                        }
+                    }
+                }
+            }
+            Incoming::Chat { id, .. } => {
+                let word = (id / 64) as usize;
+                if let Some(bits) = self.flood_seen.get_mut(word) {
+                    let bit = 1u64 << (id % 64);
+                    if *bits & bit == 0 {
+                        *bits |= bit;
+                        self.flood_accepted += 1;
+                    }
+                }
+            }
+            Incoming::Joined => {
+                let client = &mut self.clients[index];
+                if client.state == JoinState::Waiting {
+                    client.state = JoinState::Joined;
+                    self.joined += 1;
+                    self.last_join = Some(now);
+                }
+            }
+            Incoming::Cookie(cookie) => {
+                let client = &mut self.clients[index];
+                if self.dialect == Dialect::Structured && client.state == JoinState::Waiting {
+                    self.buf.clear();
+                    let _ = write!(
+                        self.buf,
+                        "HELLO {} {} {cookie}",
+                        udpchat_proto::VERSION,
+                        client.nick
+                    );
+                    // A lost HELLO is sent again by the join retry.
+                    let _ = client.socket.send(&self.buf);
+                    client.last_send = now;
+                }
+            }
+            Incoming::Error(code) => {
+                *self.errors.entry(code.to_owned()).or_default() += 1;
+                let client = &self.clients[index];
+                if client.state == JoinState::Waiting
+                    && code != "rate-limited"
+                    && self.join_refused.is_none()
+                {
+                    self.join_refused = Some((client.nick.clone(), code.to_owned()));
+                }
+            }
+            Incoming::Other => self.other += 1,
+        }
+    }
+}
+
+struct Run {
+    opts: LoadOptions,
+    epoll: Epoll,
+    batch: RecvBatch,
+    ready: Vec<usize>,
+    st: State,
+    sent: u64,
+    next_sender: usize,
+    flight: VecDeque<(u64, Instant)>,
+    retries: u64,
+    last_progress: Instant,
+    last_keepalive: Instant,
+    rcvbuf: usize,
+}
+
+/// Runs one load benchmark and returns its report.
+pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
+    validate(&opts)?;
+    let epoch = Instant::now();
+    let total = opts.clients + opts.flooders;
+    let epoll = Epoll::new(1024).map_err(BenchError::io("creating epoll"))?;
+    let mut clients = Vec::with_capacity(total);
+    let mut rcvbuf = 0;
+    for index in 0..total {
+        let socket = sys::client_socket(opts.relay, opts.rcvbuf)
+            .map_err(|source| BenchError::Socket { index, source })?;
+        if index == 0 {
+            rcvbuf = sys::set_rcvbuf(&socket, opts.rcvbuf).unwrap_or(0);
+        }
+        epoll
+            .add(socket.as_raw_fd(), index)
+            .map_err(BenchError::io("adding a socket to epoll"))?;
+        clients.push(Client {
+            socket,
+            nick: format!("{}{index}", opts.nick_prefix),
+            state: JoinState::New,
+            attempts: 0,
+            next_retry: epoch,
+            last_send: epoch,
+        });
+    }
+    let flood_bits = if opts.flooders > 0 {
+        (opts.max_messages as usize).div_ceil(64)
+    } else {
+        0
+    };
+    let run = Run {
+        epoll,
+        batch: RecvBatch::new(),
+        ready: Vec::with_capacity(1024),
+        st: State {
+            epoch,
+            dialect: opts.dialect,
+            clients,
+            members: total as u32,
+            buf: Vec::with_capacity(1024),
+            joined: 0,
+            join_refused: None,
+            last_join: None,
+            copies: Vec::new(),
+            settled: Vec::new(),
+            in_flight: 0,
+            delivered: 0,
+            duplicates: 0,
+            hist: Histogram::new(),
+            first_send: None,
+            last_delivery: None,
+            flood_seen: vec![0; flood_bits],
+            flood_accepted: 0,
+            other: 0,
+            errors: BTreeMap::new(),
+            datagrams: 0,
+            last_datagram: epoch,
+            refused: 0,
+        },
+        sent: 0,
+        next_sender: 0,
+        flight: VecDeque::new(),
+        retries: 0,
+        last_progress: epoch,
+        last_keepalive: epoch,
+        rcvbuf,
+        opts,
+    };
+    run.execute()
+}
+
+fn validate(opts: &LoadOptions) -> Result<(), BenchError> {
+    let usage = |m: &str| Err(BenchError::Usage(m.to_owned()));
+    if opts.clients == 0 {
+        return usage("--clients must be at least 1");
+    }
+    if opts.senders == 0 || opts.senders > opts.clients {
+        return usage("--senders must be between 1 and --clients");
+    }
+    if opts.mode == Mode::Closed && opts.window == 0 {
+        return usage("--window must be at least 1");
+    }
+    if opts.mode == Mode::Rate && !(opts.rate > 0.0 && opts.rate <= 1e7) {
+        return usage("--rate must be between 0 and 10,000,000 messages per second");
+    }
+    if opts.duration > Duration::from_secs(3600) {
+        return usage("--duration is at most 3600 s");
+    }
+    if opts.join_window == 0 {
+        return usage("--join-window must be at least 1");
+    }
+    Ok(())
+}
+
+fn nanos_since(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch).as_nanos() as u64
+}
+
+impl Run {
+    fn execute(mut self) -> Result<Report, BenchError> {
+        let cpu_start = self.relay_cpu()?;
+        let join = self.join()?;
+        let cpu_joined = self.relay_cpu()?;
+        let flood = if self.opts.duration.is_zero() {
+            None
+        } else {
+            self.load()?
+        };
+        let cpu_end = self.relay_cpu()?;
+        if self.opts.progress {
+            eprintln!();
+        }
+        if self.opts.quit {
+            for client in &self.st.clients {
+                let _ = client.socket.send(format!("Q {}", client.nick).as_bytes());
+            }
+        }
+        self.report(join, flood, [cpu_start, cpu_joined, cpu_end])
+    }
+
+    fn relay_cpu(&self) -> Result<Option<procfs::Usage>, BenchError> {
+        match self.opts.relay_pid {
+            None => Ok(None),
+            Some(pid) => procfs::read(pid)
+                .map(Some)
+                .map_err(|source| BenchError::Proc { pid, source }),
+        }
+    }
+
+    /// Receives whatever is waiting, blocking up to `timeout_ms` for the first.
+    fn poll(&mut self, timeout_ms: i32) -> Result<(), BenchError> {
+        self.ready.clear();
+        self.ready.extend(
+            self.epoll
+                .wait(timeout_ms)
+                .map_err(BenchError::io("waiting in epoll"))?,
+        );
+        for k in 0..self.ready.len() {
+            let index = self.ready[k];
+            let fd = self.st.clients[index].socket.as_raw_fd();
+            match self.batch.recv(fd) {
+                Ok(n) => {
+                    let now = Instant::now();
+                    let now_ns = nanos_since(self.st.epoch, now);
+                    for i in 0..n {
+                        self.st.handle(index, self.batch.datagram(i), now, now_ns);
+                    }
+                }
+                // ICMP port unreachable: the relay is not (or no longer) there.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.st.refused += 1,
+                Err(e) => {
+                    return Err(BenchError::Io {
+                        context: "receiving",
+                        source: e,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_join(&mut self, index: usize, now: Instant) {
+        let client = &mut self.st.clients[index];
+        let msg = match self.opts.dialect {
+            Dialect::Classic => format!("N {}", client.nick).into_bytes(),
+            Dialect::Structured => {
+                let mut s = format!("HELLO {} {} - ", udpchat_proto::VERSION, client.nick);
+                while s.len() < udpchat_proto::MIN_HELLO_LEN {
+                    s.push('=');
+                }
+                s.into_bytes()
+            }
+        };
+        let backoff = 1u32 << client.attempts.min(3);
+        client.attempts += 1;
+        client.state = JoinState::Waiting;
+        client.next_retry = now + self.opts.join_timeout * backoff;
+        client.last_send = now;
+        if let Err(e) = client.socket.send(&msg) {
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                self.st.refused += 1;
+            }
+        }
+    }
+
+    fn join(&mut self) -> Result<JoinReport, BenchError> {
+        let total = self.st.clients.len();
+        let start = Instant::now();
+        let deadline = start + self.opts.join_deadline;
+        let mut waiting: Vec<usize> = Vec::with_capacity(self.opts.join_window);
+        let mut next = 0;
+        loop {
+            let now = Instant::now();
+            waiting.retain(|&i| self.st.clients[i].state == JoinState::Waiting);
+            for &i in &waiting {
+                if self.st.clients[i].next_retry <= now {
+                    self.retries += 1;
+                    self.send_join(i, now);
+                }
+            }
+            while waiting.len() < self.opts.join_window && next < total {
+                self.send_join(next, now);
+                waiting.push(next);
+                next += 1;
+            }
+            if self.st.joined == total {
+                break;
+            }
+            if let Some((nick, code)) = self.st.join_refused.take() {
+                return Err(BenchError::JoinRefused { nick, code });
+            }
+            if now >= deadline {
+                let hint = if self.st.refused > 0 {
+                    format!(
+                        " ({} ICMP port-unreachable errors: nothing listens there)",
+                        self.st.refused
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(BenchError::JoinTimeout {
+                    missing: total - self.st.joined,
+                    total,
+                    secs: (now - start).as_secs_f64(),
+                    retries: self.retries,
+                    relay: self.opts.relay.to_string(),
+                    hint,
+                });
+            }
+            self.progress(now, "joining");
+            self.poll(10)?;
+        }
+        let end = self.st.last_join.unwrap_or(start);
+        let secs = (end - start).as_secs_f64();
+        Ok(JoinReport {
+            clients: total,
+            secs,
+            per_sec: if secs > 0.0 { total as f64 / secs } else { 0.0 },
+            retries: self.retries,
+            events_received: self.st.other,
+        })
+    }
+
+    /// Sends one measured message from the next sender. Returns false if the
+    /// socket would block (try again later).
+    fn send_measured(&mut self) -> Result<bool, BenchError> {
+        let sender = self.next_sender;
+        self.next_sender = (self.next_sender + 1) % self.opts.senders;
+        let now = Instant::now();
+        let id = self.sent;
+        let client = &mut self.st.clients[sender];
+        wire::chat(
+            &mut self.st.buf,
+            &client.nick,
+            TAG_MEASURED,
+            id,
+            nanos_since(self.st.epoch, now),
+            self.opts.payload,
+        );
+        match client.socket.send(&self.st.buf) {
+            Ok(_) => {
+                client.last_send = now;
+                self.st.copies.push(0);
+                self.st.settled.push(false);
+                self.st.in_flight += 1;
+                self.flight.push_back((id, now));
+                self.sent += 1;
+                self.st.first_send.get_or_insert(now);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                self.st.refused += 1;
+                Ok(false)
+            }
+            Err(source) => Err(BenchError::Io {
+                context: "sending a message",
+                source,
+            }),
+        }
+    }
+
+    /// Settles messages older than the message timeout; returns when the
+    /// oldest unsettled one expires.
+    fn expire(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(&(id, at)) = self.flight.front() {
+            let settled = &mut self.st.settled[id as usize];
+            if *settled {
+                self.flight.pop_front();
+                continue;
+            }
+            let expires = at + self.opts.msg_timeout;
+            if expires > now {
+                return Some(expires);
+            }
+            *settled = true;
+            self.st.in_flight -= 1;
+            self.flight.pop_front();
+        }
+        None
+    }
+
+    fn keepalive(&mut self, now: Instant) {
+        if self.opts.dialect != Dialect::Structured
+            || now - self.last_keepalive < Duration::from_secs(1)
+        {
+            return;
+        }
+        self.last_keepalive = now;
+        for client in &mut self.st.clients {
+            if now - client.last_send >= KEEPALIVE {
+                client.last_send = now;
+                let _ = client.socket.send(b"PING");
+            }
+        }
+    }
+
+    fn spawn_flood(
+        &self,
+        range: std::ops::Range<usize>,
+        tag: u8,
+        end: Instant,
+    ) -> Result<thread::JoinHandle<(u64, f64)>, BenchError> {
+        let mut sockets = Vec::new();
+        for client in &self.st.clients[range] {
+            let socket = client
+                .socket
+                .try_clone()
+                .map_err(BenchError::io("duplicating a flooder socket"))?;
+            sockets.push((socket, client.nick.clone()));
+        }
+        let epoch = self.st.epoch;
+        let max = self.opts.max_messages;
+        let payload = self.opts.payload;
+        thread::Builder::new()
+            .name("flood".into())
+            .spawn(move || flood(&sockets, tag, max, epoch, end, payload))
+            .map_err(BenchError::io("starting the flood thread"))
+    }
+
+    fn load(&mut self) -> Result<Option<FloodReport>, BenchError> {
+        let start = Instant::now();
+        let end = start + self.opts.duration;
+        let members = self.st.clients.len();
+        let flooders = if self.opts.flooders > 0 {
+            Some(self.spawn_flood(self.opts.clients..members, TAG_FLOOD, end)?)
+        } else {
+            None
+        };
+        let measured_flood = if self.opts.mode == Mode::Flood {
+            self.st.copies = vec![0; self.opts.max_messages as usize];
+            self.st.first_send = Some(start);
+            Some(self.spawn_flood(0..self.opts.senders, TAG_MEASURED, end)?)
+        } else {
+            None
+        };
+        let interval = Duration::from_secs_f64(1.0 / self.opts.rate.max(1e-6));
+        let mut next_at = start;
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            match self.opts.mode {
+                Mode::Closed => {
+                    while self.st.in_flight < self.opts.window
+                        && self.sent < self.opts.max_messages
+                        && self.send_measured()?
+                    {}
+                }
+                Mode::Rate => {
+                    while next_at <= now && self.sent < self.opts.max_messages {
+                        if !self.send_measured()? {
+                            break;
+                        }
+                        next_at += interval;
+                    }
+                }
+                Mode::Flood => {}
+            }
+            let expiry = self.expire(now);
+            let mut wake = end.min(now + Duration::from_millis(10));
+            if self.opts.mode == Mode::Rate {
+                wake = wake.min(next_at);
+            }
+            if let Some(expiry) = expiry {
+                wake = wake.min(expiry);
+            }
+            let closed_has_room = self.opts.mode == Mode::Closed
+                && self.st.in_flight < self.opts.window
+                && self.sent < self.opts.max_messages;
+            let timeout_ms = if closed_has_room {
+                0
+            } else {
+                wake.saturating_duration_since(now)
+                    .as_micros()
+                    .div_ceil(1000) as i32
+            };
+            self.poll(timeout_ms)?;
+            self.keepalive(now);
+            self.progress(now, "sending");
+        }
+        let send_end = Instant::now();
+        let flood_result = flooders.map(|h| h.join().unwrap_or((0, 0.0)));
+        if let Some(h) = measured_flood {
+            let (sent, _) = h.join().unwrap_or((0, 0.0));
+            self.sent = sent;
+            self.st.copies.truncate(sent as usize);
+        }
+        self.drain(send_end)?;
+        Ok(flood_result.map(|(sent, secs)| FloodReport {
+            sent,
+            sent_per_sec: per_sec(sent as f64, secs),
+            accepted: self.st.flood_accepted,
+            accepted_per_sec: per_sec(self.st.flood_accepted as f64, secs),
+            secs,
+        }))
+    }
+
+    /// Waits for stragglers: until every message is settled, or nothing has
+    /// arrived for a while, or the drain time is up.
+    fn drain(&mut self, from: Instant) -> Result<(), BenchError> {
+        let deadline = from + self.opts.drain;
+        let quiet = Duration::from_millis(300);
+        let tracked = self.opts.mode != Mode::Flood;
+        loop {
+            let now = Instant::now();
+            self.expire(now);
+            if tracked && self.st.in_flight == 0 && self.opts.flooders == 0 {
+                break;
+            }
+            if now >= deadline || now - self.st.last_datagram.max(from) >= quiet {
+                break;
+            }
+            self.poll(5)?;
+            self.progress(now, "draining");
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, now: Instant, phase: &str) {
+        if !self.opts.progress || now - self.last_progress < Duration::from_secs(1) {
+            return;
+        }
+        self.last_progress = now;
+        let elapsed = (now - self.st.epoch).as_secs_f64();
+        let rate = match (self.st.first_send, self.st.delivered) {
+            (Some(first), d) if now > first => d as f64 / (now - first).as_secs_f64(),
+            _ => 0.0,
+        };
+        eprint!(
+            "\r{elapsed:7.1} s  {phase:<8} joined {}/{}  sent {}  delivered {} ({rate:.0}/s)  in flight {}   ",
+            self.st.joined,
+            self.st.clients.len(),
+            self.sent,
+            self.st.delivered,
+            self.st.in_flight,
+        );
+    }
+
+    fn report(
+        mut self,
+        join: JoinReport,
+        flood: Option<FloodReport>,
+        cpu: [Option<procfs::Usage>; 3],
+    ) -> Result<Report, BenchError> {
+        let members = self.st.members;
+        let mut never = 0;
+        let mut missing = 0;
+        for &c in &self.st.copies {
+            if c == 0 {
+                never += 1;
+            } else if c < members {
+                missing += u64::from(members - c);
+            }
+        }
+        let expected = self.sent * u64::from(members);
+        let elapsed = match (self.st.first_send, self.st.last_delivery) {
+            (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let tick = procfs::ticks_per_sec();
+        let relay_process = match (self.opts.relay_pid, cpu) {
+            (Some(pid), [Some(a), Some(b), Some(c)]) => {
+                let cpu_load_s = c.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / tick;
+                Some(ProcessReport {
+                    pid,
+                    peak_rss_kib: c.peak_rss_kib,
+                    rss_kib: c.rss_kib,
+                    cpu_join_s: b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / tick,
+                    cpu_load_s,
+                    cpu_load_share: per_sec(cpu_load_s, elapsed),
+                })
+            }
+            _ => None,
+        };
+        if self.st.refused > 0 {
+            self.st
+                .errors
+                .insert("icmp-port-unreachable".into(), self.st.refused);
+        }
+        let mode = if self.opts.duration.is_zero() {
+            "join"
+        } else {
+            match self.opts.mode {
+                Mode::Closed => "closed",
+                Mode::Rate => "rate",
+                Mode::Flood => "flood",
+            }
+        };
+        Ok(Report {
+            mode: mode.into(),
+            target: self.opts.relay.to_string(),
+            dialect: Some(
+                match self.opts.dialect {
+                    Dialect::Classic => "classic",
+                    Dialect::Structured => "structured",
+                }
+                .into(),
+            ),
+            clients: self.opts.clients,
+            senders: self.opts.senders,
+            flooders: self.opts.flooders,
+            window: (self.opts.mode == Mode::Closed).then_some(self.opts.window),
+            rate_per_sec: (self.opts.mode == Mode::Rate).then_some(self.opts.rate),
+            duration_s: self.opts.duration.as_secs_f64(),
+            elapsed_s: elapsed,
+            join: Some(join),
+            sent: self.sent,
+            delivered: self.st.delivered,
+            expected,
+            deliveries_per_sec: per_sec(self.st.delivered as f64, elapsed),
+            messages_per_sec: per_sec(self.sent as f64, self.opts.duration.as_secs_f64()),
+            loss: Loss {
+                never_fanned_out: never,
+                missing_copies: missing,
+                duplicate_copies: self.st.duplicates,
+                delivery_share: if expected > 0 {
+                    self.st.delivered as f64 / expected as f64
+                } else {
+                    1.0
+                },
+            },
+            latency: Some(self.st.hist.quantiles()),
+            flood,
+            send_call: None,
+            relay_process,
+            errors: self.st.errors,
+            datagrams_received: self.st.datagrams,
+            rcvbuf_bytes: self.rcvbuf,
+        })
+    }
+}
+
+fn per_sec(n: f64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n / secs
+    } else {
+        0.0
+    }
+}
+
+/// Sends chat messages round robin from `sockets` in batches of
+/// [`sys::BATCH`], as fast as `sendmmsg` takes them, until `end` or `max`
+/// messages. Ids are consecutive from 0 and only advance for datagrams the
+/// kernel took. Returns (sent, seconds).
+fn flood(
+    sockets: &[(UdpSocket, String)],
+    tag: u8,
+    max: u64,
+    epoch: Instant,
+    end: Instant,
+    payload: usize,
+) -> (u64, f64) {
+    let start = Instant::now();
+    let mut bufs: Vec<Vec<u8>> = (0..sys::BATCH).map(|_| Vec::with_capacity(256)).collect();
+    let mut next: u64 = 0;
+    let mut turn = 0;
+    while next < max {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        let (socket, nick) = &sockets[turn % sockets.len()];
+        turn += 1;
+        let n = (max - next).min(sys::BATCH as u64) as usize;
+        let ns = nanos_since(epoch, now);
+        for (k, buf) in bufs.iter_mut().take(n).enumerate() {
+            wire::chat(buf, nick, tag, next + k as u64, ns, payload);
+        }
+        let refs: Vec<&[u8]> = bufs[..n].iter().map(|b| b.as_slice()).collect();
+        match sys::send_batch(socket.as_raw_fd(), &refs, None) {
+            Ok(0) => thread::yield_now(),
+            Ok(k) => next += k as u64,
+            // ICMP errors surface here too; keep flooding until the deadline.
+            Err(_) => thread::yield_now(),
+        }
+    }
+    (next, start.elapsed().as_secs_f64())
+}

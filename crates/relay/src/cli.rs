@@ -1,0 +1,240 @@
+//! Command-line flags of `udpchat-relay`, and how they become a room
+//! [`Config`](crate::Config) and the shell's own settings.
+//!
+//! Every flag has a default that suits a classroom, so `udpchat-relay` with
+//! no flags is a working relay on UDP port 10024 of every interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use udpchat_proto::Lang;
+
+use crate::Config;
+
+/// A UDP chat relay for classrooms: one room, many clients, one UDP socket.
+///
+/// Clients join with `N <nick>` (classic dialect, e.g. `nc -u HOST 10024`) or
+/// `HELLO udpchat/1 ...` (the `udpchat` client). Lines typed on the relay's
+/// standard input are sent to the room as messages from the host; `/help`
+/// lists the operator commands.
+#[derive(Debug, Parser)]
+#[command(name = "udpchat-relay", version, about, long_about = None)]
+#[command(
+    after_help = "Durations accept 90s, 5m, 2h, 500ms or plain seconds (90).\n\
+Logging: RUST_LOG=debug|info|warn|error (default info), on standard error."
+)]
+pub struct Args {
+    /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:10024")]
+    pub bind: SocketAddr,
+
+    /// Most members in the room; more joins get a "room full" error.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_clients: u32,
+
+    /// Structured members silent this long are evicted (they ping every quarter of it).
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Classic (N/M/Q) members, which never ping, are evicted after this much silence.
+    #[arg(long, value_name = "DUR", default_value = "2h", value_parser = parse_duration)]
+    pub classic_idle_timeout: Duration,
+
+    /// Refuse the classic dialect; accept only structured clients (HELLO with a cookie).
+    #[arg(long)]
+    pub no_classic: bool,
+
+    /// Append every room event (joins, leaves, chat, host messages) to FILE, one timestamped line each.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+
+    /// Also write private messages to the transcript.
+    #[arg(long, requires = "transcript")]
+    pub transcript_private: bool,
+
+    /// Language of the notices and error reasons members see.
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    pub lang: LangArg,
+
+    /// Datagrams one address may send in a burst before it is rate-limited.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
+    /// Datagrams per second one address may send on average.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_per_sec: u32,
+
+    /// Room events kept for clients that ask to have missed events resent.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history: u32,
+
+    /// Recent chat and host messages replayed to a structured client when it joins (0 = none).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub history_on_join: u32,
+
+    /// Datagrams held while the socket's send buffer is full; beyond this they are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_queue: u32,
+
+    /// How often to log a statistics line (0 = never).
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
+    pub stats_interval: Duration,
+}
+
+/// `--lang` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    /// English.
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+impl From<LangArg> for Lang {
+    fn from(lang: LangArg) -> Lang {
+        match lang {
+            LangArg::En => Lang::En,
+            LangArg::Zh => Lang::Zh,
+        }
+    }
+}
+
+impl Args {
+    /// The room configuration these flags ask for.
+    pub fn room_config(&self) -> Config {
+        // Structured clients ping every quarter of the idle timeout (15 s for
+        // the default 60 s), so three lost pings in a row do not evict them.
+        let ping_interval = (self.idle_timeout / 4).max(Duration::from_secs(1));
+        Config {
+            max_clients: self.max_clients as usize,
+            idle_timeout: self.idle_timeout,
+            classic_idle_timeout: self.classic_idle_timeout,
+            ping_interval,
+            classic: !self.no_classic,
+            lang: self.lang.into(),
+            rate_burst: self.rate_burst,
+            rate_per_sec: self.rate_per_sec,
+            history: self.history as usize,
+            history_on_join: self.history_on_join as usize,
+            ..Config::default()
+        }
+    }
+
+    /// The statistics interval, or `None` if statistics are off.
+    pub fn stats_interval(&self) -> Option<Duration> {
+        (!self.stats_interval.is_zero()).then_some(self.stats_interval)
+    }
+}
+
+/// Parses `90s`, `5m`, `2h`, `500ms`, `1d` or plain seconds (`90`); zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(s)?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// Like [`parse_duration`], but accepts zero.
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let expected = || format!("{s:?} is not a duration; write e.g. 90s, 5m, 2h, 500ms or 90");
+    if number.is_empty() {
+        return Err(expected());
+    }
+    let n: u64 = number.parse().map_err(|_| expected())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(expected()),
+    };
+    // A year is plenty; refusing more keeps Instant arithmetic from overflowing.
+    const MAX_MILLIS: u64 = 366 * 86_400_000;
+    match n.checked_mul(millis_per_unit) {
+        Some(ms) if ms <= MAX_MILLIS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("{s:?} is too long; at most 366 days")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("150"), Ok(Duration::from_secs(150)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        for bad in [
+            "",
+            "s",
+            "5x",
+            "-5s",
+            "1.5h",
+            "0",
+            "0s",
+            "99999999999999999999",
+            "400d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn no_flags_give_classroom_defaults() {
+        let args = Args::try_parse_from(["udpchat-relay"]).unwrap();
+        assert_eq!(args.bind, "0.0.0.0:10024".parse().unwrap());
+        let config = args.room_config();
+        assert_eq!(config.max_clients, 1024);
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.ping_interval, Duration::from_secs(15));
+        assert_eq!(config.classic_idle_timeout, Duration::from_secs(7200));
+        assert!(config.classic);
+        assert_eq!(config.lang, Lang::En);
+        assert_eq!((config.rate_burst, config.rate_per_sec), (20, 5));
+        assert_eq!((config.history, config.history_on_join), (1024, 20));
+        assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn ipv6_bind_and_flags_parse() {
+        let args = Args::try_parse_from([
+            "udpchat-relay",
+            "--bind",
+            "[::]:10024",
+            "--lang",
+            "zh",
+            "--no-classic",
+            "--idle-timeout",
+            "2m",
+            "--stats-interval",
+            "0",
+        ])
+        .unwrap();
+        assert!(args.bind.is_ipv6());
+        let config = args.room_config();
+        assert_eq!(config.lang, Lang::Zh);
+        assert!(!config.classic);
+        assert_eq!(config.ping_interval, Duration::from_secs(30));
+        assert_eq!(args.stats_interval(), None);
+    }
+
+    #[test]
+    fn transcript_private_needs_transcript() {
+        assert!(Args::try_parse_from(["udpchat-relay", "--transcript-private"]).is_err());
+    }
+}

@@ -1,0 +1,185 @@
+//! The operator console: lines typed on the relay's standard input.
+//!
+//! A thread reads stdin (a blocking read that mio cannot poll portably) and
+//! hands each parsed line to the event loop through a channel, then calls a
+//! wake-up function so the loop notices at once. End of input only ends the
+//! thread: a relay run under systemd has stdin closed from the start and must
+//! keep running.
+
+use std::io::{self, BufRead};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A plain line: say it to the room as the host.
+    Host(String),
+    /// `/who`: list the members on stdout.
+    Who,
+    /// `/kick NICK [reason]`.
+    Kick {
+        /// The member to remove.
+        nick: String,
+        /// Why, shown to the member (the shell has a default).
+        reason: Option<String>,
+    },
+    /// `/quit [reason]`: shut the relay down gracefully.
+    Quit(Option<String>),
+    /// `/help`.
+    Help,
+    /// A `/command` that is not one of the above.
+    Unknown(String),
+    /// An empty line: nothing to do.
+    Nothing,
+}
+
+/// What `/help` prints.
+pub const HELP: &str = "\
+operator commands:
+  <text>               say <text> to the room as the host (start with // to say something beginning with /)
+  /who                 list the members
+  /kick NICK [reason]  remove a member
+  /quit [reason]       tell every member the relay is closing, then exit
+  /help                this list";
+
+impl Command {
+    /// Parses one console line (without its line ending).
+    pub fn parse(line: &str) -> Command {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            return Command::Nothing;
+        }
+        if let Some(text) = line.strip_prefix("//") {
+            return Command::Host(format!("/{text}"));
+        }
+        let Some(command) = line.strip_prefix('/') else {
+            return Command::Host(line.to_owned());
+        };
+        let (word, rest) = match command.split_once(char::is_whitespace) {
+            Some((word, rest)) => (word, rest.trim()),
+            None => (command, ""),
+        };
+        match word {
+            "who" => Command::Who,
+            "help" | "?" => Command::Help,
+            "quit" | "exit" => Command::Quit(non_empty(rest)),
+            "kick" if !rest.is_empty() => {
+                let (nick, reason) = match rest.split_once(char::is_whitespace) {
+                    Some((nick, reason)) => (nick, reason.trim()),
+                    None => (rest, ""),
+                };
+                Command::Kick {
+                    nick: nick.to_owned(),
+                    reason: non_empty(reason),
+                }
+            }
+            _ => Command::Unknown(line.to_owned()),
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// Starts the console thread. Each line becomes a [`Command`] on the
+/// returned channel, followed by a call to `wake`.
+pub fn spawn(wake: Box<dyn Fn() + Send>) -> io::Result<Receiver<Command>> {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("console".into())
+        .spawn(move || read_lines(io::stdin().lock(), &tx, &*wake))?;
+    Ok(rx)
+}
+
+fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) => {
+                log::info!(
+                    "console: end of input; the relay keeps running (stop it with SIGINT/SIGTERM)"
+                );
+                return;
+            }
+            Ok(_) => {
+                let command = Command::parse(&String::from_utf8_lossy(&buf));
+                if command == Command::Nothing {
+                    continue;
+                }
+                if tx.send(command).is_err() {
+                    return; // the event loop is gone
+                }
+                wake();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("console: cannot read standard input ({e}); console disabled");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_are_host_messages() {
+        assert_eq!(
+            Command::parse("hello class\n"),
+            Command::Host("hello class".into())
+        );
+        assert_eq!(Command::parse("//who\r\n"), Command::Host("/who".into()));
+        assert_eq!(Command::parse("   \n"), Command::Nothing);
+    }
+
+    #[test]
+    fn slash_commands_parse() {
+        assert_eq!(Command::parse("/who"), Command::Who);
+        assert_eq!(Command::parse("/help"), Command::Help);
+        assert_eq!(
+            Command::parse("/kick bob stop spamming please"),
+            Command::Kick {
+                nick: "bob".into(),
+                reason: Some("stop spamming please".into())
+            }
+        );
+        assert_eq!(
+            Command::parse("/kick bob"),
+            Command::Kick {
+                nick: "bob".into(),
+                reason: None
+            }
+        );
+        assert_eq!(Command::parse("/kick"), Command::Unknown("/kick".into()));
+        assert_eq!(Command::parse("/quit"), Command::Quit(None));
+        assert_eq!(
+            Command::parse("/quit see you"),
+            Command::Quit(Some("see you".into()))
+        );
+        assert_eq!(Command::parse("/frob"), Command::Unknown("/frob".into()));
+    }
+
+    #[test]
+    fn reader_sends_commands_and_stops_at_eof() {
+        let (tx, rx) = mpsc::channel();
+        let wakes = std::cell::Cell::new(0);
+        read_lines(&b"hi\n\n/who\n/quit"[..], &tx, &|| {
+            wakes.set(wakes.get() + 1)
+        });
+        let got: Vec<Command> = rx.try_iter().collect();
+        assert_eq!(
+            got,
+            [
+                Command::Host("hi".into()),
+                Command::Who,
+                Command::Quit(None)
+            ]
+        );
+        assert_eq!(wakes.get(), 3);
+    }
+}

@@ -1,0 +1,759 @@
+//! The mio event loop: the only place with a socket, a clock and signals.
+//!
+//! One non-blocking UDP socket. Every readiness event drains the socket
+//! until `WouldBlock` and feeds each datagram to the [`Room`]; whatever the
+//! room says to send is sent at once. If the kernel's send buffer is full, the
+//! rest waits in a bounded queue until the socket is writable again (we ask
+//! for `WRITABLE` only while something waits, so an idle relay never spins);
+//! what the bound forces out is counted and logged, never lost silently.
+//! Timers come from [`Room::poll_timeout`] and the statistics interval.
+
+use std::collections::VecDeque;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use udpchat_proto::{ErrorCode, Lang};
+
+use crate::console::{self, Command};
+use crate::transcript::Transcript;
+use crate::{sys, Config, Dialect, Event, Outputs, Room, Transmit};
+
+const SOCKET: Token = Token(0);
+const CONSOLE: Token = Token(1);
+#[cfg(unix)]
+const SIGNALS: Token = Token(2);
+
+/// Largest UDP payload; a datagram over the protocol's 1024 bytes is still
+/// read whole so the room can refuse it as too long rather than see a cut one.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// Datagrams handled before the outputs are sent, so one busy socket cannot
+/// grow the output buffers without bound.
+const RECV_BATCH: usize = 64;
+
+/// How long shutdown waits for a full send buffer to drain before giving up.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// Settings of the shell itself (the room has its own [`Config`]).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Most datagrams held while the send buffer is full.
+    pub send_queue: usize,
+    /// How often to log statistics, if at all.
+    pub stats_interval: Option<Duration>,
+}
+
+/// Why the event loop could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another relay running there? choose another address or port with --bind")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The event loop's own machinery failed (poll, waker, signals).
+    #[error("{what} failed: {source}")]
+    Io {
+        /// What was being set up or run.
+        what: &'static str,
+        /// What the operating system said.
+        source: io::Error,
+    },
+}
+
+fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> ServerError {
+    move |source| ServerError::Io { what, source }
+}
+
+/// Counters kept by the shell (the room keeps its own [`crate::Stats`]).
+#[derive(Debug, Default, Clone)]
+pub struct ShellStats {
+    /// Datagrams handed to the kernel.
+    pub sent: u64,
+    /// Datagrams dropped because the send queue was full.
+    pub queue_drops: u64,
+    /// Sends that failed for a reason other than a full buffer.
+    pub send_errors: u64,
+    /// ICMP port-unreachable reports read from the error queue.
+    pub unreachable_reports: u64,
+}
+
+/// A bound relay, ready to [`run`](Server::run).
+pub struct Server {
+    poll: Poll,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    room: Room,
+    lang: Lang,
+    out: Outputs,
+    buf: Box<[u8]>,
+    queue: VecDeque<Transmit>,
+    queue_limit: usize,
+    writable_interest: bool,
+    unreachable: Vec<SocketAddr>,
+    waker: Arc<Waker>,
+    console: Option<Receiver<Command>>,
+    #[cfg(unix)]
+    signals: signal_hook_mio::v1_0::Signals,
+    transcript: Option<Transcript>,
+    transcript_failed: bool,
+    refusals: RefusalLog,
+    stats: ShellStats,
+    stats_interval: Option<Duration>,
+    next_stats: Option<Instant>,
+    shutdown: Option<String>,
+}
+
+impl Server {
+    /// Binds `addr` and prepares the loop. Nothing is read until [`Server::run`].
+    pub fn bind(
+        addr: SocketAddr,
+        config: Config,
+        settings: Settings,
+        transcript: Option<Transcript>,
+    ) -> Result<Server, ServerError> {
+        let mut socket =
+            UdpSocket::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = socket
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        if let Err(e) = sys::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
+            log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
+        }
+        let poll = Poll::new().map_err(io_error("creating the event loop"))?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)
+            .map_err(io_error("registering the socket"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), CONSOLE).map_err(io_error("creating the console waker"))?,
+        );
+
+        #[cfg(unix)]
+        let signals = {
+            use signal_hook::consts::{SIGINT, SIGTERM};
+            let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])
+                .map_err(io_error("installing the SIGINT/SIGTERM handlers"))?;
+            poll.registry()
+                .register(&mut signals, SIGNALS, Interest::READABLE)
+                .map_err(io_error("registering the signal handlers"))?;
+            signals
+        };
+
+        let lang = config.lang;
+        let now = Instant::now();
+        Ok(Server {
+            poll,
+            socket,
+            local_addr,
+            room: Room::new(config, random_key(), now),
+            lang,
+            out: Outputs::default(),
+            buf: vec![0; RECV_BUFFER].into_boxed_slice(),
+            queue: VecDeque::new(),
+            queue_limit: settings.send_queue.max(1),
+            writable_interest: false,
+            unreachable: Vec::new(),
+            waker,
+            console: None,
+            #[cfg(unix)]
+            signals,
+            transcript,
+            transcript_failed: false,
+            refusals: RefusalLog::new(now),
+            stats: ShellStats::default(),
+            stats_interval: settings.stats_interval,
+            next_stats: settings.stats_interval.map(|i| now + i),
+            shutdown: None,
+        })
+    }
+
+    /// The address actually bound (the port is known even for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts reading operator commands from standard input.
+    pub fn start_console(&mut self) -> io::Result<()> {
+        let waker = Arc::clone(&self.waker);
+        let rx = console::spawn(Box::new(move || {
+            // If waking fails the loop still sees the command at its next wake-up.
+            let _ = waker.wake();
+        }))?;
+        self.console = Some(rx);
+        Ok(())
+    }
+
+    /// Runs until SIGINT, SIGTERM or `/quit`, then says goodbye to every
+    /// member and returns.
+    pub fn run(mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(64);
+        while self.shutdown.is_none() {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(ServerError::Io {
+                        what: "waiting for events",
+                        source: e,
+                    })
+                }
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SOCKET => {
+                        if event.is_error() || event.is_readable() {
+                            self.drain_error_queue();
+                        }
+                        if event.is_readable() {
+                            self.receive(now);
+                        }
+                        if event.is_writable() {
+                            self.flush_queue();
+                        }
+                    }
+                    CONSOLE => self.console_commands(now),
+                    #[cfg(unix)]
+                    SIGNALS => {
+                        for signal in self.signals.pending() {
+                            log::info!("signal {signal} received; shutting down");
+                            self.shutdown
+                                .get_or_insert_with(|| default_quit_reason(self.lang).to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.timers(Instant::now());
+            self.handle_unreachable(Instant::now());
+        }
+        let reason = self.shutdown.take().unwrap_or_default();
+        self.finish(&reason);
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.room.poll_timeout(),
+            self.next_stats,
+            self.refusals.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if self.room.poll_timeout().is_some_and(|t| t <= now) {
+            self.room.handle_timeout(now, &mut self.out);
+            self.dispatch();
+        }
+        self.refusals.tick(now);
+        if let (Some(next), Some(interval)) = (self.next_stats, self.stats_interval) {
+            if next <= now {
+                self.log_stats();
+                self.next_stats = Some(now + interval);
+            }
+        }
+    }
+
+    /// Reads until `WouldBlock`, feeding the room.
+    fn receive(&mut self, now: Instant) {
+        let mut batch = 0;
+        // Consecutive errors with nothing read in between: bounded so a
+        // socket in a persistent error state cannot spin the loop.
+        let mut errors = 0;
+        loop {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    errors = 0;
+                    self.room
+                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
+                    batch += 1;
+                    if batch == RECV_BATCH {
+                        batch = 0;
+                        self.dispatch();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ConnectionReset (Windows) or, with IP_RECVERR, the
+                    // pending ICMP error of an earlier send (Linux): not this
+                    // socket's fault; read the error queue and go on.
+                    log::debug!("receive: {e}");
+                    self.drain_error_queue();
+                    errors += 1;
+                    if errors > 16 {
+                        log::warn!("receive keeps failing ({e}); will retry at the next event");
+                        break;
+                    }
+                }
+            }
+        }
+        self.dispatch();
+    }
+
+    fn console_commands(&mut self, now: Instant) {
+        loop {
+            let command = match self.console.as_ref().map(Receiver::try_recv) {
+                Some(Ok(command)) => command,
+                Some(Err(TryRecvError::Disconnected)) => {
+                    // End of stdin: the relay keeps running without a console.
+                    self.console = None;
+                    return;
+                }
+                Some(Err(TryRecvError::Empty)) | None => return,
+            };
+            match command {
+                Command::Host(text) => {
+                    if let Err(e) = self.room.host_message(now, &text, &mut self.out) {
+                        console_print(&format!("not sent: {e}"));
+                    }
+                    self.dispatch();
+                }
+                Command::Who => console_print(&who_list(&self.room.members())),
+                Command::Kick { nick, reason } => {
+                    let reason =
+                        reason.unwrap_or_else(|| default_kick_reason(self.lang).to_owned());
+                    match self.room.kick(now, &nick, &reason, &mut self.out) {
+                        Ok(()) => console_print(&format!("kicked {nick}")),
+                        Err(code) => {
+                            console_print(&format!("cannot kick {nick}: {}", code.reason(Lang::En)))
+                        }
+                    }
+                    self.dispatch();
+                }
+                Command::Quit(reason) => {
+                    self.shutdown =
+                        Some(reason.unwrap_or_else(|| default_quit_reason(self.lang).to_owned()));
+                }
+                Command::Help => console_print(console::HELP),
+                Command::Unknown(line) => console_print(&format!(
+                    "unknown command {line:?}; /help lists the commands"
+                )),
+                Command::Nothing => {}
+            }
+        }
+    }
+
+    /// Logs and records the room's events, then sends its datagrams.
+    fn dispatch(&mut self) {
+        // Taken out so the handlers below may borrow `self`; put back with
+        // its capacity so the buffers are reused, not reallocated.
+        let mut out = std::mem::take(&mut self.out);
+        for event in out.events.drain(..) {
+            self.record(event);
+        }
+        for transmit in out.transmits.drain(..) {
+            self.send(transmit);
+        }
+        out.clear();
+        self.out = out;
+        if !self.queue.is_empty() && !self.writable_interest {
+            self.set_writable_interest(true);
+        }
+    }
+
+    fn record(&mut self, event: Event) {
+        match event {
+            Event::Room { seq, event } => {
+                log::debug!("event {seq}: {event:?}");
+                if let Some(t) = &mut self.transcript {
+                    let result = t.room_event(SystemTime::now(), seq, &event);
+                    transcript_result(t, result, &mut self.transcript_failed);
+                }
+            }
+            Event::Private { from, to, text } => {
+                log::debug!("private {from} -> {to}");
+                if let Some(t) = &mut self.transcript {
+                    let result = t.private(SystemTime::now(), &from, &to, &text);
+                    transcript_result(t, result, &mut self.transcript_failed);
+                }
+            }
+            Event::Joined {
+                addr,
+                nick,
+                dialect,
+            } => {
+                let dialect = match dialect {
+                    Dialect::Classic(_) => "classic",
+                    Dialect::Structured => "structured",
+                };
+                log::info!(
+                    "{nick} joined from {addr} ({dialect}); {} members",
+                    self.room.member_count()
+                );
+            }
+            Event::Left { addr, nick, reason } => {
+                log::info!(
+                    "{nick} left ({}) from {addr}; {} members",
+                    reason.as_str(),
+                    self.room.member_count()
+                );
+            }
+            Event::Refused { addr, code, detail } => {
+                self.refusals.refused(Instant::now(), addr, code, &detail);
+            }
+            Event::Dropped { addr, why } => log::debug!("dropped a datagram from {addr}: {why}"),
+        }
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        if !self.queue.is_empty() {
+            // Keep order: earlier datagrams are still waiting.
+            self.enqueue(transmit);
+            return;
+        }
+        match self.try_send(&transmit) {
+            SendOutcome::Done => {}
+            SendOutcome::WouldBlock => self.enqueue(transmit),
+        }
+    }
+
+    fn try_send(&mut self, transmit: &Transmit) -> SendOutcome {
+        // A send can fail with the pending ICMP error of an earlier datagram
+        // (Linux, IP_RECVERR) without sending this one: read the error queue
+        // and try again, a bounded number of times.
+        for _ in 0..4 {
+            match self.socket.send_to(&transmit.bytes, transmit.to) {
+                Ok(_) => {
+                    self.stats.sent += 1;
+                    return SendOutcome::Done;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return SendOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("send to {}: {e}", transmit.to);
+                    if self.drain_error_queue() == 0 {
+                        // Not a queued ICMP error: this datagram itself failed.
+                        self.stats.send_errors += 1;
+                        return SendOutcome::Done;
+                    }
+                }
+            }
+        }
+        self.stats.send_errors += 1;
+        SendOutcome::Done
+    }
+
+    fn enqueue(&mut self, transmit: Transmit) {
+        if self.queue.len() >= self.queue_limit {
+            // Drop the newest: the queued datagrams are older and already
+            // promised in order. Counted, and logged at most once per stats line.
+            if self.stats.queue_drops == 0 || self.stats.queue_drops.is_power_of_two() {
+                log::warn!(
+                    "send queue full ({} datagrams); dropped {} so far (raise --send-queue?)",
+                    self.queue.len(),
+                    self.stats.queue_drops + 1
+                );
+            }
+            self.stats.queue_drops += 1;
+            return;
+        }
+        self.queue.push_back(transmit);
+    }
+
+    /// Sends queued datagrams until the queue is empty or the socket is full.
+    fn flush_queue(&mut self) {
+        while let Some(transmit) = self.queue.pop_front() {
+            if let SendOutcome::WouldBlock = self.try_send(&transmit) {
+                self.queue.push_front(transmit);
+                return;
+            }
+        }
+        if self.writable_interest {
+            self.set_writable_interest(false);
+        }
+    }
+
+    fn set_writable_interest(&mut self, writable: bool) {
+        let interest = if writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self
+            .poll
+            .registry()
+            .reregister(&mut self.socket, SOCKET, interest)
+        {
+            Ok(()) => self.writable_interest = writable,
+            Err(e) => log::error!("cannot change socket interest: {e}"),
+        }
+    }
+
+    /// Reads the socket's error queue; remembers unreachable members for
+    /// [`Server::handle_unreachable`]. Returns how many errors were read.
+    fn drain_error_queue(&mut self) -> usize {
+        let unreachable = &mut self.unreachable;
+        let stats = &mut self.stats;
+        sys::drain_error_queue(&self.socket, |addr| {
+            stats.unreachable_reports += 1;
+            if !unreachable.contains(&addr) {
+                unreachable.push(addr);
+            }
+        })
+    }
+
+    /// Tells the room about unreachable addresses. Done outside `dispatch`
+    /// because the room's answer (LEAVE notices) needs dispatching itself.
+    fn handle_unreachable(&mut self, now: Instant) {
+        // Each round can only find new unreachable addresses among the
+        // datagrams it sent; bounded anyway.
+        for _ in 0..16 {
+            if self.unreachable.is_empty() {
+                return;
+            }
+            let addrs = std::mem::take(&mut self.unreachable);
+            for addr in &addrs {
+                log::debug!("ICMP port unreachable from {addr}");
+                self.room.handle_unreachable(now, *addr, &mut self.out);
+            }
+            self.dispatch();
+        }
+    }
+
+    fn log_stats(&self) {
+        let room = self.room.stats();
+        log::info!(
+            "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
+             sent {}, send errors {}, send-queue drops {} (queued {}); unreachable reports {}",
+            self.room.member_count(),
+            room.datagrams_in,
+            room.datagrams_out,
+            room.refused,
+            room.rate_limited,
+            room.stranger_replies_dropped,
+            self.stats.sent,
+            self.stats.send_errors,
+            self.stats.queue_drops,
+            self.queue.len(),
+            self.stats.unreachable_reports,
+        );
+    }
+
+    /// Goodbye to every member, then make sure it is sent and recorded.
+    fn finish(&mut self, reason: &str) {
+        let now = Instant::now();
+        self.room.shutdown(now, reason, &mut self.out);
+        self.dispatch();
+        let deadline = now + SHUTDOWN_FLUSH;
+        let mut events = Events::with_capacity(8);
+        while !self.queue.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!(
+                    "{} goodbye datagrams not sent: the send buffer stayed full",
+                    self.queue.len()
+                );
+                break;
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(left)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            self.flush_queue();
+        }
+        self.refusals.flush();
+        if let Some(t) = &mut self.transcript {
+            if let Err(e) = t.sync() {
+                log::error!("transcript {}: {e}", t.path().display());
+            }
+        }
+        self.log_stats();
+        log::info!("relay stopped");
+    }
+}
+
+enum SendOutcome {
+    /// Sent, or failed for good (counted).
+    Done,
+    /// The send buffer is full: try again when writable.
+    WouldBlock,
+}
+
+fn transcript_result(t: &Transcript, result: io::Result<()>, failed: &mut bool) {
+    match result {
+        Ok(()) => *failed = false,
+        Err(e) if !*failed => {
+            // Logged once per run of failures: a full disk must not flood the log.
+            log::error!(
+                "cannot write transcript {}: {e}; events are missing from it",
+                t.path().display()
+            );
+            *failed = true;
+        }
+        Err(_) => {}
+    }
+}
+
+/// The `/who` listing.
+fn who_list(members: &[(udpchat_proto::Nick, SocketAddr, Dialect)]) -> String {
+    let mut s = format!(
+        "{} member{}",
+        members.len(),
+        if members.len() == 1 { "" } else { "s" }
+    );
+    for (nick, addr, dialect) in members {
+        let dialect = match dialect {
+            Dialect::Classic(_) => "classic",
+            Dialect::Structured => "structured",
+        };
+        s.push_str(&format!("\n  {nick} {addr} {dialect}"));
+    }
+    s
+}
+
+/// Prints one console answer in one locked write, so it never interleaves
+/// with the `listening` line or other output.
+fn console_print(text: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+fn default_quit_reason(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "goodbye",
+        Lang::Zh => "再见",
+    }
+}
+
+fn default_kick_reason(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "no reason given",
+        Lang::Zh => "未说明原因",
+    }
+}
+
+/// 16 random bytes for the cookie key, from std's per-process random
+/// SipHash keys (no extra crate for one key per run).
+fn random_key() -> [u8; 16] {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    let a = RandomState::new().hash_one((std::process::id(), SystemTime::now()));
+    let b = RandomState::new().hash_one(a);
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&a.to_le_bytes());
+    key[8..].copy_from_slice(&b.to_le_bytes());
+    key
+}
+
+/// Warnings for refused input, at most [`RefusalLog::PER_SECOND`] a second;
+/// the rest are counted and summarised, so a flood cannot flood the log.
+#[derive(Debug)]
+struct RefusalLog {
+    window_start: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    const PER_SECOND: u32 = 10;
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn new(now: Instant) -> RefusalLog {
+        RefusalLog {
+            window_start: now,
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Returns whether this refusal was logged.
+    fn refused(&mut self, now: Instant, addr: SocketAddr, code: ErrorCode, detail: &str) -> bool {
+        self.tick(now);
+        if now.saturating_duration_since(self.window_start) >= Self::WINDOW {
+            self.window_start = now;
+            self.logged = 0;
+        }
+        if self.logged < Self::PER_SECOND {
+            self.logged += 1;
+            if detail.is_empty() {
+                log::warn!("refused {addr}: {code}");
+            } else {
+                log::warn!("refused {addr}: {code} ({detail})");
+            }
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// When a summary of suppressed warnings is due.
+    fn deadline(&self) -> Option<Instant> {
+        (self.suppressed > 0).then(|| self.window_start + Self::WINDOW)
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.deadline().is_some_and(|d| d <= now) {
+            self.flush();
+            self.window_start = now;
+            self.logged = 0;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.suppressed > 0 {
+            log::warn!("{} more refusals suppressed", self.suppressed);
+            self.suppressed = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_warnings_are_rate_limited_and_summarised() {
+        let t0 = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut log = RefusalLog::new(t0);
+        let logged = (0..100)
+            .filter(|_| log.refused(t0, addr, ErrorCode::NotJoined, ""))
+            .count();
+        assert_eq!(logged, RefusalLog::PER_SECOND as usize);
+        assert_eq!(log.suppressed, 90);
+        assert_eq!(log.deadline(), Some(t0 + RefusalLog::WINDOW));
+        log.tick(t0 + RefusalLog::WINDOW);
+        assert_eq!(log.suppressed, 0);
+        assert_eq!(log.deadline(), None);
+        assert!(log.refused(t0 + RefusalLog::WINDOW, addr, ErrorCode::NotJoined, ""));
+    }
+
+    #[test]
+    fn who_list_names_every_member() {
+        let members = vec![
+            (
+                udpchat_proto::Nick::new("alice").unwrap(),
+                "127.0.0.1:5".parse().unwrap(),
+                Dialect::Structured,
+            ),
+            (
+                udpchat_proto::Nick::new("bob").unwrap(),
+                "[::1]:6".parse().unwrap(),
+                Dialect::Classic(udpchat_proto::LineEnding::Bare),
+            ),
+        ];
+        assert_eq!(
+            who_list(&members),
+            "2 members\n  alice 127.0.0.1:5 structured\n  bob [::1]:6 classic"
+        );
+        assert_eq!(who_list(&[]), "0 members");
+    }
+}

@@ -1,0 +1,231 @@
+//! End to end: the relay as a process: flags and exit codes, the operator
+//! console, the transcript, shutdown on SIGTERM, unreachable clients.
+
+mod util;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use util::{eventually, run_relay_to_exit, Client, Relay, TempFile, LISTENING_PREFIX};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[test]
+fn bad_flag_is_a_one_line_error_and_exit_code_2() {
+    for args in [
+        &["--frobnicate"][..],
+        &["--idle-timeout", "soon"],
+        &["--bind", "not-an-address"],
+        &["--lang", "fr"],
+        &["--max-clients", "0"],
+    ] {
+        let (status, stdout, stderr) = run_relay_to_exit(args);
+        assert_eq!(status.code(), Some(2), "{args:?}: stderr {stderr:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: stderr {stderr:?}");
+        assert!(
+            stderr.starts_with("udpchat-relay: "),
+            "{args:?}: stderr {stderr:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(stdout.is_empty(), "{args:?}: stdout {stdout:?}");
+    }
+}
+
+#[test]
+fn help_exits_0_and_lists_the_flags() {
+    let (status, stdout, _) = run_relay_to_exit(&["--help"]);
+    assert_eq!(status.code(), Some(0));
+    for flag in [
+        "--bind",
+        "--max-clients",
+        "--idle-timeout",
+        "--classic-idle-timeout",
+        "--no-classic",
+        "--transcript",
+        "--transcript-private",
+        "--lang",
+        "--rate-burst",
+        "--rate-per-sec",
+        "--history",
+        "--history-on-join",
+        "--send-queue",
+        "--stats-interval",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+}
+
+#[test]
+fn address_in_use_is_a_one_line_error_and_exit_code_2() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (status, stdout, stderr) = run_relay_to_exit(&["--bind", &addr]);
+    assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "stderr {stderr:?}");
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(!stdout.contains(LISTENING_PREFIX), "{stdout}");
+}
+
+#[test]
+fn unopenable_transcript_is_a_start_up_error() {
+    let (status, stdout, stderr) = run_relay_to_exit(&[
+        "--bind",
+        "127.0.0.1:0",
+        "--transcript",
+        "/nonexistent-dir-udpchat/transcript.log",
+    ]);
+    assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "stderr {stderr:?}");
+    assert!(stderr.contains("transcript"), "{stderr}");
+    assert!(!stdout.contains(LISTENING_PREFIX), "{stdout}");
+}
+
+#[test]
+fn listening_line_is_exact() {
+    let relay = Relay::start(&[]);
+    assert!(relay.addr.ip().is_loopback());
+    assert_ne!(relay.addr.port(), 0);
+}
+
+#[test]
+fn operator_console_through_a_pipe() {
+    let mut relay = Relay::start_with_console(&[]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let bob = Client::new(relay.addr);
+    bob.join_classic("bob");
+    bob.expect("* bob joined");
+    alice.expect("* bob joined");
+
+    relay.console("please open chapter 3");
+    alice.expect("[host] please open chapter 3");
+    bob.expect("[host] please open chapter 3");
+
+    relay.console("/who");
+    relay.expect_stdout("with the member count", |l| l == "2 members");
+    relay.expect_stdout("listing alice", |l| l.trim_start().starts_with("alice "));
+    relay.expect_stdout("listing bob", |l| l.trim_start().starts_with("bob "));
+
+    relay.console("/kick bob too noisy");
+    let bye = bob.recv_text();
+    assert!(bye.contains("too noisy"), "bob got {bye:?}");
+    alice.expect("* bob was removed by the host");
+    relay.expect_stdout("confirming the kick", |l| l.contains("kicked bob"));
+
+    relay.console("/kick nobody");
+    relay.expect_stdout("refusing the kick", |l| l.contains("nobody"));
+
+    // End of input must not stop the relay.
+    relay.close_stdin();
+    relay.expect_stderr("end of input");
+    assert!(relay.is_running());
+    alice.send("M alice still open?");
+    alice.expect("alice: still open?");
+}
+
+#[test]
+fn console_quit_says_goodbye_and_exits_0() {
+    let mut relay = Relay::start_with_console(&[]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    relay.console("/quit class is over");
+    alice.expect("* the relay is shutting down: class is over");
+    let status = relay
+        .wait_exit(util::TIMEOUT)
+        .expect("relay exits after /quit");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[cfg(unix)]
+#[test]
+fn transcript_after_sigterm_is_complete_and_members_get_bye() {
+    let file = TempFile::new("sigterm-transcript");
+    let mut relay = Relay::start_with_console(&["--transcript", file.as_str()]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let bob = Client::new(relay.addr);
+    bob.send("N bob\n");
+    assert_eq!(bob.recv_text(), "OK\n");
+    bob.expect("* bob joined\n");
+    alice.send("M alice first message");
+    bob.expect("alice: first message\n");
+    relay.console("host says hi");
+    bob.expect("[host] host says hi\n");
+    bob.send("Q bob\n");
+    alice.expect("* bob left");
+
+    let status = relay.terminate();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", relay.stderr());
+    let bye = alice.recv_text();
+    assert!(
+        bye.starts_with("* the relay is shutting down"),
+        "alice got {bye:?}"
+    );
+
+    let text = std::fs::read_to_string(&file.0).expect("transcript exists");
+    assert!(text.ends_with('\n'), "torn last line: {text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let bodies: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            // "2026-11-22T00:31:47.123Z #1 * alice joined"
+            let (stamp, rest) = l.split_once(' ').expect("timestamp then text");
+            assert_eq!(stamp.len(), 24, "{l:?}");
+            assert!(
+                stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+                "{l:?}"
+            );
+            rest
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "#1 * alice joined",
+            "#2 * bob joined",
+            "#3 alice: first message",
+            "#4 [host] host says hi",
+            "#5 * bob left",
+        ]
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn client_closed_without_quit_leaves_as_unreachable() {
+    let relay = Relay::start(&[]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let ghost = Client::new(relay.addr);
+    ghost.join_classic("ghost");
+    ghost.expect("* ghost joined");
+    alice.expect("* ghost joined");
+
+    // The ghost's program exits without Q: its port is now closed.
+    drop(ghost);
+    // The next message makes the relay send to the dead port; the ICMP port
+    // unreachable that comes back removes the ghost.
+    alice.send("M alice anyone there?");
+    alice.expect("alice: anyone there?");
+    alice.expect("* ghost left (unreachable)");
+    relay.expect_stderr("ghost left (unreachable)");
+
+    // The nickname is free again.
+    let again = Client::new(relay.addr);
+    again.join_classic("ghost");
+}
+
+#[test]
+fn refusals_are_logged_as_warnings() {
+    let relay = Relay::start(&[]);
+    let stranger = Client::new(relay.addr);
+    stranger.send("M nobody hello");
+    assert!(stranger.recv_text().starts_with("ERROR not-joined"));
+    relay.expect_stderr("not-joined");
+    assert!(eventually(|| relay.stderr().contains("WARN")));
+    stranger.expect_silence(QUIET);
+}

@@ -1,0 +1,208 @@
+//! End to end: structured (HELLO) clients and IPv6 against the real relay.
+
+mod util;
+
+use std::time::Duration;
+
+use udpchat_proto::{LeaveReason, Origin, RelayMsg, RoomEvent, MIN_HELLO_LEN};
+use util::{ipv6_loopback_available, Client, Relay};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn seq_of(msg: &RelayMsg) -> u64 {
+    match msg {
+        RelayMsg::Event { seq, .. } => *seq,
+        other => panic!("expected EVENT, got {other:?}"),
+    }
+}
+
+#[test]
+fn structured_join_with_cookie_then_numbered_events() {
+    let relay = Relay::start(&[]);
+    let alice = Client::new(relay.addr);
+    let welcome = alice.join_structured("alice");
+    let RelayMsg::Welcome {
+        nick,
+        last_seq,
+        ping_interval,
+        idle_timeout,
+        ..
+    } = welcome
+    else {
+        unreachable!()
+    };
+    assert_eq!(nick.as_str(), "alice");
+    assert_eq!(last_seq, 0);
+    assert_eq!((ping_interval, idle_timeout), (15, 60));
+    let join = alice.recv_msg();
+    assert_eq!(seq_of(&join), 1);
+    assert!(matches!(
+        join,
+        RelayMsg::Event { origin: Origin::Live, event: RoomEvent::Join(ref n), .. } if n.as_str() == "alice"
+    ));
+
+    // A classic member in the same room.
+    let bob = Client::new(relay.addr);
+    bob.join_classic("bob");
+    bob.expect("* bob joined");
+    let join = alice.recv_msg();
+    assert_eq!(seq_of(&join), 2);
+
+    alice.send("M alice hi bob");
+    bob.expect("alice: hi bob");
+    let chat = alice.recv_msg();
+    assert_eq!(seq_of(&chat), 3);
+    assert!(
+        matches!(chat, RelayMsg::Event { event: RoomEvent::Chat { ref text, .. }, .. } if text.as_str() == "hi bob")
+    );
+
+    bob.send("Q bob");
+    let leave = alice.recv_msg();
+    assert_eq!(seq_of(&leave), 4);
+    assert!(matches!(
+        leave,
+        RelayMsg::Event {
+            event: RoomEvent::Leave {
+                reason: LeaveReason::Quit,
+                ..
+            },
+            ..
+        }
+    ));
+
+    alice.send("PING t1");
+    assert!(
+        matches!(alice.recv_msg(), RelayMsg::Pong { last_seq: 4, token: Some(ref t) } if t.as_str() == "t1")
+    );
+}
+
+#[test]
+fn late_joiner_gets_recent_history_before_its_join() {
+    let relay = Relay::start(&[]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.send("M alice before you came");
+    alice.expect("alice: before you came");
+
+    let carol = Client::new(relay.addr);
+    let RelayMsg::Welcome { last_seq, .. } = carol.join_structured("carol") else {
+        unreachable!()
+    };
+    assert_eq!(last_seq, 2);
+    let history = carol.recv_msg();
+    assert!(
+        matches!(
+            history,
+            RelayMsg::Event {
+                seq: 2,
+                origin: Origin::History,
+                event: RoomEvent::Chat { .. }
+            }
+        ),
+        "got {history:?}"
+    );
+    let join = carol.recv_msg();
+    assert!(
+        matches!(
+            join,
+            RelayMsg::Event {
+                seq: 3,
+                origin: Origin::Live,
+                event: RoomEvent::Join(_)
+            }
+        ),
+        "got {join:?}"
+    );
+}
+
+#[test]
+fn short_cookieless_hello_gets_no_answer() {
+    let relay = Relay::start(&[]);
+    let c = Client::new(relay.addr);
+    let hello = b"HELLO udpchat/1 eve -";
+    assert!(hello.len() < MIN_HELLO_LEN);
+    c.send(hello);
+    c.expect_silence(QUIET);
+}
+
+#[test]
+fn forged_cookie_is_not_a_join() {
+    let relay = Relay::start(&[]);
+    let watcher = Client::new(relay.addr);
+    watcher.join_classic("watcher");
+    watcher.expect("* watcher joined");
+    let c = Client::new(relay.addr);
+    c.send("HELLO udpchat/1 eve 0123456789abcdef");
+    // A stale or forged cookie is answered with a fresh COOKIE, not WELCOME.
+    assert!(matches!(c.recv_msg(), RelayMsg::Cookie(_)));
+    watcher.expect_silence(QUIET);
+}
+
+#[test]
+fn structured_impersonation_is_refused() {
+    let relay = Relay::start(&[]);
+    let alice = Client::new(relay.addr);
+    alice.join_structured("alice");
+    let _join = alice.recv_msg();
+    let mallory = Client::new(relay.addr);
+    mallory.join_structured("mallory");
+    let _ = alice.recv_msg();
+    let _ = mallory.recv_msg();
+
+    mallory.send("M alice I am alice");
+    assert!(matches!(
+        mallory.recv_msg(),
+        RelayMsg::Error {
+            code: udpchat_proto::ErrorCode::NotYours,
+            ..
+        }
+    ));
+    alice.expect_silence(QUIET);
+    mallory.send("WHO");
+    match mallory.recv_msg() {
+        RelayMsg::Who { count, nicks, .. } => {
+            assert_eq!(count, 2);
+            assert!(nicks.iter().any(|n| n.as_str() == "alice"));
+        }
+        other => panic!("expected WHO, got {other:?}"),
+    }
+}
+
+#[test]
+fn ipv6_loopback_works() {
+    if !ipv6_loopback_available() {
+        eprintln!("skipped: ::1 is not available on this machine");
+        return;
+    }
+    let relay = Relay::start(&["--bind", "[::1]:0"]);
+    assert!(relay.addr.is_ipv6());
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let bob = Client::new(relay.addr);
+    bob.join_structured("bob");
+    alice.expect("* bob joined");
+    alice.send("M alice over v6");
+    bob.recv_msg_until("alice's chat", |m| {
+        matches!(m, RelayMsg::Event { event: RoomEvent::Chat { text, .. }, .. } if text.as_str() == "over v6")
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ipv6_client_closed_without_quit_leaves_as_unreachable() {
+    if !ipv6_loopback_available() {
+        eprintln!("skipped: ::1 is not available on this machine");
+        return;
+    }
+    let relay = Relay::start(&["--bind", "[::1]:0"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let ghost = Client::new(relay.addr);
+    ghost.join_classic("ghost");
+    alice.expect("* ghost joined");
+    drop(ghost);
+    alice.send("M alice hello?");
+    alice.expect("* ghost left (unreachable)");
+}
