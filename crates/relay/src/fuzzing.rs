@@ -597,10 +597,7 @@ impl Harness {
             let structured =
                 |m: &Members| m.get(&t.to).is_some_and(|(_, d)| *d == Dialect::Structured);
             let parsed = RelayMsg::parse(bytes);
-            // A classic join from a structured member is answered in the
-            // dialect the join asked for (room.rs handle_join).
-            let classic_join = Some(t.to) == sender && request.starts_with(b"N");
-            if structured(before) && structured(after) && !classic_join {
+            if structured(before) && structured(after) {
                 assert!(
                     parsed.is_ok(),
                     "structured member {} got unparsable {text:?}: {parsed:?}",
