@@ -229,3 +229,125 @@ fn refusals_are_logged_as_warnings() {
     assert!(eventually(|| relay.stderr().contains("WARN")));
     stranger.expect_silence(QUIET);
 }
+
+#[test]
+fn idle_classic_member_is_evicted_by_the_loop_timer() {
+    let relay = Relay::start(&["--classic-idle-timeout", "1s"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    // Nothing sent: the relay's own timer must fire (no datagram wakes it).
+    let bye = alice.recv_text();
+    assert!(bye.starts_with("* you were disconnected"), "got {bye:?}");
+    relay.expect_stderr("alice left (timeout)");
+}
+
+#[test]
+fn stats_line_is_logged_periodically() {
+    let relay = Relay::start(&["--stats-interval", "200ms"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    // Only the member count is exact: parallel tests reuse loopback ports,
+    // so a stray datagram may add to the other counters.
+    let log = relay.expect_stderr("stats: 1 members");
+    assert!(log.contains("datagrams in "), "{log}");
+}
+
+#[test]
+fn private_messages_reach_the_transcript_only_with_the_flag() {
+    for private in [false, true] {
+        let file = TempFile::new(&format!("private-{private}"));
+        let mut args = vec!["--transcript", file.as_str()];
+        if private {
+            args.push("--transcript-private");
+        }
+        let relay = Relay::start(&args);
+        let alice = Client::new(relay.addr);
+        alice.join_classic("alice");
+        alice.expect("* alice joined");
+        let bob = Client::new(relay.addr);
+        bob.join_classic("bob");
+        bob.expect("* bob joined");
+        alice.send("MSG bob psst");
+        bob.expect("[private from alice] psst");
+        alice.expect("[private to bob] psst");
+        alice.send("M alice public");
+        bob.expect("alice: public");
+        let text = std::fs::read_to_string(&file.0).unwrap();
+        assert!(text.contains("alice: public"), "{text}");
+        assert_eq!(
+            text.contains("private alice -> bob: psst"),
+            private,
+            "--transcript-private {private}:\n{text}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_also_says_goodbye_and_exits_0() {
+    let mut relay = Relay::start(&["--lang", "zh"]);
+    let alice = Client::new(relay.addr);
+    alice.send("N alice\n");
+    assert_eq!(alice.recv_text(), "OK\n");
+    alice.expect("* alice 加入了聊天室\n");
+    assert_eq!(relay.signal("INT").code(), Some(0));
+    let bye = alice.recv_text();
+    assert!(
+        bye.starts_with("* 服务器即将关闭") && bye.ends_with('\n'),
+        "got {bye:?}"
+    );
+}
+
+#[test]
+fn transcript_survives_kill_9_with_whole_lines() {
+    let file = TempFile::new("kill9-transcript");
+    let relay = Relay::start(&["--transcript", file.as_str(), "--rate-burst", "1000"]);
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    for i in 0..50 {
+        alice.send(format!("M alice line {i} 你好"));
+        alice.expect(&format!("alice: line {i} 你好"));
+    }
+    // Dropping the Relay kills it with SIGKILL: no chance to flush anything.
+    drop(relay);
+    let text = std::fs::read_to_string(&file.0).expect("transcript exists");
+    assert!(text.ends_with('\n'), "torn last line");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 51, "{text}");
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(
+            line.ends_with(&format!("#{} alice: line {i} 你好", i + 2)),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn garbage_and_oversized_datagrams_do_not_stop_the_relay() {
+    let mut relay = Relay::start(&[]);
+    let junk = Client::new(relay.addr);
+    // Deterministic junk: a small LCG, bounded count; includes empty,
+    // invalid UTF-8, control bytes and datagrams far over 1024 bytes.
+    let mut x: u32 = 12345;
+    for i in 0..500usize {
+        let len = match i % 5 {
+            0 => 0,
+            1 => 1025,
+            2 => 60_000,
+            _ => i % 300,
+        };
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        junk.send(&bytes);
+    }
+    assert!(relay.is_running());
+    let alice = Client::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+}

@@ -206,3 +206,47 @@ fn ipv6_client_closed_without_quit_leaves_as_unreachable() {
     alice.send("M alice hello?");
     alice.expect("* ghost left (unreachable)");
 }
+
+/// Whether an IPv6 wildcard socket here also receives IPv4 (dual stack).
+fn dual_stack_available() -> bool {
+    let Ok(v6) = std::net::UdpSocket::bind("[::]:0") else {
+        return false;
+    };
+    let port = v6.local_addr().unwrap().port();
+    let Ok(v4) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    if v4.send_to(b"x", ("127.0.0.1", port)).is_err() {
+        return false;
+    }
+    v6.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    v6.recv_from(&mut [0u8; 8]).is_ok()
+}
+
+#[test]
+fn dual_stack_wildcard_serves_ipv4_clients() {
+    if !dual_stack_available() {
+        eprintln!("skipped: no dual-stack IPv6 wildcard socket on this machine");
+        return;
+    }
+    let relay = Relay::start(&["--bind", "[::]:0"]);
+    assert!(relay.addr.is_ipv6());
+    let v4_relay = std::net::SocketAddr::from(([127, 0, 0, 1], relay.addr.port()));
+    let alice = Client::new(v4_relay);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let ghost = Client::new(v4_relay);
+    ghost.join_classic("ghost");
+    alice.expect("* ghost joined");
+    // IPv4 ICMP errors reach the dual-stack socket too (Linux).
+    drop(ghost);
+    alice.send("M alice v4 over a v6 socket");
+    alice.expect("alice: v4 over a v6 socket");
+    #[cfg(target_os = "linux")]
+    alice.expect("* ghost left (unreachable)");
+    eprintln!(
+        "dual-stack checked: relay {} served IPv4 client {}",
+        relay.addr,
+        alice.addr()
+    );
+}

@@ -173,14 +173,21 @@ impl Relay {
     /// waits for the exit status. Unix only.
     #[cfg(unix)]
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends the signal `name` (e.g. `"INT"`, `"TERM"`) with `kill -NAME`
+    /// and waits up to [`TIMEOUT`] for the exit status. Unix only.
+    #[cfg(unix)]
+    pub fn signal(&mut self, name: &str) -> ExitStatus {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([format!("-{name}"), self.child.id().to_string()])
             .status()
             .expect("cannot run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
         self.wait_exit(TIMEOUT).unwrap_or_else(|| {
             panic!(
-                "relay did not exit within {TIMEOUT:?} of SIGTERM; stderr:\n{}",
+                "relay did not exit within {TIMEOUT:?} of SIG{name}; stderr:\n{}",
                 self.stderr()
             )
         })
@@ -334,6 +341,7 @@ impl Client {
                 {
                     return None
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // An ICMP error from an earlier send (e.g. the relay exited).
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     thread::sleep(Duration::from_millis(10));

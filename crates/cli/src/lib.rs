@@ -1,6 +1,83 @@
-//! udpchat cli (stub).
+//! `udpchat`, the terminal client of the udpchat relay, speaking the
+//! structured dialect (`HELLO`, numbered `EVENT`s, loss repair).
+//!
+//! Contract: every decision lives in plain functions and sans-I/O state
+//! machines ([`session::Session`], [`reassembly::Reassembly`],
+//! [`render::render`], [`command::parse_input`]); the threads in `app` only
+//! move bytes between the socket, the keyboard and the screen. Nothing the
+//! relay sends is trusted: it is parsed strictly and every string is
+//! sanitized before it reaches the terminal.
 
-/// Entry point called by the binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod command;
+pub mod reassembly;
+pub mod render;
+pub mod session;
+pub mod text;
+
+mod app;
+mod error;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use error::CliError;
+
+/// Command-line arguments of `udpchat`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "udpchat",
+    version,
+    about = "Chat with your class through a udpchat relay.",
+    long_about = "Chat with your class through a udpchat relay.\n\n\
+        On a terminal you get a prompt: incoming messages appear above it and never \
+        disturb what you are typing. With stdin not a terminal (a pipe or a file), every \
+        line read is sent as a message (lines starting with / are commands), incoming \
+        events are printed one per line, and at the end of input the client leaves and \
+        exits 0.",
+    after_help = "Commands (type them at the prompt, or pipe them in):\n  \
+        /who             who is in the room\n  \
+        /msg NICK text   private message to NICK\n  \
+        /nick NEW        change your nickname\n  \
+        /quit            leave (Ctrl-D and Ctrl-C too)\n  \
+        /help            list the commands\n  \
+        //text           send a message that starts with /\n\n\
+        Examples:\n  \
+        udpchat --relay 192.168.1.10:10024 --nick alice\n  \
+        printf 'hello\\n' | udpchat --nick bot\n\n\
+        Colours are used only when stdout is a terminal and NO_COLOR is not set."
+)]
+pub struct Args {
+    /// The relay to join: HOST:PORT. Host names and IPv6 ([::1]:10024) work;
+    /// without a port, 10024 is used.
+    #[arg(
+        short,
+        long,
+        env = "UDPCHAT_RELAY",
+        default_value = "127.0.0.1:10024",
+        value_name = "HOST:PORT"
+    )]
+    pub relay: String,
+
+    /// Your nickname: 1 to 24 letters, digits, _ - . (any script). Asked for
+    /// if missing on a terminal; required when stdin is not a terminal.
+    #[arg(short, long, value_name = "NAME")]
+    pub nick: Option<String>,
+}
+
+/// Entry point called by the binary: parses arguments, runs, prints an
+/// error once and exits non-zero on failure.
+pub fn main() -> ExitCode {
+    // The local UTC offset can only be read safely while the process has a
+    // single thread (the `time` crate refuses otherwise on Unix), so read it
+    // first.
+    let offset = time::UtcOffset::current_local_offset().ok();
+    let args = Args::parse();
+    match app::run(args, offset) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("udpchat: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
 }

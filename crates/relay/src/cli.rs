@@ -21,10 +21,13 @@ use crate::Config;
 /// lists the operator commands.
 #[derive(Debug, Parser)]
 #[command(name = "udpchat-relay", version, about, long_about = None)]
-#[command(
-    after_help = "Durations accept 90s, 5m, 2h, 500ms or plain seconds (90).\n\
-Logging: RUST_LOG=debug|info|warn|error (default info), on standard error."
-)]
+#[command(after_help = "\
+Operator console: each line typed on standard input is sent to the room as the host;
+/who lists the members, /kick NICK [reason] removes one, /quit [reason] closes the relay,
+/help lists these. End of input does not stop the relay.
+SIGINT or SIGTERM: every member is told the relay is closing, the transcript is flushed, exit 0.
+Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
+Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:10024")]

@@ -5,6 +5,20 @@
 //! The shell (server.rs) owns the socket and the clock and calls
 //! [`Room::handle_datagram`], [`Room::handle_timeout`] when
 //! [`Room::poll_timeout`] passes, and [`Room::handle_unreachable`].
+//!
+//! Decisions worth knowing:
+//! - Every room event is rendered once per dialect and line ending; all
+//!   recipients of one rendering share one `Rc<[u8]>`.
+//! - Replies to non-members spend a global budget. Their dialect is a guess
+//!   from the datagram: `HELLO`, `PMSG`, `ACK`, `RESEND` and other bare
+//!   datagrams get the structured form (so an evicted structured client can
+//!   parse its `ERROR not-joined`); newline-terminated datagrams and `N`
+//!   get classic lines. A member is always answered in its own dialect,
+//!   except that a `HELLO` is always answered in the structured one.
+//! - An unacknowledged `PRIVATE` is sent again 1, 2, 4 and 8 s after the
+//!   first send, then given up; at most 32 wait per member.
+//! - A member that re-joins with the same nickname in the other dialect (or
+//!   with another line ending) switches to it; no second JOIN.
 
 mod bucket;
 mod cookie;
@@ -1831,6 +1845,20 @@ mod tests {
             ["* online (3): Alice, bob, carol"]
         );
         assert_eq!(to(&h.send(2, "WHO"), 2), ["WHO 1 1 3 Alice bob carol"]);
+    }
+
+    #[test]
+    fn evicted_structured_client_gets_a_parseable_not_joined() {
+        let mut h = Harness::new();
+        let sent = h.send(1, "M alice hi");
+        let reply = RelayMsg::parse(sent[0].1.as_bytes()).unwrap();
+        assert!(matches!(
+            reply,
+            RelayMsg::Error {
+                code: ErrorCode::NotJoined,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -36,6 +36,11 @@ const RECV_BUFFER: usize = 64 * 1024;
 /// grow the output buffers without bound.
 const RECV_BATCH: usize = 64;
 
+/// Datagrams read per loop iteration. Under a flood the socket may never run
+/// dry; stopping here lets timers, the console and signals have their turn
+/// (the loop comes straight back, without waiting, for the rest).
+const RECV_PER_TURN: usize = 4096;
+
 /// How long shutdown waits for a full send buffer to drain before giving up.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
@@ -98,7 +103,12 @@ pub struct Server {
     queue: VecDeque<Transmit>,
     queue_limit: usize,
     writable_interest: bool,
+    /// The socket may hold unread datagrams (readable and not yet drained to
+    /// `WouldBlock`): mio is edge-triggered, so no new event would say so.
+    readable: bool,
     unreachable: Vec<SocketAddr>,
+    #[cfg(target_os = "linux")]
+    batch: sys::BatchSender,
     waker: Arc<Waker>,
     console: Option<Receiver<Command>>,
     #[cfg(unix)]
@@ -160,7 +170,10 @@ impl Server {
             queue: VecDeque::new(),
             queue_limit: settings.send_queue.max(1),
             writable_interest: false,
+            readable: false,
             unreachable: Vec::new(),
+            #[cfg(target_os = "linux")]
+            batch: sys::BatchSender::default(),
             waker,
             console: None,
             #[cfg(unix)]
@@ -196,9 +209,12 @@ impl Server {
     pub fn run(mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(64);
         while self.shutdown.is_none() {
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if self.readable {
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -217,7 +233,7 @@ impl Server {
                             self.drain_error_queue();
                         }
                         if event.is_readable() {
-                            self.receive(now);
+                            self.readable = true;
                         }
                         if event.is_writable() {
                             self.flush_queue();
@@ -227,13 +243,21 @@ impl Server {
                     #[cfg(unix)]
                     SIGNALS => {
                         for signal in self.signals.pending() {
-                            log::info!("signal {signal} received; shutting down");
+                            let name = match signal {
+                                signal_hook::consts::SIGINT => "SIGINT",
+                                signal_hook::consts::SIGTERM => "SIGTERM",
+                                _ => "signal",
+                            };
+                            log::info!("{name} received; saying goodbye to every member");
                             self.shutdown
                                 .get_or_insert_with(|| default_quit_reason(self.lang).to_owned());
                         }
                     }
                     _ => {}
                 }
+            }
+            if self.readable {
+                self.receive();
             }
             self.timers(Instant::now());
             self.handle_unreachable(Instant::now());
@@ -268,9 +292,12 @@ impl Server {
         }
     }
 
-    /// Reads until `WouldBlock`, feeding the room.
-    fn receive(&mut self, now: Instant) {
+    /// Reads until `WouldBlock` (or [`RECV_PER_TURN`] datagrams), feeding
+    /// the room.
+    fn receive(&mut self) {
+        let mut now = Instant::now();
         let mut batch = 0;
+        let mut total = 0;
         // Consecutive errors with nothing read in between: bounded so a
         // socket in a persistent error state cannot spin the loop.
         let mut errors = 0;
@@ -281,12 +308,20 @@ impl Server {
                     self.room
                         .handle_datagram(now, from, &self.buf[..len], &mut self.out);
                     batch += 1;
+                    total += 1;
                     if batch == RECV_BATCH {
                         batch = 0;
                         self.dispatch();
+                        now = Instant::now();
+                        if total >= RECV_PER_TURN {
+                            return; // `readable` stays set: back soon
+                        }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ConnectionReset (Windows) or, with IP_RECVERR, the
@@ -296,7 +331,10 @@ impl Server {
                     self.drain_error_queue();
                     errors += 1;
                     if errors > 16 {
-                        log::warn!("receive keeps failing ({e}); will retry at the next event");
+                        // Wait for the next datagram's event rather than spin:
+                        // every arrival is a new edge.
+                        log::warn!("receive keeps failing ({e}); waiting for the next datagram");
+                        self.readable = false;
                         break;
                     }
                 }
@@ -356,9 +394,7 @@ impl Server {
         for event in out.events.drain(..) {
             self.record(event);
         }
-        for transmit in out.transmits.drain(..) {
-            self.send(transmit);
-        }
+        self.send_all(&mut out.transmits);
         out.clear();
         self.out = out;
         if !self.queue.is_empty() && !self.writable_interest {
@@ -410,15 +446,54 @@ impl Server {
         }
     }
 
-    fn send(&mut self, transmit: Transmit) {
-        if !self.queue.is_empty() {
-            // Keep order: earlier datagrams are still waiting.
-            self.enqueue(transmit);
-            return;
+    /// Sends (or queues) every datagram of `transmits`, in order, and
+    /// empties it.
+    fn send_all(&mut self, transmits: &mut Vec<Transmit>) {
+        let mut next = 0;
+        // If earlier datagrams are still queued, these go behind them.
+        while self.queue.is_empty() && next < transmits.len() {
+            match self.send_some(&transmits[next..]) {
+                Some(sent) => next += sent,
+                None => break, // the send buffer is full
+            }
         }
-        match self.try_send(&transmit) {
-            SendOutcome::Done => {}
-            SendOutcome::WouldBlock => self.enqueue(transmit),
+        for transmit in transmits.drain(next..) {
+            self.enqueue(transmit);
+        }
+        transmits.clear();
+    }
+
+    /// Sends at least the first of `transmits` (maybe more, with one
+    /// `sendmmsg`); returns how many are done, or `None` if the send buffer
+    /// is full.
+    #[cfg(target_os = "linux")]
+    fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
+        if transmits.len() > 1 {
+            match self.batch.send(&self.socket, transmits) {
+                Ok(sent) if sent > 0 => {
+                    self.stats.sent += sent as u64;
+                    return Some(sent);
+                }
+                Ok(_) => return None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                // The first datagram failed (e.g. a pending ICMP error):
+                // send it alone, which reads the error queue and retries.
+                Err(_) => {}
+            }
+        }
+        self.send_one(&transmits[0])
+    }
+
+    /// Sends the first of `transmits`; see the Linux version.
+    #[cfg(not(target_os = "linux"))]
+    fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
+        self.send_one(&transmits[0])
+    }
+
+    fn send_one(&mut self, transmit: &Transmit) -> Option<usize> {
+        match self.try_send(transmit) {
+            SendOutcome::Done => Some(1),
+            SendOutcome::WouldBlock => None,
         }
     }
 
@@ -718,6 +793,49 @@ impl RefusalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
+
+    fn transmit(to: SocketAddr, i: u8) -> Transmit {
+        Transmit {
+            to,
+            bytes: Rc::from(vec![b'a' + i].into_boxed_slice()),
+        }
+    }
+
+    #[test]
+    fn full_send_queue_drops_the_newest_counts_them_and_flushes_in_order() {
+        let settings = Settings {
+            send_queue: 3,
+            stats_interval: None,
+        };
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), settings, None).unwrap();
+        let target = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = target.local_addr().unwrap();
+        // As if the send buffer had been full: one datagram already waits,
+        // so new ones must queue behind it, and the bound of 3 drops two.
+        server.queue.push_back(transmit(to, 0));
+        let mut batch: Vec<Transmit> = (1..5).map(|i| transmit(to, i)).collect();
+        server.send_all(&mut batch);
+        assert!(batch.is_empty());
+        assert_eq!(server.queue.len(), 3);
+        assert_eq!(server.stats.queue_drops, 2);
+        assert_eq!(server.stats.sent, 0);
+
+        server.set_writable_interest(true);
+        server.flush_queue();
+        assert!(server.queue.is_empty());
+        assert!(!server.writable_interest);
+        assert_eq!(server.stats.sent, 3);
+        target
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        for want in [b'a', b'b', b'c'] {
+            let n = target.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[want]);
+        }
+    }
 
     #[test]
     fn refusal_warnings_are_rate_limited_and_summarised() {

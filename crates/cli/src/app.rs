@@ -1,0 +1,485 @@
+//! The I/O shell: the socket, the reader thread (socket -> screen) and the
+//! writer (keyboard -> socket). Decisions are the session's; this file only
+//! moves bytes and lines.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustyline::error::ReadlineError;
+use rustyline::ExternalPrinter;
+use time::{OffsetDateTime, UtcOffset};
+use udpchat_proto::{Nick, DEFAULT_PORT};
+
+use crate::command::{parse_input, Input};
+use crate::render::{render, Line, Style};
+use crate::session::{Action, Session};
+use crate::text::sanitize;
+use crate::{Args, CliError};
+
+/// How long one socket read waits before the session gets a timeout tick.
+const READ_TICK: Duration = Duration::from_millis(50);
+/// After end of input in piped mode: the least and most time to wait for
+/// our messages to be echoed before leaving.
+const GRACE_MIN: Duration = Duration::from_millis(300);
+const GRACE_MAX: Duration = Duration::from_secs(30);
+
+/// Runs the client; returns the exit code.
+pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
+    let (addr, label) = resolve(&args.relay)?;
+    let socket = open_socket(addr, &label)?;
+    let interactive = io::stdin().is_terminal();
+    let stdout_tty = io::stdout().is_terminal();
+    let color = stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let printer = Printer {
+        screen: Mutex::new(None),
+        color,
+        wrap: stdout_tty,
+        offset,
+        piped: !interactive,
+    };
+    if interactive {
+        run_terminal(args, socket, printer, label)
+    } else {
+        run_piped(args, socket, printer, label)
+    }
+}
+
+/// Resolves `HOST:PORT` (or a bare host, with the default port) to one
+/// address; also returns the label used in messages.
+fn resolve(relay: &str) -> Result<(SocketAddr, String), CliError> {
+    let relay = relay.trim();
+    let with_port = if relay.parse::<SocketAddr>().is_ok()
+        || (relay.starts_with('[') && relay.contains("]:"))
+        || (!relay.starts_with('[') && relay.matches(':').count() == 1)
+    {
+        relay.to_owned()
+    } else if relay.starts_with('[') || relay.contains(':') {
+        // A bare IPv6 address, with or without brackets.
+        format!("[{}]:{DEFAULT_PORT}", relay.trim_matches(['[', ']']))
+    } else {
+        format!("{relay}:{DEFAULT_PORT}")
+    };
+    let mut addrs = with_port
+        .to_socket_addrs()
+        .map_err(|source| CliError::Resolve {
+            addr: relay.to_owned(),
+            source,
+        })?;
+    let addr = addrs
+        .next()
+        .ok_or_else(|| CliError::NoAddress(relay.to_owned()))?;
+    Ok((addr, with_port))
+}
+
+/// A socket connected to the relay: the OS then drops datagrams from
+/// anyone else, so only the relay can talk to us.
+fn open_socket(addr: SocketAddr, label: &str) -> Result<UdpSocket, CliError> {
+    let err = |source| CliError::Socket {
+        addr: label.to_owned(),
+        source,
+    };
+    let local: SocketAddr = if addr.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).map_err(err)?;
+    socket.connect(addr).map_err(err)?;
+    socket.set_read_timeout(Some(READ_TICK)).map_err(err)?;
+    Ok(socket)
+}
+
+/// Receives one datagram, or `None` when nothing came within the tick.
+fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
+    match socket.recv(buf) {
+        Ok(n) => Some(n),
+        // Read timeouts are WouldBlock on Unix and TimedOut on Windows;
+        // ConnectionRefused/Reset are ICMP port-unreachable reports (the
+        // relay is down): all mean "nothing yet", and keepalive decides.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            None
+        }
+        Err(e) => {
+            log::debug!("recv: {e}");
+            thread::sleep(READ_TICK);
+            None
+        }
+    }
+}
+
+/// Where lines go: rustyline's external printer while a prompt is up (so
+/// incoming lines never clobber the half-typed line), else stdout.
+struct Printer {
+    screen: Mutex<Option<Box<dyn ExternalPrinter + Send>>>,
+    color: bool,
+    wrap: bool,
+    offset: Option<UtcOffset>,
+    piped: bool,
+}
+
+impl Printer {
+    fn style(&self) -> Style {
+        let now = OffsetDateTime::now_utc();
+        let local = self.offset.map_or(now, |o| now.to_offset(o));
+        let columns = if self.wrap {
+            terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
+        } else {
+            None
+        };
+        Style {
+            color: self.color,
+            columns,
+            time: format!("{:02}:{:02}", local.hour(), local.minute()),
+        }
+    }
+
+    fn show(&self, line: &Line) {
+        let text = render(line, &self.style());
+        let mut screen = lock(&self.screen);
+        if let Some(printer) = screen.as_mut() {
+            if printer.print(format!("{text}\n")).is_ok() {
+                return;
+            }
+        }
+        drop(screen);
+        // One locked write per line so lines never interleave.
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// A problem with what the user typed: on stderr when piped, so the
+    /// stdout transcript stays one event per line.
+    fn complain(&self, text: &str) {
+        if self.piped {
+            eprintln!("udpchat: {}", sanitize(text));
+        } else {
+            self.show(&Line::Error(text.to_owned()));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// State shared by the reader thread and the writer.
+struct Shared {
+    socket: UdpSocket,
+    session: Mutex<Session>,
+    printer: Printer,
+    stop: AtomicBool,
+    /// Set when the session ended on the relay's side (kicked).
+    ended: Mutex<Option<u8>>,
+}
+
+/// What the handshake ended with.
+enum JoinOutcome {
+    Joined,
+    Refused(String),
+    NoRelay,
+    Ended(u8),
+}
+
+impl Shared {
+    /// Carries out actions; returns the join outcome if one is among them.
+    fn perform(&self, actions: Vec<Action>) -> Option<JoinOutcome> {
+        let mut outcome = None;
+        for action in actions {
+            match action {
+                Action::Send(bytes) => {
+                    if let Err(e) = self.socket.send(&bytes) {
+                        log::debug!("send: {e}");
+                    }
+                }
+                Action::Show(line) => self.printer.show(&line),
+                Action::Joined { .. } => outcome = Some(JoinOutcome::Joined),
+                Action::Refused { reason, .. } => outcome = Some(JoinOutcome::Refused(reason)),
+                Action::NoRelay => outcome = Some(JoinOutcome::NoRelay),
+                Action::End { code } => {
+                    *lock(&self.ended) = Some(code);
+                    outcome = Some(JoinOutcome::Ended(code));
+                    if self.printer.piped {
+                        let _ = io::stdout().flush();
+                        std::process::exit(i32::from(code));
+                    } else {
+                        self.printer
+                            .show(&Line::Notice("press Enter to leave".into()));
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    fn session(&self) -> MutexGuard<'_, Session> {
+        lock(&self.session)
+    }
+
+    /// Runs the handshake on the calling thread until it completes.
+    fn join(&self) -> JoinOutcome {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let actions = self.session().handle_timeout(Instant::now());
+            if let Some(outcome) = self.perform(actions) {
+                return outcome;
+            }
+            if let Some(n) = receive(&self.socket, &mut buf) {
+                let actions = self.session().handle_datagram(Instant::now(), &buf[..n]);
+                if let Some(outcome) = self.perform(actions) {
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    /// The reader thread: socket -> session -> screen, plus timer ticks.
+    fn read_loop(&self) {
+        let mut buf = vec![0u8; 4096];
+        while !self.stop.load(Ordering::Relaxed) {
+            let actions = self.session().handle_timeout(Instant::now());
+            self.perform(actions);
+            if let Some(n) = receive(&self.socket, &mut buf) {
+                let actions = self.session().handle_datagram(Instant::now(), &buf[..n]);
+                self.perform(actions);
+            }
+        }
+    }
+
+    fn input(&self, input: Input) {
+        let actions = self.session().handle_input(Instant::now(), input);
+        self.perform(actions);
+    }
+
+    fn quit(&self) {
+        let actions = self.session().quit(Instant::now());
+        self.perform(actions);
+    }
+}
+
+fn private_id_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64 % 1_000_000_000_000)
+}
+
+fn check_nick(nick: &str) -> Result<Nick, CliError> {
+    Nick::new(nick.trim()).map_err(|source| CliError::BadNick {
+        nick: nick.to_owned(),
+        source,
+    })
+}
+
+fn run_piped(
+    args: Args,
+    socket: UdpSocket,
+    printer: Printer,
+    label: String,
+) -> Result<u8, CliError> {
+    let nick = check_nick(&args.nick.ok_or(CliError::NickRequired)?)?;
+    let shared = Arc::new(Shared {
+        socket,
+        session: Mutex::new(Session::new(
+            nick.clone(),
+            Instant::now(),
+            private_id_seed(),
+        )),
+        printer,
+        stop: AtomicBool::new(false),
+        ended: Mutex::new(None),
+    });
+    match shared.join() {
+        JoinOutcome::Joined => {}
+        JoinOutcome::Refused(reason) => {
+            return Err(CliError::Refused {
+                nick: nick.to_string(),
+                reason: sanitize(&reason).into_owned(),
+            })
+        }
+        JoinOutcome::NoRelay => return Err(CliError::NoRelay(label)),
+        JoinOutcome::Ended(code) => return Ok(code),
+    }
+    let reader = {
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || shared.read_loop())
+    };
+
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let n = stdin.read_until(b'\n', &mut raw).map_err(CliError::Stdin)?;
+        if n == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&raw);
+        match parse_input(&line) {
+            Ok(Input::Quit) => break,
+            Ok(input) => shared.input(input),
+            Err(e) => shared.printer.complain(&e.to_string()),
+        }
+    }
+
+    // End of input: give our last messages time to be sent (they are paced)
+    // and echoed, then leave.
+    let start = Instant::now();
+    let unsettled = shared.session().unsettled() as u32;
+    let deadline = start + (GRACE_MIN * 3 + Duration::from_millis(300) * unsettled).min(GRACE_MAX);
+    loop {
+        let now = Instant::now();
+        let settled = shared.session().is_settled();
+        if now >= deadline || (settled && now >= start + GRACE_MIN) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let left = shared.session().unsettled();
+    if left > 0 {
+        eprintln!("udpchat: {left} message(s) may not have reached the relay");
+    }
+    shared.quit();
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    Ok(0)
+}
+
+fn run_terminal(
+    args: Args,
+    socket: UdpSocket,
+    printer: Printer,
+    label: String,
+) -> Result<u8, CliError> {
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut nick = match args.nick.as_deref().map(check_nick) {
+        Some(Ok(nick)) => nick,
+        Some(Err(e)) => {
+            println!("{e}");
+            ask_nick(&mut editor)?
+        }
+        None => ask_nick(&mut editor)?,
+    };
+    let shared = Arc::new(Shared {
+        socket,
+        session: Mutex::new(Session::new(
+            nick.clone(),
+            Instant::now(),
+            private_id_seed(),
+        )),
+        printer,
+        stop: AtomicBool::new(false),
+        ended: Mutex::new(None),
+    });
+    if shared.printer.offset.is_none() {
+        shared.printer.show(&Line::Notice(
+            "times are UTC (the local time zone is unknown)".into(),
+        ));
+    }
+    loop {
+        match shared.join() {
+            JoinOutcome::Joined => break,
+            JoinOutcome::Refused(reason) => {
+                shared.printer.show(&Line::Error(format!(
+                    "the relay refused the nickname {nick}: {reason}"
+                )));
+                nick = ask_nick(&mut editor)?;
+                shared.session().retry_with(nick.clone(), Instant::now());
+            }
+            JoinOutcome::NoRelay => return Err(CliError::NoRelay(label)),
+            JoinOutcome::Ended(code) => return Ok(code),
+        }
+    }
+    shared.printer.show(&Line::Notice(format!(
+        "joined {label} as {nick}; type /help for commands"
+    )));
+    // From here on, lines go above the prompt through rustyline's external
+    // printer; direct writes would land in the middle of the typed line.
+    if let Ok(external) = editor.create_external_printer() {
+        *lock(&shared.printer.screen) = Some(Box::new(external));
+    }
+    let reader = {
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || shared.read_loop())
+    };
+    let result = loop {
+        let prompt = format!("{}> ", shared.session().nick());
+        match editor.readline(&prompt) {
+            Ok(line) => {
+                if let Some(code) = *lock(&shared.ended) {
+                    break Ok(code);
+                }
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                match parse_input(&line) {
+                    Ok(Input::Quit) => break Ok(0),
+                    Ok(input) => shared.input(input),
+                    Err(e) => shared.printer.complain(&e.to_string()),
+                }
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ok(0),
+            Err(e) => break Err(CliError::from(e)),
+        }
+    };
+    shared.quit();
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    *lock(&shared.printer.screen) = None;
+    result
+}
+
+/// Asks for a nickname until a valid one is typed.
+fn ask_nick(editor: &mut rustyline::DefaultEditor) -> Result<Nick, CliError> {
+    loop {
+        let typed = match editor.readline("nickname: ") {
+            Ok(typed) => typed,
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+                return Err(CliError::Terminal(ReadlineError::Eof))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match check_nick(&typed) {
+            Ok(nick) => return Ok(nick),
+            Err(e) => println!("{e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_addresses_resolve_with_and_without_port() {
+        let (addr, label) = resolve("127.0.0.1:4000").unwrap();
+        assert_eq!(addr, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(label, "127.0.0.1:4000");
+        let (addr, _) = resolve("127.0.0.1").unwrap();
+        assert_eq!(addr.port(), DEFAULT_PORT);
+        let (addr, _) = resolve("[::1]:4000").unwrap();
+        assert_eq!(addr, "[::1]:4000".parse().unwrap());
+        let (addr, _) = resolve("::1").unwrap();
+        assert_eq!(addr, "[::1]:10024".parse().unwrap());
+        let (addr, _) = resolve("localhost:4000").unwrap();
+        assert!(addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn unresolvable_relay_says_what_to_give() {
+        let e = resolve("no such host:99999").unwrap_err();
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+    }
+}

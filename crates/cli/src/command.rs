@@ -1,0 +1,181 @@
+//! What a typed line means: a message for the room or a `/command`.
+
+use thiserror::Error;
+use udpchat_proto::{Nick, ParseError, Text};
+
+/// One typed line, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Say this to the room.
+    Say(Text),
+    /// `/who`.
+    Who,
+    /// `/msg NICK text`.
+    Msg {
+        /// Recipient.
+        to: Nick,
+        /// Message.
+        text: Text,
+    },
+    /// `/nick NEW`.
+    Rename(Nick),
+    /// `/quit`.
+    Quit,
+    /// `/help`.
+    Help,
+    /// An empty or blank line: nothing to do.
+    Nothing,
+}
+
+/// Why a typed line cannot be sent. The message is what the user reads.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// `/something` that is not a command.
+    #[error("unknown command /{0}; type /help for the list (// sends a line starting with /)")]
+    UnknownCommand(String),
+    /// A command without its arguments.
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    /// The nickname given is not valid.
+    #[error("{0}")]
+    Nick(ParseError),
+    /// The message cannot be sent as is.
+    #[error("{0}")]
+    Text(ParseError),
+}
+
+/// Parses one typed line (without its line ending; a trailing `\r` or `\n`
+/// is ignored). Tabs become four spaces, since the protocol refuses them.
+pub fn parse_input(line: &str) -> Result<Input, InputError> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let line = if line.contains('\t') {
+        line.replace('\t', "    ")
+    } else {
+        line.to_owned()
+    };
+    if line.trim().is_empty() {
+        return Ok(Input::Nothing);
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return text(&line).map(Input::Say);
+    };
+    if command.starts_with('/') {
+        return text(command).map(Input::Say);
+    }
+    let (verb, args) = match command.split_once(' ') {
+        Some((verb, args)) => (verb, args),
+        None => (command, ""),
+    };
+    match verb.to_lowercase().as_str() {
+        "who" => Ok(Input::Who),
+        "quit" | "exit" => Ok(Input::Quit),
+        "help" | "?" => Ok(Input::Help),
+        "nick" => {
+            let new = args.trim();
+            if new.is_empty() {
+                return Err(InputError::Usage("/nick NEW"));
+            }
+            Nick::new(new).map(Input::Rename).map_err(InputError::Nick)
+        }
+        "msg" => {
+            let args = args.trim_start_matches(' ');
+            let Some((to, message)) = args.split_once(' ') else {
+                return Err(InputError::Usage("/msg NICK text"));
+            };
+            if message.trim().is_empty() {
+                return Err(InputError::Usage("/msg NICK text"));
+            }
+            let to = Nick::new(to).map_err(InputError::Nick)?;
+            Ok(Input::Msg {
+                to,
+                text: text(message)?,
+            })
+        }
+        _ => Err(InputError::UnknownCommand(
+            crate::text::sanitize(verb).chars().take(20).collect(),
+        )),
+    }
+}
+
+fn text(s: &str) -> Result<Text, InputError> {
+    Text::new(s).map_err(InputError::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(s: &str) -> Input {
+        Input::Say(Text::new(s).unwrap())
+    }
+
+    #[test]
+    fn plain_line_is_said_exactly() {
+        assert_eq!(parse_input("  hello  你好 \n"), Ok(say("  hello  你好 ")));
+    }
+
+    #[test]
+    fn blank_line_does_nothing() {
+        assert_eq!(parse_input(""), Ok(Input::Nothing));
+        assert_eq!(parse_input("   \r\n"), Ok(Input::Nothing));
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(parse_input("/who"), Ok(Input::Who));
+        assert_eq!(parse_input("/WHO"), Ok(Input::Who));
+        assert_eq!(parse_input("/quit"), Ok(Input::Quit));
+        assert_eq!(parse_input("/help"), Ok(Input::Help));
+        assert_eq!(
+            parse_input("/nick 小红"),
+            Ok(Input::Rename(Nick::new("小红").unwrap()))
+        );
+        assert_eq!(
+            parse_input("/msg bob hi  there "),
+            Ok(Input::Msg {
+                to: Nick::new("bob").unwrap(),
+                text: Text::new("hi  there ").unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn double_slash_sends_a_slash_line() {
+        assert_eq!(parse_input("//who"), Ok(say("/who")));
+    }
+
+    #[test]
+    fn bad_commands_explain_themselves() {
+        assert_eq!(
+            parse_input("/frob x"),
+            Err(InputError::UnknownCommand("frob".into()))
+        );
+        assert_eq!(
+            parse_input("/msg bob"),
+            Err(InputError::Usage("/msg NICK text"))
+        );
+        assert_eq!(parse_input("/nick"), Err(InputError::Usage("/nick NEW")));
+        assert!(matches!(
+            parse_input("/msg bad:nick hi"),
+            Err(InputError::Nick(_))
+        ));
+        assert!(matches!(parse_input("/nick a b"), Err(InputError::Nick(_))));
+    }
+
+    #[test]
+    fn control_characters_in_typed_text_are_refused_but_tabs_expand() {
+        assert!(matches!(
+            parse_input("a\u{1b}[2J"),
+            Err(InputError::Text(ParseError::ControlChar(0x1b)))
+        ));
+        assert_eq!(parse_input("a\tb"), Ok(say("a    b")));
+    }
+
+    #[test]
+    fn too_long_text_is_refused() {
+        assert!(matches!(
+            parse_input(&"x".repeat(801)),
+            Err(InputError::Text(ParseError::TextTooLong(801)))
+        ));
+    }
+}

@@ -1,0 +1,642 @@
+//! Putting the room's numbered events back in order: gap detection, resend
+//! requests, and delivery exactly once.
+//!
+//! Contract: no I/O and no clock; time comes in as `now`. Feed it every
+//! `EVENT`, `GONE` and `PONG` of one relay session (one `WELCOME`); it says
+//! what to display, in sequence order, each event exactly once, and which
+//! `RESEND` ranges to ask for. Events after a gap are held back until the gap
+//! is repaired, declared gone by the relay, or given up on after a bounded
+//! number of requests; then a [`Output::Lost`] says how many were lost.
+//!
+//! Memory stays bounded whatever the relay sends: at most [`MAX_WINDOW`]
+//! sequence numbers are tracked; a jump further ahead than that declares the
+//! older part lost without ever allocating per missing number.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{Origin, RoomEvent};
+
+/// The most sequence numbers tracked (missing or held) at once.
+pub const MAX_WINDOW: u64 = 4096;
+
+/// The most events one `RESEND` asks for (the relay clamps to 64 too).
+pub const MAX_RESEND: u64 = 64;
+
+/// How long to wait before the first request for a gap (reordered datagrams
+/// usually fill it by then), then the base of the doubling re-request delay.
+const FIRST_DELAY: Duration = Duration::from_millis(40);
+const RETRY_BASE: Duration = Duration::from_millis(300);
+const RETRY_CAP: Duration = Duration::from_secs(2);
+/// Requests per missing event before it counts as lost.
+const MAX_TRIES: u32 = 6;
+
+/// Why events were lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// The relay said they are no longer in its history (`GONE`).
+    Gone,
+    /// The relay did not answer our requests.
+    NoAnswer,
+    /// They were too far behind newer events to keep waiting for.
+    TooFarBehind,
+}
+
+/// What the reassembly wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Display this event, now. `history` events were said before we joined.
+    Deliver {
+        /// Its sequence number.
+        seq: u64,
+        /// What happened.
+        event: RoomEvent,
+        /// From the history sent on join.
+        history: bool,
+    },
+    /// Events `from..=to` will never be displayed.
+    Lost {
+        /// First lost sequence number.
+        from: u64,
+        /// Last lost sequence number.
+        to: u64,
+        /// Why.
+        reason: LossReason,
+    },
+    /// Send `RESEND from to`.
+    Request {
+        /// First wanted.
+        from: u64,
+        /// Last wanted.
+        to: u64,
+    },
+    /// Some events are still missing after a first request: tell the user
+    /// they are being waited for.
+    Waiting {
+        /// How many are missing now.
+        missing: u64,
+    },
+}
+
+#[derive(Debug)]
+enum Slot {
+    Event(RoomEvent),
+    Lost(LossReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    tries: u32,
+    /// When the last request went out (or the gap was noticed).
+    since: Instant,
+}
+
+impl Attempt {
+    fn due(&self) -> Instant {
+        let wait = if self.tries == 0 {
+            FIRST_DELAY
+        } else {
+            RETRY_BASE
+                .saturating_mul(1 << (self.tries - 1).min(8))
+                .min(RETRY_CAP)
+        };
+        self.since + wait
+    }
+}
+
+/// The reassembly state of one relay session.
+#[derive(Debug)]
+pub struct Reassembly {
+    /// `last-seq` from `WELCOME`: history is at or below it.
+    base: u64,
+    /// Highest history sequence number displayed.
+    history_shown: u64,
+    /// Next sequence number to display.
+    next: u64,
+    /// Highest sequence number known to exist.
+    known_last: u64,
+    /// Received (or lost) at or above `next`, waiting for the gap below.
+    held: BTreeMap<u64, Slot>,
+    /// Known to exist, at or above `next`, not received.
+    missing: BTreeMap<u64, Attempt>,
+}
+
+impl Reassembly {
+    /// Starts after `WELCOME ... <last_seq> ...`: the next live event is
+    /// `last_seq + 1`.
+    pub fn new(last_seq: u64) -> Reassembly {
+        Reassembly {
+            base: last_seq,
+            history_shown: 0,
+            next: last_seq.saturating_add(1),
+            known_last: last_seq,
+            held: BTreeMap::new(),
+            missing: BTreeMap::new(),
+        }
+    }
+
+    /// The highest sequence number known to exist (seen, or announced by a
+    /// `PONG`). A relay announcing less than this has restarted.
+    pub fn known_last(&self) -> u64 {
+        self.known_last
+    }
+
+    /// How many events are known to exist but not received yet.
+    pub fn missing(&self) -> u64 {
+        self.missing.len() as u64
+    }
+
+    /// Handles `EVENT <seq> <origin> ...`.
+    pub fn handle_event(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        origin: Origin,
+        event: RoomEvent,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if origin == Origin::History {
+            // History precedes our JOIN and is not contiguous (only some
+            // kinds are kept): show each once, in order, never as a gap.
+            if seq <= self.base && seq > self.history_shown {
+                self.history_shown = seq;
+                out.push(Output::Deliver {
+                    seq,
+                    event,
+                    history: true,
+                });
+            }
+            return out;
+        }
+        if seq < self.next || self.held.contains_key(&seq) {
+            return out; // duplicate
+        }
+        self.extend_known(now, seq, &mut out);
+        if seq < self.next {
+            return out; // the window moved past it
+        }
+        self.missing.remove(&seq);
+        self.held.insert(seq, Slot::Event(event));
+        self.flush(&mut out);
+        out
+    }
+
+    /// Handles the `last-seq` of a `PONG`: anything newer than what we saw
+    /// was lost on the way (a lost last message) and gets requested.
+    pub fn handle_last_seq(&mut self, now: Instant, last_seq: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.extend_known(now, last_seq, &mut out);
+        out
+    }
+
+    /// Handles `GONE <from> <to>`: those events will never come.
+    pub fn handle_gone(&mut self, from: u64, to: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if from > to {
+            return out;
+        }
+        let gone: Vec<u64> = self.missing.range(from..=to).map(|(&s, _)| s).collect();
+        for seq in gone {
+            self.missing.remove(&seq);
+            self.held.insert(seq, Slot::Lost(LossReason::Gone));
+        }
+        self.flush(&mut out);
+        out
+    }
+
+    /// Says which ranges to request now (at most `budget` requests), gives
+    /// up on events asked for too often, and reports what is still missing.
+    pub fn poll(&mut self, now: Instant, budget: usize) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut exhausted = Vec::new();
+        let mut due = Vec::new();
+        for (&seq, attempt) in &self.missing {
+            if attempt.due() <= now {
+                if attempt.tries >= MAX_TRIES {
+                    exhausted.push(seq);
+                } else {
+                    due.push(seq);
+                }
+            }
+        }
+        for seq in exhausted {
+            self.missing.remove(&seq);
+            self.held.insert(seq, Slot::Lost(LossReason::NoAnswer));
+        }
+        self.flush(&mut out);
+
+        let mut retrying = false;
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for seq in due {
+            if !self.missing.contains_key(&seq) {
+                continue;
+            }
+            let count = ranges.len();
+            match ranges.last_mut() {
+                Some((from, to)) if *to + 1 == seq && seq - *from < MAX_RESEND => *to = seq,
+                _ if count >= budget => break,
+                _ => ranges.push((seq, seq)),
+            }
+        }
+        for &(from, to) in &ranges {
+            for (_, attempt) in self.missing.range_mut(from..=to) {
+                retrying |= attempt.tries > 0;
+                attempt.tries += 1;
+                attempt.since = now;
+            }
+            out.push(Output::Request { from, to });
+        }
+        if retrying {
+            out.push(Output::Waiting {
+                missing: self.missing(),
+            });
+        }
+        out
+    }
+
+    /// Notes that events up to `last` exist, opening gaps for the ones not
+    /// received, and moves the window if it would grow past [`MAX_WINDOW`].
+    fn extend_known(&mut self, now: Instant, last: u64, out: &mut Vec<Output>) {
+        if last <= self.known_last {
+            return;
+        }
+        let window_start = last.saturating_sub(MAX_WINDOW - 1);
+        if window_start > self.next {
+            self.skip_to(window_start, out);
+        }
+        let first_new = self.known_last.saturating_add(1).max(self.next);
+        for seq in first_new..=last {
+            self.missing.insert(
+                seq,
+                Attempt {
+                    tries: 0,
+                    since: now,
+                },
+            );
+        }
+        self.known_last = last;
+    }
+
+    /// Delivers everything held below `limit` and declares the rest below
+    /// it lost, without iterating over the (possibly huge) lost range.
+    fn skip_to(&mut self, limit: u64, out: &mut Vec<Output>) {
+        let kept = self.held.split_off(&limit);
+        let below = std::mem::replace(&mut self.held, kept);
+        self.missing = self.missing.split_off(&limit);
+        let mut cursor = self.next;
+        for (seq, slot) in below {
+            if seq > cursor {
+                push_lost(out, cursor, seq - 1, LossReason::TooFarBehind);
+            }
+            emit(out, seq, slot);
+            cursor = seq + 1;
+        }
+        if cursor < limit {
+            push_lost(out, cursor, limit - 1, LossReason::TooFarBehind);
+        }
+        self.next = limit;
+        self.known_last = self.known_last.max(limit - 1);
+    }
+
+    /// Delivers what is contiguous from `next`.
+    fn flush(&mut self, out: &mut Vec<Output>) {
+        while let Some(slot) = self.held.remove(&self.next) {
+            emit(out, self.next, slot);
+            self.next += 1;
+        }
+    }
+}
+
+fn emit(out: &mut Vec<Output>, seq: u64, slot: Slot) {
+    match slot {
+        Slot::Event(event) => out.push(Output::Deliver {
+            seq,
+            event,
+            history: false,
+        }),
+        Slot::Lost(reason) => push_lost(out, seq, seq, reason),
+    }
+}
+
+/// Adds a loss, merging it with an adjacent loss of the same kind just
+/// before it so the user reads one line per run.
+fn push_lost(out: &mut Vec<Output>, from: u64, to: u64, reason: LossReason) {
+    if let Some(Output::Lost {
+        to: prev_to,
+        reason: prev_reason,
+        ..
+    }) = out.last_mut()
+    {
+        if *prev_reason == reason && *prev_to + 1 == from {
+            *prev_to = to;
+            return;
+        }
+    }
+    out.push(Output::Lost { from, to, reason });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use udpchat_proto::{Nick, Text};
+
+    fn chat(n: u64) -> RoomEvent {
+        RoomEvent::Chat {
+            nick: Nick::new("a").unwrap(),
+            text: Text::new(&format!("m{n}")).unwrap(),
+        }
+    }
+
+    fn delivered(out: &[Output]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Deliver { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn requests(out: &[Output]) -> Vec<(u64, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Request { from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn in_order_events_are_delivered_at_once() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(10);
+        assert_eq!(
+            delivered(&r.handle_event(now, 11, Origin::Live, chat(11))),
+            [11]
+        );
+        assert_eq!(
+            delivered(&r.handle_event(now, 12, Origin::Live, chat(12))),
+            [12]
+        );
+        assert!(r.poll(now + Duration::from_secs(10), 8).is_empty());
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        assert_eq!(
+            delivered(&r.handle_event(now, 1, Origin::Live, chat(1))),
+            [1]
+        );
+        assert!(r.handle_event(now, 1, Origin::Live, chat(1)).is_empty());
+        assert!(r.handle_event(now, 1, Origin::Resend, chat(1)).is_empty());
+    }
+
+    #[test]
+    fn gap_is_held_back_requested_and_filled_in_order() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        r.handle_event(now, 1, Origin::Live, chat(1));
+        assert!(delivered(&r.handle_event(now, 4, Origin::Live, chat(4))).is_empty());
+        assert_eq!(r.missing(), 2);
+        // Not at once: a reordered datagram may still come.
+        assert!(requests(&r.poll(now, 8)).is_empty());
+        let later = now + Duration::from_millis(100);
+        assert_eq!(requests(&r.poll(later, 8)), [(2, 3)]);
+        assert_eq!(
+            delivered(&r.handle_event(later, 3, Origin::Resend, chat(3))),
+            []
+        );
+        assert_eq!(
+            delivered(&r.handle_event(later, 2, Origin::Resend, chat(2))),
+            [2, 3, 4]
+        );
+        assert_eq!(r.missing(), 0);
+    }
+
+    #[test]
+    fn unanswered_requests_are_repeated_then_given_up_as_lost() {
+        let start = Instant::now();
+        let mut r = Reassembly::new(0);
+        r.handle_event(start, 2, Origin::Live, chat(2));
+        let mut now = start;
+        let mut asked = 0;
+        let mut waiting = false;
+        let mut lost = None;
+        for _ in 0..200 {
+            now += Duration::from_millis(100);
+            for o in r.poll(now, 8) {
+                match o {
+                    Output::Request { from: 1, to: 1 } => asked += 1,
+                    Output::Waiting { missing: 1 } => waiting = true,
+                    Output::Lost { from, to, reason } => lost = Some((from, to, reason)),
+                    Output::Deliver { seq, .. } => assert_eq!(seq, 2),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(asked, MAX_TRIES);
+        assert!(waiting);
+        assert_eq!(lost, Some((1, 1, LossReason::NoAnswer)));
+        assert_eq!(r.missing(), 0);
+    }
+
+    #[test]
+    fn gone_declares_the_range_lost_and_releases_what_follows() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        r.handle_event(now, 5, Origin::Live, chat(5));
+        let out = r.handle_gone(1, 3);
+        assert_eq!(
+            out,
+            [Output::Lost {
+                from: 1,
+                to: 3,
+                reason: LossReason::Gone
+            }]
+        );
+        assert_eq!(
+            delivered(&r.handle_event(now, 4, Origin::Resend, chat(4))),
+            [4, 5]
+        );
+    }
+
+    #[test]
+    fn pong_reveals_a_lost_last_message() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(3);
+        r.handle_event(now, 4, Origin::Live, chat(4));
+        r.handle_last_seq(now, 5);
+        assert_eq!(requests(&r.poll(now + Duration::from_secs(1), 8)), [(5, 5)]);
+        assert_eq!(
+            delivered(&r.handle_event(now, 5, Origin::Resend, chat(5))),
+            [5]
+        );
+    }
+
+    #[test]
+    fn history_is_shown_once_marked_and_is_never_a_gap() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(10);
+        let out = r.handle_event(now, 3, Origin::History, chat(3));
+        assert!(matches!(
+            out[..],
+            [Output::Deliver {
+                seq: 3,
+                history: true,
+                ..
+            }]
+        ));
+        assert_eq!(
+            delivered(&r.handle_event(now, 7, Origin::History, chat(7))),
+            [7]
+        );
+        assert!(r.handle_event(now, 7, Origin::History, chat(7)).is_empty());
+        assert!(r
+            .handle_event(now, 11, Origin::History, chat(11))
+            .is_empty());
+        assert_eq!(r.missing(), 0);
+        assert!(r.poll(now + Duration::from_secs(5), 8).is_empty());
+    }
+
+    #[test]
+    fn a_huge_jump_does_not_allocate_per_missing_number() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        r.handle_event(now, 2, Origin::Live, chat(2));
+        let out = r.handle_event(now, u64::MAX - 1, Origin::Live, chat(0));
+        assert!(r.missing() < MAX_WINDOW);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Lost {
+                from: 1,
+                to: 1,
+                reason: LossReason::TooFarBehind
+            }
+        )));
+        assert_eq!(delivered(&out), [2]);
+        // Requests are chunked and bounded by the budget.
+        let reqs = requests(&r.poll(now + Duration::from_secs(1), 3));
+        assert_eq!(reqs.len(), 3);
+        assert!(reqs.iter().all(|(f, t)| t - f < MAX_RESEND));
+    }
+
+    #[test]
+    fn requests_never_exceed_max_resend() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        r.handle_event(now, 200, Origin::Live, chat(200));
+        let reqs = requests(&r.poll(now + Duration::from_secs(1), 100));
+        assert_eq!(reqs, [(1, 64), (65, 128), (129, 192), (193, 199)]);
+    }
+
+    /// The relay side of the property test: every event it ever sent, with
+    /// the oldest `forgotten` ones gone from history.
+    fn relay_answer(n: u64, forgotten: u64, from: u64, to: u64) -> (Vec<u64>, Option<(u64, u64)>) {
+        let to = to.min(n);
+        if from > to {
+            return (Vec::new(), None);
+        }
+        let gone = if from <= forgotten {
+            Some((from, to.min(forgotten)))
+        } else {
+            None
+        };
+        ((from.max(forgotten + 1)..=to).collect(), gone)
+    }
+
+    type Collected = Result<Vec<(u64, u64)>, TestCaseError>;
+
+    /// Sorts outputs into what was shown, what was lost and what to request.
+    fn collect(out: Vec<Output>, shown: &mut Vec<u64>, lost: &mut Vec<u64>) -> Collected {
+        let mut reqs = Vec::new();
+        for o in out {
+            match o {
+                Output::Deliver { seq, history, .. } => {
+                    prop_assert!(!history);
+                    shown.push(seq);
+                }
+                Output::Lost { from, to, reason } => {
+                    prop_assert_eq!(reason, LossReason::Gone);
+                    lost.extend(from..=to);
+                }
+                Output::Request { from, to } => reqs.push((from, to)),
+                Output::Waiting { .. } => {}
+            }
+        }
+        Ok(reqs)
+    }
+
+    proptest! {
+        /// For any loss, duplication and reordering followed by repair,
+        /// what is displayed is exactly what was sent, in order, once; and
+        /// when the relay forgot some, exactly those are reported lost.
+        #[test]
+        fn repair_delivers_the_sent_sequence(
+            n in 1u64..120,
+            copies in proptest::collection::vec(0usize..3, 120),
+            order in proptest::collection::vec(any::<u16>(), 240),
+            forgotten_pct in prop_oneof![Just(0u64), 0u64..60],
+            resend_loss in proptest::collection::vec(any::<bool>(), 64),
+        ) {
+            let forgotten = n * forgotten_pct / 100;
+            let start = Instant::now();
+            let mut r = Reassembly::new(0);
+            // The network: each event 0, 1 or 2 times, shuffled.
+            let mut wire: Vec<u64> = Vec::new();
+            for seq in 1..=n {
+                for _ in 0..copies[(seq - 1) as usize] {
+                    wire.push(seq);
+                }
+            }
+            let mut keyed: Vec<(u16, u64)> =
+                wire.iter().enumerate().map(|(i, &s)| (order[i % order.len()], s)).collect();
+            keyed.sort();
+            let mut shown = Vec::new();
+            let mut lost = Vec::new();
+            for (_, seq) in keyed {
+                let out = r.handle_event(start, seq, Origin::Live, chat(seq));
+                collect(out, &mut shown, &mut lost)?;
+            }
+            // Repair: a PONG tells the newest number; requests are answered
+            // from history, some answers lost too, until nothing is missing.
+            let out = r.handle_last_seq(start, n);
+            collect(out, &mut shown, &mut lost)?;
+            let mut now = start;
+            let mut round = 0;
+            while r.missing() > 0 {
+                prop_assert!(round < 40, "repair did not converge");
+                now += Duration::from_millis(500);
+                let out = r.poll(now, 8);
+                let reqs = collect(out, &mut shown, &mut lost)?;
+                for (from, to) in reqs {
+                    let (events, gone) = relay_answer(n, forgotten, from, to);
+                    if let Some((f, t)) = gone {
+                        let out = r.handle_gone(f, t);
+                        collect(out, &mut shown, &mut lost)?;
+                    }
+                    for seq in events {
+                        // Early rounds lose some answers; repair must cope.
+                        if round < 2 && resend_loss[(seq % 64) as usize] {
+                            continue;
+                        }
+                        let out = r.handle_event(now, seq, Origin::Resend, chat(seq));
+                        collect(out, &mut shown, &mut lost)?;
+                    }
+                }
+                round += 1;
+            }
+            // Forgotten events that did arrive the first time are shown; the
+            // rest are reported lost; together, 1..=n in order, once each.
+            let mut all: Vec<u64> = shown.iter().chain(lost.iter()).copied().collect();
+            all.sort();
+            prop_assert_eq!(all, (1..=n).collect::<Vec<_>>());
+            prop_assert!(shown.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", shown);
+            prop_assert!(lost.iter().all(|&s| s <= forgotten));
+            if forgotten == 0 {
+                prop_assert_eq!(shown, (1..=n).collect::<Vec<_>>());
+            }
+        }
+    }
+}

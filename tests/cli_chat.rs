@@ -1,0 +1,168 @@
+//! The real `udpchat` against the real `udpchat-relay` on loopback, in
+//! piped mode: what a script (or a test) sees.
+
+mod cli_support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use cli_support::{Client, Relay, WAIT};
+
+fn relay() -> Relay {
+    Relay::start("127.0.0.1:0", &[])
+}
+
+#[test]
+fn two_piped_clients_exchange_messages_with_cjk_and_spaces_intact() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let mut bob = Client::joined(&addr, "小明");
+
+    let text = "  你好，世界  two  spaces ";
+    alice.say(text);
+    bob.stdout.wait_for("alice's message, exactly", |l| {
+        l.ends_with(&format!(" alice: {text}"))
+    });
+    alice.stdout.wait_for("own message marked", |l| {
+        l.ends_with(&format!(" alice (you): {text}"))
+    });
+
+    bob.say("回复 reply 👋");
+    alice.stdout.wait_contains(" 小明: 回复 reply 👋");
+
+    alice.close();
+    bob.close();
+    assert!(alice.wait_exit().success());
+    assert!(bob.wait_exit().success());
+}
+
+#[test]
+fn one_shot_pipe_sends_its_line_and_exits_zero() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+
+    // printf 'hello\n' | udpchat --nick bot
+    let mut child = Command::new(env!("CARGO_BIN_EXE_udpchat"))
+        .args(["--relay", &addr, "--nick", "bot"])
+        .env_remove("UDPCHAT_RELAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bot (you): hello"), "{stdout}");
+    bob.stdout.wait_contains(" bot: hello");
+    bob.stdout.wait_contains("* bot left");
+}
+
+#[test]
+fn relay_address_comes_from_the_environment() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_udpchat"))
+        .args(["--nick", "envy"])
+        .env("UDPCHAT_RELAY", &addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from env\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    bob.stdout.wait_contains(" envy: from env");
+}
+
+#[test]
+fn a_taken_nickname_is_refused_with_the_relays_reason() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let _alice = Client::joined(&addr, "alice");
+    // Nicknames are unique case-insensitively.
+    let mut other = Client::start(&addr, Some("ALICE"));
+    let status = other.wait_exit();
+    assert_eq!(status.code(), Some(2));
+    let err = other.stderr.wait_contains("refused the nickname ALICE");
+    assert!(err.contains("taken"), "{err}");
+}
+
+#[test]
+fn private_message_reaches_only_its_target() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    let carol = Client::joined(&addr, "carol");
+
+    alice.say("/msg bob the secret sauce");
+    bob.stdout
+        .wait_contains("[private from alice] the secret sauce");
+    alice
+        .stdout
+        .wait_contains("[private to bob] the secret sauce");
+
+    // Carol sees what alice says next, and never the private message.
+    alice.say("public marker");
+    carol.stdout.wait_contains(" alice: public marker");
+    assert!(
+        !carol
+            .stdout
+            .all()
+            .iter()
+            .any(|l| l.contains("secret sauce")),
+        "{:#?}",
+        carol.stdout.all()
+    );
+
+    alice.say("/msg nobody hello?");
+    alice
+        .stdout
+        .wait_contains("private message to nobody not sent");
+}
+
+#[test]
+fn who_lists_the_members() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let _bob = Client::joined(&addr, "bob");
+    alice.say("/who");
+    let line = alice.stdout.wait_contains("online (2)");
+    assert!(line.contains("alice") && line.contains("bob"), "{line}");
+}
+
+#[test]
+fn client_rejoins_after_the_relay_is_killed_and_restarted() {
+    let mut old = relay();
+    let addr = old.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    alice.say("before restart");
+    alice.stdout.wait_contains("alice (you): before restart");
+
+    old.kill();
+    let new = Relay::start(&addr, &[]);
+    assert_eq!(new.addr, old.addr);
+    let bob = Client::joined(&addr, "bob");
+
+    // The new relay does not know alice: her next message makes her notice,
+    // rejoin under the same nickname and send it again.
+    alice.say("after restart");
+    alice.stdout.wait_contains("connection lost, rejoining…");
+    alice.stdout.wait_contains("rejoined as alice");
+    bob.stdout.wait_contains(" alice: after restart");
+
+    alice.say("still working");
+    bob.stdout.wait_contains(" alice: still working");
+    let _ = WAIT;
+}
