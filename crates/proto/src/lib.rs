@@ -17,6 +17,8 @@ pub mod classic;
 mod client;
 mod error;
 mod fields;
+#[doc(hidden)]
+pub mod fuzzing;
 mod relay;
 
 pub use client::ClientMsg;

@@ -362,6 +362,16 @@ impl Room {
         let msg = match ClientMsg::parse(bytes) {
             Ok(msg) => msg,
             Err(err) => {
+                if looks_like_relay_output(bytes) {
+                    // Another relay (or a client echoing us) is talking to
+                    // us. Answering with an error would start a loop of
+                    // errors answering errors, so stay silent.
+                    out.events.push(Event::Dropped {
+                        addr: from,
+                        why: "looks like relay output, not a command",
+                    });
+                    return;
+                }
                 if !self.members.contains_key(&from)
                     && bytes.starts_with(b"HELLO")
                     && bytes.len() < MIN_HELLO_LEN
@@ -379,6 +389,11 @@ impl Room {
                 return;
             }
         };
+        // Only a well-formed command keeps a member alive: junk (or a stale
+        // peer's stray datagrams) must not hold its seat forever.
+        if let Some(member) = self.members.get_mut(&from) {
+            member.last_heard_ms = now_ms;
+        }
         match msg {
             ClientMsg::Join(nick) => {
                 let (_, line_ending) = strip_line_ending(bytes);
@@ -1156,12 +1171,10 @@ impl Room {
         u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2)
     }
 
-    /// Takes a rate-limit token for a datagram from `from`, refreshing a
-    /// member's idle timer.
+    /// Takes a rate-limit token for a datagram from `from`.
     fn take_token(&mut self, from: SocketAddr, now_ms: u64) -> Take {
         let rate = self.member_rate;
         if let Some(member) = self.members.get_mut(&from) {
-            member.last_heard_ms = now_ms;
             return member.bucket.take(rate, now_ms);
         }
         if let Some(bucket) = self.strangers.get_mut(&from) {
@@ -1365,6 +1378,21 @@ fn stranger_dialect(bytes: &[u8]) -> Dialect {
         LineEnding::Bare if verb == b"N" => Dialect::Classic(LineEnding::Bare),
         LineEnding::Bare => Dialect::Structured,
     }
+}
+
+/// Says whether a datagram that is not a command is something a relay sends:
+/// a structured message, or a classic line (`OK`, `* ...`, `[host] ...`,
+/// `ERROR ...`, `PONG`, `nick: text`). Such datagrams get no error reply.
+fn looks_like_relay_output(bytes: &[u8]) -> bool {
+    let (line, _) = strip_line_ending(bytes);
+    if RelayMsg::parse(line).is_ok() {
+        return true;
+    }
+    let first = line.split(|&b| b == b' ').next().unwrap_or_default();
+    matches!(first, b"OK" | b"*" | b"ERROR" | b"PONG")
+        || first.starts_with(b"[")
+        || first.starts_with("错误".as_bytes())
+        || (first.len() > 1 && first.ends_with(b":"))
 }
 
 /// Nicknames are the same member if their keys match (exact match first,
@@ -2148,11 +2176,47 @@ mod tests {
     }
 
     #[test]
-    fn any_datagram_from_a_member_refreshes_its_idle_timer() {
+    fn junk_from_a_member_does_not_refresh_its_idle_timer() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
         h.advance_ms(50_000);
         h.send(1, "garbage");
+        h.send(1, "* bob joined");
+        h.advance_ms(10_000);
+        assert!(!h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn relay_output_gets_no_error_reply() {
+        // Two relays that list each other as members must not answer each
+        // other's lines with errors forever.
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        for line in [
+            "OK",
+            "* alice joined\n",
+            "[host] hello",
+            "alice: hi there",
+            "ERROR unknown-verb: unknown command",
+            "错误 unknown-verb: 未知命令",
+            "PONG",
+            "EVENT 3 live CHAT bob hi",
+            "ERROR not-joined you have not joined; send N <nick> first",
+        ] {
+            assert!(h.send(1, line).is_empty(), "{line:?} was answered");
+            assert!(h.send(9, line).is_empty(), "{line:?} was answered");
+        }
+        // An ordinary unknown command still gets its error.
+        assert_eq!(h.send(1, "HELP").len(), 1);
+    }
+
+    #[test]
+    fn any_command_from_a_member_refreshes_its_idle_timer() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.advance_ms(50_000);
+        h.send(1, "PING");
         h.advance_ms(50_000);
         assert!(h.timeout().is_empty());
         assert_eq!(h.room.member_count(), 1);

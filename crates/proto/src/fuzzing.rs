@@ -1,0 +1,77 @@
+//! The checks shared by the fuzz targets in `fuzz/` and by the tests that
+//! replay the fuzz corpus on stable. Not part of the API.
+//!
+//! Each check takes any bytes, must never panic on a correct implementation,
+//! and panics (with a message saying what broke) when a property fails.
+
+use crate::{classic, strip_line_ending, ClientMsg, Lang, RelayMsg, MAX_DATAGRAM};
+
+/// Parses `bytes` as a client datagram; if that succeeds, checks that the
+/// value encodes to a datagram within [`MAX_DATAGRAM`] that parses back to
+/// the same value and encodes again to the same bytes, and that the encoding
+/// reproduces the input except where the grammar allows two spellings
+/// (`HELLO` padding, cookie letter case).
+pub fn check_client(bytes: &[u8]) {
+    let Ok(msg) = ClientMsg::parse(bytes) else {
+        return;
+    };
+    let encoded = msg.encode();
+    assert!(
+        encoded.len() <= MAX_DATAGRAM,
+        "{msg:?} encodes to {} bytes",
+        encoded.len()
+    );
+    let again = ClientMsg::parse(&encoded)
+        .unwrap_or_else(|e| panic!("{msg:?} encodes to {encoded:?}, which fails to parse: {e}"));
+    assert_eq!(
+        again, msg,
+        "round trip through {encoded:?} changed the value"
+    );
+    assert_eq!(again.encode(), encoded, "encoding is not stable");
+    let (input, _) = strip_line_ending(bytes);
+    if !matches!(msg, ClientMsg::Hello { .. }) {
+        assert_eq!(
+            encoded, input,
+            "{msg:?} re-encodes differently from its input"
+        );
+    }
+}
+
+/// Parses `bytes` as a structured relay datagram; if that succeeds, checks the
+/// same round-trip properties as [`check_client`], and that the classic
+/// rendering has no control characters.
+pub fn check_relay(bytes: &[u8]) {
+    let Ok(msg) = RelayMsg::parse(bytes) else {
+        return;
+    };
+    let encoded = msg.encode();
+    assert!(
+        encoded.len() <= MAX_DATAGRAM,
+        "{msg:?} encodes to {} bytes",
+        encoded.len()
+    );
+    let again = RelayMsg::parse(&encoded)
+        .unwrap_or_else(|e| panic!("{msg:?} encodes to {encoded:?}, which fails to parse: {e}"));
+    assert_eq!(
+        again, msg,
+        "round trip through {encoded:?} changed the value"
+    );
+    assert_eq!(again.encode(), encoded, "encoding is not stable");
+    let (input, _) = strip_line_ending(bytes);
+    if matches!(msg, RelayMsg::Cookie(_)) {
+        assert!(encoded.eq_ignore_ascii_case(input), "cookie changed");
+    } else {
+        assert_eq!(
+            encoded, input,
+            "{msg:?} re-encodes differently from its input"
+        );
+    }
+    for lang in [Lang::En, Lang::Zh] {
+        if let Some(line) = classic::render(&msg, lang) {
+            assert!(
+                !line.chars().any(|c| crate::check_text_char(c).is_err()),
+                "classic line {line:?} has a control character"
+            );
+        }
+    }
+}
