@@ -38,10 +38,7 @@ fn online_count(alice: &Client, rec: &Recorder) -> usize {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let texts = rec.texts();
-        if let Some(t) = texts[before..]
-            .iter()
-            .find(|t| t.starts_with("* online ("))
-        {
+        if let Some(t) = texts[before..].iter().find(|t| t.starts_with("* online (")) {
             let n = t["* online (".len()..]
                 .split(|c: char| !c.is_ascii_digit())
                 .next()
@@ -105,12 +102,18 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
     let mut hellos = 0;
     for round in 0..20 {
         for (i, s) in half_open.iter().enumerate() {
-            if s.send_to(&hello(&format!("h{round}y{i}")), relay.addr).is_ok() {
+            if s.send_to(&hello(&format!("h{round}y{i}")), relay.addr)
+                .is_ok()
+            {
                 hellos += 1;
             }
         }
         if round % 5 == 4 {
-            tries.push(say(&alice, &rec_alice, &format!("during HELLO flood {round}")));
+            tries.push(say(
+                &alice,
+                &rec_alice,
+                &format!("during HELLO flood {round}"),
+            ));
         }
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -134,7 +137,11 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
             }
             check_datagram(&buf[..n], Ending::Bare).expect("clean answer to a flooder");
             assert!(n < 64, "answer to a HELLO larger than the HELLO: {n} bytes");
-            assert!(buf.starts_with(b"COOKIE "), "{:?}", String::from_utf8_lossy(&buf[..n]));
+            assert!(
+                buf.starts_with(b"COOKIE "),
+                "{:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
             cookies += 1;
         }
     }
@@ -173,7 +180,10 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
         5 * FLOODERS
     );
     assert!(growth_n < 8 * 1024, "N flood grew RSS by {growth_n} KiB");
-    assert!(growth_hello < 4 * 1024, "HELLO flood grew RSS by {growth_hello} KiB");
+    assert!(
+        growth_hello < 4 * 1024,
+        "HELLO flood grew RSS by {growth_hello} KiB"
+    );
     assert!(relay.is_running(), "relay died: {}", relay.stderr());
     relay.terminate();
 }

@@ -113,7 +113,9 @@ fn hostile_datagrams(rng: &mut SplitMix64) -> Vec<Vec<u8>> {
         push(d.as_bytes());
     }
     // Random bytes, some as big as UDP allows on loopback.
-    for len in [1usize, 2, 7, 63, 64, 500, 1023, 1024, 1025, 1500, 9000, 60_000] {
+    for len in [
+        1usize, 2, 7, 63, 64, 500, 1023, 1024, 1025, 1500, 9000, 60_000,
+    ] {
         let mut b = vec![0u8; len];
         rng.fill(&mut b);
         all.push(b);
@@ -209,7 +211,10 @@ fn hostile_burst_leaves_relay_alive_and_honest_clients_clean() {
             let line = t.trim_end_matches('\n');
             for nick in ["alice", "bob", "carol", "Alice", "ALICE"] {
                 if line.starts_with(&format!("{nick}: ")) {
-                    assert!(honest_lines.contains(&line), "{who} saw a forgery: {line:?}");
+                    assert!(
+                        honest_lines.contains(&line),
+                        "{who} saw a forgery: {line:?}"
+                    );
                 }
             }
             for nick in ["alice", "bob", "carol"] {
@@ -235,7 +240,7 @@ fn hostile_burst_leaves_relay_alive_and_honest_clients_clean() {
             assert!(t.contains(" mallory "), "carol got a forged private: {t:?}");
         }
     }
-    assert_eq!(rec_alice.from_strangers() + rec_bob.from_strangers(), 0);
+    assert_eq!(rec_alice.stray_datagrams() + rec_bob.stray_datagrams(), 0);
 
     // The members are still the four who joined.
     alice.send("WHO");

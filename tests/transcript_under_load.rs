@@ -35,15 +35,18 @@ struct Member {
 impl Member {
     /// Whether the relay echoed `text` from this member back to it.
     fn echoed(&self) -> Vec<String> {
-        let (classic_prefix, structured_marker) =
-            (format!("{}: ", self.nick), format!(" live CHAT {} ", self.nick));
+        let (classic_prefix, structured_marker) = (
+            format!("{}: ", self.nick),
+            format!(" live CHAT {} ", self.nick),
+        );
         self.rec
             .texts()
             .iter()
             .filter_map(|t| {
                 let t = t.trim_end_matches('\n');
                 if self.structured {
-                    t.split_once(&structured_marker).map(|(_, text)| text.to_owned())
+                    t.split_once(&structured_marker)
+                        .map(|(_, text)| text.to_owned())
                 } else {
                     t.strip_prefix(&classic_prefix).map(str::to_owned)
                 }
@@ -146,7 +149,10 @@ fn read_transcript(path: &std::path::Path) -> (usize, HashSet<(String, String)>)
     (lines, chats)
 }
 
-fn assert_every_echo_is_in_transcript(members: &[Member], chats: &HashSet<(String, String)>) -> usize {
+fn assert_every_echo_is_in_transcript(
+    members: &[Member],
+    chats: &HashSet<(String, String)>,
+) -> usize {
     let mut echoed = 0;
     for m in members {
         for text in m.echoed() {
@@ -179,7 +185,10 @@ fn transcript_survives_kill_9_mid_flood() {
     let status = relay.wait_exit(TIMEOUT).expect("relay exits after kill -9");
     assert!(!status.success());
     stop.store(true, Ordering::SeqCst);
-    let sent: u32 = load.into_iter().map(|t| t.join().expect("load thread")).sum();
+    let sent: u32 = load
+        .into_iter()
+        .map(|t| t.join().expect("load thread"))
+        .sum();
     // Let the recorders drain what was already in their sockets.
     thread::sleep(Duration::from_millis(300));
 
@@ -211,10 +220,16 @@ fn sigterm_under_load_says_goodbye_to_everyone_and_completes_transcript() {
     }
     kill_term(relay.pid());
     let status = relay.wait_exit(TIMEOUT).unwrap_or_else(|| {
-        panic!("no exit within {TIMEOUT:?} of SIGTERM; stderr:\n{}", relay.stderr())
+        panic!(
+            "no exit within {TIMEOUT:?} of SIGTERM; stderr:\n{}",
+            relay.stderr()
+        )
     });
     stop.store(true, Ordering::SeqCst);
-    let sent: u32 = load.into_iter().map(|t| t.join().expect("load thread")).sum();
+    let sent: u32 = load
+        .into_iter()
+        .map(|t| t.join().expect("load thread"))
+        .sum();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", relay.stderr());
 
     for m in &members {

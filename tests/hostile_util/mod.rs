@@ -101,7 +101,7 @@ impl Recorder {
     }
 
     /// How many datagrams came from somewhere other than the relay.
-    pub fn from_strangers(&self) -> u64 {
+    pub fn stray_datagrams(&self) -> u64 {
         *self.strangers.lock().expect("recorder lock")
     }
 
@@ -121,7 +121,12 @@ impl Recorder {
     }
 
     /// Waits up to `timeout` until `count` datagrams satisfy `want`.
-    pub fn wait_count(&self, timeout: Duration, count: usize, want: impl Fn(&str) -> bool) -> usize {
+    pub fn wait_count(
+        &self,
+        timeout: Duration,
+        count: usize,
+        want: impl Fn(&str) -> bool,
+    ) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
             let n = self.texts().iter().filter(|t| want(t)).count();
