@@ -166,3 +166,107 @@ fn client_rejoins_after_the_relay_is_killed_and_restarted() {
     bob.stdout.wait_contains(" alice: still working");
     let _ = WAIT;
 }
+
+#[test]
+fn late_joiner_sees_recent_history_marked_as_history() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    alice.say("said before bob came");
+    alice
+        .stdout
+        .wait_contains("alice (you): said before bob came");
+    let bob = Client::joined(&addr, "bob");
+    let line = bob.stdout.wait_contains("said before bob came");
+    assert_eq!(line, "[history] alice: said before bob came");
+}
+
+#[test]
+fn host_messages_renames_and_kicks_are_shown() {
+    let mut relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let mut bob = Client::joined(&addr, "bob");
+
+    relay.console("welcome to class");
+    alice.stdout.wait_contains("[host] welcome to class");
+
+    bob.say("/nick robert");
+    alice.stdout.wait_contains("* bob is now known as robert");
+    bob.say("new name");
+    alice.stdout.wait_contains(" robert: new name");
+
+    relay.console("/kick robert be nice");
+    let status = bob.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    bob.stdout
+        .wait_contains("you were removed by the host: be nice");
+    alice
+        .stdout
+        .wait_contains("* robert was removed by the host");
+    alice.close();
+    assert!(alice.wait_exit().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn idle_client_rejoins_by_itself_after_a_graceful_relay_restart() {
+    let mut old = relay();
+    let addr = old.addr.to_string();
+    let alice = Client::joined(&addr, "alice");
+
+    old.terminate();
+    alice.stdout.wait_contains("the relay is shutting down");
+    alice.stdout.wait_contains("connection lost, rejoining…");
+    let _new = Relay::start(&addr, &[]);
+    // Alice types nothing: her retries find the new relay.
+    alice.stdout.wait_contains("rejoined as alice");
+    let bob = Client::joined(&addr, "bob");
+    let mut alice = alice;
+    alice.say("back again");
+    bob.stdout.wait_contains(" alice: back again");
+}
+
+#[test]
+fn ipv6_relay_address_works() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED ipv6_relay_address_works: no IPv6 loopback on this machine");
+        return;
+    }
+    let relay = Relay::start("[::1]:0", &[]);
+    let addr = relay.addr.to_string();
+    assert!(addr.starts_with("[::1]:"), "{addr}");
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    alice.say("over v6");
+    bob.stdout.wait_contains(" alice: over v6");
+}
+
+#[test]
+fn host_names_resolve() {
+    let relay = relay();
+    let port = relay.addr.port();
+    let mut alice = Client::joined(&format!("localhost:{port}"), "alice");
+    alice.say("via a name");
+    alice.stdout.wait_contains("alice (you): via a name");
+}
+
+#[test]
+fn a_line_too_long_for_one_message_arrives_whole_in_several() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    let long: String = (0..400).map(|i| format!("w{i} ")).collect::<String>() + "末尾";
+    assert!(long.len() > 1600);
+    alice.say(&long);
+    bob.stdout.wait_contains("末尾");
+    let pieces: Vec<String> = bob
+        .stdout
+        .all()
+        .iter()
+        .filter_map(|l| l.split_once(" alice: ").map(|(_, t)| t.to_owned()))
+        .collect();
+    assert!(pieces.len() >= 3, "{pieces:#?}");
+    assert_eq!(pieces.concat(), long);
+}

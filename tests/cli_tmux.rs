@@ -15,6 +15,31 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// Starts `udpchat ARGS` in a new detached tmux server of its own.
+    fn start(name: &str, args: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("udpchat-test-{name}-{}", std::process::id()),
+        };
+        let command = format!(
+            "env NO_COLOR=1 LANG=C.UTF-8 {} {args}",
+            env!("CARGO_BIN_EXE_udpchat")
+        );
+        let started = tmux.run(&[
+            "-u",
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            "100",
+            "-y",
+            "20",
+            &command,
+        ]);
+        assert!(started.status.success(), "tmux: {started:?}");
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
@@ -90,26 +115,7 @@ fn incoming_message_does_not_clobber_the_half_typed_line() {
     }
     let relay = Relay::start("127.0.0.1:0", &[]);
     let addr = relay.addr.to_string();
-    let tmux = Tmux {
-        socket: format!("udpchat-test-{}", std::process::id()),
-    };
-    let command = format!(
-        "env NO_COLOR=1 LANG=C.UTF-8 {} --relay {addr} --nick alice",
-        env!("CARGO_BIN_EXE_udpchat")
-    );
-    let started = tmux.run(&[
-        "-u",
-        "new-session",
-        "-d",
-        "-s",
-        "chat",
-        "-x",
-        "100",
-        "-y",
-        "20",
-        &command,
-    ]);
-    assert!(started.status.success(), "tmux: {started:?}");
+    let tmux = Tmux::start("clobber", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
 
     let mut bob = Client::joined(&addr, "bob");
@@ -139,5 +145,33 @@ fn incoming_message_does_not_clobber_the_half_typed_line() {
         .wait_contains(&format!(" alice: {half} finished"));
     tmux.wait_screen("own message echoed", |s| {
         s.contains(&format!("alice (you): {half} finished"))
+    });
+}
+
+#[test]
+fn refused_nickname_is_explained_and_asked_again() {
+    if !tmux_available() {
+        eprintln!("SKIPPED refused_nickname_is_explained_and_asked_again: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let relay = Relay::start("127.0.0.1:0", &[]);
+    let addr = relay.addr.to_string();
+    let _bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start("nick", &format!("--relay {addr}"));
+    tmux.wait_screen("the nickname question", |s| prompt_line(s) == "nickname:");
+    tmux.type_text("no spaces");
+    tmux.press_enter();
+    tmux.wait_screen("the local nickname check", |s| {
+        s.contains("invalid nickname") && prompt_line(s) == "nickname:"
+    });
+    tmux.type_text("BOB");
+    tmux.press_enter();
+    tmux.wait_screen("the relay's reason and the question again", |s| {
+        s.contains("refused the nickname BOB: nickname is taken") && prompt_line(s) == "nickname:"
+    });
+    tmux.type_text("carol");
+    tmux.press_enter();
+    tmux.wait_screen("the join", |s| {
+        s.contains("as carol") && prompt_line(s) == "carol>"
     });
 }

@@ -110,6 +110,23 @@ impl Relay {
         let _ = self.child.wait();
     }
 
+    /// Stops the relay politely (SIGTERM: it says BYE to everyone) and
+    /// waits for it to exit.
+    #[cfg(unix)]
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(Instant::now() < deadline, "relay ignored SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Types a line at the relay's operator console.
     pub fn console(&mut self, line: &str) {
         if let Some(stdin) = self.stdin.as_mut() {
@@ -163,8 +180,19 @@ impl Client {
 
     /// Starts a client and waits until it has joined (its own JOIN shows).
     pub fn joined(relay: &str, nick: &str) -> Client {
-        let client = Client::start(relay, Some(nick));
-        client.stdout.wait_contains(&format!("* {nick} joined"));
+        let mut client = Client::start(relay, Some(nick));
+        let want = format!("* {nick} joined");
+        let deadline = Instant::now() + WAIT;
+        while !client.stdout.all().iter().any(|l| l.contains(&want)) {
+            let exited = client.child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{nick} did not join ({exited:?}); stdout {:#?} stderr {:#?}",
+                client.stdout.all(),
+                client.stderr.all()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
         client
     }
 

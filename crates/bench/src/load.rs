@@ -726,6 +726,7 @@ impl Run {
                     pid,
                     peak_rss_kib: c.peak_rss_kib,
                     rss_kib: c.rss_kib,
+                    peak_rss_joined_kib: b.peak_rss_kib,
                     cpu_join_s: b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / tick,
                     cpu_load_s,
                     cpu_load_share: per_sec(cpu_load_s, elapsed),

@@ -123,6 +123,9 @@ pub struct ProcessReport {
     pub peak_rss_kib: u64,
     /// Resident set size at the end, KiB.
     pub rss_kib: u64,
+    /// Peak resident set size right after every client joined, before any
+    /// message: the memory the members cost, KiB.
+    pub peak_rss_joined_kib: u64,
     /// CPU time (user + system) during the join phase, seconds.
     pub cpu_join_s: f64,
     /// CPU time during the sending phase and drain, seconds.

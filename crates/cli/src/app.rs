@@ -14,7 +14,7 @@ use rustyline::ExternalPrinter;
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
-use crate::command::{parse_input, Input};
+use crate::command::{parse_input, split_long_line, Input};
 use crate::render::{render, Line, Style};
 use crate::session::{Action, Session};
 use crate::text::sanitize;
@@ -22,10 +22,14 @@ use crate::{Args, CliError};
 
 /// How long one socket read waits before the session gets a timeout tick.
 const READ_TICK: Duration = Duration::from_millis(50);
+/// How long the prompt waits for the relay to confirm a `/nick`.
+const RENAME_WAIT: Duration = Duration::from_millis(300);
 /// After end of input in piped mode: the least and most time to wait for
 /// our messages to be echoed before leaving.
 const GRACE_MIN: Duration = Duration::from_millis(300);
-const GRACE_MAX: Duration = Duration::from_secs(30);
+const GRACE_MAX: Duration = Duration::from_secs(60);
+/// ... and how long to keep waiting when nothing gets echoed any more.
+const GRACE_STALL: Duration = Duration::from_secs(5);
 
 /// Runs the client; returns the exit code.
 pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
@@ -69,8 +73,14 @@ fn resolve(relay: &str) -> Result<(SocketAddr, String), CliError> {
             addr: relay.to_owned(),
             source,
         })?;
-    let addr = addrs
-        .next()
+    // Prefer IPv4 when a name has both (localhost often resolves to ::1
+    // first): the relay binds 0.0.0.0 unless told otherwise.
+    let all: Vec<SocketAddr> = addrs.by_ref().collect();
+    let addr = all
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| all.first())
+        .copied()
         .ok_or_else(|| CliError::NoAddress(relay.to_owned()))?;
     Ok((addr, with_port))
 }
@@ -320,29 +330,36 @@ fn run_piped(
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     let mut raw = Vec::new();
-    loop {
+    'lines: loop {
         raw.clear();
         let n = stdin.read_until(b'\n', &mut raw).map_err(CliError::Stdin)?;
         if n == 0 {
             break;
         }
         let line = String::from_utf8_lossy(&raw);
-        match parse_input(&line) {
-            Ok(Input::Quit) => break,
-            Ok(input) => shared.input(input),
-            Err(e) => shared.printer.complain(&e.to_string()),
+        for piece in split_long_line(&line) {
+            match parse_input(piece) {
+                Ok(Input::Quit) => break 'lines,
+                Ok(input) => shared.input(input),
+                Err(e) => shared.printer.complain(&e.to_string()),
+            }
         }
     }
 
     // End of input: give our last messages time to be sent (they are paced)
-    // and echoed, then leave.
+    // and echoed, then leave. Wait while that makes progress, within bounds.
     let start = Instant::now();
-    let unsettled = shared.session().unsettled() as u32;
-    let deadline = start + (GRACE_MIN * 3 + Duration::from_millis(300) * unsettled).min(GRACE_MAX);
+    let mut last_progress = start;
+    let mut unsettled = shared.session().unsettled();
     loop {
         let now = Instant::now();
-        let settled = shared.session().is_settled();
-        if now >= deadline || (settled && now >= start + GRACE_MIN) {
+        let left = shared.session().unsettled();
+        if left < unsettled {
+            unsettled = left;
+            last_progress = now;
+        }
+        let stalled = now.saturating_duration_since(last_progress) >= GRACE_STALL;
+        if (left == 0 && now >= start + GRACE_MIN) || stalled || now >= start + GRACE_MAX {
             break;
         }
         thread::sleep(Duration::from_millis(20));
@@ -414,7 +431,7 @@ fn run_terminal(
         let shared = Arc::clone(&shared);
         thread::spawn(move || shared.read_loop())
     };
-    let result = loop {
+    let result = 'prompt: loop {
         let prompt = format!("{}> ", shared.session().nick());
         match editor.readline(&prompt) {
             Ok(line) => {
@@ -424,10 +441,24 @@ fn run_terminal(
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                match parse_input(&line) {
-                    Ok(Input::Quit) => break Ok(0),
-                    Ok(input) => shared.input(input),
-                    Err(e) => shared.printer.complain(&e.to_string()),
+                // A pasted paragraph too long for one message goes out as
+                // several, in order.
+                for piece in split_long_line(&line) {
+                    match parse_input(piece) {
+                        Ok(Input::Quit) => break 'prompt Ok(0),
+                        Ok(input @ Input::Rename(_)) => {
+                            // Give the relay a moment to confirm, so the next
+                            // prompt already shows the new nickname.
+                            let old = shared.session().nick().clone();
+                            shared.input(input);
+                            let deadline = Instant::now() + RENAME_WAIT;
+                            while Instant::now() < deadline && *shared.session().nick() == old {
+                                thread::sleep(Duration::from_millis(10));
+                            }
+                        }
+                        Ok(input) => shared.input(input),
+                        Err(e) => shared.printer.complain(&e.to_string()),
+                    }
                 }
             }
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ok(0),
@@ -447,7 +478,7 @@ fn ask_nick(editor: &mut rustyline::DefaultEditor) -> Result<Nick, CliError> {
         let typed = match editor.readline("nickname: ") {
             Ok(typed) => typed,
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
-                return Err(CliError::Terminal(ReadlineError::Eof))
+                return Err(CliError::Cancelled)
             }
             Err(e) => return Err(e.into()),
         };

@@ -1,7 +1,7 @@
 //! What a typed line means: a message for the room or a `/command`.
 
 use thiserror::Error;
-use udpchat_proto::{Nick, ParseError, Text};
+use udpchat_proto::{Nick, ParseError, Text, MAX_TEXT_BYTES};
 
 /// One typed line, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +97,40 @@ pub fn parse_input(line: &str) -> Result<Input, InputError> {
     }
 }
 
+/// Splits a typed line that is too long for one message into lines that
+/// each fit (at most [`MAX_TEXT_BYTES`] bytes), breaking after a space when
+/// one is in the last quarter of a piece, else between characters. Commands
+/// and lines that fit are returned as they are.
+pub fn split_long_line(line: &str) -> Vec<&str> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    // Tabs expand to four spaces later: leave room for that.
+    let limit = MAX_TEXT_BYTES
+        .saturating_sub(3 * line.matches('\t').count())
+        .max(4);
+    if line.len() <= limit || line.starts_with('/') {
+        return vec![line];
+    }
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while rest.len() > limit {
+        let mut cut = limit;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(' ') {
+            if space + 1 >= cut * 3 / 4 {
+                cut = space + 1;
+            }
+        }
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
 fn text(s: &str) -> Result<Text, InputError> {
     Text::new(s).map_err(InputError::Text)
 }
@@ -169,6 +203,21 @@ mod tests {
             Err(InputError::Text(ParseError::ControlChar(0x1b)))
         ));
         assert_eq!(parse_input("a\tb"), Ok(say("a    b")));
+    }
+
+    #[test]
+    fn long_lines_split_into_messages_that_fit_and_keep_every_byte() {
+        let line = format!("{} {}", "字".repeat(200), "word ".repeat(200));
+        let pieces = split_long_line(&line);
+        assert!(pieces.len() > 1);
+        assert_eq!(pieces.concat(), line);
+        for p in &pieces {
+            assert!(p.len() <= MAX_TEXT_BYTES);
+            assert!(matches!(parse_input(p), Ok(Input::Say(_))), "{p:?}");
+        }
+        assert_eq!(split_long_line("short\n"), ["short"]);
+        let command = format!("/msg bob {}", "x".repeat(900));
+        assert_eq!(split_long_line(&command), [command.as_str()]);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub enum CliError {
         /// The relay's reason, sanitized.
         reason: String,
     },
+    /// The user left at the nickname prompt.
+    #[error("no nickname given; nothing sent")]
+    Cancelled,
     /// The terminal line editor failed.
     #[error("terminal error: {0}")]
     Terminal(#[from] rustyline::error::ReadlineError),

@@ -48,11 +48,11 @@ pub use error::CliError;
         Colours are used only when stdout is a terminal and NO_COLOR is not set."
 )]
 pub struct Args {
-    /// The relay to join: HOST:PORT. Host names and IPv6 ([::1]:10024) work;
-    /// without a port, 10024 is used.
+    /// The relay to join, `HOST:PORT`.
     #[arg(
         short,
         long,
+        help = "The relay to join: HOST:PORT. Host names and IPv6 ([::1]:10024) work; without a port, 10024 is used",
         env = "UDPCHAT_RELAY",
         default_value = "127.0.0.1:10024",
         value_name = "HOST:PORT"

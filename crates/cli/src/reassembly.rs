@@ -125,6 +125,8 @@ impl Reassembly {
     /// Starts after `WELCOME ... <last_seq> ...`: the next live event is
     /// `last_seq + 1`.
     pub fn new(last_seq: u64) -> Reassembly {
+        // u64::MAX itself is never used: `next` must stay representable.
+        let last_seq = last_seq.min(u64::MAX - 1);
         Reassembly {
             base: last_seq,
             history_shown: 0,
@@ -139,6 +141,11 @@ impl Reassembly {
     /// `PONG`). A relay announcing less than this has restarted.
     pub fn known_last(&self) -> u64 {
         self.known_last
+    }
+
+    /// Every event up to this number has been delivered or reported lost.
+    pub fn delivered_through(&self) -> u64 {
+        self.next - 1
     }
 
     /// How many events are known to exist but not received yet.
@@ -168,8 +175,8 @@ impl Reassembly {
             }
             return out;
         }
-        if seq < self.next || self.held.contains_key(&seq) {
-            return out; // duplicate
+        if seq < self.next || self.held.contains_key(&seq) || seq == u64::MAX {
+            return out; // duplicate (or a number no relay reaches)
         }
         self.extend_known(now, seq, &mut out);
         if seq < self.next {
@@ -257,6 +264,7 @@ impl Reassembly {
     /// Notes that events up to `last` exist, opening gaps for the ones not
     /// received, and moves the window if it would grow past [`MAX_WINDOW`].
     fn extend_known(&mut self, now: Instant, last: u64, out: &mut Vec<Output>) {
+        let last = last.min(u64::MAX - 1);
         if last <= self.known_last {
             return;
         }
@@ -520,6 +528,49 @@ mod tests {
         let reqs = requests(&r.poll(now + Duration::from_secs(1), 3));
         assert_eq!(reqs.len(), 3);
         assert!(reqs.iter().all(|(f, t)| t - f < MAX_RESEND));
+    }
+
+    #[test]
+    fn the_largest_sequence_numbers_do_not_overflow() {
+        let start = Instant::now();
+        let mut r = Reassembly::new(u64::MAX);
+        r.handle_event(start, u64::MAX, Origin::Live, chat(0));
+        r.handle_last_seq(start, u64::MAX);
+        let mut r = Reassembly::new(u64::MAX - 10);
+        r.handle_event(start, u64::MAX - 1, Origin::Live, chat(0));
+        r.handle_event(start, u64::MAX, Origin::Live, chat(0));
+        // Give up on everything missing: delivery reaches the top.
+        for i in 1..100 {
+            r.poll(start + Duration::from_secs(i), 8);
+        }
+        assert_eq!(r.missing(), 0);
+        assert_eq!(r.delivered_through(), u64::MAX - 1);
+    }
+
+    proptest! {
+        /// Whatever a (hostile) relay sends, nothing panics and what is
+        /// tracked stays within the window.
+        #[test]
+        fn any_input_keeps_memory_bounded(
+            start_seq in any::<u64>(),
+            steps in proptest::collection::vec(
+                (0u8..4, any::<u64>(), any::<u64>(), any::<bool>()), 0..60),
+        ) {
+            let start = Instant::now();
+            let mut r = Reassembly::new(start_seq);
+            for (i, (kind, a, b, small)) in steps.into_iter().enumerate() {
+                let now = start + Duration::from_millis(100 * i as u64);
+                // Mix near and far numbers.
+                let a = if small { start_seq.saturating_add(a % 300) } else { a };
+                match kind {
+                    0 => { r.handle_event(now, a, Origin::Live, chat(0)); }
+                    1 => { r.handle_last_seq(now, a); }
+                    2 => { r.handle_gone(a, b); }
+                    _ => { r.poll(now, 8); }
+                }
+                prop_assert!(r.missing() + r.held.len() as u64 <= MAX_WINDOW);
+            }
+        }
     }
 
     #[test]

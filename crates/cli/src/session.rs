@@ -25,14 +25,24 @@ const HELLO_CAP_REJOIN: Duration = Duration::from_secs(4);
 const JOIN_GIVE_UP: Duration = Duration::from_secs(5);
 /// Pings missed before the connection counts as lost.
 const PINGS_BEFORE_LOST: u32 = 3;
-/// Retransmission of our private messages until `SENT`.
-const PRIVATE_FIRST: Duration = Duration::from_millis(500);
-const PRIVATE_TRIES: u32 = 6;
+/// Retransmission of our private messages until `SENT` (PROTOCOL.md: after
+/// 1 s, 2 s, 4 s and 8 s, then report failure).
+const PRIVATE_FIRST: Duration = Duration::from_secs(1);
+const PRIVATE_TRIES: u32 = 5;
 /// How many private message ids to remember for deduplication.
 const SEEN_PIDS: usize = 256;
 /// After activity, ask for the relay's newest sequence number this soon, so
 /// a lost last message is noticed without waiting for the next keepalive.
 const TAIL_CHECK: Duration = Duration::from_millis(1000);
+/// While an own message waits for its echo, ping this often: the answers
+/// tell whether the message was lost on the way to the relay.
+const ECHO_CHECK: Duration = Duration::from_millis(300);
+/// A ping must leave this long after a message (and after one more
+/// datagram) before its answer can prove the message lost: networks swap
+/// neighbouring datagrams and hold some back briefly.
+const REORDER_WINDOW: Duration = Duration::from_millis(200);
+/// Pings remembered to match their PONGs.
+const PINGS_KEPT: usize = 32;
 /// Our own sending budget, below the relay's default rate limit (burst 20,
 /// 5 per second) so a pasted paragraph or a script is paced, not dropped.
 const BUDGET_BURST: f64 = 12.0;
@@ -41,7 +51,7 @@ const BUDGET_PER_SEC: f64 = 4.0;
 const RESEND_PER_POLL: usize = 4;
 /// Own messages remembered until their echo comes back.
 const UNECHOED_MAX: usize = 64;
-const UNECHOED_AGE: Duration = Duration::from_secs(30);
+const UNECHOED_AGE: Duration = Duration::from_secs(10);
 /// Messages younger than this are sent again after a rejoin caused by the
 /// relay forgetting us (their echo never came: the relay dropped them).
 const REQUEUE_AGE: Duration = Duration::from_secs(5);
@@ -90,6 +100,23 @@ enum State {
     },
     Joined,
     Ended,
+}
+
+/// A `PONG` answering one of our numbered pings.
+#[derive(Debug, Clone, Copy)]
+struct Proof {
+    last_seq: u64,
+    ping: u64,
+    ping_at: Instant,
+}
+
+/// An own message sent and not yet seen come back from the relay.
+#[derive(Debug)]
+struct Unechoed {
+    text: Text,
+    at: Instant,
+    /// `sent_count` when it was sent.
+    number: u64,
 }
 
 #[derive(Debug)]
@@ -141,11 +168,22 @@ pub struct Session {
     cookie: Option<Cookie>,
     reassembly: Reassembly,
     last_rx: Option<Instant>,
+    /// When the relay last sent something only a member gets (anything but
+    /// `PONG`, which strangers get too), or we last probed membership.
+    last_member_rx: Instant,
     ping_interval: Duration,
     next_ping: Instant,
     tail_check: Option<Instant>,
     outbox: VecDeque<Text>,
-    unechoed: VecDeque<(Text, Instant)>,
+    unechoed: VecDeque<Unechoed>,
+    /// Datagrams sent so far; numbers our messages and pings.
+    sent_count: u64,
+    /// The newest `PONG` that answered a numbered ping: (last-seq, ping
+    /// number). Once everything up to last-seq is delivered, own messages
+    /// sent well before that ping and still not echoed were lost.
+    proof: Option<Proof>,
+    /// Recent pings: (number, when sent).
+    pings: VecDeque<(u64, Instant)>,
     privates: Vec<PendingPrivate>,
     next_private_id: u64,
     seen_pids: VecDeque<u64>,
@@ -171,11 +209,15 @@ impl Session {
             cookie: None,
             reassembly: Reassembly::new(0),
             last_rx: None,
+            last_member_rx: now,
             ping_interval: Duration::from_secs(15),
             next_ping: now,
             tail_check: None,
             outbox: VecDeque::new(),
             unechoed: VecDeque::new(),
+            sent_count: 0,
+            proof: None,
+            pings: VecDeque::new(),
             privates: Vec::new(),
             next_private_id: first_private_id,
             seen_pids: VecDeque::new(),
@@ -220,11 +262,6 @@ impl Session {
     /// How many of our messages are queued or not yet echoed.
     pub fn unsettled(&self) -> usize {
         self.outbox.len() + self.unechoed.len() + self.privates.len()
-    }
-
-    /// How soon [`Session::handle_timeout`] should be called again, at most.
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(50)
     }
 
     /// Leaves: sends `Q` if joined. The session is over afterwards.
@@ -318,17 +355,47 @@ impl Session {
                 }
                 if now >= self.next_ping || self.tail_check.is_some_and(|t| t <= now) {
                     self.next_ping = now + self.ping_interval;
-                    self.tail_check = None;
-                    self.send(now, &ClientMsg::Ping(None), &mut out);
+                    // While own messages are unechoed, keep checking: the
+                    // answer tells whether they were lost on the way.
+                    self.tail_check = if self.unechoed.is_empty() {
+                        None
+                    } else {
+                        Some(now + ECHO_CHECK)
+                    };
+                    // The token is this ping's number, so its PONG says
+                    // which of our messages the relay had seen before it.
+                    let number = self.sent_count;
+                    if self.pings.len() >= PINGS_KEPT {
+                        self.pings.pop_front();
+                    }
+                    self.pings.push_back((number, now));
+                    let token = Token::new(&number.to_string()).ok();
+                    self.send(now, &ClientMsg::Ping(token), &mut out);
+                }
+                // A restarted relay answers our pings like anyone's, and if
+                // its newest number happens to equal ours nothing else tells
+                // us it forgot us. Now and then ask something only a member
+                // gets answered: a non-member draws ERROR not-joined.
+                let known = self.reassembly.known_last();
+                if known > 0
+                    && now.saturating_duration_since(self.last_member_rx) > self.ping_interval * 2
+                {
+                    self.last_member_rx = now;
+                    let probe = ClientMsg::Resend {
+                        from: known,
+                        to: known,
+                    };
+                    self.send(now, &probe, &mut out);
                 }
                 self.drain_outbox(now, &mut out);
                 self.retransmit_privates(now, &mut out);
                 self.unechoed
-                    .retain(|(_, at)| now.saturating_duration_since(*at) < UNECHOED_AGE);
+                    .retain(|u| now.saturating_duration_since(u.at) < UNECHOED_AGE);
                 self.budget.refill(now);
                 let budget = (self.budget.tokens.max(0.0) as usize).min(RESEND_PER_POLL);
                 let outputs = self.reassembly.poll(now, budget);
                 self.apply(now, outputs, &mut out);
+                self.check_proof();
             }
         }
         out
@@ -338,6 +405,9 @@ impl Session {
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
         self.last_rx = Some(now);
+        if !bytes.starts_with(b"PONG") {
+            self.last_member_rx = now;
+        }
         let msg = match parse_relay(bytes) {
             Ok(msg) => msg,
             Err(notice) => {
@@ -383,7 +453,10 @@ impl Session {
                 }
                 self.ping_interval = Duration::from_secs(interval);
                 self.next_ping = now + self.ping_interval;
-                self.tail_check = None;
+                self.last_member_rx = now;
+                // Our JOIN event follows the WELCOME; if it is lost, only a
+                // PONG reveals it: ask soon rather than at the next keepalive.
+                self.tail_check = Some(now + TAIL_CHECK);
                 self.state = State::Joined;
                 out.push(Action::Joined {
                     nick: nick.clone(),
@@ -415,21 +488,32 @@ impl Session {
                     ))));
                     self.send_hello(now, out);
                 }
-                ErrorCode::RoomFull if rejoin => {
-                    if self.notice_due(now, NoticeKind::RoomFull) {
-                        out.push(Action::Show(Line::Notice(format!(
-                            "{reason}; still trying to rejoin…"
-                        ))));
-                    }
+                // Answers to what we sent before the relay forgot us: what
+                // it refused goes out again once we are back.
+                ErrorCode::NotJoined | ErrorCode::NotYours => {
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
                 }
                 ErrorCode::RateLimited => {}
-                _ => {
-                    self.state = State::Ended;
-                    out.push(Action::Show(Line::Error(format!(
-                        "the relay refused to let us join: {reason}"
-                    ))));
-                    out.push(Action::End { code: 1 });
+                ErrorCode::BadVersion => self.refuse_join(&reason, out),
+                ErrorCode::AlreadyJoined
+                | ErrorCode::RoomFull
+                | ErrorCode::ClassicDisabled
+                | ErrorCode::BadSyntax
+                | ErrorCode::TooLong
+                | ErrorCode::BadUtf8
+                | ErrorCode::UnknownVerb
+                    if !rejoin =>
+                {
+                    self.refuse_join(&reason, out)
                 }
+                // A rejoin keeps trying (the room may have room again, an
+                // old membership may time out); say why, now and then.
+                _ if rejoin && self.notice_due(now, NoticeKind::RoomFull) => {
+                    out.push(Action::Show(Line::Notice(format!(
+                        "{reason}; still trying to rejoin…"
+                    ))));
+                }
+                _ => {} // not about the join, or said recently
             },
             RelayMsg::Bye {
                 code: ByeCode::Kicked,
@@ -455,6 +539,8 @@ impl Session {
                 }
                 let outputs = self.reassembly.handle_event(now, seq, origin, event);
                 self.apply(now, outputs, out);
+                // The echo of our message may have come: send the next.
+                self.drain_outbox(now, out);
             }
             RelayMsg::Private { pid, from, text } => {
                 // Acknowledge every copy: our previous ACK may have been lost.
@@ -499,12 +585,26 @@ impl Session {
                 pages,
                 nicks: nicks.iter().map(Nick::to_string).collect(),
             })),
-            RelayMsg::Pong { last_seq, .. } => {
+            RelayMsg::Pong { last_seq, token } => {
                 if last_seq < self.reassembly.known_last() {
                     self.start_rejoin(now, Some("the relay restarted"), out);
                 } else {
                     let outputs = self.reassembly.handle_last_seq(now, last_seq);
                     self.apply(now, outputs, out);
+                    let ping = token
+                        .and_then(|t| t.as_str().parse::<u64>().ok())
+                        .and_then(|n| self.pings.iter().find(|(p, _)| *p == n).copied());
+                    if let Some((ping, ping_at)) = ping {
+                        if self.proof.is_none_or(|p| p.ping < ping) {
+                            self.proof = Some(Proof {
+                                last_seq,
+                                ping,
+                                ping_at,
+                            });
+                        }
+                    }
+                    self.check_proof();
+                    self.drain_outbox(now, out);
                 }
             }
             RelayMsg::Gone { from, to } => {
@@ -515,16 +615,7 @@ impl Session {
                 ErrorCode::NotJoined | ErrorCode::NotYours => {
                     // The relay forgot us (restart, or idle eviction whose
                     // BYE was lost): what it refused since is sent again.
-                    let requeue: Vec<Text> = self
-                        .unechoed
-                        .iter()
-                        .filter(|(_, at)| now.saturating_duration_since(*at) < REQUEUE_AGE)
-                        .map(|(t, _)| t.clone())
-                        .collect();
-                    self.unechoed.clear();
-                    for text in requeue.into_iter().rev() {
-                        self.outbox.push_front(text);
-                    }
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
                     self.start_rejoin(now, Some("the relay no longer knows us"), out);
                 }
                 ErrorCode::NickTaken | ErrorCode::NickInvalid => out.push(Action::Show(
@@ -542,13 +633,10 @@ impl Session {
                     out.push(Action::Show(Line::Error(line)));
                 }
                 ErrorCode::RateLimited => {
-                    // Everything sent since the limit hit was dropped: pause
-                    // and send our unechoed messages again.
+                    // The relay drops what follows until its bucket refills:
+                    // pause. A message it dropped is found lost and sent
+                    // again like any other (see `check_proof`).
                     self.budget.tokens = 0.0;
-                    let requeue: Vec<Text> = self.unechoed.drain(..).map(|(t, _)| t).collect();
-                    for text in requeue.into_iter().rev() {
-                        self.outbox.push_front(text);
-                    }
                     if self.notice_due(now, NoticeKind::Rate) {
                         out.push(Action::Show(Line::Notice(format!(
                             "{reason} (slowing down)"
@@ -606,7 +694,7 @@ impl Session {
                 }
                 reassembly::Output::Request { from, to } => {
                     self.budget.take(now);
-                    out.push(Action::Send(ClientMsg::Resend { from, to }.encode()));
+                    self.emit(ClientMsg::Resend { from, to }.encode(), out);
                 }
                 reassembly::Output::Waiting { missing } => {
                     if self.notice_due(now, NoticeKind::Waiting) {
@@ -626,7 +714,7 @@ impl Session {
             RoomEvent::Chat { nick, text } => {
                 let own = !history && nick.key() == self.nick.key();
                 if own {
-                    if let Some(i) = self.unechoed.iter().position(|(t, _)| *t == text) {
+                    if let Some(i) = self.unechoed.iter().position(|u| u.text == text) {
                         self.unechoed.remove(i);
                     }
                 }
@@ -663,6 +751,14 @@ impl Session {
         }
     }
 
+    fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
+        self.state = State::Ended;
+        out.push(Action::Show(Line::Error(format!(
+            "the relay refused to let us join: {reason}"
+        ))));
+        out.push(Action::End { code: 1 });
+    }
+
     fn start_rejoin(&mut self, now: Instant, why: Option<&str>, out: &mut Vec<Action>) {
         if let Some(why) = why {
             out.push(Action::Show(Line::Notice(why.to_owned())));
@@ -690,14 +786,49 @@ impl Session {
 
     fn send(&mut self, now: Instant, msg: &ClientMsg, out: &mut Vec<Action>) {
         self.budget.take(now);
-        out.push(Action::Send(msg.encode()));
+        self.emit(msg.encode(), out);
+    }
+
+    fn emit(&mut self, bytes: Vec<u8>, out: &mut Vec<Action>) {
+        self.sent_count += 1;
+        out.push(Action::Send(bytes));
+    }
+
+    /// Puts unechoed messages matching `lost` back at the front of the
+    /// outbox (in their order) and forgets the rest.
+    fn requeue(&mut self, lost: impl Fn(&Unechoed) -> bool) {
+        let all: Vec<Unechoed> = self.unechoed.drain(..).collect();
+        let (again, keep): (Vec<Unechoed>, Vec<Unechoed>) = all.into_iter().partition(&lost);
+        self.unechoed = keep.into();
+        for u in again.into_iter().rev() {
+            self.outbox.push_front(u.text);
+        }
+    }
+
+    /// Own messages the relay must have seen before a ping it answered,
+    /// but that are not among the events delivered up to that answer, never
+    /// reached it: send them again. "Before" needs one datagram and
+    /// [`REORDER_WINDOW`] between the message and the ping, since a network
+    /// may swap neighbours.
+    fn check_proof(&mut self) {
+        let Some(proof) = self.proof else {
+            return;
+        };
+        if self.reassembly.delivered_through() < proof.last_seq {
+            return; // not caught up yet: the echo may still be repaired
+        }
+        self.proof = None;
+        self.requeue(|u| u.number + 2 <= proof.ping && u.at + REORDER_WINDOW <= proof.ping_at);
     }
 
     fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
         if self.state != State::Joined {
             return;
         }
-        while !self.outbox.is_empty() && self.budget.try_take(now) {
+        // One message in flight at a time: M carries no id, so a lost one
+        // can only be sent again, and only stop-and-wait keeps our messages
+        // in the order typed when that happens.
+        while self.unechoed.is_empty() && !self.outbox.is_empty() && self.budget.try_take(now) {
             let Some(text) = self.outbox.pop_front() else {
                 break;
             };
@@ -705,14 +836,17 @@ impl Session {
                 nick: self.nick.clone(),
                 text: text.clone(),
             };
-            out.push(Action::Send(chat.encode()));
+            let number = self.sent_count;
+            self.emit(chat.encode(), out);
             if self.unechoed.len() >= UNECHOED_MAX {
                 self.unechoed.pop_front();
             }
-            self.unechoed.push_back((text, now));
-            if self.tail_check.is_none() {
-                self.tail_check = Some(now + TAIL_CHECK);
-            }
+            self.unechoed.push_back(Unechoed {
+                text,
+                at: now,
+                number,
+            });
+            self.tail_check = Some(now + ECHO_CHECK);
         }
     }
 
@@ -960,24 +1094,102 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_lines_is_paced_not_dropped() {
+    fn a_burst_of_lines_goes_one_at_a_time_paced_and_in_order() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        let mut actions = Vec::new();
+        for i in 0..40 {
+            actions.extend(s.handle_input(
+                start,
+                Input::Say(Text::new(&format!("line {i:02}")).unwrap()),
+            ));
+        }
+        let mut order = Vec::new();
+        let mut seq = 5;
+        let mut t = start;
+        for _ in 0..400 {
+            for m in sent(&actions) {
+                if let Some(text) = m.strip_prefix("M alice ") {
+                    order.push(text.to_owned());
+                    seq += 1;
+                    // Nothing else goes out before this one's echo.
+                    actions = s.handle_timeout(t);
+                    assert!(!sent(&actions).iter().any(|m| m.starts_with("M ")));
+                    actions = s.handle_datagram(t, &chat_event(seq, Origin::Live, "alice", text));
+                }
+            }
+            let allowed = BUDGET_BURST + BUDGET_PER_SEC * (t - start).as_secs_f64() + 1.0;
+            assert!(
+                order.len() as f64 <= allowed,
+                "{} by {:?}",
+                order.len(),
+                t - start
+            );
+            t += Duration::from_millis(50);
+            actions.extend(s.handle_timeout(t));
+        }
+        let want: Vec<String> = (0..40).map(|i| format!("line {i:02}")).collect();
+        assert_eq!(order, want);
+        assert!(s.is_settled());
+    }
+
+    /// The ping the session sends at `now`, if any, with its token.
+    fn ping_token(actions: &[Action]) -> Option<String> {
+        sent(actions)
+            .into_iter()
+            .find_map(|m| m.strip_prefix("PING ").map(str::to_owned))
+    }
+
+    #[test]
+    fn own_message_lost_on_the_way_is_sent_again_once_a_pong_proves_it() {
         let now = Instant::now();
         let mut s = joined(now);
-        let mut count = 0;
-        for i in 0..40 {
-            let a = s.handle_input(now, Input::Say(Text::new(&format!("line {i}")).unwrap()));
-            count += sent(&a).len();
-        }
-        assert!(count < 40, "all sent at once");
-        let mut t = now;
-        for _ in 0..200 {
-            t += Duration::from_millis(50);
-            count += sent(&s.handle_timeout(t))
-                .iter()
-                .filter(|m| m.starts_with("M "))
-                .count();
-        }
-        assert_eq!(count, 40);
+        let a = s.handle_input(now, Input::Say(Text::new("lost").unwrap()));
+        assert_eq!(sent(&a), ["M alice lost"]);
+        // Another datagram, then the tail-check ping goes out.
+        s.handle_input(now, Input::Who);
+        let t = now + TAIL_CHECK;
+        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
+        // The relay saw nothing new: its PONG says last-seq 5 (our JOIN's
+        // predecessor); the message is not among delivered events.
+        let pong = format!("PONG 5 {token}");
+        let a = s.handle_datagram(t, pong.as_bytes());
+        assert!(sent(&a).contains(&"M alice lost".to_owned()), "{a:?}");
+    }
+
+    #[test]
+    fn own_message_is_not_resent_when_the_ping_may_have_overtaken_it() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("slow").unwrap()));
+        // The very next datagram is the ping: a swap on the way is possible.
+        let t = now + TAIL_CHECK;
+        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
+        let a = s.handle_datagram(t, format!("PONG 5 {token}").as_bytes());
+        assert!(!sent(&a).iter().any(|m| m.starts_with("M ")));
+        assert!(!sent(&s.handle_timeout(t))
+            .iter()
+            .any(|m| m.starts_with("M ")));
+    }
+
+    #[test]
+    fn own_message_whose_echo_is_being_repaired_is_not_resent() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("echo lost").unwrap()));
+        s.handle_input(now, Input::Who);
+        let t = now + TAIL_CHECK;
+        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
+        // The relay has event 6 (our echo), which we have not received.
+        s.handle_datagram(t, format!("PONG 6 {token}").as_bytes());
+        let a = s.handle_timeout(t + Duration::from_millis(100));
+        assert!(sent(&a).contains(&"RESEND 6 6".to_owned()));
+        assert!(!sent(&a).iter().any(|m| m.starts_with("M ")));
+        s.handle_datagram(t, &chat_event(6, Origin::Resend, "alice", "echo lost"));
+        assert!(s.is_settled());
+        assert!(!sent(&s.handle_timeout(t + Duration::from_secs(3)))
+            .iter()
+            .any(|m| m.starts_with("M ")));
     }
 
     #[test]
@@ -992,7 +1204,7 @@ mod tests {
             },
         );
         assert_eq!(sent(&a), ["PMSG 1 bob psst"]);
-        let a = s.handle_timeout(now + Duration::from_millis(600));
+        let a = s.handle_timeout(now + Duration::from_millis(1100));
         assert!(sent(&a).contains(&"PMSG 1 bob psst".to_owned()));
         let a = s.handle_datagram(now, b"SENT 1 bob psst");
         assert_eq!(
@@ -1069,6 +1281,31 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_room_still_checks_that_the_relay_knows_us() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        s.handle_datagram(start, b"EVENT 6 live JOIN alice");
+        let mut probes = Vec::new();
+        for secs in 1..=40 {
+            let now = start + Duration::from_secs(secs);
+            for m in sent(&s.handle_timeout(now)) {
+                if m.starts_with("PING") {
+                    // Anyone gets PONG, even from a restarted relay.
+                    s.handle_datagram(now, b"PONG 6");
+                }
+                if m.starts_with("RESEND") {
+                    probes.push((secs, m));
+                }
+            }
+        }
+        assert_eq!(probes.first(), Some(&(31, "RESEND 6 6".to_owned())));
+        assert!(s.is_joined());
+        // A relay that forgot us says so, and we rejoin.
+        s.handle_datagram(start, b"ERROR not-joined you have not joined");
+        assert!(!s.is_joined());
+    }
+
+    #[test]
     fn not_joined_error_rejoins_and_resends_the_refused_message() {
         let now = Instant::now();
         let mut s = joined(now);
@@ -1079,6 +1316,38 @@ mod tests {
         s.handle_timeout(now);
         let a = s.handle_datagram(now, &welcome("alice", 0));
         assert!(sent(&a).contains(&"M alice lost one".to_owned()));
+    }
+
+    #[test]
+    fn not_joined_arriving_while_already_rejoining_requeues_and_keeps_going() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
+        // A PONG from the restarted relay starts the rejoin first...
+        s.handle_datagram(now, b"PONG 0");
+        assert!(!s.is_joined());
+        // ...then its refusal of our message arrives.
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, &welcome("alice", 0));
+        assert!(sent(&a).contains(&"M alice in flight".to_owned()), "{a:?}");
+    }
+
+    #[test]
+    fn full_room_ends_the_first_join_but_not_a_rejoin() {
+        let now = Instant::now();
+        let mut s = Session::new(nick("alice"), now, 1);
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(a.contains(&Action::End { code: 1 }));
+
+        let mut s = joined(now);
+        s.handle_datagram(now, b"BYE shutdown bye");
+        let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+        assert!(!a.iter().any(|a| matches!(a, Action::End { .. })));
+        assert!(!sent(&s.handle_timeout(now + Duration::from_secs(5))).is_empty());
     }
 
     #[test]
@@ -1168,6 +1437,38 @@ mod tests {
             }),
         );
         assert_eq!(shown(&a).len(), 1);
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Any datagrams, well-formed or not, in any state: no panic, and
+        /// nothing unsanitized is ever shown as an error notice.
+        #[test]
+        fn any_datagrams_never_panic(
+            datagrams in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..80),
+                    "(EVENT [0-9]{1,3} (live|resend|history) CHAT [a-c] x|PONG [0-9]{1,3}( [0-9]{1,2})?|GONE [0-9]{1,3} [0-9]{1,3}|WELCOME udpchat/1 a [0-9]{1,3} [0-9]{1,2} [0-9]{1,3}|COOKIE 00000000000000[0-9]{2}|ERROR (not-joined|nick-taken|rate-limited|no-such-nick) r|BYE (shutdown|timeout|kicked) r|PRIVATE [0-9] b hi|SENT [0-9] b hi)"
+                        .prop_map(String::into_bytes),
+                ],
+                0..40,
+            ),
+        ) {
+            let start = Instant::now();
+            let mut s = Session::new(nick("a"), start, 1);
+            for (i, d) in datagrams.iter().enumerate() {
+                let now = start + Duration::from_millis(300 * i as u64);
+                let mut actions = s.handle_datagram(now, d);
+                actions.extend(s.handle_timeout(now));
+                actions.extend(s.handle_input(now, Input::Say(Text::new("x").unwrap())));
+                for a in actions {
+                    if let Action::Show(Line::Error(t)) = a {
+                        proptest::prop_assert!(!t.chars().any(crate::text::must_escape), "{:?}", t);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

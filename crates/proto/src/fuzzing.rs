@@ -39,7 +39,8 @@ pub fn check_client(bytes: &[u8]) {
 
 /// Parses `bytes` as a structured relay datagram; if that succeeds, checks the
 /// same round-trip properties as [`check_client`], and that the classic
-/// rendering has no control characters.
+/// rendering has no control characters and (but for `WHO` pages, which
+/// [`RelayMsg::who_pages`] sizes) fits in a datagram with its newline.
 pub fn check_relay(bytes: &[u8]) {
     let Ok(msg) = RelayMsg::parse(bytes) else {
         return;
@@ -72,6 +73,14 @@ pub fn check_relay(bytes: &[u8]) {
                 !line.chars().any(|c| crate::check_text_char(c).is_err()),
                 "classic line {line:?} has a control character"
             );
+            // Room for the newline; Who pages are sized by who_pages instead.
+            if !matches!(msg, RelayMsg::Who { .. }) {
+                assert!(
+                    line.len() < MAX_DATAGRAM,
+                    "classic line of {} bytes",
+                    line.len()
+                );
+            }
         }
     }
 }

@@ -289,7 +289,7 @@ fn assert_clean_line(line: &str) {
 // Properties
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn client_msg_round_trips(msg in client_msg()) {
@@ -336,7 +336,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// Parses verbs followed by junk both ways; whatever parses must re-encode
     /// to a datagram that parses to the same value (fuzzing::check_*).
