@@ -59,9 +59,31 @@ fn closed_loop_classic_run_reports_no_loss() {
     let relay = Relay::start(&["--rate-burst", "1000000", "--rate-per-sec", "1000000"]);
     let addr = relay.addr.to_string();
     let pid = relay.pid().to_string();
-    let mut args = vec!["--relay", &addr, "--relay-pid", &pid, "-c", "10", "-d", "1"];
+    let mut args = vec![
+        "--relay",
+        &addr,
+        "--relay-pid",
+        &pid,
+        "-c",
+        "10",
+        "-d",
+        "0.5",
+        "--rounds",
+        "2",
+    ];
     args.extend(PATIENT);
     let r = report_of(&bench(&args));
+    assert_eq!(r.rounds.len(), 2, "one report per round");
+    assert_eq!(
+        r.rounds[0],
+        Report {
+            rounds: vec![],
+            ..r.clone()
+        }
+    );
+    for round in &r.rounds {
+        assert_sane_lossless(round, 10);
+    }
     assert_eq!(r.mode, "closed");
     assert_eq!(r.dialect.as_deref(), Some("classic"));
     assert_eq!(r.window, Some(8));
@@ -118,4 +140,58 @@ fn non_loopback_target_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout.is_empty());
+}
+
+/// The Python reference relay the benchmark compares against still speaks
+/// the dialect the tool expects. Skipped where there is no python3.
+#[test]
+fn reference_python_relay_works_with_the_tool() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/bench/reference/relay.py"
+    );
+    let Ok(mut child) = Command::new("python3")
+        .args([script, "--bind", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        eprintln!("no python3: skipped");
+        return;
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let child = Kill(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reference relay prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("reference relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let pid = child.0.id().to_string();
+    let mut args = vec![
+        "--relay",
+        &addr,
+        "--relay-pid",
+        &pid,
+        "-c",
+        "5",
+        "-d",
+        "0.5",
+    ];
+    args.extend(PATIENT);
+    let r = report_of(&bench(&args));
+    assert_sane_lossless(&r, 5);
 }

@@ -106,14 +106,31 @@ def bench(args, relay=None, timeout=900):
     return report
 
 
+FAILURES = []  # (what, error) of runs that failed; the suite goes on without them
+
+
 def with_relay(kind, flags, args, timeout=900):
-    relay = RelayProcess(kind, flags)
+    """One run against a fresh relay; None (and a note in FAILURES) if it fails."""
+    try:
+        relay = RelayProcess(kind, flags)
+    except (OSError, RuntimeError) as e:
+        FAILURES.append((f"starting the {kind} relay", str(e)))
+        return None
     try:
         report = bench(args, relay, timeout)
         report["_idle_rss_kib"] = relay.idle_rss_kib
         return report
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+        FAILURES.append((f"{kind}: udpchat-bench {' '.join(map(str, args))}", str(e).strip()))
+        progress(f"FAILED: {e}")
+        return None
     finally:
         relay.stop()
+
+
+def keep(table, key, report):
+    if report is not None:
+        table.setdefault(key, []).append(report)
 
 
 def med(values):
@@ -144,9 +161,12 @@ def main():
     p.add_argument("--clients", default="10,100,1000,10000")
     p.add_argument("--skip-python", action="store_true")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    p.add_argument("--memory-clients", default="1000,10000",
-                   help="member counts of the paced join-only memory runs")
-    p.add_argument("--only", default="limit,throughput,latency,overload,memory",
+    p.add_argument("--one-join-from", type=int, default=5000,
+                   help="from this many members on, one relay run per size with --rounds REPS "
+                        "(a 10,000-member join costs ~50 million datagrams: minutes)")
+    p.add_argument("--storm-clients", default="1000,10000",
+                   help="member counts of the join-storm runs (join only, 64 joins at once)")
+    p.add_argument("--only", default="limit,throughput,latency,overload,storm",
                    help="comma-separated sections")
     a = p.parse_args()
     if a.reps < 1:
@@ -159,8 +179,8 @@ def main():
     kinds = ["ours"] + ([] if a.skip_python else ["python"])
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "mem": {}}
-    mem_sizes = [int(c) for c in a.memory_clients.split(",") if c]
+    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "storm": {}}
+    storm_sizes = [int(c) for c in a.storm_clients.split(",") if c]
 
     for rep in range(a.reps):
         # One round of everything per repetition, so slow drifts of the
@@ -169,21 +189,42 @@ def main():
             for c in sizes:
                 for call in ("sendmmsg", "sendto"):
                     progress(f"rep {rep + 1}: limit C={c} {call}")
-                    r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call])
-                    res["limit"].setdefault((c, call), []).append(r)
+                    try:
+                        r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call])
+                    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                        FAILURES.append((f"limit C={c} {call}", str(e).strip()))
+                        r = None
+                    keep(res["limit"], (c, call), r)
         if "throughput" in only:
             for c in sizes:
+                one_join = c >= a.one_join_from
+                if one_join and rep > 0:
+                    continue
                 for kind in kinds:
-                    progress(f"rep {rep + 1}: closed loop C={c} {kind}")
-                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-w", window_for(c), "-d", a.duration])
-                    res["thr"].setdefault((c, kind), []).append(r)
+                    progress(f"rep {rep + 1}: closed loop C={c} {kind}"
+                             + (f", one join, {a.reps} rounds" if one_join else ""))
+                    # Paced joins (each client joins when the previous one is
+                    # answered): the peak RSS after the join is then what the
+                    # members cost, not a transient of the join burst.
+                    args = ["-c", c, "-w", window_for(c), "-d", a.duration, "--join-window", 1,
+                            "--join-deadline", 1700]
+                    if one_join:
+                        args += ["--rounds", a.reps]
+                    r = with_relay(kind, OURS_LOAD, args, timeout=1800)
+                    if r is not None and r.get("rounds"):
+                        for rnd in r["rounds"]:
+                            rnd["_idle_rss_kib"] = r["_idle_rss_kib"]
+                            rnd["_one_join"] = True
+                            keep(res["thr"], (c, kind), rnd)
+                    else:
+                        keep(res["thr"], (c, kind), r)
         if "latency" in only:
             for c in (100, 1000):
                 for kind in kinds:
                     progress(f"rep {rep + 1}: latency 20 msg/s C={c} {kind}")
                     r = with_relay(kind, OURS_LOAD,
                                    ["-c", c, "-s", 10, "--mode", "rate", "--rate", 20, "-d", 5])
-                    res["lat"].setdefault((c, kind), []).append(r)
+                    keep(res["lat"], (c, kind), r)
         if "overload" in only:
             for kind in kinds:
                 for flooders in (0, 1):
@@ -191,17 +232,21 @@ def main():
                     r = with_relay(kind, OURS_DEFAULT,
                                    ["-c", 100, "-s", 10, "--mode", "rate", "--rate", 20,
                                     "-d", 5, "--flooders", flooders])
-                    res["over"].setdefault((kind, flooders), []).append(r)
-        if "memory" in only:
-            for c in mem_sizes:
+                    keep(res["over"], (kind, flooders), r)
+        if "storm" in only:
+            for c in storm_sizes:
+                if c >= a.one_join_from and rep > 0:
+                    continue
                 for kind in kinds:
-                    progress(f"rep {rep + 1}: memory, paced join-only C={c} {kind}")
-                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 1])
-                    res["mem"].setdefault((c, kind), []).append(r)
+                    progress(f"rep {rep + 1}: join storm C={c} {kind}")
+                    r = with_relay(kind, OURS_LOAD, ["-c", c, "-d", 0, "--join-window", 64,
+                                                     "--join-deadline", 1700],
+                                   timeout=1800)
+                    keep(res["storm"], (c, kind), r)
         # Written after every repetition, so a run cut short still leaves
         # its figures (with the count of repetitions done).
         finished = datetime.datetime.now(datetime.timezone.utc)
-        write_markdown(a, res, sizes, mem_sizes, kinds, rep + 1, started, finished,
+        write_markdown(a, res, sizes, storm_sizes, kinds, rep + 1, started, finished,
                        load_before, os.getloadavg())
         progress(f"wrote {a.out} after repetition {rep + 1}")
 
@@ -218,7 +263,7 @@ def limit_of(res, c):
     return best
 
 
-def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished,
+def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finished,
                    load_before, load_after):
     L = []
     w = L.append
@@ -240,6 +285,10 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
     w("")
 
     summary(w, res, kinds)
+    notes = kept_notes(a.out)
+    if notes:
+        w(notes)
+        w("")
     if res["thr"]:
         w("## Throughput (closed loop)")
         w("")
@@ -263,7 +312,7 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
             if not ours:
                 continue
             o = med([r["deliveries_per_sec"] for r in ours])
-            row = f"| {c:,} | {ours[0].get('window')} | "
+            row = f"| {c:,}{' †' if ours[0].get('_one_join') else ''} | {ours[0].get('window')} | "
             row += (fmt(lim[0]) + f" {lim[1]}" if lim else "–") + " | "
             row += fmt(o) + " | "
             row += (fmt(ratio_runs(ours, lim), "{:.2f}") if lim else "–") + " |"
@@ -278,6 +327,9 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
                     row += " – | – | – |"
             row += f" {loss_text(ours)} |"
             w(row)
+        w("")
+        w(f"† C ≥ {a.one_join_from:,}: the {a.reps} runs are {a.reps} rounds after one join "
+          "(`--rounds`), each its own measurement.")
         w("")
         w("Limit by system call (median deliveries/s): " + "; ".join(
             f"C={c:,}: " + ", ".join(
@@ -345,26 +397,30 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
                   f"{rel_p99} | {sent} | {acc} |")
         w("")
 
-    if res["mem"] or res["thr"]:
+    if res["storm"] or res["thr"]:
         w("## Memory and join storm")
         w("")
         w("**Targets: peak RSS ≤ 4 MiB at C = 1,000 (the Python relay: about 15 MiB), "
-          "≤ 16 MiB at C = 10,000.** Peak RSS is VmHWM from /proc. *Paced*: join-only runs, "
-          "each client joining when the previous one is answered (`--join-window 1`): what the "
-          "members themselves cost; bytes/member = (peak − peak of the idle relay) / C. "
-          "*Storm*: the closed-loop runs above, 64 joins outstanding at once (retrying lost "
-          "ones), peak RSS read right after the last join and again after the load. "
+          "≤ 16 MiB at C = 10,000.** Peak RSS is VmHWM from /proc. *Paced*: the closed-loop "
+          "runs above, each client joining when the previous one is answered "
+          "(`--join-window 1`), peak RSS read right after the last join (what the members "
+          "cost; bytes/member = (that − peak of the idle relay) / C) and again after the load. "
+          "*Storm*: join-only runs with 64 joins outstanding at once (retrying lost ones), "
+          "as when a class joins together. Join time: first join datagram to last answer. "
           "Our relay announces every join to every member (`* nick joined`), so C joins "
           "cost about C²/2 datagrams (50 million at C = 10,000); the Python relay announces "
           "nothing.")
         w("")
-        w("| C | relay | joins | idle peak RSS KiB | peak RSS joined KiB | bytes/member | peak RSS after load KiB | join time s | joins/s |")
-        w("|---|---|---|---|---|---|---|---|---|")
+        w(f"From {a.one_join_from:,} members on, each join is measured once (one relay run; "
+          "its closed-loop figures above are that run's rounds), as it takes minutes.")
+        w("")
+        w("| C | relay | joins | runs | idle peak RSS KiB | peak RSS joined KiB | bytes/member | peak RSS after load KiB | join time s | joins/s |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
         rows = []
-        for c in sorted(set(mem_sizes) | {c for c in sizes if c >= 1000}):
+        for c in sorted(set(storm_sizes) | {c for c in sizes if c >= 1000}):
             for kind in kinds:
-                rows.append((c, kind, "paced", res["mem"].get((c, kind))))
-                rows.append((c, kind, "storm", res["thr"].get((c, kind))))
+                rows.append((c, kind, "paced", res["thr"].get((c, kind))))
+                rows.append((c, kind, "storm", res["storm"].get((c, kind))))
         for c, kind, how, runs in rows:
             if not runs:
                 continue
@@ -373,17 +429,27 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
             per = med([(r["relay_process"]["peak_rss_joined_kib"] - r["_idle_rss_kib"]) * 1024 / c
                        for r in runs])
             after = (fmt(med([r["relay_process"]["peak_rss_kib"] for r in runs]))
-                     if how == "storm" else "–")
+                     if how == "paced" else "–")
             jt = med([r["join"]["secs"] for r in runs])
             jr = med([r["join"]["per_sec"] for r in runs])
-            w(f"| {c:,} | {kind} | {how} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {after} | "
+            n = 1 if runs[0].get("_one_join") else len(runs)
+            w(f"| {c:,} | {kind} | {how} | {n} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {after} | "
               f"{fmt(jt, '{:.2f}')} | {fmt(jr)} |")
+        w("")
+
+    if FAILURES:
+        w("## Runs that failed")
+        w("")
+        w("These runs are missing from the medians above:")
+        w("")
+        for what, err in FAILURES:
+            w(f"- {what}: {err.splitlines()[-1] if err else '?'}")
         w("")
 
     w("## How to reproduce")
     w("")
     w("From a clean clone (Linux, Rust, python3): `crates/bench/run.sh` "
-      f"(this run: `crates/bench/run.sh {' '.join(sys.argv[1:])}`). "
+      f"(this run: `crates/bench/run.sh {shlex.join(sys.argv[1:])}`). "
       "It builds the release binaries, then runs these commands in this order, "
       f"{a.reps} times over. A run marked [Rn] first starts a fresh relay Rn, whose first "
       "stdout line gives ADDR; PID is its process id; it is stopped with SIGTERM after the "
@@ -402,6 +468,23 @@ def write_markdown(a, res, sizes, mem_sizes, kinds, reps_done, started, finished
     w("")
     with open(a.out, "w") as f:
         f.write("\n".join(L))
+
+
+def kept_notes(path):
+    """The hand-written "## Findings" section of an existing BENCHMARKS.md
+    (up to the next "## " heading), kept across runs of the suite."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    out, inside = [], False
+    for line in lines:
+        if line.startswith("## "):
+            inside = line.startswith("## Findings")
+        if inside:
+            out.append(line)
+    return "\n".join(out).rstrip()
 
 
 def summary(w, res, kinds):
@@ -442,7 +525,7 @@ def summary(w, res, kinds):
         rows.append(("overload: flooder's accepted rate", "held to burst 20 + 5/s (≤ 9/s over 5 s)",
                      fmt(acc, "{:.1f}/s"), ok(acc[0] <= 9.5)))
     for c, target in ((1000, 4096), (10000, 16384)):
-        for how, table in (("paced", "mem"), ("storm", "thr")):
+        for how, table in (("paced", "thr"), ("storm", "storm")):
             runs = res[table].get((c, "ours"))
             if runs:
                 m = med([r["relay_process"]["peak_rss_joined_kib"] for r in runs])
@@ -451,10 +534,11 @@ def summary(w, res, kinds):
                          if py else "")
                 rows.append((f"peak RSS, C = {c:,} ({how} joins)", f"≤ {target // 1024} MiB",
                              f"{fmt(m)} KiB{extra}", ok(m[0] <= target)))
-    runs = res["thr"].get((10000, "ours"))
-    if runs:
-        rows.append(("join storm, 10,000 clients", "report", 
-                     f"{fmt(med([r['join']['secs'] for r in runs]), '{:.1f}')} s", "–"))
+    for how, table in (("storm", "storm"), ("paced", "thr")):
+        runs = res[table].get((10000, "ours"))
+        if runs:
+            rows.append((f"join time, 10,000 clients ({how})", "report",
+                         f"{fmt(med([r['join']['secs'] for r in runs]), '{:.1f}')} s", "–"))
     if not rows:
         return
     w("## Summary against the targets of issue 5")

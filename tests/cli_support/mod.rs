@@ -153,8 +153,13 @@ pub struct Client {
 impl Client {
     /// Starts `udpchat --relay addr --nick nick` with piped stdin.
     pub fn start(relay: &str, nick: Option<&str>) -> Client {
+        Client::start_with(relay, nick, &[])
+    }
+
+    /// Starts `udpchat --relay addr --nick nick EXTRA...` with piped stdin.
+    pub fn start_with(relay: &str, nick: Option<&str>, extra: &[&str]) -> Client {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_udpchat"));
-        cmd.arg("--relay").arg(relay);
+        cmd.arg("--relay").arg(relay).args(extra);
         if let Some(nick) = nick {
             cmd.arg("--nick").arg(nick);
         }
@@ -180,7 +185,12 @@ impl Client {
 
     /// Starts a client and waits until it has joined (its own JOIN shows).
     pub fn joined(relay: &str, nick: &str) -> Client {
-        let mut client = Client::start(relay, Some(nick));
+        Client::joined_with(relay, nick, &[])
+    }
+
+    /// Like [`Client::joined`], with extra arguments.
+    pub fn joined_with(relay: &str, nick: &str, extra: &[&str]) -> Client {
+        let mut client = Client::start_with(relay, Some(nick), extra);
         let want = format!("* {nick} joined");
         let deadline = Instant::now() + WAIT;
         while !client.stdout.all().iter().any(|l| l.contains(&want)) {
@@ -194,6 +204,11 @@ impl Client {
             thread::sleep(Duration::from_millis(20));
         }
         client
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Types one line.

@@ -82,8 +82,9 @@ pub struct Cli {
     /// Milliseconds before an unanswered join is sent again (doubling, up to 8x).
     #[arg(long, default_value_t = 1000)]
     pub join_timeout_ms: u64,
-    /// Seconds before giving up on joining.
-    #[arg(long, default_value_t = 300.0)]
+    /// Seconds before giving up on joining (10,000 members take minutes:
+    /// every join is announced to every member).
+    #[arg(long, default_value_t = 900.0)]
     pub join_deadline: f64,
     /// Milliseconds after which a message not yet delivered to every member
     /// counts as settled (its missing copies are lost).
@@ -110,6 +111,18 @@ pub struct Cli {
     /// Send `Q nick` from every client at the end (leave the room tidy).
     #[arg(long)]
     pub quit: bool,
+    /// Pin the receiving (and measured-sending) thread to this CPU. With the
+    /// relay pinned to another one (`taskset -c`), both sides of the
+    /// measurement get one core each, as in `--limit` with --sender-cpu.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// `--limit`: pin the sending thread to this CPU.
+    #[arg(long)]
+    pub sender_cpu: Option<usize>,
+    /// Sending phases after one join, each reported in `rounds` (repeated
+    /// measurements without paying for the join again).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
 }
 
 /// Entry point called by the binary.
@@ -192,8 +205,15 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
     } else {
         1 << 20
     });
+    if let Some(cpu) = cli.cpu {
+        sys::pin_current_thread(Some(cpu)).map_err(|source| BenchError::Io {
+            context: "pinning to --cpu",
+            source,
+        })?;
+    }
     if cli.limit {
         return limit::run(limit::LimitOptions {
+            sender_cpu: cli.sender_cpu,
             clients: cli.clients,
             duration,
             send_call: cli.send_call,
@@ -226,6 +246,7 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
         rcvbuf,
         progress,
         quit: cli.quit,
+        rounds: cli.rounds,
         nick_prefix,
     })
 }

@@ -39,6 +39,8 @@ pub struct LimitOptions {
     pub drain: Duration,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// Pin the sending thread to this CPU.
+    pub sender_cpu: Option<usize>,
 }
 
 /// The fixed datagram: 64 bytes, as long as the relay's measured lines.
@@ -78,10 +80,15 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
     }
     let start = Instant::now();
     let end = start + opts.duration;
-    let (max, call) = (opts.max_datagrams, opts.send_call);
+    let (max, call, cpu) = (opts.max_datagrams, opts.send_call, opts.sender_cpu);
     let sender_thread = thread::Builder::new()
         .name("limit-sender".into())
-        .spawn(move || send(&sender, &dests, call, max, end))
+        .spawn(move || {
+            if cpu.is_some() {
+                sys::pin_current_thread(cpu)?;
+            }
+            send(&sender, &dests, call, max, end)
+        })
         .map_err(BenchError::io("starting the sender thread"))?;
 
     let mut receiver = Receiver {
@@ -165,6 +172,7 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
         errors,
         datagrams_received: receiver.delivered + receiver.unexpected,
         rcvbuf_bytes: rcvbuf,
+        rounds: Vec::new(),
     })
 }
 

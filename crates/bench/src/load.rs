@@ -87,6 +87,8 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Send `Q nick` from every client at the end.
     pub quit: bool,
+    /// Sending phases after the one join, each measured on its own.
+    pub rounds: usize,
     /// Nickname prefix, unique per run.
     pub nick_prefix: String,
 }
@@ -122,7 +124,9 @@ struct State {
     joined: usize,
     join_refused: Option<(String, String)>,
     last_join: Option<Instant>,
-    // Measured messages, indexed by id.
+    // Measured messages, indexed by id; ids before `round_base` belong to an
+    // earlier round and their late copies are not counted in this one.
+    round_base: u64,
     copies: Vec<u32>,
     settled: Vec<bool>,
     in_flight: usize,
@@ -156,6 +160,11 @@ impl State {
                     self.other += 1;
                     return;
                 };
+                if id < self.round_base {
+                    *count += 1;
+                    self.other += 1;
+                    return;
+                }
                 *count += 1;
                 if *count > self.members {
                     self.duplicates += 1;
@@ -280,6 +289,7 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
             joined: 0,
             join_refused: None,
             last_join: None,
+            round_base: 0,
             copies: Vec::new(),
             settled: Vec::new(),
             in_flight: 0,
@@ -325,6 +335,12 @@ fn validate(opts: &LoadOptions) -> Result<(), BenchError> {
     if opts.duration > Duration::from_secs(3600) {
         return usage("--duration is at most 3600 s");
     }
+    if opts.rounds == 0 || opts.rounds > 100 {
+        return usage("--rounds must be between 1 and 100");
+    }
+    if opts.rounds > 1 && (opts.mode == Mode::Flood || opts.duration.is_zero()) {
+        return usage("--rounds needs --mode closed or rate and a --duration");
+    }
     if opts.join_window == 0 {
         return usage("--join-window must be at least 1");
     }
@@ -340,12 +356,18 @@ impl Run {
         let cpu_start = self.relay_cpu()?;
         let join = self.join()?;
         let cpu_joined = self.relay_cpu()?;
-        let flood = if self.opts.duration.is_zero() {
-            None
-        } else {
-            self.load()?
-        };
-        let cpu_end = self.relay_cpu()?;
+        let mut rounds = Vec::with_capacity(self.opts.rounds);
+        for _ in 0..self.opts.rounds {
+            let cpu_round = self.relay_cpu()?;
+            let flood = if self.opts.duration.is_zero() {
+                None
+            } else {
+                self.load()?
+            };
+            let cpu_end = self.relay_cpu()?;
+            rounds.push(self.report(&join, flood, [cpu_start, cpu_joined, cpu_round, cpu_end]));
+            self.next_round();
+        }
         if self.opts.progress {
             eprintln!();
         }
@@ -354,7 +376,33 @@ impl Run {
                 let _ = client.socket.send(format!("Q {}", client.nick).as_bytes());
             }
         }
-        self.report(join, flood, [cpu_start, cpu_joined, cpu_end])
+        let mut first = rounds.remove(0);
+        if !rounds.is_empty() {
+            rounds.insert(0, first.clone());
+            first.rounds = rounds;
+        }
+        Ok(first)
+    }
+
+    /// Clears what one round measured; message ids go on from where they were.
+    fn next_round(&mut self) {
+        // Whatever is still in flight belongs to the round that ended.
+        for (id, _) in self.flight.drain(..) {
+            self.st.settled[id as usize] = true;
+        }
+        let st = &mut self.st;
+        st.in_flight = 0;
+        st.round_base = self.sent;
+        st.delivered = 0;
+        st.duplicates = 0;
+        st.hist = Histogram::new();
+        st.first_send = None;
+        st.last_delivery = None;
+        st.flood_seen.iter_mut().for_each(|w| *w = 0);
+        st.flood_accepted = 0;
+        st.errors.clear();
+        st.datagrams = 0;
+        st.refused = 0;
     }
 
     fn relay_cpu(&self) -> Result<Option<procfs::Usage>, BenchError> {
@@ -573,7 +621,12 @@ impl Run {
         let payload = self.opts.payload;
         thread::Builder::new()
             .name("flood".into())
-            .spawn(move || flood(&sockets, tag, max, epoch, end, payload))
+            .spawn(move || {
+                // A flood competes for every core, whatever --cpu pinned the
+                // main thread to.
+                let _ = sys::pin_current_thread(None);
+                flood(&sockets, tag, max, epoch, end, payload)
+            })
             .map_err(BenchError::io("starting the flood thread"))
     }
 
@@ -697,31 +750,35 @@ impl Run {
         );
     }
 
+    /// The report of the round that just ended. `cpu` = relay usage at the
+    /// start, after the join, at the start of the round, at its end.
     fn report(
-        mut self,
-        join: JoinReport,
+        &mut self,
+        join: &JoinReport,
         flood: Option<FloodReport>,
-        cpu: [Option<procfs::Usage>; 3],
-    ) -> Result<Report, BenchError> {
+        cpu: [Option<procfs::Usage>; 4],
+    ) -> Report {
         let members = self.st.members;
         let mut never = 0;
         let mut missing = 0;
-        for &c in &self.st.copies {
+        let base = self.st.round_base as usize;
+        for &c in &self.st.copies[base.min(self.st.copies.len())..] {
             if c == 0 {
                 never += 1;
             } else if c < members {
                 missing += u64::from(members - c);
             }
         }
-        let expected = self.sent * u64::from(members);
+        let sent = self.sent - self.st.round_base;
+        let expected = sent * u64::from(members);
         let elapsed = match (self.st.first_send, self.st.last_delivery) {
             (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
             _ => 0.0,
         };
         let tick = procfs::ticks_per_sec();
         let relay_process = match (self.opts.relay_pid, cpu) {
-            (Some(pid), [Some(a), Some(b), Some(c)]) => {
-                let cpu_load_s = c.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / tick;
+            (Some(pid), [Some(a), Some(b), Some(r), Some(c)]) => {
+                let cpu_load_s = c.cpu_ticks.saturating_sub(r.cpu_ticks) as f64 / tick;
                 Some(ProcessReport {
                     pid,
                     peak_rss_kib: c.peak_rss_kib,
@@ -748,7 +805,7 @@ impl Run {
                 Mode::Flood => "flood",
             }
         };
-        Ok(Report {
+        Report {
             mode: mode.into(),
             target: self.opts.relay.to_string(),
             dialect: Some(
@@ -765,12 +822,12 @@ impl Run {
             rate_per_sec: (self.opts.mode == Mode::Rate).then_some(self.opts.rate),
             duration_s: self.opts.duration.as_secs_f64(),
             elapsed_s: elapsed,
-            join: Some(join),
-            sent: self.sent,
+            join: Some(join.clone()),
+            sent,
             delivered: self.st.delivered,
             expected,
             deliveries_per_sec: per_sec(self.st.delivered as f64, elapsed),
-            messages_per_sec: per_sec(self.sent as f64, self.opts.duration.as_secs_f64()),
+            messages_per_sec: per_sec(sent as f64, self.opts.duration.as_secs_f64()),
             loss: Loss {
                 never_fanned_out: never,
                 missing_copies: missing,
@@ -785,10 +842,11 @@ impl Run {
             flood,
             send_call: None,
             relay_process,
-            errors: self.st.errors,
+            errors: self.st.errors.clone(),
             datagrams_received: self.st.datagrams,
             rcvbuf_bytes: self.rcvbuf,
-        })
+            rounds: Vec::new(),
+        }
     }
 }
 

@@ -69,6 +69,11 @@ pub struct Report {
     pub datagrams_received: u64,
     /// Receive buffer per client socket as the kernel reports it, bytes.
     pub rcvbuf_bytes: usize,
+    /// With `--rounds N > 1`: every round's own report, the first included
+    /// (whose figures are also the top-level ones). One join serves all
+    /// rounds, which makes repeated runs with 10,000 members affordable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Report>,
 }
 
 /// The join phase.

@@ -114,6 +114,36 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur as u64)
 }
 
+/// Pins the calling thread to `cpu` (`None`: allows every CPU again).
+pub fn pin_current_thread(cpu: Option<usize>) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays in bounds
+    // for cpu < CPU_SETSIZE, checked below.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    let cpus = match cpu {
+        Some(c) => c..c + 1,
+        None => {
+            0..std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .max(1024)
+        }
+    };
+    for c in cpus {
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "CPU number too large",
+            ));
+        }
+        // SAFETY: c < CPU_SETSIZE.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: set is a valid cpu_set_t; pid 0 is the calling thread.
+    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// An epoll instance, level-triggered, readable interest only. The `u64` data
 /// of each registration is the caller's socket index.
 pub struct Epoll {

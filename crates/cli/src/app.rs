@@ -280,6 +280,29 @@ impl Shared {
     }
 }
 
+/// On Ctrl-C (SIGINT, or the console's Ctrl-C event on Windows) outside
+/// the line editor, which handles it itself: leave properly (`Q`), so the
+/// nickname is free at once rather than after the idle timeout.
+fn leave_on_interrupt(shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    if let Err(e) = ctrlc::set_handler(move || {
+        shared.quit();
+        let _ = io::stdout().flush();
+        std::process::exit(130);
+    }) {
+        log::debug!("cannot catch Ctrl-C: {e}");
+    }
+}
+
+fn new_session(nick: Nick, no_repair: bool) -> Session {
+    let session = Session::new(nick, Instant::now(), private_id_seed());
+    if no_repair {
+        session.without_repair()
+    } else {
+        session
+    }
+}
+
 fn private_id_seed() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -299,18 +322,16 @@ fn run_piped(
     printer: Printer,
     label: String,
 ) -> Result<u8, CliError> {
+    let no_repair = args.no_repair;
     let nick = check_nick(&args.nick.ok_or(CliError::NickRequired)?)?;
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(Session::new(
-            nick.clone(),
-            Instant::now(),
-            private_id_seed(),
-        )),
+        session: Mutex::new(new_session(nick.clone(), no_repair)),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
     });
+    leave_on_interrupt(&shared);
     match shared.join() {
         JoinOutcome::Joined => {}
         JoinOutcome::Refused(reason) => {
@@ -380,6 +401,7 @@ fn run_terminal(
     printer: Printer,
     label: String,
 ) -> Result<u8, CliError> {
+    let no_repair = args.no_repair;
     let mut editor = rustyline::DefaultEditor::new()?;
     let mut nick = match args.nick.as_deref().map(check_nick) {
         Some(Ok(nick)) => nick,
@@ -391,15 +413,12 @@ fn run_terminal(
     };
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(Session::new(
-            nick.clone(),
-            Instant::now(),
-            private_id_seed(),
-        )),
+        session: Mutex::new(new_session(nick.clone(), no_repair)),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
     });
+    leave_on_interrupt(&shared);
     if shared.printer.offset.is_none() {
         shared.printer.show(&Line::Notice(
             "times are UTC (the local time zone is unknown)".into(),

@@ -63,6 +63,11 @@ pub struct Args {
     /// if missing on a terminal; required when stdin is not a terminal.
     #[arg(short, long, value_name = "NAME")]
     pub nick: Option<String>,
+
+    /// Do not ask the relay again for missed messages, only report them
+    /// (to measure what loss repair costs on a network).
+    #[arg(long)]
+    pub no_repair: bool,
 }
 
 /// Entry point called by the binary: parses arguments, runs, prints an

@@ -119,6 +119,8 @@ pub struct Reassembly {
     held: BTreeMap<u64, Slot>,
     /// Known to exist, at or above `next`, not received.
     missing: BTreeMap<u64, Attempt>,
+    /// Requests per missing event before it counts as lost (0: never ask).
+    max_tries: u32,
 }
 
 impl Reassembly {
@@ -134,7 +136,16 @@ impl Reassembly {
             known_last: last_seq,
             held: BTreeMap::new(),
             missing: BTreeMap::new(),
+            max_tries: MAX_TRIES,
         }
+    }
+
+    /// Never asks for missing events: a gap is reported lost as soon as a
+    /// reordered datagram would have filled it (to measure what repair
+    /// costs, or for a relay that cannot resend).
+    pub fn without_repair(mut self) -> Reassembly {
+        self.max_tries = 0;
+        self
     }
 
     /// The highest sequence number known to exist (seen, or announced by a
@@ -219,7 +230,7 @@ impl Reassembly {
         let mut due = Vec::new();
         for (&seq, attempt) in &self.missing {
             if attempt.due() <= now {
-                if attempt.tries >= MAX_TRIES {
+                if attempt.tries >= self.max_tries {
                     exhausted.push(seq);
                 } else {
                     due.push(seq);
@@ -448,6 +459,24 @@ mod tests {
         assert!(waiting);
         assert_eq!(lost, Some((1, 1, LossReason::NoAnswer)));
         assert_eq!(r.missing(), 0);
+    }
+
+    #[test]
+    fn without_repair_gaps_are_reported_lost_without_requests() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0).without_repair();
+        assert!(delivered(&r.handle_event(now, 3, Origin::Live, chat(3))).is_empty());
+        let out = r.poll(now + Duration::from_millis(100), 8);
+        assert!(requests(&out).is_empty());
+        assert_eq!(
+            out[0],
+            Output::Lost {
+                from: 1,
+                to: 2,
+                reason: LossReason::NoAnswer
+            }
+        );
+        assert_eq!(delivered(&out), [3]);
     }
 
     #[test]

@@ -51,7 +51,7 @@ const BUDGET_PER_SEC: f64 = 4.0;
 const RESEND_PER_POLL: usize = 4;
 /// Own messages remembered until their echo comes back.
 const UNECHOED_MAX: usize = 64;
-const UNECHOED_AGE: Duration = Duration::from_secs(10);
+const UNECHOED_AGE: Duration = Duration::from_secs(30);
 /// Messages younger than this are sent again after a rejoin caused by the
 /// relay forgetting us (their echo never came: the relay dropped them).
 const REQUEUE_AGE: Duration = Duration::from_secs(5);
@@ -191,6 +191,8 @@ pub struct Session {
     last_waiting_notice: Option<Instant>,
     last_rate_notice: Option<Instant>,
     last_garbage_notice: Option<Instant>,
+    /// Ask for missed events and resend lost own messages (the default).
+    repair: bool,
 }
 
 impl Session {
@@ -228,7 +230,15 @@ impl Session {
             last_waiting_notice: None,
             last_rate_notice: None,
             last_garbage_notice: None,
+            repair: true,
         }
+    }
+
+    /// Turns loss repair off: missed room events are only reported, lost
+    /// own messages are not sent again. For measuring what repair costs.
+    pub fn without_repair(mut self) -> Session {
+        self.repair = false;
+        self
     }
 
     /// Starts over with another nickname after a refusal, keeping the
@@ -389,8 +399,21 @@ impl Session {
                 }
                 self.drain_outbox(now, &mut out);
                 self.retransmit_privates(now, &mut out);
-                self.unechoed
-                    .retain(|u| now.saturating_duration_since(u.at) < UNECHOED_AGE);
+                while let Some(u) = self.unechoed.front() {
+                    if now.saturating_duration_since(u.at) < UNECHOED_AGE {
+                        break;
+                    }
+                    let short: String = u.text.as_str().chars().take(40).collect();
+                    let more = if short.len() < u.text.as_str().len() {
+                        "…"
+                    } else {
+                        ""
+                    };
+                    out.push(Action::Show(Line::Notice(format!(
+                        "your message \"{short}{more}\" was not confirmed by the relay; it may not have arrived"
+                    ))));
+                    self.unechoed.pop_front();
+                }
                 self.budget.refill(now);
                 let budget = (self.budget.tokens.max(0.0) as usize).min(RESEND_PER_POLL);
                 let outputs = self.reassembly.poll(now, budget);
@@ -447,6 +470,9 @@ impl Session {
             } => {
                 self.nick = nick.clone();
                 self.reassembly = Reassembly::new(last_seq);
+                if !self.repair {
+                    self.reassembly = Reassembly::new(last_seq).without_repair();
+                }
                 let mut interval = u64::from(ping_interval.clamp(1, 300));
                 if idle_timeout >= 3 {
                     interval = interval.min(u64::from(idle_timeout / 3));
@@ -814,6 +840,10 @@ impl Session {
         let Some(proof) = self.proof else {
             return;
         };
+        if !self.repair {
+            self.proof = None;
+            return;
+        }
         if self.reassembly.delivered_through() < proof.last_seq {
             return; // not caught up yet: the echo may still be repaired
         }
@@ -828,7 +858,11 @@ impl Session {
         // One message in flight at a time: M carries no id, so a lost one
         // can only be sent again, and only stop-and-wait keeps our messages
         // in the order typed when that happens.
-        while self.unechoed.is_empty() && !self.outbox.is_empty() && self.budget.try_take(now) {
+        // (Without repair nothing is sent again, so nothing waits.)
+        while (self.unechoed.is_empty() || !self.repair)
+            && !self.outbox.is_empty()
+            && self.budget.try_take(now)
+        {
             let Some(text) = self.outbox.pop_front() else {
                 break;
             };
