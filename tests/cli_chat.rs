@@ -270,3 +270,22 @@ fn a_line_too_long_for_one_message_arrives_whole_in_several() {
     assert!(pieces.len() >= 3, "{pieces:#?}");
     assert_eq!(pieces.concat(), long);
 }
+
+#[cfg(unix)]
+#[test]
+fn interrupted_piped_client_still_says_goodbye() {
+    let relay = relay();
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    let bob = Client::joined(&addr, "bob");
+    let status = Command::new("kill")
+        .args(["-INT", &alice.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!alice.wait_exit().success());
+    // A quit, not a timeout a minute later: the nickname is free at once.
+    bob.stdout.wait_contains("* alice left");
+    assert!(!bob.stdout.all().iter().any(|l| l.contains("alice left (")));
+    let _again = Client::joined(&addr, "alice");
+}

@@ -280,6 +280,20 @@ impl Shared {
     }
 }
 
+/// On Ctrl-C (SIGINT, or the console's Ctrl-C event on Windows) outside
+/// the line editor, which handles it itself: leave properly (`Q`), so the
+/// nickname is free at once rather than after the idle timeout.
+fn leave_on_interrupt(shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    if let Err(e) = ctrlc::set_handler(move || {
+        shared.quit();
+        let _ = io::stdout().flush();
+        std::process::exit(130);
+    }) {
+        log::debug!("cannot catch Ctrl-C: {e}");
+    }
+}
+
 fn new_session(nick: Nick, no_repair: bool) -> Session {
     let session = Session::new(nick, Instant::now(), private_id_seed());
     if no_repair {
@@ -317,6 +331,7 @@ fn run_piped(
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
     });
+    leave_on_interrupt(&shared);
     match shared.join() {
         JoinOutcome::Joined => {}
         JoinOutcome::Refused(reason) => {
@@ -403,6 +418,7 @@ fn run_terminal(
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
     });
+    leave_on_interrupt(&shared);
     if shared.printer.offset.is_none() {
         shared.printer.show(&Line::Notice(
             "times are UTC (the local time zone is unknown)".into(),
