@@ -1,8 +1,11 @@
 //! The mio event loop: the only place with a socket, a clock and signals.
 //!
-//! One non-blocking UDP socket. Every readiness event drains the socket
-//! until `WouldBlock` and feeds each datagram to the [`Room`]; whatever the
-//! room says to send is sent at once. If the kernel's send buffer is full, the
+//! One non-blocking UDP socket with a large receive buffer (`--recv-buffer`,
+//! 8 MiB by default), so a flood cannot crowd honest datagrams out of it
+//! before the room's rate limit sees them. Every readiness event drains the
+//! socket until `WouldBlock` (in batches with `recvmmsg` on Linux) and feeds
+//! each datagram to the [`Room`]; whatever the room says to send is sent
+//! after each batch. If the kernel's send buffer is full, the
 //! rest waits in a bounded queue until the socket is writable again (we ask
 //! for `WRITABLE` only while something waits, so an idle relay never spins);
 //! what the bound forces out is counted and logged, never lost silently.
@@ -28,12 +31,14 @@ const CONSOLE: Token = Token(1);
 #[cfg(unix)]
 const SIGNALS: Token = Token(2);
 
-/// Largest UDP payload; a datagram over the protocol's 1024 bytes is still
-/// read whole so the room can refuse it as too long rather than see a cut one.
+/// Largest UDP payload (where there is no `recvmmsg`): a datagram over the
+/// protocol's 1024 bytes is read whole so the room can refuse it as too long.
+#[cfg(not(target_os = "linux"))]
 const RECV_BUFFER: usize = 64 * 1024;
 
-/// Datagrams handled before the outputs are sent, so one busy socket cannot
-/// grow the output buffers without bound.
+/// Datagrams handled before the outputs are sent (where datagrams are read
+/// one at a time; with `recvmmsg`, after each batch read).
+#[cfg(not(target_os = "linux"))]
 const RECV_BATCH: usize = 64;
 
 /// Datagrams read per loop iteration. Under a flood the socket may never run
@@ -51,7 +56,24 @@ pub struct Settings {
     pub send_queue: usize,
     /// How often to log statistics, if at all.
     pub stats_interval: Option<Duration>,
+    /// Receive buffer to ask the kernel for, bytes (0 = keep the system's default).
+    pub recv_buffer: usize,
 }
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            send_queue: 4096,
+            stats_interval: None,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The receive buffer asked for by default: 8 MiB, some ten thousand small
+/// datagrams, so a flood cannot fill it while the relay is descheduled for
+/// a few milliseconds (see [`sys::set_receive_buffer`]).
+pub const DEFAULT_RECV_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Why the event loop could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +121,10 @@ pub struct Server {
     room: Room,
     lang: Lang,
     out: Outputs,
+    #[cfg(not(target_os = "linux"))]
     buf: Box<[u8]>,
+    #[cfg(target_os = "linux")]
+    inbox: sys::BatchReceiver,
     queue: VecDeque<Transmit>,
     queue_limit: usize,
     writable_interest: bool,
@@ -138,6 +163,24 @@ impl Server {
         if let Err(e) = sys::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
             log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
         }
+        if settings.recv_buffer > 0 {
+            match sys::set_receive_buffer(&socket, settings.recv_buffer) {
+                Ok(got) if got.bytes >= settings.recv_buffer => {
+                    log::info!("receive buffer: {} bytes", got.bytes)
+                }
+                Ok(got) => log::warn!(
+                    "receive buffer: {} bytes of the {} asked for{}; a flood may crowd out honest datagrams",
+                    got.bytes,
+                    settings.recv_buffer,
+                    if got.forced {
+                        ""
+                    } else {
+                        " (capped by net.core.rmem_max; run as root or raise it with sysctl)"
+                    }
+                ),
+                Err(e) => log::warn!("cannot set the receive buffer ({e}); the system's default stays"),
+            }
+        }
         let poll = Poll::new().map_err(io_error("creating the event loop"))?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)
@@ -166,7 +209,10 @@ impl Server {
             room: Room::new(config, random_key(), now),
             lang,
             out: Outputs::default(),
+            #[cfg(not(target_os = "linux"))]
             buf: vec![0; RECV_BUFFER].into_boxed_slice(),
+            #[cfg(target_os = "linux")]
+            inbox: sys::BatchReceiver::default(),
             queue: VecDeque::new(),
             queue_limit: settings.send_queue.max(1),
             writable_interest: false,
@@ -293,36 +339,24 @@ impl Server {
     }
 
     /// Reads until `WouldBlock` (or [`RECV_PER_TURN`] datagrams), feeding
-    /// the room.
+    /// the room and sending its answers after every batch.
     fn receive(&mut self) {
-        let mut now = Instant::now();
-        let mut batch = 0;
         let mut total = 0;
         // Consecutive errors with nothing read in between: bounded so a
         // socket in a persistent error state cannot spin the loop.
         let mut errors = 0;
-        loop {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
+        while total < RECV_PER_TURN {
+            match self.receive_batch() {
+                Ok(n) => {
                     errors = 0;
-                    self.room
-                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
-                    batch += 1;
-                    total += 1;
-                    if batch == RECV_BATCH {
-                        batch = 0;
-                        self.dispatch();
-                        now = Instant::now();
-                        if total >= RECV_PER_TURN {
-                            return; // `readable` stays set: back soon
-                        }
-                    }
+                    total += n;
+                    self.dispatch();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // ConnectionReset (Windows) or, with IP_RECVERR, the
                     // pending ICMP error of an earlier send (Linux): not this
@@ -340,7 +374,46 @@ impl Server {
                 }
             }
         }
+        // Past RECV_PER_TURN `readable` stays set: the loop comes back at
+        // once, after timers, the console and signals had their turn.
         self.dispatch();
+    }
+
+    /// Reads one batch of datagrams with `recvmmsg` and hands each to the
+    /// room. Returns how many were read, or the error of the first read.
+    #[cfg(target_os = "linux")]
+    fn receive_batch(&mut self) -> io::Result<usize> {
+        let n = self.inbox.receive(&self.socket)?;
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some((from, bytes)) = self.inbox.datagram(i) {
+                self.room.handle_datagram(now, from, bytes, &mut self.out);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Reads up to [`RECV_BATCH`] datagrams one `recv_from` at a time and
+    /// hands each to the room. Returns how many were read, or the error of
+    /// the first read.
+    #[cfg(not(target_os = "linux"))]
+    fn receive_batch(&mut self) -> io::Result<usize> {
+        let now = Instant::now();
+        let mut n = 0;
+        while n < RECV_BATCH {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    self.room
+                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
+                    n += 1;
+                }
+                Err(e) if n == 0 => return Err(e),
+                // The next call reports it (WouldBlock) or it was a stray
+                // ConnectionReset: either way this batch is done.
+                Err(_) => break,
+            }
+        }
+        Ok(n)
     }
 
     fn console_commands(&mut self, now: Instant) {
@@ -806,7 +879,7 @@ mod tests {
     fn full_send_queue_drops_the_newest_counts_them_and_flushes_in_order() {
         let settings = Settings {
             send_queue: 3,
-            stats_interval: None,
+            ..Settings::default()
         };
         let addr = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::bind(addr, Config::default(), settings, None).unwrap();
@@ -835,6 +908,38 @@ mod tests {
             let n = target.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[want]);
         }
+    }
+
+    #[test]
+    fn a_burst_far_beyond_the_default_receive_buffer_is_read_whole() {
+        // 3,000 datagrams queued before the relay reads any: the system's
+        // default buffer (about 208 KiB) holds a few hundred of them; the
+        // relay's must hold them all, and the honest join behind them.
+        const BURST: usize = 3_000;
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
+        let relay = server.local_addr();
+        let flooder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..BURST {
+            flooder
+                .send_to(format!("M nobody flood {i}").as_bytes(), relay)
+                .unwrap();
+        }
+        let honest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        honest.send_to(b"N alice", relay).unwrap();
+        server.readable = true;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.readable && Instant::now() < deadline {
+            server.receive();
+        }
+        assert_eq!(server.room.stats().datagrams_in, BURST as u64 + 1);
+        assert_eq!(server.room.member_count(), 1);
+        honest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = honest.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"OK");
     }
 
     #[test]
