@@ -209,9 +209,7 @@ fn client_closed_without_quit_leaves_as_unreachable() {
     drop(ghost);
     // The next message makes the relay send to the dead port; the ICMP port
     // unreachable that comes back removes the ghost.
-    alice.send("M alice anyone there?");
-    alice.expect("alice: anyone there?");
-    alice.expect("* ghost left (unreachable)");
+    alice.nudge_until("M alice anyone there?", "* ghost left (unreachable)");
     relay.expect_stderr("ghost left (unreachable)");
 
     // The nickname is free again.

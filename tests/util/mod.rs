@@ -386,6 +386,30 @@ impl Client {
         }
     }
 
+    /// Sends `nudge` once a second until `line` arrives (within three
+    /// times [`TIMEOUT`]).
+    ///
+    /// For waiting on an ICMP port-unreachable report: Linux rate-limits the
+    /// ICMP errors it sends to one host (here every test shares 127.0.0.1),
+    /// so the first send to a closed port may draw no error at all. Each
+    /// nudge makes the relay send to the dead port again.
+    pub fn nudge_until(&self, nudge: &str, line: &str) {
+        let deadline = Instant::now() + 3 * TIMEOUT;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            self.send(nudge);
+            let until = Instant::now() + Duration::from_secs(1);
+            while let Some(bytes) = self.try_recv(until.saturating_duration_since(Instant::now())) {
+                let text = String::from_utf8(bytes).expect("relay sent invalid UTF-8");
+                if text == line {
+                    return;
+                }
+                seen.push(text);
+            }
+        }
+        panic!("{} never received {line:?}; saw {seen:?}", self.addr());
+    }
+
     /// Receives datagrams until one equals `line` exactly.
     pub fn expect(&self, line: &str) -> String {
         self.recv_until(&format!("{line:?}"), |t| t == line)

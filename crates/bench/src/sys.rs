@@ -121,11 +121,18 @@ pub fn pin_current_thread(cpu: Option<usize>) -> io::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     let cpus = match cpu {
         Some(c) => c..c + 1,
-        None => 0..std::thread::available_parallelism().map_or(1, |n| n.get()).max(1024),
+        None => {
+            0..std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .max(1024)
+        }
     };
     for c in cpus {
         if c >= libc::CPU_SETSIZE as usize {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU number too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "CPU number too large",
+            ));
         }
         // SAFETY: c < CPU_SETSIZE.
         unsafe { libc::CPU_SET(c, &mut set) };

@@ -520,10 +520,12 @@ mod tests {
             let mut buf = [0u8; 2048];
             while start.elapsed() < Duration::from_secs(60) {
                 if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    if &buf[..n] == b"STOP" {
+                    if buf[..n] == msg("STOP")[..] {
                         return;
                     }
-                    let _ = s.send_to(&buf[..n], from);
+                    if buf[..n].starts_with(MAGIC.as_bytes()) {
+                        let _ = s.send_to(&buf[..n], from);
+                    }
                 }
             }
         });
@@ -531,15 +533,54 @@ mod tests {
     }
 
     fn stop(server: SocketAddr) {
-        socket().send_to(b"STOP", server).unwrap();
+        socket().send_to(&msg("STOP"), server).unwrap();
     }
 
+    /// Every test datagram starts with this, so that stray datagrams (a
+    /// parallel test's relay still sending to a reused loopback port) are
+    /// ignored.
+    const MAGIC: &str = "lpT";
+
+    fn msg(body: impl std::fmt::Display) -> Vec<u8> {
+        format!("{MAGIC}{body}").into_bytes()
+    }
+
+    fn body(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .strip_prefix(MAGIC)
+            .unwrap()
+    }
+
+    /// The next of our datagrams and its source, within [`WAIT`].
+    fn recv_ours(s: &StdSocket) -> Option<(Vec<u8>, SocketAddr)> {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < WAIT {
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                if buf[..n].starts_with(MAGIC.as_bytes()) {
+                    return Some((buf[..n].to_vec(), from));
+                }
+            }
+        }
+        None
+    }
+
+    /// Our datagrams received until `idle` passes without one (at most 20 s).
     fn recv_all(s: &StdSocket, idle: Duration) -> Vec<Vec<u8>> {
-        s.set_read_timeout(Some(idle)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let start = Instant::now();
+        let mut last = Instant::now();
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
-        while let Ok(n) = s.recv(&mut buf) {
-            got.push(buf[..n].to_vec());
+        while last.elapsed() < idle && start.elapsed() < Duration::from_secs(20) {
+            if let Ok(n) = s.recv(&mut buf) {
+                if buf[..n].starts_with(MAGIC.as_bytes()) {
+                    got.push(buf[..n].to_vec());
+                    last = Instant::now();
+                }
+            }
         }
         got
     }
@@ -577,11 +618,11 @@ mod tests {
         let client = socket();
         client.connect(proxy.addr()).unwrap();
         for i in 0..50u32 {
-            client.send(format!("m{i}").as_bytes()).unwrap();
+            client.send(&msg(format!("m{i}"))).unwrap();
         }
         let stats = wait_for(&proxy, |s| s.to_client.datagrams_out >= 50);
         let got = recv_all(&client, Duration::from_millis(300));
-        let want: Vec<Vec<u8>> = (0..50u32).map(|i| format!("m{i}").into_bytes()).collect();
+        let want: Vec<Vec<u8>> = (0..50u32).map(|i| msg(format!("m{i}"))).collect();
         assert_eq!(got, want);
         assert_eq!(stats.to_relay.datagrams_in, 50);
         assert_eq!(stats.to_relay.datagrams_out, 50);
@@ -600,20 +641,19 @@ mod tests {
         let relay = socket();
         let proxy = LossProxy::start(relay.local_addr().unwrap(), ProxyConfig::default()).unwrap();
         let (a, b) = (socket(), socket());
-        a.send_to(b"from a", proxy.addr()).unwrap();
-        b.send_to(b"from b", proxy.addr()).unwrap();
-        let mut buf = [0u8; 64];
-        let (_, from_a) = relay.recv_from(&mut buf).unwrap();
-        let (_, from_b) = relay.recv_from(&mut buf).unwrap();
+        a.send_to(&msg("from a"), proxy.addr()).unwrap();
+        b.send_to(&msg("from b"), proxy.addr()).unwrap();
+        let (_, from_a) = recv_ours(&relay).unwrap();
+        let (_, from_b) = recv_ours(&relay).unwrap();
         assert_ne!(from_a, from_b);
         // Replies go back to the right client.
-        relay.send_to(b"to first", from_a).unwrap();
-        relay.send_to(b"to second", from_b).unwrap();
+        relay.send_to(&msg("to first"), from_a).unwrap();
+        relay.send_to(&msg("to second"), from_b).unwrap();
         let first = recv_all(&a, Duration::from_millis(300));
         let second = recv_all(&b, Duration::from_millis(300));
         let mut both = [first, second].concat();
         both.sort();
-        assert_eq!(both, vec![b"to first".to_vec(), b"to second".to_vec()]);
+        assert_eq!(both, vec![msg("to first"), msg("to second")]);
         assert_eq!(proxy.flows(), 2);
     }
 
@@ -632,9 +672,7 @@ mod tests {
             let reader = std::thread::spawn(move || recv_all(&relay, Duration::from_millis(1000)));
             let client = socket();
             for i in 0..400u32 {
-                client
-                    .send_to(format!("{i}").as_bytes(), proxy.addr())
-                    .unwrap();
+                client.send_to(&msg(i), proxy.addr()).unwrap();
                 if i % 50 == 49 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -653,10 +691,7 @@ mod tests {
         assert_eq!(got.len() as u64, 400 - stats.to_relay.dropped);
         assert_eq!(stats.to_relay.refused, 0);
         // Order kept (no reordering asked).
-        let numbers: Vec<u32> = got
-            .iter()
-            .map(|g| std::str::from_utf8(g).unwrap().parse().unwrap())
-            .collect();
+        let numbers: Vec<u32> = got.iter().map(|g| body(g).parse().unwrap()).collect();
         assert!(numbers.windows(2).all(|w| w[0] < w[1]));
         let (again, got_again) = run(9);
         assert_eq!(again.to_relay.dropped, stats.to_relay.dropped);
@@ -681,9 +716,7 @@ mod tests {
         let reader = std::thread::spawn(move || recv_all(&relay, Duration::from_millis(1000)));
         let client = socket();
         for i in 0..200u32 {
-            client
-                .send_to(format!("{i}").as_bytes(), proxy.addr())
-                .unwrap();
+            client.send_to(&msg(i), proxy.addr()).unwrap();
         }
         let stats = wait_for(&proxy, |s| {
             s.to_relay.datagrams_out >= 200 + s.to_relay.duplicated
@@ -692,10 +725,7 @@ mod tests {
         assert!(stats.to_relay.duplicated > 10, "{stats:?}");
         assert!(stats.to_relay.reordered > 10, "{stats:?}");
         assert_eq!(got.len() as u64, 200 + stats.to_relay.duplicated);
-        let numbers: Vec<u32> = got
-            .iter()
-            .map(|g| std::str::from_utf8(g).unwrap().parse().unwrap())
-            .collect();
+        let numbers: Vec<u32> = got.iter().map(|g| body(g).parse().unwrap()).collect();
         let mut unique = numbers.clone();
         unique.sort();
         unique.dedup();
@@ -714,11 +744,9 @@ mod tests {
             ..ProxyConfig::default()
         };
         let proxy = LossProxy::start(relay.local_addr().unwrap(), config).unwrap();
-        socket().send_to(b"alone", proxy.addr()).unwrap();
-        relay.set_read_timeout(Some(WAIT)).unwrap();
-        let mut buf = [0u8; 16];
-        let n = relay.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"alone");
+        socket().send_to(&msg("alone"), proxy.addr()).unwrap();
+        let (got, _) = recv_ours(&relay).unwrap();
+        assert_eq!(got, msg("alone"));
     }
 
     #[test]
@@ -728,8 +756,7 @@ mod tests {
         let addr = proxy.addr();
         drop(proxy);
         // The listening socket is closed: nothing reaches the relay.
-        let _ = socket().send_to(b"late", addr);
-        let mut buf = [0u8; 16];
-        assert!(relay.recv(&mut buf).is_err());
+        let _ = socket().send_to(&msg("late"), addr);
+        assert!(recv_all(&relay, Duration::from_millis(300)).is_empty());
     }
 }

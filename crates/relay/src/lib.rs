@@ -5,6 +5,8 @@
 //! (`server`), the operator console, the transcript and the process entry
 //! point [`main`].
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod room;
 pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 

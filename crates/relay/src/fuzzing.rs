@@ -1,0 +1,709 @@
+//! The whole-room fuzz harness, shared by the cargo-fuzz target
+//! `fuzz/fuzz_targets/room.rs` and the stable test that replays
+//! `fuzz/corpus/room/` (tests/hostile_fuzz_corpus.rs). Only compiled with the
+//! `fuzzing` feature.
+//!
+//! An input is decoded with `arbitrary` into a sequence of [`Step`]s:
+//! datagrams from one of [`SOURCES`] addresses (mostly built from templates
+//! of valid commands with fuzzed fields, sometimes raw bytes), time passing,
+//! timers, unreachable reports, and operator actions. After every step
+//! [`Harness::step`] checks the room's invariants and panics, with a message
+//! naming the invariant, if one breaks:
+//!
+//! - no address acts under another member's nickname, nobody but the sender
+//!   joins, leaves or renames because of a datagram;
+//! - the member table is one-to-one and within `max_clients`;
+//! - every outgoing datagram is valid UTF-8, at most `MAX_DATAGRAM` bytes and
+//!   free of control characters (one trailing `\n` allowed); structured
+//!   members get datagrams that parse as `RelayMsg`;
+//! - nothing is sent to an address that is neither the sender nor a member;
+//!   a `COOKIE` answer is never larger than its request;
+//! - room events are numbered 1, 2, 3, ... without gaps; resends and history
+//!   replays only carry events the bounded history can still hold; the
+//!   datagrams one step produces are bounded.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use udpchat_proto::{
+    check_text_char, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, MAX_DATAGRAM,
+};
+
+use crate::{Config, Dialect, Event, Outputs, Room};
+
+/// Steps decoded from one input at most (keeps each run short).
+pub const MAX_STEPS: usize = 256;
+
+/// The room configuration the harness uses: small limits so the fuzzer
+/// reaches them.
+pub fn config() -> Config {
+    Config {
+        max_clients: 4,
+        idle_timeout: Duration::from_secs(60),
+        classic_idle_timeout: Duration::from_secs(600),
+        ping_interval: Duration::from_secs(15),
+        classic: true,
+        lang: udpchat_proto::Lang::En,
+        rate_burst: 20,
+        rate_per_sec: 5,
+        stranger_replies_per_sec: 100,
+        history: 16,
+        history_on_join: 4,
+    }
+}
+
+/// The source addresses datagrams come from (never used for real I/O).
+pub const SOURCES: [SocketAddr; 6] = [
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 1001),
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 1002),
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 1003),
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), 1001),
+    SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST), 1001),
+    SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST), 1002),
+];
+
+const NICKS: [&str; 8] = [
+    "alice",
+    "Alice",
+    "bob",
+    "小明",
+    "ALICE",
+    "carol",
+    "d",
+    "ｄａｖｅ",
+];
+const TEXTS: [&str; 6] = [
+    "hi",
+    "  spaced  out ",
+    "你好 👋",
+    "a",
+    "M bob forged",
+    "x y z",
+];
+
+/// A nickname field: usually one of a small pool (so members collide),
+/// sometimes anything.
+#[derive(Debug, Arbitrary)]
+pub enum NickField {
+    /// One of the pool.
+    Pool(u8),
+    /// Any string.
+    Raw(String),
+    /// `n` copies of a character (long nicknames, multibyte ones).
+    Repeat(char, u8),
+}
+
+impl NickField {
+    fn render(&self) -> String {
+        match self {
+            NickField::Pool(i) => NICKS[*i as usize % NICKS.len()].to_owned(),
+            NickField::Raw(s) => s.clone(),
+            NickField::Repeat(c, n) => std::iter::repeat_n(*c, *n as usize % 80).collect(),
+        }
+    }
+}
+
+/// A message text field.
+#[derive(Debug, Arbitrary)]
+pub enum TextField {
+    /// One of the pool.
+    Pool(u8),
+    /// Any string.
+    Raw(String),
+    /// `n` copies of a character (near and over the 800-byte limit).
+    Repeat(char, u16),
+}
+
+impl TextField {
+    fn render(&self) -> String {
+        match self {
+            TextField::Pool(i) => TEXTS[*i as usize % TEXTS.len()].to_owned(),
+            TextField::Raw(s) => s.clone(),
+            TextField::Repeat(c, n) => std::iter::repeat_n(*c, *n as usize % 1100).collect(),
+        }
+    }
+}
+
+/// How a datagram ends.
+#[derive(Debug, Arbitrary)]
+pub enum Ending {
+    /// Nothing.
+    Bare,
+    /// `\n`.
+    Newline,
+    /// `\r\n`.
+    CrLf,
+}
+
+impl Ending {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Ending::Bare => "",
+            Ending::Newline => "\n",
+            Ending::CrLf => "\r\n",
+        }
+    }
+}
+
+/// A sequence-number field: small numbers mostly, with the edges.
+#[derive(Debug, Arbitrary)]
+pub enum Number {
+    /// 0..=255.
+    Small(u8),
+    /// Anything.
+    Any(u64),
+    /// `u64::MAX`.
+    Max,
+}
+
+impl Number {
+    fn value(&self) -> u64 {
+        match self {
+            Number::Small(n) => u64::from(*n),
+            Number::Any(n) => *n,
+            Number::Max => u64::MAX,
+        }
+    }
+}
+
+/// The cookie a `HELLO` carries.
+#[derive(Debug, Arbitrary)]
+pub enum CookieField {
+    /// `-` plus padding of the given length (short ones must be ignored).
+    None(u8),
+    /// The last cookie the relay sent this address (or `-` if none yet).
+    Learned,
+    /// The last cookie the relay sent another address.
+    Stolen(u8),
+    /// Any 64-bit value.
+    Any(u64),
+}
+
+/// A datagram body, mostly shaped like a command.
+#[derive(Debug, Arbitrary)]
+pub enum Payload {
+    /// `N <nick>`
+    Join(NickField, Ending),
+    /// `M <nick> <text>`
+    Chat(NickField, TextField, Ending),
+    /// `Q <nick>`
+    Quit(NickField, Ending),
+    /// `WHO`
+    Who(Ending),
+    /// `MSG <to> <text>`
+    Msg(NickField, TextField, Ending),
+    /// `PING [<token>]`
+    Ping(Option<String>),
+    /// `NICK <new>`
+    Rename(NickField),
+    /// `HELLO <version> <nick> <cookie>`; the bool picks a wrong version.
+    Hello(NickField, CookieField, bool),
+    /// `PMSG <id> <to> <text>`
+    Pmsg(Number, NickField, TextField),
+    /// `ACK <pid>`
+    Ack(Number),
+    /// `RESEND <from> <to>`
+    Resend(Number, Number),
+    /// Anything at all.
+    Raw(Vec<u8>),
+    /// A verb and raw bytes after it.
+    VerbThenRaw(u8, Vec<u8>),
+}
+
+/// One thing that happens to the room.
+#[derive(Debug, Arbitrary)]
+pub enum Step {
+    /// A datagram from `SOURCES[from % 6]`.
+    Datagram(u8, Payload),
+    /// Time passes (milliseconds), then the timers run if due.
+    Advance(u16),
+    /// A long time passes (seconds), then the timers run if due.
+    Jump(u16),
+    /// Time jumps to the room's next timer and the timers run.
+    NextTimer,
+    /// The OS reports `SOURCES[i % 6]` unreachable.
+    Unreachable(u8),
+    /// Operator console line.
+    Host(TextField),
+    /// Operator `/kick`.
+    Kick(NickField, String),
+    /// Operator `/quit` (the room stays usable: members are removed).
+    Shutdown,
+}
+
+/// Runs one fuzz input. Panics if an invariant breaks.
+pub fn run(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let mut harness = Harness::new();
+    for _ in 0..MAX_STEPS {
+        if u.is_empty() {
+            break;
+        }
+        let Ok(step) = Step::arbitrary(&mut u) else {
+            break;
+        };
+        harness.step(&step);
+    }
+}
+
+/// A room plus what the checks need to remember between steps.
+pub struct Harness {
+    room: Room,
+    now: Instant,
+    out: Outputs,
+    /// The last sequence number the room announced.
+    last_seq: u64,
+    /// The last cookie sent to each source.
+    cookies: HashMap<SocketAddr, String>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new()
+    }
+}
+
+type Members = HashMap<SocketAddr, (Nick, Dialect)>;
+
+impl Harness {
+    /// A room with [`config`] and a fixed key.
+    pub fn new() -> Harness {
+        let now = Instant::now();
+        Harness {
+            room: Room::new(config(), *b"fuzzing-room-key", now),
+            now,
+            out: Outputs::default(),
+            last_seq: 0,
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// The room under test.
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    fn members(&self) -> Members {
+        let list = self.room.members();
+        let mut map = HashMap::new();
+        let mut keys = std::collections::HashSet::new();
+        for (nick, addr, dialect) in list {
+            assert!(
+                keys.insert(nick.key()),
+                "two members share the nickname {nick}"
+            );
+            assert!(
+                map.insert(addr, (nick, dialect)).is_none(),
+                "address {addr} is listed twice"
+            );
+        }
+        assert_eq!(
+            map.len(),
+            self.room.member_count(),
+            "member_count() disagrees with members()"
+        );
+        assert!(
+            map.len() <= self.room.config().max_clients,
+            "{} members with max_clients {}",
+            map.len(),
+            self.room.config().max_clients
+        );
+        map
+    }
+
+    /// Applies one step and checks every invariant.
+    pub fn step(&mut self, step: &Step) {
+        let before = self.members();
+        self.out.clear();
+        let mut sender = None;
+        let mut request = Vec::new();
+        match step {
+            Step::Datagram(from, payload) => {
+                let from = SOURCES[*from as usize % SOURCES.len()];
+                request = self.render(from, payload);
+                sender = Some(from);
+                self.room
+                    .handle_datagram(self.now, from, &request, &mut self.out);
+            }
+            Step::Advance(ms) => {
+                self.now += Duration::from_millis(u64::from(*ms));
+                self.run_timers_if_due();
+            }
+            Step::Jump(secs) => {
+                self.now += Duration::from_secs(u64::from(*secs));
+                self.run_timers_if_due();
+            }
+            Step::NextTimer => {
+                if let Some(at) = self.room.poll_timeout() {
+                    // A timer in the past must not move the clock back.
+                    if at > self.now {
+                        // Bound the jump: a far-away timer is reached by Jump.
+                        self.now = at.min(self.now + Duration::from_secs(3 * 3600));
+                    }
+                }
+                self.room.handle_timeout(self.now, &mut self.out);
+            }
+            Step::Unreachable(i) => {
+                let addr = SOURCES[*i as usize % SOURCES.len()];
+                self.room.handle_unreachable(self.now, addr, &mut self.out);
+            }
+            Step::Host(text) => {
+                let text = text.render();
+                let result = self.room.host_message(self.now, &text, &mut self.out);
+                assert_eq!(
+                    result.is_ok(),
+                    udpchat_proto::Text::new(&text).is_ok(),
+                    "host_message accepted/refused {text:?} unlike Text::new"
+                );
+            }
+            Step::Kick(nick, reason) => {
+                let nick = nick.render();
+                let result = self.room.kick(self.now, &nick, reason, &mut self.out);
+                let present = before
+                    .values()
+                    .any(|(n, _)| Nick::new(&nick).is_ok_and(|k| k.key() == n.key()));
+                assert_eq!(result.is_ok(), present, "kick {nick:?}: {result:?}");
+            }
+            Step::Shutdown => {
+                self.room.shutdown(self.now, "fuzz", &mut self.out);
+            }
+        }
+        let after = self.members();
+        let seq_before = self.last_seq;
+        self.check_events(step, sender, &before, &after);
+        self.check_transmits(sender, &request, seq_before, &before, &after);
+    }
+
+    fn run_timers_if_due(&mut self) {
+        if self.room.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.room.handle_timeout(self.now, &mut self.out);
+        }
+    }
+
+    fn render(&self, from: SocketAddr, payload: &Payload) -> Vec<u8> {
+        let s = match payload {
+            Payload::Join(nick, end) => format!("N {}{}", nick.render(), end.as_str()),
+            Payload::Chat(nick, text, end) => {
+                format!("M {} {}{}", nick.render(), text.render(), end.as_str())
+            }
+            Payload::Quit(nick, end) => format!("Q {}{}", nick.render(), end.as_str()),
+            Payload::Who(end) => format!("WHO{}", end.as_str()),
+            Payload::Msg(nick, text, end) => {
+                format!("MSG {} {}{}", nick.render(), text.render(), end.as_str())
+            }
+            Payload::Ping(None) => "PING".to_owned(),
+            Payload::Ping(Some(token)) => format!("PING {token}"),
+            Payload::Rename(nick) => format!("NICK {}", nick.render()),
+            Payload::Hello(nick, cookie, bad_version) => {
+                let version = if *bad_version {
+                    "udpchat/9"
+                } else {
+                    "udpchat/1"
+                };
+                let head = format!("HELLO {version} {}", nick.render());
+                let learned = |addr: &SocketAddr| self.cookies.get(addr).cloned();
+                let cookie = match cookie {
+                    CookieField::None(pad) => {
+                        return format!("{head} - {}", "=".repeat(*pad as usize)).into_bytes()
+                    }
+                    CookieField::Learned => learned(&from),
+                    CookieField::Stolen(i) => learned(&SOURCES[*i as usize % SOURCES.len()]),
+                    CookieField::Any(c) => Some(format!("{c:016x}")),
+                };
+                match cookie {
+                    Some(c) => format!("{head} {c}"),
+                    None => format!("{head} - {}", "=".repeat(64)),
+                }
+            }
+            Payload::Pmsg(id, nick, text) => {
+                format!("PMSG {} {} {}", id.value(), nick.render(), text.render())
+            }
+            Payload::Ack(pid) => format!("ACK {}", pid.value()),
+            Payload::Resend(from, to) => format!("RESEND {} {}", from.value(), to.value()),
+            Payload::Raw(bytes) => return bytes.clone(),
+            Payload::VerbThenRaw(verb, rest) => {
+                const VERBS: [&str; 11] = [
+                    "N ", "M ", "Q ", "WHO ", "MSG ", "PING ", "NICK ", "HELLO ", "PMSG ", "ACK ",
+                    "RESEND ",
+                ];
+                let mut bytes = VERBS[*verb as usize % VERBS.len()].as_bytes().to_vec();
+                bytes.extend_from_slice(rest);
+                return bytes;
+            }
+        };
+        s.into_bytes()
+    }
+
+    fn check_events(
+        &mut self,
+        step: &Step,
+        sender: Option<SocketAddr>,
+        before: &Members,
+        after: &Members,
+    ) {
+        let nick_of = |m: &Members, addr: &SocketAddr| m.get(addr).map(|(n, _)| n.key());
+        let mut left_by_timeout = Vec::new();
+        for event in &self.out.events {
+            let Event::Room { seq, event } = event else {
+                continue;
+            };
+            assert_eq!(
+                *seq,
+                self.last_seq + 1,
+                "room event {event:?} numbered {seq} after {}",
+                self.last_seq
+            );
+            self.last_seq = *seq;
+            match (step, event) {
+                (Step::Datagram(..), RoomEvent::Chat { nick, .. }) => {
+                    let from = sender.expect("datagram step has a sender");
+                    assert_eq!(
+                        nick_of(before, &from),
+                        Some(nick.key()),
+                        "{from} chatted as {nick}"
+                    );
+                }
+                (Step::Datagram(..), RoomEvent::Join(nick)) => {
+                    let from = sender.expect("datagram step has a sender");
+                    assert_eq!(
+                        nick_of(after, &from),
+                        Some(nick.key()),
+                        "JOIN {nick} but {from} does not hold it"
+                    );
+                    assert!(
+                        !before.contains_key(&from),
+                        "second JOIN for {from} ({nick})"
+                    );
+                }
+                (Step::Datagram(..), RoomEvent::Leave { nick, reason }) => {
+                    let from = sender.expect("datagram step has a sender");
+                    match reason {
+                        LeaveReason::Quit => assert_eq!(
+                            nick_of(before, &from),
+                            Some(nick.key()),
+                            "{from} made {nick} quit"
+                        ),
+                        // Idle eviction may run lazily on any input.
+                        LeaveReason::Timeout => left_by_timeout.push(nick.key()),
+                        _ => panic!("a datagram caused LEAVE {nick} {reason:?}"),
+                    }
+                }
+                (Step::Datagram(..), RoomEvent::Rename { old, new }) => {
+                    let from = sender.expect("datagram step has a sender");
+                    assert_eq!(
+                        nick_of(before, &from),
+                        Some(old.key()),
+                        "{from} renamed {old}"
+                    );
+                    assert_eq!(
+                        nick_of(after, &from),
+                        Some(new.key()),
+                        "{from} renamed to {new} but does not hold it"
+                    );
+                }
+                (Step::Host(text), RoomEvent::Host(t)) => {
+                    assert_eq!(t.as_str(), text.render(), "HOST text changed");
+                }
+                (Step::Kick(nick, _), RoomEvent::Leave { nick: gone, reason }) => {
+                    assert_eq!(*reason, LeaveReason::Kicked, "kick caused {reason:?}");
+                    assert_eq!(
+                        Nick::new(&nick.render()).map(|n| n.key()).ok(),
+                        Some(gone.key()),
+                        "kicking {:?} removed {gone}",
+                        nick.render()
+                    );
+                }
+                (Step::Unreachable(i), RoomEvent::Leave { nick, reason }) => {
+                    assert_eq!(*reason, LeaveReason::Unreachable);
+                    let addr = SOURCES[*i as usize % SOURCES.len()];
+                    assert_eq!(nick_of(before, &addr), Some(nick.key()));
+                }
+                (
+                    Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
+                    RoomEvent::Leave {
+                        nick,
+                        reason: LeaveReason::Timeout,
+                    },
+                ) => left_by_timeout.push(nick.key()),
+                (Step::Shutdown, RoomEvent::Leave { .. }) => {}
+                (step, event) => panic!("step {step:?} caused room event {event:?}"),
+            }
+        }
+        // Membership changes only for the sender, or by the operator, the
+        // OS or the timers.
+        for (addr, (nick, _)) in before {
+            if after.get(addr).map(|(n, _)| n) == Some(nick) || Some(*addr) == sender {
+                continue;
+            }
+            let explained = match step {
+                Step::Kick(..) | Step::Unreachable(_) | Step::Shutdown => true,
+                _ => left_by_timeout.contains(&nick.key()),
+            };
+            assert!(explained, "{addr} lost {nick} during {step:?}");
+        }
+        for (addr, (nick, _)) in after {
+            if !before.contains_key(addr) {
+                assert_eq!(Some(*addr), sender, "{addr} became {nick} without sending");
+            }
+        }
+        if matches!(step, Step::Shutdown) {
+            assert!(after.is_empty(), "members remain after shutdown");
+        }
+    }
+
+    fn check_transmits(
+        &mut self,
+        sender: Option<SocketAddr>,
+        request: &[u8],
+        seq_before: u64,
+        before: &Members,
+        after: &Members,
+    ) {
+        let config = self.room.config();
+        // A step produces at most: a RESEND answer (64 events + GONE) or a
+        // join (WELCOME + history + JOIN to everyone), events to every
+        // member, or retransmits and evictions for every member.
+        let bound = 80 + config.history_on_join + 8 * config.max_clients * 16;
+        assert!(
+            self.out.transmits.len() <= bound,
+            "{} datagrams from one step",
+            self.out.transmits.len()
+        );
+        let history = config.history as u64;
+        let mut resends = 0;
+        let mut replays = 0;
+        for t in &self.out.transmits {
+            let bytes = &t.bytes[..];
+            assert!(
+                bytes.len() <= MAX_DATAGRAM,
+                "{} bytes to {}",
+                bytes.len(),
+                t.to
+            );
+            assert!(
+                before.contains_key(&t.to) || after.contains_key(&t.to) || Some(t.to) == sender,
+                "datagram to bystander {}: {:?}",
+                t.to,
+                String::from_utf8_lossy(bytes)
+            );
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                panic!("invalid UTF-8 to {}: {bytes:?}", t.to);
+            };
+            let body = text.strip_suffix('\n').unwrap_or(text);
+            assert!(!body.is_empty(), "empty datagram to {}", t.to);
+            if let Some(c) = body.chars().find(|&c| check_text_char(c).is_err()) {
+                panic!("control character U+{:04X} to {}: {text:?}", c as u32, t.to);
+            }
+            let structured =
+                |m: &Members| m.get(&t.to).is_some_and(|(_, d)| *d == Dialect::Structured);
+            let parsed = RelayMsg::parse(bytes);
+            if structured(before) && structured(after) {
+                assert!(
+                    parsed.is_ok(),
+                    "structured member {} got unparsable {text:?}: {parsed:?}",
+                    t.to
+                );
+            }
+            match parsed {
+                Ok(RelayMsg::Cookie(c)) => {
+                    assert!(
+                        bytes.len() <= request.len(),
+                        "COOKIE of {} bytes answers a {}-byte request",
+                        bytes.len(),
+                        request.len()
+                    );
+                    self.cookies.insert(t.to, c.to_string());
+                }
+                Ok(RelayMsg::Event { seq, origin, .. }) if origin != Origin::Live => {
+                    // A join replays history before its own JOIN event is
+                    // numbered, so history is checked against the last seq
+                    // before this step; resends create no events.
+                    let last = match origin {
+                        Origin::History => seq_before,
+                        _ => self.last_seq,
+                    };
+                    assert!(
+                        seq <= last && last - seq < history,
+                        "{origin:?} of event {seq} with last seq {last} and history {history}"
+                    );
+                    match origin {
+                        Origin::Resend => resends += 1,
+                        _ => replays += 1,
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(resends <= 64, "{resends} resends from one step");
+        assert!(
+            replays <= config.history_on_join * config.max_clients,
+            "{replays} history replays from one step"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The templates produce commands the room accepts, so the fuzzer
+    /// reaches joined members, chat, renames and structured joins.
+    #[test]
+    fn scripted_session_reaches_the_interesting_states() {
+        let mut h = Harness::new();
+        let steps = [
+            Step::Datagram(0, Payload::Join(NickField::Pool(0), Ending::Newline)),
+            Step::Datagram(1, Payload::Join(NickField::Pool(1), Ending::Bare)),
+            Step::Datagram(1, Payload::Join(NickField::Pool(2), Ending::Bare)),
+            Step::Datagram(
+                0,
+                Payload::Chat(NickField::Pool(0), TextField::Pool(1), Ending::Bare),
+            ),
+            // Forged: address 1 (bob) claims alice.
+            Step::Datagram(
+                1,
+                Payload::Chat(NickField::Pool(4), TextField::Pool(0), Ending::Bare),
+            ),
+            Step::Datagram(
+                2,
+                Payload::Hello(NickField::Pool(5), CookieField::None(64), false),
+            ),
+            Step::Datagram(
+                2,
+                Payload::Hello(NickField::Pool(5), CookieField::Learned, false),
+            ),
+            Step::Datagram(2, Payload::Resend(Number::Small(1), Number::Max)),
+            Step::Datagram(
+                3,
+                Payload::Hello(NickField::Pool(6), CookieField::Stolen(2), false),
+            ),
+            Step::Datagram(1, Payload::Rename(NickField::Pool(3))),
+            Step::Host(TextField::Pool(2)),
+            Step::Kick(NickField::Pool(3), "bye".into()),
+            Step::Jump(3600),
+        ];
+        let mut counts = Vec::new();
+        for step in &steps {
+            h.step(step);
+            counts.push((h.room().member_count(), h.last_seq));
+        }
+        assert_eq!(counts[0], (1, 1), "alice joined");
+        assert_eq!(counts[2], (2, 2), "bob joined (Alice was taken)");
+        assert_eq!(counts[3], (2, 3), "alice chatted");
+        assert_eq!(counts[4], (2, 3), "the forgery relayed nothing");
+        assert_eq!(counts[6], (3, 4), "carol joined with the cookie");
+        assert_eq!(counts[8], (3, 4), "a stolen cookie does not join");
+        assert_eq!(counts[9], (3, 5), "bob renamed");
+        assert_eq!(counts[11], (2, 7), "host message, then the kick");
+        assert_eq!(counts[12], (0, 9), "idle members evicted");
+    }
+
+    #[test]
+    fn empty_and_garbage_inputs_run() {
+        run(&[]);
+        run(&[0xff; 64]);
+        run(&(0..=255).collect::<Vec<u8>>());
+    }
+}
