@@ -59,6 +59,9 @@ const UNECHOED_AGE: Duration = Duration::from_secs(30);
 const REQUEUE_AGE: Duration = Duration::from_secs(5);
 /// Least time between two notices of the same kind.
 const NOTICE_GAP: Duration = Duration::from_secs(3);
+/// How long messages wait for a requested rename to take effect (they must
+/// name the new nickname, or the relay refuses them as not ours).
+const RENAME_HOLD: Duration = Duration::from_secs(2);
 /// ... and between two "still missing" notices (loss is routine on Wi-Fi).
 const WAITING_NOTICE_GAP: Duration = Duration::from_secs(10);
 
@@ -178,6 +181,8 @@ pub struct Session {
     tail_check: Option<Instant>,
     /// Tail-check pings still to send if none is answered.
     tail_checks_left: u32,
+    /// Until when our messages wait for a rename we asked for.
+    rename_hold: Option<Instant>,
     /// When to ping about our message in flight if its echo is not back.
     echo_check: Option<Instant>,
     outbox: VecDeque<Text>,
@@ -222,6 +227,7 @@ impl Session {
             next_ping: now,
             tail_check: None,
             tail_checks_left: 0,
+            rename_hold: None,
             echo_check: None,
             outbox: VecDeque::new(),
             unechoed: VecDeque::new(),
@@ -324,7 +330,10 @@ impl Session {
                 "not connected right now; try again in a moment".into(),
             ))),
             Input::Who => self.send(now, &ClientMsg::Who, &mut out),
-            Input::Rename(new) => self.send(now, &ClientMsg::Rename(new), &mut out),
+            Input::Rename(new) => {
+                self.rename_hold = Some(now + RENAME_HOLD);
+                self.send(now, &ClientMsg::Rename(new), &mut out);
+            }
             Input::Help => out.push(Action::Show(Line::Help)),
             Input::Quit => out.extend(self.quit(now)),
             Input::Nothing => {}
@@ -666,15 +675,25 @@ impl Session {
                 self.apply(now, outputs, out);
             }
             RelayMsg::Error { code, reason } => match code {
-                ErrorCode::NotJoined | ErrorCode::NotYours => {
+                ErrorCode::NotJoined => {
                     // The relay forgot us (restart, or idle eviction whose
                     // BYE was lost): what it refused since is sent again.
                     self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
                     self.start_rejoin(now, Some("the relay no longer knows us"), out);
                 }
-                ErrorCode::NickTaken | ErrorCode::NickInvalid => out.push(Action::Show(
-                    Line::Error(format!("cannot change nickname: {reason}")),
-                )),
+                ErrorCode::NotYours => {
+                    // It knows us under another name: a rename we have not
+                    // seen yet (its RENAME event is late). Wait for it, then
+                    // send again under the new name.
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
+                    self.rename_hold = Some(now + RENAME_HOLD);
+                }
+                ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                    self.rename_hold = None;
+                    out.push(Action::Show(Line::Error(format!(
+                        "cannot change nickname: {reason}"
+                    ))));
+                }
                 ErrorCode::NoSuchNick => {
                     // Errors carry no id; the relay answers in order, so it
                     // is about the oldest unconfirmed private message.
@@ -791,6 +810,7 @@ impl Session {
             RoomEvent::Rename { old, new } => {
                 if !history && old.key() == self.nick.key() {
                     self.nick = new.clone();
+                    self.rename_hold = None;
                 }
                 Line::Rename {
                     old: old.to_string(),
@@ -884,7 +904,7 @@ impl Session {
     }
 
     fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.state != State::Joined {
+        if self.state != State::Joined || self.rename_hold.is_some_and(|t| now < t) {
             return;
         }
         // One message in flight at a time: M carries no id, so a lost one
@@ -1489,6 +1509,34 @@ mod tests {
         assert_eq!(s.nick().as_str(), "alicia");
         let a = s.handle_input(now, Input::Say(Text::new("x").unwrap()));
         assert_eq!(sent(&a), ["M alicia x"]);
+    }
+
+    #[test]
+    fn messages_typed_right_after_nick_go_out_under_the_new_name() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        let a = s.handle_input(now, Input::Rename(nick("alicia")));
+        assert_eq!(sent(&a), ["NICK alicia"]);
+        // Sent now, it would name alice and be refused as not ours.
+        let a = s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
+        assert!(sent(&a).is_empty());
+        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+        assert_eq!(sent(&a), ["M alicia hi"]);
+    }
+
+    #[test]
+    fn not_yours_waits_for_the_rename_instead_of_rejoining() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
+        let a = s.handle_datagram(
+            now,
+            b"ERROR not-yours that nickname belongs to another address",
+        );
+        assert!(s.is_joined());
+        assert!(sent(&a).is_empty());
+        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+        assert_eq!(sent(&a), ["M alicia hi"]);
     }
 
     #[test]
