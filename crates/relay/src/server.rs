@@ -510,6 +510,13 @@ impl Server {
                     transcript_result(t, result, &mut self.transcript_failed);
                 }
             }
+            Event::Unannounced { event } => {
+                log::debug!("not announced (above --announce-limit): {event:?}");
+                if let Some(t) = &mut self.transcript {
+                    let result = t.unannounced_event(SystemTime::now(), &event);
+                    transcript_result(t, result, &mut self.transcript_failed);
+                }
+            }
             Event::Private { from, to, text } => {
                 log::debug!("private {from} -> {to}");
                 if let Some(t) = &mut self.transcript {
