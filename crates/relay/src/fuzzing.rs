@@ -54,6 +54,8 @@ pub fn config() -> Config {
         stranger_replies_per_sec: 100,
         history: 16,
         history_on_join: 4,
+        // Below max_clients, so both sides of the limit are reached.
+        announce_limit: 3,
     }
 }
 
@@ -520,16 +522,28 @@ impl Harness {
         let nick_of = |m: &Members, addr: &SocketAddr| m.get(addr).map(|(n, _)| n.key());
         let mut left_by_timeout = Vec::new();
         for event in &self.out.events {
-            let Event::Room { seq, event } = event else {
-                continue;
+            let event = match event {
+                Event::Room { seq, event } => {
+                    assert_eq!(
+                        *seq,
+                        self.last_seq + 1,
+                        "room event {event:?} numbered {seq} after {}",
+                        self.last_seq
+                    );
+                    self.last_seq = *seq;
+                    event
+                }
+                // Above the announce limit: checked like a room event,
+                // but it has no number and must be a JOIN or LEAVE.
+                Event::Unannounced { event } => {
+                    assert!(
+                        matches!(event, RoomEvent::Join(_) | RoomEvent::Leave { .. }),
+                        "unannounced {event:?}"
+                    );
+                    event
+                }
+                _ => continue,
             };
-            assert_eq!(
-                *seq,
-                self.last_seq + 1,
-                "room event {event:?} numbered {seq} after {}",
-                self.last_seq
-            );
-            self.last_seq = *seq;
             match (step, event) {
                 (Step::Datagram(..), RoomEvent::Chat { nick, .. }) => {
                     let from = sender.expect("datagram step has a sender");

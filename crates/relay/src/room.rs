@@ -19,6 +19,12 @@
 //!   first send, then given up; at most 32 wait per member.
 //! - A member that re-joins with the same nickname in the other dialect (or
 //!   with another line ending) switches to it; no second JOIN.
+//! - `JOIN` and `LEAVE` are room events only while the room holds at most
+//!   [`Config::announce_limit`] members (the joiner or leaver counted):
+//!   announcing every join to every member costs C²/2 datagrams for C
+//!   joins, 50 million for a room of 10,000. Above the limit they are only
+//!   reported as [`Event::Unannounced`] (log and transcript, no sequence
+//!   number); `WHO` still lists the members.
 
 mod bucket;
 mod cookie;
@@ -64,6 +70,9 @@ pub struct Config {
     pub history: usize,
     /// CHAT/HOST events replayed to a new structured member (0 = off).
     pub history_on_join: usize,
+    /// JOIN and LEAVE are announced to the room only while it holds at most
+    /// this many members, the joiner or leaver counted (0 = never).
+    pub announce_limit: usize,
 }
 
 impl Default for Config {
@@ -80,6 +89,7 @@ impl Default for Config {
             stranger_replies_per_sec: 100,
             history: 1024,
             history_on_join: 20,
+            announce_limit: 200,
         }
     }
 }
@@ -111,6 +121,13 @@ pub enum Event {
     Room {
         /// Its sequence number.
         seq: u64,
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// A `JOIN` or `LEAVE` that was not announced because the room holds
+    /// more than [`Config::announce_limit`] members: no sequence number, not
+    /// in history, for the log and the transcript only.
+    Unannounced {
         /// What happened.
         event: RoomEvent,
     },
@@ -696,7 +713,8 @@ impl Room {
             dialect,
         });
         self.welcome(from, out);
-        self.room_event(RoomEvent::Join(nick), out);
+        let counted = self.members.len();
+        self.membership_event(RoomEvent::Join(nick), counted, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1103,13 +1121,13 @@ impl Room {
             nick: member.nick.clone(),
             reason,
         });
-        self.room_event(
-            RoomEvent::Leave {
-                nick: member.nick,
-                reason,
-            },
-            out,
-        );
+        let event = RoomEvent::Leave {
+            nick: member.nick,
+            reason,
+        };
+        // Counted with the leaver, as a join is counted with the joiner.
+        let counted = self.members.len() + 1;
+        self.membership_event(event, counted, out);
         true
     }
 
@@ -1269,6 +1287,17 @@ impl Room {
             out,
         );
         None
+    }
+
+    /// A `JOIN` or `LEAVE` in a room of `counted` members (the joiner or
+    /// leaver included): a room event up to [`Config::announce_limit`]
+    /// members, above it only reported to the shell.
+    fn membership_event(&mut self, event: RoomEvent, counted: usize, out: &mut Outputs) {
+        if counted <= self.config.announce_limit {
+            self.room_event(event, out);
+        } else {
+            out.events.push(Event::Unannounced { event });
+        }
     }
 
     /// A numbered room event: live to every member, into history, logged.
@@ -2599,6 +2628,125 @@ mod tests {
         }));
         let stats = h.room.stats();
         assert_eq!((stats.joins, stats.leaves, stats.datagrams_in), (1, 1, 2));
+    }
+
+    fn announcing_up_to(limit: usize) -> Harness {
+        Harness::with(Config {
+            announce_limit: limit,
+            ..Config::default()
+        })
+    }
+
+    fn room_events(out: &Outputs) -> Vec<&RoomEvent> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Room { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn joins_are_announced_up_to_the_announce_limit_counting_the_joiner() {
+        let mut h = announcing_up_to(3);
+        h.join_classic(1, "a");
+        h.join_classic(2, "b");
+        let mut sent = h.send(3, "N c");
+        sent.sort();
+        let joined = "* c joined".to_owned();
+        assert_eq!(
+            sent,
+            [
+                (1, joined.clone()),
+                (2, joined.clone()),
+                (3, joined),
+                (3, "OK".to_owned())
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 3);
+
+        // The fourth member makes four: only its own OK, no JOIN, no seq.
+        let sent = h.send(4, "N d");
+        assert_eq!(sent, [(4, "OK".to_owned())]);
+        assert_eq!(h.room.last_seq(), 3);
+        assert!(room_events(&h.out).is_empty());
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Join(Nick::new("d").unwrap()),
+        }));
+        assert_eq!(h.room.member_count(), 4);
+        assert_eq!(to(&h.send(1, "WHO"), 1), ["* online (4): a, b, c, d"]);
+    }
+
+    #[test]
+    fn leaves_are_announced_only_up_to_the_limit_counting_the_leaver() {
+        let mut h = announcing_up_to(3);
+        for (n, nick) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            h.join_classic(n, nick);
+        }
+        let seq = h.room.last_seq();
+        // Four members counting the leaver: not announced.
+        assert!(h.send(4, "Q d").is_empty());
+        assert_eq!(h.room.last_seq(), seq);
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Leave {
+                nick: Nick::new("d").unwrap(),
+                reason: LeaveReason::Quit,
+            },
+        }));
+        // Three counting the leaver: announced to the other two.
+        let mut sent = h.send(3, "Q c");
+        sent.sort();
+        assert_eq!(
+            sent,
+            [(1, "* c left".to_owned()), (2, "* c left".to_owned())]
+        );
+        assert_eq!(h.room.last_seq(), seq + 1);
+    }
+
+    #[test]
+    fn structured_joiner_above_the_limit_gets_welcome_and_history_but_no_join() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.send(1, "M a hi");
+        assert_eq!(h.room.last_seq(), 2);
+        let sent = h.join_structured(2, "b");
+        assert_eq!(
+            sent,
+            [
+                (2, "WELCOME udpchat/1 b 2 15 60".to_owned()),
+                (2, "EVENT 2 history CHAT a hi".to_owned()),
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 2);
+        // Chat still reaches everyone, with the next number.
+        let sent = h.send(2, "M b hello");
+        assert!(sent.contains(&(1, "b: hello".into())), "{sent:?}");
+        assert!(
+            sent.contains(&(2, "EVENT 3 live CHAT b hello".into())),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn kicked_and_evicted_members_above_the_limit_still_get_their_bye() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.join_structured(2, "b");
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "b", "bye", &mut h.out).unwrap();
+        assert_eq!(h.sent(), [(2, "BYE kicked bye".to_owned())]);
+        assert!(room_events(&h.out).is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn announce_limit_zero_never_announces_membership() {
+        let mut h = announcing_up_to(0);
+        assert_eq!(h.send(1, "N a"), [(1, "OK".to_owned())]);
+        assert_eq!(h.send(1, "Q a"), []);
+        assert_eq!(h.room.last_seq(), 0);
     }
 
     #[test]

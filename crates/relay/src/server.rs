@@ -46,6 +46,16 @@ const RECV_BATCH: usize = 64;
 /// (the loop comes straight back, without waiting, for the rest).
 const RECV_PER_TURN: usize = 4096;
 
+/// Datagrams the room may queue in [`Outputs`] before they are sent, even in
+/// the middle of a batch: every join or chat queues one per member, so a
+/// batch of them in a room of 10,000 would otherwise queue hundreds of
+/// thousands (48 bytes each) and keep that capacity.
+const DISPATCH_AT: usize = 1024;
+
+/// Capacity kept by the output and send-queue buffers once sent: beyond it
+/// they are shrunk, so one burst does not hold its peak memory forever.
+const KEEP_CAPACITY: usize = 4096;
+
 /// How long shutdown waits for a full send buffer to drain before giving up.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
@@ -111,6 +121,9 @@ pub struct ShellStats {
     pub send_errors: u64,
     /// ICMP port-unreachable reports read from the error queue.
     pub unreachable_reports: u64,
+    /// Most datagrams the room had queued at one dispatch (memory: 48
+    /// bytes each; bounded by [`DISPATCH_AT`] plus one fan-out).
+    pub peak_outputs: usize,
 }
 
 /// A bound relay, ready to [`run`](Server::run).
@@ -389,6 +402,7 @@ impl Server {
             if let Some((from, bytes)) = self.inbox.datagram(i) {
                 self.room.handle_datagram(now, from, bytes, &mut self.out);
             }
+            self.dispatch_if_large();
         }
         Ok(n)
     }
@@ -406,6 +420,7 @@ impl Server {
                     self.room
                         .handle_datagram(now, from, &self.buf[..len], &mut self.out);
                     n += 1;
+                    self.dispatch_if_large();
                 }
                 Err(e) if n == 0 => return Err(e),
                 // The next call reports it (WouldBlock) or it was a stray
@@ -459,16 +474,27 @@ impl Server {
         }
     }
 
+    /// Dispatches now if the room has queued [`DISPATCH_AT`] datagrams.
+    fn dispatch_if_large(&mut self) {
+        if self.out.transmits.len() >= DISPATCH_AT {
+            self.dispatch();
+        }
+    }
+
     /// Logs and records the room's events, then sends its datagrams.
     fn dispatch(&mut self) {
         // Taken out so the handlers below may borrow `self`; put back with
-        // its capacity so the buffers are reused, not reallocated.
+        // its capacity so the buffers are reused, not reallocated (unless
+        // a burst left them oversized).
         let mut out = std::mem::take(&mut self.out);
+        self.stats.peak_outputs = self.stats.peak_outputs.max(out.transmits.len());
         for event in out.events.drain(..) {
             self.record(event);
         }
         self.send_all(&mut out.transmits);
         out.clear();
+        out.transmits.shrink_to(KEEP_CAPACITY);
+        out.events.shrink_to(KEEP_CAPACITY);
         self.out = out;
         if !self.queue.is_empty() && !self.writable_interest {
             self.set_writable_interest(true);
@@ -481,6 +507,13 @@ impl Server {
                 log::debug!("event {seq}: {event:?}");
                 if let Some(t) = &mut self.transcript {
                     let result = t.room_event(SystemTime::now(), seq, &event);
+                    transcript_result(t, result, &mut self.transcript_failed);
+                }
+            }
+            Event::Unannounced { event } => {
+                log::debug!("not announced (above --announce-limit): {event:?}");
+                if let Some(t) = &mut self.transcript {
+                    let result = t.unannounced_event(SystemTime::now(), &event);
                     transcript_result(t, result, &mut self.transcript_failed);
                 }
             }
@@ -621,6 +654,7 @@ impl Server {
                 return;
             }
         }
+        self.queue.shrink_to(KEEP_CAPACITY);
         if self.writable_interest {
             self.set_writable_interest(false);
         }
@@ -668,6 +702,7 @@ impl Server {
             for addr in &addrs {
                 log::debug!("ICMP port unreachable from {addr}");
                 self.room.handle_unreachable(now, *addr, &mut self.out);
+                self.dispatch_if_large();
             }
             self.dispatch();
         }
@@ -677,7 +712,7 @@ impl Server {
         let room = self.room.stats();
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
-             sent {}, send errors {}, send-queue drops {} (queued {}); unreachable reports {}",
+             sent {}, send errors {}, send-queue drops {} (queued {}, peak batch {}); unreachable reports {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,
@@ -688,6 +723,7 @@ impl Server {
             self.stats.send_errors,
             self.stats.queue_drops,
             self.queue.len(),
+            self.stats.peak_outputs,
             self.stats.unreachable_reports,
         );
     }
@@ -940,6 +976,47 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = honest.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"OK");
+    }
+
+    #[test]
+    fn a_burst_of_chats_is_sent_in_bounded_pieces() {
+        // 64 chats queued at once in a room of 150: 9,600 datagrams to send.
+        // They must leave in pieces of about DISPATCH_AT, not pile up.
+        const MEMBERS: usize = 150;
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
+        let relay = server.local_addr();
+        let members: Vec<std::net::UdpSocket> = (0..MEMBERS)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let drain = |server: &mut Server| {
+            server.readable = true;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while server.readable && Instant::now() < deadline {
+                server.receive();
+            }
+        };
+        for (i, m) in members.iter().enumerate() {
+            m.send_to(format!("N m{i}").as_bytes(), relay).unwrap();
+            if i % 16 == 15 {
+                drain(&mut server);
+            }
+        }
+        drain(&mut server);
+        assert_eq!(server.room.member_count(), MEMBERS);
+        let before = server.stats.sent;
+        for (i, m) in members.iter().take(64).enumerate() {
+            m.send_to(format!("M m{i} hello").as_bytes(), relay)
+                .unwrap();
+        }
+        drain(&mut server);
+        assert_eq!(server.stats.sent - before, 64 * MEMBERS as u64);
+        assert!(
+            server.stats.peak_outputs < DISPATCH_AT + MEMBERS + 8,
+            "{} datagrams queued at once",
+            server.stats.peak_outputs
+        );
+        assert!(server.out.transmits.capacity() <= KEEP_CAPACITY);
     }
 
     #[test]
