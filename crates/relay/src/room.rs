@@ -10,7 +10,7 @@
 //! - Every room event is rendered once per dialect and line ending; all
 //!   recipients of one rendering share one `Rc<[u8]>`.
 //! - Replies to non-members spend a global budget. Their dialect is a guess
-//!   from the datagram: `HELLO`, `PMSG`, `ACK`, `RESEND` and other bare
+//!   from the datagram: `HELLO`, `PMSG`, `SAY`, `ACK`, `RESEND` and other bare
 //!   datagrams get the structured form (so an evicted structured client can
 //!   parse its `ERROR not-joined`); newline-terminated datagrams and `N`
 //!   get classic lines. A member is always answered in its own dialect,
@@ -220,7 +220,8 @@ pub const OVER_RATE_LIMIT: &str = "over the rate limit";
 /// the oldest is given up.
 const MAX_PENDING_PRIVATE: usize = 32;
 
-/// `PMSG` ids remembered per member for deduplication.
+/// `PMSG` and `SAY` ids remembered per member for deduplication (one ring
+/// for both: a client keeps its ids unique across the two).
 const RECENT_IDS: usize = 64;
 
 /// When an unacknowledged `PRIVATE` is sent again, counted from the first
@@ -251,7 +252,8 @@ struct Member {
     bucket: Bucket,
     /// Unacknowledged `PRIVATE` messages (structured members only).
     pending: Option<Box<VecDeque<Pending>>>,
-    /// The last [`RECENT_IDS`] `PMSG` ids this member sent.
+    /// The last [`RECENT_IDS`] `PMSG` and `SAY` ids this member sent. Gone
+    /// with the member: a client that joins again starts a fresh ring.
     recent_ids: Option<Box<VecDeque<u64>>>,
 }
 
@@ -436,6 +438,7 @@ impl Room {
             ClientMsg::PrivateReliable { id, to, text } => {
                 self.handle_private(now_ms, from, Some(id), to, text, guess, out)
             }
+            ClientMsg::Say { id, text } => self.handle_say(now_ms, from, id, text, guess, out),
             ClientMsg::Ping(token) => self.handle_ping(now_ms, from, token, guess, out),
             ClientMsg::Rename(nick) => self.handle_rename(now_ms, from, nick, guess, out),
             ClientMsg::Ack(pid) => self.handle_ack(from, pid, out),
@@ -771,6 +774,35 @@ impl Room {
         self.room_event(RoomEvent::Chat { nick, text }, out);
     }
 
+    /// `SAY`: like `M` as the nickname the address holds, relayed once per
+    /// id. A repeat is dropped silently: its CHAT event is in history, and a
+    /// client that missed the echo learns of it from `PONG` and `RESEND`.
+    fn handle_say(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        id: u64,
+        text: Text,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        if self.member_dialect(now_ms, from, guess, out).is_none() {
+            return;
+        }
+        let Some(member) = self.members.get_mut(&from) else {
+            return;
+        };
+        if !remember_id(&mut member.recent_ids, id) {
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "repeated SAY id (relayed already)",
+            });
+            return;
+        }
+        let nick = member.nick.clone();
+        self.room_event(RoomEvent::Chat { nick, text }, out);
+    }
+
     fn handle_quit(
         &mut self,
         now_ms: u64,
@@ -850,11 +882,7 @@ impl Room {
             return;
         };
         if let Some(id) = id {
-            let ids = sender.recent_ids.get_or_insert_with(Default::default);
-            if ids.len() == RECENT_IDS {
-                ids.pop_front();
-            }
-            ids.push_back(id);
+            remember_id(&mut sender.recent_ids, id);
         }
         let from_nick = sender.nick.clone();
         let Some(recipient) = self.members.get_mut(&to_addr) else {
@@ -1403,7 +1431,7 @@ fn rendering_index(dialect: Dialect) -> usize {
 fn stranger_dialect(bytes: &[u8]) -> Dialect {
     let verb = bytes.split(|&b| b == b' ').next().unwrap_or_default();
     let (verb, _) = strip_line_ending(verb);
-    if matches!(verb, b"HELLO" | b"PMSG" | b"ACK" | b"RESEND") {
+    if matches!(verb, b"HELLO" | b"PMSG" | b"SAY" | b"ACK" | b"RESEND") {
         return Dialect::Structured;
     }
     match strip_line_ending(bytes).1 {
@@ -1426,6 +1454,21 @@ fn looks_like_relay_output(bytes: &[u8]) -> bool {
         || first.starts_with(b"[")
         || first.starts_with("错误".as_bytes())
         || (first.len() > 1 && first.ends_with(b":"))
+}
+
+/// Adds `id` to a member's ring of recent `PMSG`/`SAY` ids, forgetting the
+/// oldest beyond [`RECENT_IDS`]. False if it was there already.
+#[allow(clippy::box_collection)]
+fn remember_id(ids: &mut Option<Box<VecDeque<u64>>>, id: u64) -> bool {
+    let ids = ids.get_or_insert_with(Default::default);
+    if ids.contains(&id) {
+        return false;
+    }
+    if ids.len() == RECENT_IDS {
+        ids.pop_front();
+    }
+    ids.push_back(id);
+    true
 }
 
 /// Nicknames are the same member if their keys match (exact match first,
@@ -1839,6 +1882,115 @@ mod tests {
         assert_eq!(sent[0].0, 2);
         assert!(sent[0].1.starts_with("ERROR not-yours: "), "{sent:?}");
         assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn say_is_relayed_once_to_every_member_as_the_senders_chat() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.send(2, "N bob\n");
+        let sent = h.send(1, "SAY 9  hi  there");
+        assert_eq!(to(&sent, 1), ["EVENT 3 live CHAT alice  hi  there"]);
+        assert_eq!(to(&sent, 2), ["alice:  hi  there\n"]);
+        assert_eq!(sent.len(), 2);
+        assert!(h.out.events.contains(&Event::Room {
+            seq: 3,
+            event: RoomEvent::Chat {
+                nick: Nick::new("alice").unwrap(),
+                text: Text::new(" hi  there").unwrap()
+            }
+        }));
+    }
+
+    #[test]
+    fn repeated_say_id_is_dropped_silently() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        assert_eq!(h.send(1, "SAY 9 once").len(), 2);
+        assert_eq!(h.send(1, "SAY 9 once"), []);
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+        // The same id from another member is that member's own message,
+        // and a new id from the first member goes through.
+        assert_eq!(h.send(2, "SAY 9 mine").len(), 2);
+        assert_eq!(h.send(1, "SAY 10 next").len(), 2);
+        assert_eq!(h.room.last_seq(), 5);
+    }
+
+    #[test]
+    fn say_dedup_remembers_only_the_last_64_ids() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        for id in 0..65 {
+            h.send(1, &format!("SAY {id} m{id}"));
+        }
+        // Id 1 is still in the window, id 0 fell out of it.
+        assert_eq!(h.send(1, "SAY 1 m1"), []);
+        assert_eq!(h.send(1, "SAY 0 m0").len(), 1);
+    }
+
+    #[test]
+    fn say_and_pmsg_share_the_id_ring() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "PMSG 4 bob psst");
+        assert_eq!(h.send(1, "SAY 4 hi"), []);
+    }
+
+    #[test]
+    fn say_ids_are_forgotten_when_the_member_leaves() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 before");
+        h.send(1, "Q alice");
+        h.join_structured(1, "alice");
+        let sent = h.send(1, "SAY 1 after");
+        assert_eq!(to(&sent, 1), ["EVENT 5 live CHAT alice after"]);
+    }
+
+    #[test]
+    fn say_ids_survive_a_repeated_hello() {
+        // A HELLO the network repeats must not reopen the window for a
+        // repeated SAY.
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 once");
+        h.join_structured(1, "alice");
+        assert_eq!(h.send(1, "SAY 1 once"), []);
+    }
+
+    #[test]
+    fn say_from_non_member_is_not_joined_and_not_relayed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "SAY 1 hi");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 2);
+        assert!(sent[0].1.starts_with("ERROR not-joined "), "{sent:?}");
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn say_is_rate_limited_like_any_datagram() {
+        let mut h = Harness::with(Config {
+            rate_burst: 4,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 a");
+        h.send(1, "SAY 2 b");
+        h.send(1, "SAY 3 c");
+        let sent = h.send(1, "SAY 4 d");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR rate-limited "), "{sent:?}");
+        // Dropped unseen, so its retransmission is relayed once it fits.
+        h.advance_ms(1000);
+        assert_eq!(to(&h.send(1, "SAY 4 d"), 1), ["EVENT 5 live CHAT alice d"]);
     }
 
     #[test]
@@ -2719,6 +2871,7 @@ mod tests {
             Quit(usize),
             /// Chat under the nickname the sender holds (if any).
             OwnChat(String),
+            Say(u64, String),
             HelloWithoutCookie {
                 nick: usize,
                 padded: bool,
@@ -2744,6 +2897,7 @@ mod tests {
                 5 => (0..NICKS, text()).prop_map(|(n, t)| Cmd::Chat(n, t)),
                 1 => (0..NICKS).prop_map(Cmd::Quit),
                 6 => text().prop_map(Cmd::OwnChat),
+                4 => (0..80u64, text()).prop_map(|(i, t)| Cmd::Say(i, t)),
                 1 => (0..NICKS, any::<bool>())
                     .prop_map(|(nick, padded)| Cmd::HelloWithoutCookie { nick, padded }),
                 3 => (0..NICKS, prop::bool::weighted(0.8), prop::bool::weighted(0.9))
@@ -2808,6 +2962,7 @@ mod tests {
                     let version = if *version_ok { VERSION } else { "udpchat/9" };
                     format!("HELLO {version} {} {cookie}", nick(*n))
                 }
+                Cmd::Say(i, t) => format!("SAY {i} {t}"),
                 Cmd::Private(n, t) => format!("MSG {} {t}", nick(*n)),
                 Cmd::PrivateReliable(i, n, t) => format!("PMSG {i} {} {t}", nick(*n)),
                 Cmd::Ack(p) => format!("ACK {p}"),
@@ -2913,9 +3068,19 @@ mod tests {
                     match action {
                         Action::Datagram { from: n, cmd, newline } => {
                             let bytes = encode(&h, n, &cmd, newline);
+                            // A SAY id the member sent recently is not relayed again.
+                            let repeated = matches!(cmd, Cmd::Say(id, _)
+                                if h.room.members.get(&addr(n)).is_some_and(|m| {
+                                    m.recent_ids.as_ref().is_some_and(|ids| ids.contains(&id))
+                                }));
                             hello = bytes.starts_with(b"HELLO");
                             from = Some(addr(n));
                             h.room.handle_datagram(now, addr(n), &bytes, &mut h.out);
+                            let chats = h.out.events.iter().filter(|e| matches!(e, Event::Room {
+                                event: RoomEvent::Chat { .. }, ..
+                            })).count();
+                            prop_assert!(chats <= 1);
+                            prop_assert!(!(repeated && chats > 0), "repeated {cmd:?} relayed");
                         }
                         Action::Advance(ms) => h.advance_ms(ms),
                         Action::Timeout => h.room.handle_timeout(now, &mut h.out),
