@@ -614,8 +614,18 @@ impl Session {
                 // The tail question is answered.
                 self.tail_check = None;
                 self.tail_checks_left = 0;
-                if last_seq < self.reassembly.known_last() {
-                    self.start_rejoin(now, Some("the relay restarted"), out);
+                let known = self.reassembly.known_last();
+                if last_seq < known {
+                    // A restarted relay (numbering from 1 again), or just a
+                    // PONG the network delayed behind newer events. Ask
+                    // something only a member gets answered: a relay that
+                    // forgot us says not-joined, and we rejoin then.
+                    self.last_member_rx = now;
+                    let probe = ClientMsg::Resend {
+                        from: known,
+                        to: known,
+                    };
+                    self.send(now, &probe, out);
                 } else {
                     // If our echo was lost, this reveals it and repair
                     // fetches it.
@@ -1352,11 +1362,18 @@ mod tests {
     }
 
     #[test]
-    fn pong_below_what_we_saw_means_the_relay_restarted() {
+    fn pong_below_what_we_saw_is_checked_with_a_probe_before_rejoining() {
         let now = Instant::now();
         let mut s = joined(now);
         s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        // A late PONG, overtaken by event 6: no reason to rejoin yet.
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        assert!(s.is_joined());
+        // A restarted relay: its answer to the probe says it forgot us.
         let a = s.handle_datagram(now, b"PONG 0");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
         assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
         assert!(!s.is_joined());
         // After the new WELCOME, sequence numbers start over.
@@ -1440,13 +1457,13 @@ mod tests {
     }
 
     #[test]
-    fn not_joined_arriving_while_already_rejoining_requeues_and_keeps_going() {
+    fn not_joined_arriving_while_already_rejoining_keeps_going() {
         let now = Instant::now();
         let mut s = joined(now);
         s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
         s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
-        // A PONG from the restarted relay starts the rejoin first...
-        s.handle_datagram(now, b"PONG 0");
+        // The restarted relay's BYE starts the rejoin first...
+        s.handle_datagram(now, b"BYE shutdown restarting");
         assert!(!s.is_joined());
         // ...then its refusal of our message arrives.
         let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
