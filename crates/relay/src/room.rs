@@ -212,6 +212,10 @@ pub struct Stats {
     pub leaves: u64,
 }
 
+/// [`Event::Dropped::why`] of a datagram dropped silently by the
+/// per-address rate limit (the shell counts these to spot flooders).
+pub const OVER_RATE_LIMIT: &str = "over the rate limit";
+
 /// Unacknowledged `PRIVATE` messages kept per structured member; when full,
 /// the oldest is given up.
 const MAX_PENDING_PRIVATE: usize = 32;
@@ -373,7 +377,7 @@ impl Room {
                 self.stats.rate_limited += 1;
                 out.events.push(Event::Dropped {
                     addr: from,
-                    why: "over the rate limit",
+                    why: OVER_RATE_LIMIT,
                 });
                 return;
             }
