@@ -52,8 +52,8 @@ const UNECHOED_MAX: usize = 64;
 const UNECHOED_AGE: Duration = Duration::from_secs(30);
 /// Least time between two notices of the same kind.
 const NOTICE_GAP: Duration = Duration::from_secs(3);
-/// How long messages wait for a requested rename to take effect (they must
-/// name the new nickname, or the relay refuses them as not ours).
+/// How long messages typed after `/nick` wait for the rename to take effect,
+/// so that the room sees them after it, under the new nickname.
 const RENAME_HOLD: Duration = Duration::from_secs(2);
 /// ... and between two "still missing" notices (loss is routine on Wi-Fi).
 const WAITING_NOTICE_GAP: Duration = Duration::from_secs(10);
