@@ -182,8 +182,8 @@ pub struct Session {
     /// number). Once everything up to last-seq is delivered, own messages
     /// sent well before that ping and still not echoed were lost.
     proof: Option<Proof>,
-    /// Recent pings: (number, when sent).
-    pings: VecDeque<(u64, Instant)>,
+    /// Recent pings: (number, when sent, newest sequence number known then).
+    pings: VecDeque<(u64, Instant, u64)>,
     privates: Vec<PendingPrivate>,
     next_private_id: u64,
     seen_pids: VecDeque<u64>,
@@ -378,7 +378,8 @@ impl Session {
                     if self.pings.len() >= PINGS_KEPT {
                         self.pings.pop_front();
                     }
-                    self.pings.push_back((number, now));
+                    self.pings
+                        .push_back((number, now, self.reassembly.known_last()));
                     let token = Token::new(&number.to_string()).ok();
                     self.send(now, &ClientMsg::Ping(token), &mut out);
                 }
@@ -612,15 +613,25 @@ impl Session {
                 nicks: nicks.iter().map(Nick::to_string).collect(),
             })),
             RelayMsg::Pong { last_seq, token } => {
-                if last_seq < self.reassembly.known_last() {
+                let untokened = token.is_none();
+                let ping = token
+                    .and_then(|t| t.as_str().parse::<u64>().ok())
+                    .and_then(|n| self.pings.iter().find(|(p, _, _)| *p == n).copied());
+                // Only the answer to a ping sent after we knew a number can
+                // prove the relay forgot it: an older PONG the network held
+                // back behind newer events is merely late, not a restart.
+                // (Our pings carry tokens; an untokened PONG is judged as before.)
+                let known = self.reassembly.known_last();
+                let restarted = match ping {
+                    Some((_, _, known_then)) => last_seq < known_then,
+                    None => untokened && last_seq < known,
+                };
+                if restarted {
                     self.start_rejoin(now, Some("the relay restarted"), out);
-                } else {
+                } else if last_seq >= known {
                     let outputs = self.reassembly.handle_last_seq(now, last_seq);
                     self.apply(now, outputs, out);
-                    let ping = token
-                        .and_then(|t| t.as_str().parse::<u64>().ok())
-                        .and_then(|n| self.pings.iter().find(|(p, _)| *p == n).copied());
-                    if let Some((ping, ping_at)) = ping {
+                    if let Some((ping, ping_at, _)) = ping {
                         if self.proof.is_none_or(|p| p.ping < ping) {
                             self.proof = Some(Proof {
                                 last_seq,
@@ -1312,6 +1323,30 @@ mod tests {
         s.handle_datagram(now, &welcome("alice", 0));
         let a = s.handle_datagram(now, &chat_event(1, Origin::Live, "bob", "again"));
         assert_eq!(shown(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_late_pong_overtaken_by_newer_events_is_not_a_restart() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        // Ask for the newest number while we know 5...
+        let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)))
+            .into_iter()
+            .find(|m| m.starts_with("PING "))
+            .expect("keepalive ping");
+        let token = ping.trim_start_matches("PING ").to_owned();
+        // ...event 6 overtakes the answer, which says 5.
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        let a = s.handle_datagram(now, format!("PONG 5 {token}").as_bytes());
+        assert!(s.is_joined(), "{a:?}");
+        // The same answer to a ping sent after we saw 6 proves a restart.
+        let ping = sent(&s.handle_timeout(now + Duration::from_secs(32)))
+            .into_iter()
+            .find(|m| m.starts_with("PING "))
+            .expect("keepalive ping");
+        let token = ping.trim_start_matches("PING ").to_owned();
+        s.handle_datagram(now, format!("PONG 5 {token}").as_bytes());
+        assert!(!s.is_joined());
     }
 
     #[test]
