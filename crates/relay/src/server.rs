@@ -41,6 +41,11 @@ const RECV_BATCH: usize = 64;
 /// (the loop comes straight back, without waiting, for the rest).
 const RECV_PER_TURN: usize = 4096;
 
+/// The socket receive buffer the relay asks for: room for thousands of
+/// small datagrams, so a flood is read and refused by the rate limit instead
+/// of making the kernel drop honest datagrams (see `sys::enlarge_receive_buffer`).
+const SOCKET_RECEIVE_BUFFER: usize = 4 << 20;
+
 /// How long shutdown waits for a full send buffer to drain before giving up.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 
@@ -135,6 +140,12 @@ impl Server {
         let local_addr = socket
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        match sys::enlarge_receive_buffer(&socket, SOCKET_RECEIVE_BUFFER) {
+            Ok(bytes) => log::debug!("socket receive buffer: {bytes} bytes"),
+            Err(e) => log::warn!(
+                "cannot enlarge the socket receive buffer ({e}); a flood may crowd out honest datagrams"
+            ),
+        }
         if let Err(e) = sys::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
             log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
         }

@@ -39,6 +39,47 @@ pub fn enable_unreachable_reports<S>(_socket: &S, _ipv6: bool) -> io::Result<()>
     Ok(())
 }
 
+/// Asks for a receive buffer of `bytes` (Linux: `SO_RCVBUFFORCE`, which
+/// root may use beyond `net.core.rmem_max`, else `SO_RCVBUF`, which the
+/// kernel caps there) and returns the size the kernel granted.
+///
+/// Why: the default (about 208 KiB, a few hundred small datagrams) fills
+/// whenever a flood keeps the relay busy for a couple of milliseconds, and
+/// then the kernel drops honest datagrams before the relay ever sees them,
+/// so the per-address rate limit cannot protect anyone. With room for
+/// thousands of datagrams, the relay reads the flood and refuses its excess
+/// cheaply (the rate limit comes first) while honest datagrams wait their turn.
+#[cfg(target_os = "linux")]
+pub fn enlarge_receive_buffer(socket: &impl RawSocket, bytes: usize) -> io::Result<usize> {
+    let fd = socket.as_raw_fd();
+    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    if set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_err() {
+        set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, want)?;
+    }
+    let mut got: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `got` and `len` are live and `len` is the exact size of `got`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(got).unwrap_or(0))
+}
+
+/// Not Linux: the default buffer stays.
+#[cfg(not(target_os = "linux"))]
+pub fn enlarge_receive_buffer<S>(_socket: &S, _bytes: usize) -> io::Result<usize> {
+    Ok(0)
+}
+
 #[cfg(target_os = "linux")]
 fn set_int_option(
     fd: libc::c_int,
