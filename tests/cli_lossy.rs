@@ -62,21 +62,43 @@ fn three_clients_through_20_percent_loss_each_see_every_message_once_in_order() 
     }
 
     let total = PER_CLIENT * NICKS.len();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let mut next_report = started;
     loop {
-        let done = clients.iter().all(|c| payloads(c).len() >= total);
+        let counts: Vec<usize> = clients.iter().map(|c| payloads(c).len()).collect();
+        if Instant::now() >= next_report {
+            eprintln!("after {:?}: {counts:?} of {total}", started.elapsed());
+            next_report += Duration::from_secs(5);
+        }
+        let done = counts.iter().all(|&n| n >= total);
         if done {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not every message arrived: {:?}\nlast client output: {:#?}",
-            clients
-                .iter()
-                .map(|c| payloads(c).len())
-                .collect::<Vec<_>>(),
-            clients.last().map(|c| c.stdout.all())
-        );
+        if Instant::now() >= deadline {
+            for (client, nick) in clients.iter().zip(NICKS) {
+                let seen = payloads(client);
+                let missing: Vec<String> = NICKS
+                    .iter()
+                    .flat_map(|n| (0..PER_CLIENT).map(move |i| format!("m:{n}:{i:02}")))
+                    .filter(|m| !seen.contains(m))
+                    .collect();
+                if !missing.is_empty() {
+                    eprintln!(
+                        "{nick} misses {missing:?}; output {:#?}; stderr {:#?}",
+                        client.stdout.all(),
+                        client.stderr.all()
+                    );
+                }
+            }
+            panic!(
+                "not every message arrived: {:?}",
+                clients
+                    .iter()
+                    .map(|c| payloads(c).len())
+                    .collect::<Vec<_>>()
+            );
+        }
         thread::sleep(Duration::from_millis(100));
     }
     // Late duplicates would show up now.

@@ -383,7 +383,10 @@ fn three_structured_clients_get_all_300_messages_once_in_order_through_20_percen
     let classic_got: HashSet<String> = payloads(&classic_lines).into_iter().collect();
     let room: HashSet<&String> = reference.iter().collect();
     for p in &classic_got {
-        assert!(room.contains(p), "classic client got {p:?}, not a room message");
+        assert!(
+            room.contains(p),
+            "classic client got {p:?}, not a room message"
+        );
     }
     assert!(
         classic_got.len() * 2 > reference.len(),

@@ -28,8 +28,12 @@ pub const MAX_RESEND: u64 = 64;
 const FIRST_DELAY: Duration = Duration::from_millis(40);
 const RETRY_BASE: Duration = Duration::from_millis(300);
 const RETRY_CAP: Duration = Duration::from_secs(2);
-/// Requests per missing event before it counts as lost.
-const MAX_TRIES: u32 = 6;
+/// Requests per missing event before it counts as lost: with a fifth of
+/// the datagrams lost each way a request fails about a third of the time,
+/// so ten (about 15 s in all) leave a one in 30 000 chance of giving up.
+const MAX_TRIES: u32 = 10;
+/// Requests after which the user is told events are being waited for.
+const TRIES_BEFORE_WAITING: u32 = 2;
 
 /// Why events were lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +74,7 @@ pub enum Output {
         /// Last wanted.
         to: u64,
     },
-    /// Some events are still missing after a first request: tell the user
+    /// Some events are still missing after a few requests: tell the user
     /// they are being waited for.
     Waiting {
         /// How many are missing now.
@@ -258,7 +262,7 @@ impl Reassembly {
         }
         for &(from, to) in &ranges {
             for (_, attempt) in self.missing.range_mut(from..=to) {
-                retrying |= attempt.tries > 0;
+                retrying |= attempt.tries >= TRIES_BEFORE_WAITING;
                 attempt.tries += 1;
                 attempt.since = now;
             }

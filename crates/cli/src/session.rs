@@ -34,13 +34,15 @@ const SEEN_PIDS: usize = 256;
 /// After activity, ask for the relay's newest sequence number this soon, so
 /// a lost last message is noticed without waiting for the next keepalive.
 const TAIL_CHECK: Duration = Duration::from_millis(1000);
+/// Tail-check pings sent (1 s, 2 s, 4 s apart) until one is answered.
+const TAIL_CHECKS: u32 = 3;
 /// While an own message waits for its echo, ping this often: the answers
 /// tell whether the message was lost on the way to the relay.
 const ECHO_CHECK: Duration = Duration::from_millis(300);
-/// A ping must leave this long after a message (and after one more
-/// datagram) before its answer can prove the message lost: networks swap
-/// neighbouring datagrams and hold some back briefly.
-const REORDER_WINDOW: Duration = Duration::from_millis(200);
+/// A ping must leave this long after a message before its answer can prove
+/// the message lost: networks hold some datagrams back briefly, so a ping
+/// sent right after a message may overtake it; not one sent this much later.
+const REORDER_WINDOW: Duration = Duration::from_millis(250);
 /// Pings remembered to match their PONGs.
 const PINGS_KEPT: usize = 32;
 /// Our own sending budget, below the relay's default rate limit (burst 20,
@@ -57,6 +59,11 @@ const UNECHOED_AGE: Duration = Duration::from_secs(30);
 const REQUEUE_AGE: Duration = Duration::from_secs(5);
 /// Least time between two notices of the same kind.
 const NOTICE_GAP: Duration = Duration::from_secs(3);
+/// How long messages wait for a requested rename to take effect (they must
+/// name the new nickname, or the relay refuses them as not ours).
+const RENAME_HOLD: Duration = Duration::from_secs(2);
+/// ... and between two "still missing" notices (loss is routine on Wi-Fi).
+const WAITING_NOTICE_GAP: Duration = Duration::from_secs(10);
 
 /// What the session wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +122,6 @@ struct Proof {
 struct Unechoed {
     text: Text,
     at: Instant,
-    /// `sent_count` when it was sent.
-    number: u64,
 }
 
 #[derive(Debug)]
@@ -174,6 +179,12 @@ pub struct Session {
     ping_interval: Duration,
     next_ping: Instant,
     tail_check: Option<Instant>,
+    /// Tail-check pings still to send if none is answered.
+    tail_checks_left: u32,
+    /// Until when our messages wait for a rename we asked for.
+    rename_hold: Option<Instant>,
+    /// When to ping about our message in flight if its echo is not back.
+    echo_check: Option<Instant>,
     outbox: VecDeque<Text>,
     unechoed: VecDeque<Unechoed>,
     /// Datagrams sent so far; numbers our messages and pings.
@@ -215,6 +226,9 @@ impl Session {
             ping_interval: Duration::from_secs(15),
             next_ping: now,
             tail_check: None,
+            tail_checks_left: 0,
+            rename_hold: None,
+            echo_check: None,
             outbox: VecDeque::new(),
             unechoed: VecDeque::new(),
             sent_count: 0,
@@ -316,7 +330,10 @@ impl Session {
                 "not connected right now; try again in a moment".into(),
             ))),
             Input::Who => self.send(now, &ClientMsg::Who, &mut out),
-            Input::Rename(new) => self.send(now, &ClientMsg::Rename(new), &mut out),
+            Input::Rename(new) => {
+                self.rename_hold = Some(now + RENAME_HOLD);
+                self.send(now, &ClientMsg::Rename(new), &mut out);
+            }
             Input::Help => out.push(Action::Show(Line::Help)),
             Input::Quit => out.extend(self.quit(now)),
             Input::Nothing => {}
@@ -363,11 +380,26 @@ impl Session {
                     self.start_rejoin(now, None, &mut out);
                     return out;
                 }
-                if now >= self.next_ping || self.tail_check.is_some_and(|t| t <= now) {
+                // An echo back in time cancels its check: pings cost the
+                // same budget as messages.
+                // While a PONG awaits repair of what it announced, another
+                // ping would tell nothing new.
+                let echo_due = !self.unechoed.is_empty()
+                    && self.proof.is_none()
+                    && self.echo_check.is_some_and(|t| t <= now);
+                let tail_due = self.tail_check.is_some_and(|t| t <= now);
+                if now >= self.next_ping || tail_due || echo_due {
                     self.next_ping = now + self.ping_interval;
+                    if tail_due {
+                        // Again later, in case this ping or its PONG is lost.
+                        self.tail_checks_left = self.tail_checks_left.saturating_sub(1);
+                        let done = TAIL_CHECKS - self.tail_checks_left;
+                        self.tail_check = (self.tail_checks_left > 0)
+                            .then(|| now + TAIL_CHECK.saturating_mul(1 << done.min(8)));
+                    }
                     // While own messages are unechoed, keep checking: the
                     // answer tells whether they were lost on the way.
-                    self.tail_check = if self.unechoed.is_empty() {
+                    self.echo_check = if self.unechoed.is_empty() {
                         None
                     } else {
                         Some(now + ECHO_CHECK)
@@ -483,7 +515,7 @@ impl Session {
                 self.last_member_rx = now;
                 // Our JOIN event follows the WELCOME; if it is lost, only a
                 // PONG reveals it: ask soon rather than at the next keepalive.
-                self.tail_check = Some(now + TAIL_CHECK);
+                self.schedule_tail_check(now);
                 self.state = State::Joined;
                 out.push(Action::Joined {
                     nick: nick.clone(),
@@ -561,8 +593,10 @@ impl Session {
     fn handle_joined(&mut self, now: Instant, msg: RelayMsg, out: &mut Vec<Action>) {
         match msg {
             RelayMsg::Event { seq, origin, event } => {
-                if origin == udpchat_proto::Origin::Live && self.tail_check.is_none() {
-                    self.tail_check = Some(now + TAIL_CHECK);
+                if origin == udpchat_proto::Origin::Live {
+                    // Once the room goes quiet, ask whether its last event
+                    // reached us (a busy room reveals gaps by itself).
+                    self.schedule_tail_check(now);
                 }
                 let outputs = self.reassembly.handle_event(now, seq, origin, event);
                 self.apply(now, outputs, out);
@@ -613,6 +647,9 @@ impl Session {
                 nicks: nicks.iter().map(Nick::to_string).collect(),
             })),
             RelayMsg::Pong { last_seq, token } => {
+                // The tail question is answered.
+                self.tail_check = None;
+                self.tail_checks_left = 0;
                 let untokened = token.is_none();
                 let ping = token
                     .and_then(|t| t.as_str().parse::<u64>().ok())
@@ -649,15 +686,25 @@ impl Session {
                 self.apply(now, outputs, out);
             }
             RelayMsg::Error { code, reason } => match code {
-                ErrorCode::NotJoined | ErrorCode::NotYours => {
+                ErrorCode::NotJoined => {
                     // The relay forgot us (restart, or idle eviction whose
                     // BYE was lost): what it refused since is sent again.
                     self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
                     self.start_rejoin(now, Some("the relay no longer knows us"), out);
                 }
-                ErrorCode::NickTaken | ErrorCode::NickInvalid => out.push(Action::Show(
-                    Line::Error(format!("cannot change nickname: {reason}")),
-                )),
+                ErrorCode::NotYours => {
+                    // It knows us under another name: a rename we have not
+                    // seen yet (its RENAME event is late). Wait for it, then
+                    // send again under the new name.
+                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
+                    self.rename_hold = Some(now + RENAME_HOLD);
+                }
+                ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                    self.rename_hold = None;
+                    out.push(Action::Show(Line::Error(format!(
+                        "cannot change nickname: {reason}"
+                    ))));
+                }
                 ErrorCode::NoSuchNick => {
                     // Errors carry no id; the relay answers in order, so it
                     // is about the oldest unconfirmed private message.
@@ -774,6 +821,7 @@ impl Session {
             RoomEvent::Rename { old, new } => {
                 if !history && old.key() == self.nick.key() {
                     self.nick = new.clone();
+                    self.rename_hold = None;
                 }
                 Line::Rename {
                     old: old.to_string(),
@@ -786,6 +834,11 @@ impl Session {
                 history,
             },
         }
+    }
+
+    fn schedule_tail_check(&mut self, now: Instant) {
+        self.tail_check = Some(now + TAIL_CHECK);
+        self.tail_checks_left = TAIL_CHECKS;
     }
 
     fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
@@ -844,9 +897,8 @@ impl Session {
 
     /// Own messages the relay must have seen before a ping it answered,
     /// but that are not among the events delivered up to that answer, never
-    /// reached it: send them again. "Before" needs one datagram and
-    /// [`REORDER_WINDOW`] between the message and the ping, since a network
-    /// may swap neighbours.
+    /// reached it: send them again. "Before" means [`REORDER_WINDOW`]
+    /// earlier, since a network may swap datagrams sent close together.
     fn check_proof(&mut self) {
         let Some(proof) = self.proof else {
             return;
@@ -859,11 +911,11 @@ impl Session {
             return; // not caught up yet: the echo may still be repaired
         }
         self.proof = None;
-        self.requeue(|u| u.number + 2 <= proof.ping && u.at + REORDER_WINDOW <= proof.ping_at);
+        self.requeue(|u| u.at + REORDER_WINDOW <= proof.ping_at);
     }
 
     fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.state != State::Joined {
+        if self.state != State::Joined || self.rename_hold.is_some_and(|t| now < t) {
             return;
         }
         // One message in flight at a time: M carries no id, so a lost one
@@ -881,17 +933,12 @@ impl Session {
                 nick: self.nick.clone(),
                 text: text.clone(),
             };
-            let number = self.sent_count;
             self.emit(chat.encode(), out);
             if self.unechoed.len() >= UNECHOED_MAX {
                 self.unechoed.pop_front();
             }
-            self.unechoed.push_back(Unechoed {
-                text,
-                at: now,
-                number,
-            });
-            self.tail_check = Some(now + ECHO_CHECK);
+            self.unechoed.push_back(Unechoed { text, at: now });
+            self.echo_check = Some(now + ECHO_CHECK);
         }
     }
 
@@ -931,7 +978,11 @@ impl Session {
             NoticeKind::Waiting => &mut self.last_waiting_notice,
             NoticeKind::Rate | NoticeKind::RoomFull => &mut self.last_rate_notice,
         };
-        if slot.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_GAP) {
+        let gap = match kind {
+            NoticeKind::Waiting => WAITING_NOTICE_GAP,
+            NoticeKind::Rate | NoticeKind::RoomFull => NOTICE_GAP,
+        };
+        if slot.is_some_and(|t| now.saturating_duration_since(t) < gap) {
             return false;
         }
         *slot = Some(now);
@@ -1206,15 +1257,24 @@ mod tests {
     fn own_message_is_not_resent_when_the_ping_may_have_overtaken_it() {
         let now = Instant::now();
         let mut s = joined(now);
-        s.handle_input(now, Input::Say(Text::new("slow").unwrap()));
-        // The very next datagram is the ping: a swap on the way is possible.
+        // The room went quiet at `now`: its tail check is due at +1 s.
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        let just_before = now + TAIL_CHECK - Duration::from_millis(50);
+        s.handle_input(just_before, Input::Say(Text::new("slow").unwrap()));
+        // The tail-check ping leaves 50 ms after the message: it may have
+        // overtaken it, so its PONG proves nothing.
         let t = now + TAIL_CHECK;
         let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
-        let a = s.handle_datagram(t, format!("PONG 5 {token}").as_bytes());
+        let a = s.handle_datagram(t, format!("PONG 6 {token}").as_bytes());
         assert!(!sent(&a).iter().any(|m| m.starts_with("M ")));
         assert!(!sent(&s.handle_timeout(t))
             .iter()
             .any(|m| m.starts_with("M ")));
+        // The next echo check, well after the message, can.
+        let later = t + ECHO_CHECK;
+        let token = ping_token(&s.handle_timeout(later)).expect("echo-check ping");
+        let a = s.handle_datagram(later, format!("PONG 6 {token}").as_bytes());
+        assert!(sent(&a).contains(&"M alice slow".to_owned()), "{a:?}");
     }
 
     #[test]
@@ -1350,6 +1410,42 @@ mod tests {
     }
 
     #[test]
+    fn after_the_room_goes_quiet_the_tail_is_checked_until_answered() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        // WELCOME's own tail check, answered.
+        s.handle_timeout(start + TAIL_CHECK);
+        s.handle_datagram(start + TAIL_CHECK, b"PONG 5");
+        let quiet = start + Duration::from_secs(2);
+        s.handle_datagram(quiet, &chat_event(6, Origin::Live, "bob", "last words"));
+        let mut pings = Vec::new();
+        for ms in (0..14_000).step_by(100) {
+            let now = quiet + Duration::from_millis(ms);
+            if sent(&s.handle_timeout(now))
+                .iter()
+                .any(|m| m.starts_with("PING"))
+            {
+                pings.push(ms);
+            }
+        }
+        // Unanswered: 1 s, then 2 s and 4 s later; then only keepalive.
+        assert_eq!(pings, [1000, 3000, 7000]);
+
+        s.handle_datagram(quiet, &chat_event(7, Origin::Live, "bob", "more"));
+        let now = quiet + Duration::from_millis(1000);
+        assert!(sent(&s.handle_timeout(now))
+            .iter()
+            .any(|m| m.starts_with("PING")));
+        s.handle_datagram(now, b"PONG 7");
+        for ms in (1100..8000).step_by(100) {
+            let later = quiet + Duration::from_millis(ms);
+            assert!(!sent(&s.handle_timeout(later))
+                .iter()
+                .any(|m| m.starts_with("PING")));
+        }
+    }
+
+    #[test]
     fn a_quiet_room_still_checks_that_the_relay_knows_us() {
         let start = Instant::now();
         let mut s = joined(start);
@@ -1448,6 +1544,34 @@ mod tests {
         assert_eq!(s.nick().as_str(), "alicia");
         let a = s.handle_input(now, Input::Say(Text::new("x").unwrap()));
         assert_eq!(sent(&a), ["M alicia x"]);
+    }
+
+    #[test]
+    fn messages_typed_right_after_nick_go_out_under_the_new_name() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        let a = s.handle_input(now, Input::Rename(nick("alicia")));
+        assert_eq!(sent(&a), ["NICK alicia"]);
+        // Sent now, it would name alice and be refused as not ours.
+        let a = s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
+        assert!(sent(&a).is_empty());
+        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+        assert_eq!(sent(&a), ["M alicia hi"]);
+    }
+
+    #[test]
+    fn not_yours_waits_for_the_rename_instead_of_rejoining() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
+        let a = s.handle_datagram(
+            now,
+            b"ERROR not-yours that nickname belongs to another address",
+        );
+        assert!(s.is_joined());
+        assert!(sent(&a).is_empty());
+        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+        assert_eq!(sent(&a), ["M alicia hi"]);
     }
 
     #[test]

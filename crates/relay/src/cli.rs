@@ -81,6 +81,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
+    /// Socket receive buffer to ask for, bytes (0 = the system's default). A large one keeps a
+    /// flood from crowding honest datagrams out before the rate limit sees them; as root it may
+    /// exceed net.core.rmem_max (SO_RCVBUFFORCE). The size obtained is logged at start.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::server::DEFAULT_RECV_BUFFER as u64,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub recv_buffer: u64,
+
     /// How often to log a statistics line (0 = never).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
     pub stats_interval: Duration,
@@ -211,6 +218,14 @@ mod tests {
         assert_eq!((config.rate_burst, config.rate_per_sec), (20, 5));
         assert_eq!((config.history, config.history_on_join), (1024, 20));
         assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));
+        assert_eq!(args.recv_buffer, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn recv_buffer_accepts_zero_and_refuses_absurd_sizes() {
+        let args = Args::try_parse_from(["udpchat-relay", "--recv-buffer", "0"]).unwrap();
+        assert_eq!(args.recv_buffer, 0);
+        assert!(Args::try_parse_from(["udpchat-relay", "--recv-buffer", "4294967296"]).is_err());
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
     let settings = Settings {
         send_queue: args.send_queue as usize,
         stats_interval: args.stats_interval(),
+        recv_buffer: args.recv_buffer as usize,
     };
     let mut server = Server::bind(args.bind, config, settings, transcript)?;
     {

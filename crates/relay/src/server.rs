@@ -1,8 +1,11 @@
 //! The mio event loop: the only place with a socket, a clock and signals.
 //!
-//! One non-blocking UDP socket. Every readiness event drains the socket
-//! until `WouldBlock` and feeds each datagram to the [`Room`]; whatever the
-//! room says to send is sent at once. If the kernel's send buffer is full, the
+//! One non-blocking UDP socket with a large receive buffer (`--recv-buffer`,
+//! 8 MiB by default), so a flood cannot crowd honest datagrams out of it
+//! before the room's rate limit sees them. Every readiness event drains the
+//! socket until `WouldBlock` (in batches with `recvmmsg` on Linux) and feeds
+//! each datagram to the [`Room`]; whatever the room says to send is sent
+//! after each batch. If the kernel's send buffer is full, the
 //! rest waits in a bounded queue until the socket is writable again (we ask
 //! for `WRITABLE` only while something waits, so an idle relay never spins);
 //! what the bound forces out is counted and logged, never lost silently.
@@ -28,12 +31,14 @@ const CONSOLE: Token = Token(1);
 #[cfg(unix)]
 const SIGNALS: Token = Token(2);
 
-/// Largest UDP payload; a datagram over the protocol's 1024 bytes is still
-/// read whole so the room can refuse it as too long rather than see a cut one.
+/// Largest UDP payload (where there is no `recvmmsg`): a datagram over the
+/// protocol's 1024 bytes is read whole so the room can refuse it as too long.
+#[cfg(not(target_os = "linux"))]
 const RECV_BUFFER: usize = 64 * 1024;
 
-/// Datagrams handled before the outputs are sent, so one busy socket cannot
-/// grow the output buffers without bound.
+/// Datagrams handled before the outputs are sent (where datagrams are read
+/// one at a time; with `recvmmsg`, after each batch read).
+#[cfg(not(target_os = "linux"))]
 const RECV_BATCH: usize = 64;
 
 /// Datagrams read per loop iteration. Under a flood the socket may never run
@@ -41,10 +46,15 @@ const RECV_BATCH: usize = 64;
 /// (the loop comes straight back, without waiting, for the rest).
 const RECV_PER_TURN: usize = 4096;
 
-/// The socket receive buffer the relay asks for: room for thousands of
-/// small datagrams, so a flood is read and refused by the rate limit instead
-/// of making the kernel drop honest datagrams (see `sys::enlarge_receive_buffer`).
-const SOCKET_RECEIVE_BUFFER: usize = 4 << 20;
+/// Datagrams the room may queue in [`Outputs`] before they are sent, even in
+/// the middle of a batch: every join or chat queues one per member, so a
+/// batch of them in a room of 10,000 would otherwise queue hundreds of
+/// thousands (48 bytes each) and keep that capacity.
+const DISPATCH_AT: usize = 1024;
+
+/// Capacity kept by the output and send-queue buffers once sent: beyond it
+/// they are shrunk, so one burst does not hold its peak memory forever.
+const KEEP_CAPACITY: usize = 4096;
 
 /// How long shutdown waits for a full send buffer to drain before giving up.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -56,7 +66,24 @@ pub struct Settings {
     pub send_queue: usize,
     /// How often to log statistics, if at all.
     pub stats_interval: Option<Duration>,
+    /// Receive buffer to ask the kernel for, bytes (0 = keep the system's default).
+    pub recv_buffer: usize,
 }
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            send_queue: 4096,
+            stats_interval: None,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+}
+
+/// The receive buffer asked for by default: 8 MiB, some ten thousand small
+/// datagrams, so a flood cannot fill it while the relay is descheduled for
+/// a few milliseconds (see [`sys::set_receive_buffer`]).
+pub const DEFAULT_RECV_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Why the event loop could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +121,9 @@ pub struct ShellStats {
     pub send_errors: u64,
     /// ICMP port-unreachable reports read from the error queue.
     pub unreachable_reports: u64,
+    /// Most datagrams the room had queued at one dispatch (memory: 48
+    /// bytes each; bounded by [`DISPATCH_AT`] plus one fan-out).
+    pub peak_outputs: usize,
 }
 
 /// A bound relay, ready to [`run`](Server::run).
@@ -104,7 +134,10 @@ pub struct Server {
     room: Room,
     lang: Lang,
     out: Outputs,
+    #[cfg(not(target_os = "linux"))]
     buf: Box<[u8]>,
+    #[cfg(target_os = "linux")]
+    inbox: sys::BatchReceiver,
     queue: VecDeque<Transmit>,
     queue_limit: usize,
     writable_interest: bool,
@@ -140,14 +173,26 @@ impl Server {
         let local_addr = socket
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        match sys::enlarge_receive_buffer(&socket, SOCKET_RECEIVE_BUFFER) {
-            Ok(bytes) => log::debug!("socket receive buffer: {bytes} bytes"),
-            Err(e) => log::warn!(
-                "cannot enlarge the socket receive buffer ({e}); a flood may crowd out honest datagrams"
-            ),
-        }
         if let Err(e) = sys::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
             log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
+        }
+        if settings.recv_buffer > 0 {
+            match sys::set_receive_buffer(&socket, settings.recv_buffer) {
+                Ok(got) if got.bytes >= settings.recv_buffer => {
+                    log::info!("receive buffer: {} bytes", got.bytes)
+                }
+                Ok(got) => log::warn!(
+                    "receive buffer: {} bytes of the {} asked for{}; a flood may crowd out honest datagrams",
+                    got.bytes,
+                    settings.recv_buffer,
+                    if got.forced {
+                        ""
+                    } else {
+                        " (capped by net.core.rmem_max; run as root or raise it with sysctl)"
+                    }
+                ),
+                Err(e) => log::warn!("cannot set the receive buffer ({e}); the system's default stays"),
+            }
         }
         let poll = Poll::new().map_err(io_error("creating the event loop"))?;
         poll.registry()
@@ -177,7 +222,10 @@ impl Server {
             room: Room::new(config, random_key(), now),
             lang,
             out: Outputs::default(),
+            #[cfg(not(target_os = "linux"))]
             buf: vec![0; RECV_BUFFER].into_boxed_slice(),
+            #[cfg(target_os = "linux")]
+            inbox: sys::BatchReceiver::default(),
             queue: VecDeque::new(),
             queue_limit: settings.send_queue.max(1),
             writable_interest: false,
@@ -304,36 +352,24 @@ impl Server {
     }
 
     /// Reads until `WouldBlock` (or [`RECV_PER_TURN`] datagrams), feeding
-    /// the room.
+    /// the room and sending its answers after every batch.
     fn receive(&mut self) {
-        let mut now = Instant::now();
-        let mut batch = 0;
         let mut total = 0;
         // Consecutive errors with nothing read in between: bounded so a
         // socket in a persistent error state cannot spin the loop.
         let mut errors = 0;
-        loop {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
+        while total < RECV_PER_TURN {
+            match self.receive_batch() {
+                Ok(n) => {
                     errors = 0;
-                    self.room
-                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
-                    batch += 1;
-                    total += 1;
-                    if batch == RECV_BATCH {
-                        batch = 0;
-                        self.dispatch();
-                        now = Instant::now();
-                        if total >= RECV_PER_TURN {
-                            return; // `readable` stays set: back soon
-                        }
-                    }
+                    total += n;
+                    self.dispatch();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // ConnectionReset (Windows) or, with IP_RECVERR, the
                     // pending ICMP error of an earlier send (Linux): not this
@@ -351,7 +387,48 @@ impl Server {
                 }
             }
         }
+        // Past RECV_PER_TURN `readable` stays set: the loop comes back at
+        // once, after timers, the console and signals had their turn.
         self.dispatch();
+    }
+
+    /// Reads one batch of datagrams with `recvmmsg` and hands each to the
+    /// room. Returns how many were read, or the error of the first read.
+    #[cfg(target_os = "linux")]
+    fn receive_batch(&mut self) -> io::Result<usize> {
+        let n = self.inbox.receive(&self.socket)?;
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some((from, bytes)) = self.inbox.datagram(i) {
+                self.room.handle_datagram(now, from, bytes, &mut self.out);
+            }
+            self.dispatch_if_large();
+        }
+        Ok(n)
+    }
+
+    /// Reads up to [`RECV_BATCH`] datagrams one `recv_from` at a time and
+    /// hands each to the room. Returns how many were read, or the error of
+    /// the first read.
+    #[cfg(not(target_os = "linux"))]
+    fn receive_batch(&mut self) -> io::Result<usize> {
+        let now = Instant::now();
+        let mut n = 0;
+        while n < RECV_BATCH {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    self.room
+                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
+                    n += 1;
+                    self.dispatch_if_large();
+                }
+                Err(e) if n == 0 => return Err(e),
+                // The next call reports it (WouldBlock) or it was a stray
+                // ConnectionReset: either way this batch is done.
+                Err(_) => break,
+            }
+        }
+        Ok(n)
     }
 
     fn console_commands(&mut self, now: Instant) {
@@ -397,16 +474,27 @@ impl Server {
         }
     }
 
+    /// Dispatches now if the room has queued [`DISPATCH_AT`] datagrams.
+    fn dispatch_if_large(&mut self) {
+        if self.out.transmits.len() >= DISPATCH_AT {
+            self.dispatch();
+        }
+    }
+
     /// Logs and records the room's events, then sends its datagrams.
     fn dispatch(&mut self) {
         // Taken out so the handlers below may borrow `self`; put back with
-        // its capacity so the buffers are reused, not reallocated.
+        // its capacity so the buffers are reused, not reallocated (unless
+        // a burst left them oversized).
         let mut out = std::mem::take(&mut self.out);
+        self.stats.peak_outputs = self.stats.peak_outputs.max(out.transmits.len());
         for event in out.events.drain(..) {
             self.record(event);
         }
         self.send_all(&mut out.transmits);
         out.clear();
+        out.transmits.shrink_to(KEEP_CAPACITY);
+        out.events.shrink_to(KEEP_CAPACITY);
         self.out = out;
         if !self.queue.is_empty() && !self.writable_interest {
             self.set_writable_interest(true);
@@ -559,6 +647,7 @@ impl Server {
                 return;
             }
         }
+        self.queue.shrink_to(KEEP_CAPACITY);
         if self.writable_interest {
             self.set_writable_interest(false);
         }
@@ -606,6 +695,7 @@ impl Server {
             for addr in &addrs {
                 log::debug!("ICMP port unreachable from {addr}");
                 self.room.handle_unreachable(now, *addr, &mut self.out);
+                self.dispatch_if_large();
             }
             self.dispatch();
         }
@@ -615,7 +705,7 @@ impl Server {
         let room = self.room.stats();
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
-             sent {}, send errors {}, send-queue drops {} (queued {}); unreachable reports {}",
+             sent {}, send errors {}, send-queue drops {} (queued {}, peak batch {}); unreachable reports {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,
@@ -626,6 +716,7 @@ impl Server {
             self.stats.send_errors,
             self.stats.queue_drops,
             self.queue.len(),
+            self.stats.peak_outputs,
             self.stats.unreachable_reports,
         );
     }
@@ -817,7 +908,7 @@ mod tests {
     fn full_send_queue_drops_the_newest_counts_them_and_flushes_in_order() {
         let settings = Settings {
             send_queue: 3,
-            stats_interval: None,
+            ..Settings::default()
         };
         let addr = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::bind(addr, Config::default(), settings, None).unwrap();
@@ -846,6 +937,79 @@ mod tests {
             let n = target.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[want]);
         }
+    }
+
+    #[test]
+    fn a_burst_far_beyond_the_default_receive_buffer_is_read_whole() {
+        // 3,000 datagrams queued before the relay reads any: the system's
+        // default buffer (about 208 KiB) holds a few hundred of them; the
+        // relay's must hold them all, and the honest join behind them.
+        const BURST: usize = 3_000;
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
+        let relay = server.local_addr();
+        let flooder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..BURST {
+            flooder
+                .send_to(format!("M nobody flood {i}").as_bytes(), relay)
+                .unwrap();
+        }
+        let honest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        honest.send_to(b"N alice", relay).unwrap();
+        server.readable = true;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.readable && Instant::now() < deadline {
+            server.receive();
+        }
+        assert_eq!(server.room.stats().datagrams_in, BURST as u64 + 1);
+        assert_eq!(server.room.member_count(), 1);
+        honest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = honest.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"OK");
+    }
+
+    #[test]
+    fn a_burst_of_chats_is_sent_in_bounded_pieces() {
+        // 64 chats queued at once in a room of 150: 9,600 datagrams to send.
+        // They must leave in pieces of about DISPATCH_AT, not pile up.
+        const MEMBERS: usize = 150;
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
+        let relay = server.local_addr();
+        let members: Vec<std::net::UdpSocket> = (0..MEMBERS)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let drain = |server: &mut Server| {
+            server.readable = true;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while server.readable && Instant::now() < deadline {
+                server.receive();
+            }
+        };
+        for (i, m) in members.iter().enumerate() {
+            m.send_to(format!("N m{i}").as_bytes(), relay).unwrap();
+            if i % 16 == 15 {
+                drain(&mut server);
+            }
+        }
+        drain(&mut server);
+        assert_eq!(server.room.member_count(), MEMBERS);
+        let before = server.stats.sent;
+        for (i, m) in members.iter().take(64).enumerate() {
+            m.send_to(format!("M m{i} hello").as_bytes(), relay)
+                .unwrap();
+        }
+        drain(&mut server);
+        assert_eq!(server.stats.sent - before, 64 * MEMBERS as u64);
+        assert!(
+            server.stats.peak_outputs < DISPATCH_AT + MEMBERS + 8,
+            "{} datagrams queued at once",
+            server.stats.peak_outputs
+        );
+        assert!(server.out.transmits.capacity() <= KEEP_CAPACITY);
     }
 
     #[test]

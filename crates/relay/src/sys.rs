@@ -1,6 +1,8 @@
 //! Operating-system specifics that neither std nor mio wrap: learning that a
 //! client's port is unreachable (Linux `IP_RECVERR` and the socket error
-//! queue), and sending a fan-out in one system call (Linux `sendmmsg`).
+//! queue), a large receive buffer (`SO_RCVBUF`, Linux `SO_RCVBUFFORCE`),
+//! and sending a fan-out or draining the socket in one system call (Linux
+//! `sendmmsg` and `recvmmsg`).
 //!
 //! Why: an unconnected UDP socket hears nothing about the ICMP "port
 //! unreachable" a closed client's host sends back, unless `IP_RECVERR` is on;
@@ -39,48 +41,7 @@ pub fn enable_unreachable_reports<S>(_socket: &S, _ipv6: bool) -> io::Result<()>
     Ok(())
 }
 
-/// Asks for a receive buffer of `bytes` (Linux: `SO_RCVBUFFORCE`, which
-/// root may use beyond `net.core.rmem_max`, else `SO_RCVBUF`, which the
-/// kernel caps there) and returns the size the kernel granted.
-///
-/// Why: the default (about 208 KiB, a few hundred small datagrams) fills
-/// whenever a flood keeps the relay busy for a couple of milliseconds, and
-/// then the kernel drops honest datagrams before the relay ever sees them,
-/// so the per-address rate limit cannot protect anyone. With room for
-/// thousands of datagrams, the relay reads the flood and refuses its excess
-/// cheaply (the rate limit comes first) while honest datagrams wait their turn.
-#[cfg(target_os = "linux")]
-pub fn enlarge_receive_buffer(socket: &impl RawSocket, bytes: usize) -> io::Result<usize> {
-    let fd = socket.as_raw_fd();
-    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    if set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want).is_err() {
-        set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, want)?;
-    }
-    let mut got: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `got` and `len` are live and `len` is the exact size of `got`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut got as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(got).unwrap_or(0))
-}
-
-/// Not Linux: the default buffer stays.
-#[cfg(not(target_os = "linux"))]
-pub fn enlarge_receive_buffer<S>(_socket: &S, _bytes: usize) -> io::Result<usize> {
-    Ok(0)
-}
-
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 fn set_int_option(
     fd: libc::c_int,
     level: libc::c_int,
@@ -99,6 +60,83 @@ fn set_int_option(
     };
     if rc == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The receive buffer the kernel granted, as [`set_receive_buffer`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveBuffer {
+    /// Bytes of datagram data the buffer holds (Linux reports twice this,
+    /// counting its bookkeeping; this is the figure comparable to the request).
+    pub bytes: usize,
+    /// Whether `SO_RCVBUFFORCE` was allowed (root or `CAP_NET_ADMIN`), so
+    /// `net.core.rmem_max` did not cap the size.
+    pub forced: bool,
+}
+
+/// Asks for a receive buffer of `bytes`: with `SO_RCVBUFFORCE` where
+/// permitted (it ignores `net.core.rmem_max`), else `SO_RCVBUF`, which the
+/// kernel caps at `net.core.rmem_max`. Returns what the kernel granted.
+///
+/// Why: under a flood the socket's buffer is the only thing between the
+/// kernel and honest members' datagrams. The default (about 208 KiB, a few
+/// hundred small datagrams) fills whenever the relay is descheduled for a
+/// couple of milliseconds, and then the kernel drops whatever arrives,
+/// honest or not, before the rate limit ever sees it.
+#[cfg(unix)]
+pub fn set_receive_buffer(
+    socket: &impl std::os::fd::AsRawFd,
+    bytes: usize,
+) -> io::Result<ReceiveBuffer> {
+    let fd = socket.as_raw_fd();
+    // The kernel doubles the value; keep the doubled one within an int.
+    let value = libc::c_int::try_from(bytes)
+        .unwrap_or(libc::c_int::MAX)
+        .min(libc::c_int::MAX / 2);
+    #[cfg(target_os = "linux")]
+    let forced = set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, value).is_ok();
+    #[cfg(not(target_os = "linux"))]
+    let forced = false;
+    if !forced {
+        set_int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, value)?;
+    }
+    let granted = usize::try_from(int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?).unwrap_or(0);
+    // Linux reports the doubled value (see socket(7)).
+    let bytes = if cfg!(target_os = "linux") {
+        granted / 2
+    } else {
+        granted
+    };
+    Ok(ReceiveBuffer { bytes, forced })
+}
+
+/// Not Unix: the operating system's default buffer stays.
+#[cfg(not(unix))]
+pub fn set_receive_buffer<S>(_socket: &S, _bytes: usize) -> io::Result<ReceiveBuffer> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "setting the receive buffer is implemented for Unix only",
+    ))
+}
+
+#[cfg(unix)]
+fn int_option(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals and `len` is value's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
     } else {
         Err(io::Error::last_os_error())
     }
@@ -311,6 +349,106 @@ impl BatchSender {
     }
 }
 
+/// Receives many datagrams per system call with `recvmmsg` (Linux only).
+///
+/// Under a flood the socket must be drained faster than one address can
+/// fill it; one `recvmmsg` per [`BatchReceiver::SLOTS`] datagrams instead
+/// of one `recvfrom` each cuts the per-datagram system-call cost. Each slot
+/// holds [`BatchReceiver::SLOT_BYTES`], twice the protocol's largest
+/// datagram: a longer one arrives cut to that size (and flagged), which the
+/// room refuses as too long exactly as it would the whole one, so the
+/// buffers stay as small as the single 64 KiB one they replace.
+#[cfg(target_os = "linux")]
+pub struct BatchReceiver {
+    data: Box<[u8]>,
+    names: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    received: usize,
+}
+
+#[cfg(target_os = "linux")]
+impl Default for BatchReceiver {
+    fn default() -> Self {
+        BatchReceiver {
+            data: vec![0; Self::SLOTS * Self::SLOT_BYTES].into_boxed_slice(),
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            names: vec![unsafe { std::mem::zeroed() }; Self::SLOTS],
+            iovecs: Vec::with_capacity(Self::SLOTS),
+            headers: Vec::with_capacity(Self::SLOTS),
+            received: 0,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl BatchReceiver {
+    /// Most datagrams per call.
+    pub const SLOTS: usize = 32;
+    /// Bytes kept of each datagram.
+    pub const SLOT_BYTES: usize = 2 * udpchat_proto::MAX_DATAGRAM;
+
+    /// Reads up to [`SLOTS`](Self::SLOTS) datagrams without blocking.
+    /// Returns how many arrived (at least one), or the error of the first
+    /// read (`WouldBlock` when the socket is empty). Read them with
+    /// [`datagram`](Self::datagram).
+    pub fn receive(&mut self, socket: &impl RawSocket) -> io::Result<usize> {
+        self.received = 0;
+        self.iovecs.clear();
+        self.headers.clear();
+        for slot in self.data.chunks_exact_mut(Self::SLOT_BYTES) {
+            self.iovecs.push(libc::iovec {
+                iov_base: slot.as_mut_ptr().cast(),
+                iov_len: slot.len(),
+            });
+        }
+        // Pointers are taken after every push (capacity is SLOTS anyway).
+        for i in 0..Self::SLOTS {
+            // SAFETY: all-zero is a valid msghdr; the fields set below point
+            // into self.names/self.iovecs, which outlive the call.
+            let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+            header.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_iov = &mut self.iovecs[i];
+            header.msg_iovlen = 1;
+            self.headers.push(libc::mmsghdr {
+                msg_hdr: header,
+                msg_len: 0,
+            });
+        }
+        // SAFETY: `headers` holds SLOTS initialised mmsghdr whose pointers
+        // are valid, writable buffers of the stated lengths for the call.
+        let rc = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                Self::SLOTS as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.received = (rc as usize).min(Self::SLOTS);
+        Ok(self.received)
+    }
+
+    /// The `i`-th datagram of the last [`receive`](Self::receive): its
+    /// source and bytes (cut to [`SLOT_BYTES`](Self::SLOT_BYTES) if it was
+    /// longer). `None` past the end or for a source that is not IPv4/IPv6.
+    pub fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+        if i >= self.received {
+            return None;
+        }
+        let header = &self.headers[i];
+        let from = sockaddr_to_std(&self.names[i], header.msg_hdr.msg_namelen)?;
+        let len = (header.msg_len as usize).min(Self::SLOT_BYTES);
+        let start = i * Self::SLOT_BYTES;
+        Some((from, &self.data[start..start + len]))
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn sockaddr_from_std(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
@@ -384,6 +522,68 @@ mod tests {
             let (storage, len) = sockaddr_from_std(addr);
             assert_eq!(sockaddr_to_std(&storage, len), Some(addr));
         }
+    }
+
+    #[test]
+    fn receive_buffer_is_what_was_asked_or_the_system_cap() {
+        use std::os::fd::AsRawFd;
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let default = int_option(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap();
+        let asked = 8 * 1024 * 1024;
+        assert!(asked > default as usize, "the default is already {default}");
+        let got = set_receive_buffer(&socket, asked).unwrap();
+        if got.forced {
+            assert_eq!(got.bytes, asked);
+        } else {
+            let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(got.bytes, asked.min(max));
+        }
+    }
+
+    #[test]
+    fn batch_receive_reads_many_in_order_and_cuts_long_ones() {
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        relay.set_nonblocking(true).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = relay.local_addr().unwrap();
+        let mut sent = Vec::new();
+        for i in 0..50u8 {
+            let bytes = vec![b'a' + i % 26; 1 + usize::from(i) * 20];
+            a.send_to(&bytes, to).unwrap();
+            sent.push((a.local_addr().unwrap(), bytes));
+        }
+        a.send_to(&[b'z'; 5000], to).unwrap();
+        sent.push((
+            a.local_addr().unwrap(),
+            vec![b'z'; BatchReceiver::SLOT_BYTES],
+        ));
+        let mut inbox = BatchReceiver::default();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < sent.len() && Instant::now() < deadline {
+            match inbox.receive(&relay) {
+                Ok(n) => {
+                    assert!((1..=BatchReceiver::SLOTS).contains(&n));
+                    for i in 0..n {
+                        let (from, bytes) = inbox.datagram(i).unwrap();
+                        got.push((from, bytes.to_vec()));
+                    }
+                    assert!(inbox.datagram(n).is_none());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("recvmmsg: {e}"),
+            }
+        }
+        assert_eq!(got, sent);
+        assert!(got.last().unwrap().1.len() > udpchat_proto::MAX_DATAGRAM);
+        let e = inbox.receive(&relay).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
