@@ -270,7 +270,6 @@ fn lossy(seed: u64, drop: f64) -> ProxyConfig {
         // Long enough that a held datagram is usually overtaken by the
         // sender's next one (clients send a few per second).
         max_hold: Duration::from_millis(400),
-        ..ProxyConfig::default()
     }
 }
 
