@@ -39,18 +39,23 @@ def rel(path):
     return os.path.relpath(path, ROOT)
 
 
+PIN = {"on": False}  # --pin: relay on CPU 1, the benchmark's receiver on CPU 0
+
+
 class RelayProcess:
     """A relay child on 127.0.0.1:0; its first stdout line names the address."""
 
-    def __init__(self, kind, flags):
+    def __init__(self, kind, flags, pin=False):
         if kind == "ours":
             argv = [RELAY, "--bind", "127.0.0.1:0"] + flags
         else:
             argv = [sys.executable, PYRELAY, "--bind", "127.0.0.1:0"]
+        if pin:
+            argv = ["taskset", "-c", "1"] + argv
         self.kind = kind
         self.shown = " ".join(shlex.quote(rel(a) if a.startswith(ROOT) else a) for a in argv)
         if kind == "python":
-            self.shown = "python3 " + self.shown.split(" ", 1)[1]
+            self.shown = self.shown.replace(sys.executable, "python3")
         self.log = open(os.path.join(OUT_DIR, f"relay-{kind}.log"), "ab")
         self.proc = subprocess.Popen(
             argv,
@@ -109,10 +114,14 @@ def bench(args, relay=None, timeout=900):
 FAILURES = []  # (what, error) of runs that failed; the suite goes on without them
 
 
-def with_relay(kind, flags, args, timeout=900):
-    """One run against a fresh relay; None (and a note in FAILURES) if it fails."""
+def with_relay(kind, flags, args, timeout=900, pin=True):
+    """One run against a fresh relay; None (and a note in FAILURES) if it fails.
+    With --pin (and pin=True) the relay runs on CPU 1 and the benchmark on CPU 0."""
+    pin = pin and PIN["on"]
+    if pin:
+        args = list(args) + ["--cpu", 0]
     try:
-        relay = RelayProcess(kind, flags)
+        relay = RelayProcess(kind, flags, pin)
     except (OSError, RuntimeError) as e:
         FAILURES.append((f"starting the {kind} relay", str(e)))
         return None
@@ -160,10 +169,13 @@ def main():
     p.add_argument("--duration", type=float, default=3.0, help="seconds per throughput run")
     p.add_argument("--clients", default="10,100,1000,10000")
     p.add_argument("--skip-python", action="store_true")
+    p.add_argument("--pin", action="store_true",
+                   help="relay (or limit sender) on CPU 1, receiver on CPU 0; not in overload")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    p.add_argument("--one-join-from", type=int, default=5000,
+    p.add_argument("--one-join-from", type=int, default=1_000_000,
                    help="from this many members on, one relay run per size with --rounds REPS "
-                        "(a 10,000-member join costs ~50 million datagrams: minutes)")
+                        "(for relays whose joins are slow: announcing every join to every "
+                        "member makes 10,000 joins cost 50 million datagrams)")
     p.add_argument("--storm-clients", default="1000,10000",
                    help="member counts of the join-storm runs (join only, 64 joins at once)")
     p.add_argument("--only", default="limit,throughput,latency,overload,storm",
@@ -172,6 +184,7 @@ def main():
     if a.reps < 1:
         sys.exit("--reps must be at least 1")
     OUT_DIR = os.path.join(ROOT, "target", "bench")
+    PIN["on"] = a.pin
     os.makedirs(OUT_DIR, exist_ok=True)
     open(os.path.join(OUT_DIR, "results.jsonl"), "w").close()
     sizes = [int(c) for c in a.clients.split(",")]
@@ -190,7 +203,8 @@ def main():
                 for call in ("sendmmsg", "sendto"):
                     progress(f"rep {rep + 1}: limit C={c} {call}")
                     try:
-                        r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call])
+                        pin = ["--cpu", 0, "--sender-cpu", 1] if a.pin else []
+                        r = bench(["--limit", "-c", c, "-d", a.duration, "--send-call", call] + pin)
                     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
                         FAILURES.append((f"limit C={c} {call}", str(e).strip()))
                         r = None
@@ -231,7 +245,7 @@ def main():
                     progress(f"rep {rep + 1}: overload flooders={flooders} {kind}")
                     r = with_relay(kind, OURS_DEFAULT,
                                    ["-c", 100, "-s", 10, "--mode", "rate", "--rate", 20,
-                                    "-d", 5, "--flooders", flooders])
+                                    "-d", 5, "--flooders", flooders], pin=False)
                     keep(res["over"], (kind, flooders), r)
         if "storm" in only:
             for c in storm_sizes:
@@ -279,6 +293,11 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
       "(the fan-out line `nick: text` of a measured message is padded to 64 bytes, as the "
       "limit's datagram).")
     w("")
+    if a.pin:
+        w("Pinned (`--pin`): the relay (`taskset -c 1`) and the limit's sender thread on CPU 1, "
+          "the benchmark's receiving thread on CPU 0 (`--cpu 0`), so each side has one core; "
+          "the overload runs are not pinned.")
+        w("")
     w("The limit is one thread sending 64-byte datagrams round robin to C sockets as fast "
       "as it can (`--limit`, best of `sendmmsg` and `sendto`), received by the same receiver "
       "(epoll + recvmmsg) as the relay runs: a single-threaded relay cannot fan out faster.")
@@ -328,12 +347,15 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
             row += f" {loss_text(ours)} |"
             w(row)
         w("")
-        w(f"† C ≥ {a.one_join_from:,}: the {a.reps} runs are {a.reps} rounds after one join "
-          "(`--rounds`), each its own measurement.")
-        w("")
-        w("Limit by system call (median deliveries/s): " + "; ".join(
+        if any(r and r[0].get("_one_join") for r in res["thr"].values()):
+            w(f"† C ≥ {a.one_join_from:,}: the {a.reps} runs are {a.reps} rounds after one "
+              "join (`--rounds`), each its own measurement.")
+            w("")
+        w("Limit by system call (median deliveries/s; the least share of sent datagrams "
+          "received: below 100 % the receiver, not the sender, bounds the limit): " + "; ".join(
             f"C={c:,}: " + ", ".join(
                 f"{call} {statistics.median([r['deliveries_per_sec'] for r in res['limit'][(c, call)]]):,.0f}"
+                f" ({min(r['loss']['delivery_share'] for r in res['limit'][(c, call)]) * 100:.1f} % received)"
                 for call in ("sendmmsg", "sendto") if (c, call) in res["limit"])
             for c in sizes if any((c, k) in res["limit"] for k in ("sendmmsg", "sendto"))) + ".")
         w("")
@@ -407,13 +429,14 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
           "cost; bytes/member = (that − peak of the idle relay) / C) and again after the load. "
           "*Storm*: join-only runs with 64 joins outstanding at once (retrying lost ones), "
           "as when a class joins together. Join time: first join datagram to last answer. "
-          "Our relay announces every join to every member (`* nick joined`), so C joins "
-          "cost about C²/2 datagrams (50 million at C = 10,000); the Python relay announces "
-          "nothing.")
+          "Our relay announces joins (`* nick joined`) only while the room has at most "
+          "`--announce-limit` (default 200) members, so a join costs at most 200 datagrams; "
+          "the Python relay announces nothing.")
         w("")
-        w(f"From {a.one_join_from:,} members on, each join is measured once (one relay run; "
-          "its closed-loop figures above are that run's rounds), as it takes minutes.")
-        w("")
+        if any(r and r[0].get("_one_join") for r in res["thr"].values()):
+            w(f"From {a.one_join_from:,} members on, each join is measured once (one relay "
+              "run; its closed-loop figures above are that run's rounds).")
+            w("")
         w("| C | relay | joins | runs | idle peak RSS KiB | peak RSS joined KiB | bytes/member | peak RSS after load KiB | join time s | joins/s |")
         w("|---|---|---|---|---|---|---|---|---|---|")
         rows = []

@@ -102,6 +102,10 @@ pub struct Cli {
     /// Measure the loopback limit instead of a relay (no relay needed).
     #[arg(long)]
     pub limit: bool,
+    /// `--limit`: 0 sends as fast as the kernel takes datagrams; W > 0 keeps
+    /// at most W rounds of C datagrams unreceived, like a relay in closed loop.
+    #[arg(long, default_value_t = 0)]
+    pub limit_window: u64,
     /// The limit sender's system call.
     #[arg(long, value_enum, default_value_t = limit::SendCall::Sendmmsg)]
     pub send_call: limit::SendCall,
@@ -214,6 +218,7 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
     if cli.limit {
         return limit::run(limit::LimitOptions {
             sender_cpu: cli.sender_cpu,
+            window: cli.limit_window,
             clients: cli.clients,
             duration,
             send_call: cli.send_call,

@@ -5,6 +5,8 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,10 @@ pub struct LimitOptions {
     pub progress: bool,
     /// Pin the sending thread to this CPU.
     pub sender_cpu: Option<usize>,
+    /// 0: send as fast as the kernel takes datagrams. W > 0: like a relay
+    /// driven in closed loop, at most W rounds of C datagrams not yet
+    /// received (the sender waits for the receiver).
+    pub window: u64,
 }
 
 /// The fixed datagram: 64 bytes, as long as the relay's measured lines.
@@ -81,13 +87,18 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
     let start = Instant::now();
     let end = start + opts.duration;
     let (max, call, cpu) = (opts.max_datagrams, opts.send_call, opts.sender_cpu);
+    let received = Arc::new(AtomicU64::new(0));
+    let flow = Flow {
+        received: Arc::clone(&received),
+        budget: opts.window.saturating_mul(opts.clients as u64),
+    };
     let sender_thread = thread::Builder::new()
         .name("limit-sender".into())
         .spawn(move || {
             if cpu.is_some() {
                 sys::pin_current_thread(cpu)?;
             }
-            send(&sender, &dests, call, max, end)
+            send(&sender, &dests, call, max, end, &flow)
         })
         .map_err(BenchError::io("starting the sender thread"))?;
 
@@ -98,6 +109,7 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
         delivered: 0,
         last: start,
         unexpected: 0,
+        received,
     };
     let mut last_progress = start;
     while Instant::now() < end {
@@ -143,7 +155,7 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
         clients: opts.clients,
         senders: 1,
         flooders: 0,
-        window: None,
+        window: (opts.window > 0).then_some(opts.window as usize),
         rate_per_sec: None,
         duration_s: opts.duration.as_secs_f64(),
         elapsed_s: elapsed,
@@ -183,6 +195,7 @@ struct Receiver {
     delivered: u64,
     last: Instant,
     unexpected: u64,
+    received: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -208,8 +221,40 @@ impl Receiver {
                     _ => self.unexpected += 1,
                 }
             }
+            self.received.store(self.delivered, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// Closed-loop flow control of the limit sender.
+struct Flow {
+    /// Datagrams the receiver has counted so far.
+    received: Arc<AtomicU64>,
+    /// Datagrams allowed on their way (0 = no limit).
+    budget: u64,
+}
+
+impl Flow {
+    /// Waits until `n` more datagrams may be sent after `sent`; false if
+    /// `end` passed first.
+    fn wait(&self, sent: u64, n: u64, end: Instant) -> bool {
+        if self.budget == 0 {
+            return true;
+        }
+        let mut spins = 0u32;
+        while sent + n > self.received.load(Ordering::Relaxed) + self.budget {
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                if Instant::now() >= end {
+                    return false;
+                }
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        true
     }
 }
 
@@ -220,6 +265,7 @@ fn send(
     call: SendCall,
     max: u64,
     end: Instant,
+    flow: &Flow,
 ) -> std::io::Result<(u64, f64)> {
     let start = Instant::now();
     let fd = socket.as_raw_fd();
@@ -233,6 +279,9 @@ fn send(
         match call {
             SendCall::Sendto => {
                 for _ in 0..sys::BATCH {
+                    if !flow.wait(sent, 1, end) {
+                        break 'outer;
+                    }
                     if sys::send_to(fd, DATAGRAM, &dests[next])? {
                         sent += 1;
                         next = (next + 1) % dests.len();
@@ -244,6 +293,9 @@ fn send(
             }
             SendCall::Sendmmsg => {
                 let n = (max - sent).min(sys::BATCH as u64) as usize;
+                if !flow.wait(sent, n as u64, end) {
+                    break 'outer;
+                }
                 let k = sys::send_batch(fd, &batch[..n], Some((dests, next)))?;
                 sent += k as u64;
                 next = (next + k) % dests.len();

@@ -896,3 +896,119 @@ fn flood(
     }
     (next, start.elapsed().as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(clients: usize) -> State {
+        let epoch = Instant::now();
+        let relay: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        State {
+            epoch,
+            dialect: Dialect::Classic,
+            clients: (0..clients)
+                .map(|i| Client {
+                    socket: sys::client_socket(relay, 1 << 16).unwrap(),
+                    nick: format!("t{i}"),
+                    state: JoinState::Waiting,
+                    attempts: 1,
+                    next_retry: epoch,
+                    last_send: epoch,
+                })
+                .collect(),
+            members: clients as u32,
+            buf: Vec::new(),
+            joined: 0,
+            join_refused: None,
+            last_join: None,
+            round_base: 0,
+            copies: Vec::new(),
+            settled: Vec::new(),
+            in_flight: 0,
+            delivered: 0,
+            duplicates: 0,
+            hist: Histogram::new(),
+            first_send: None,
+            last_delivery: None,
+            flood_seen: vec![0; 4],
+            flood_accepted: 0,
+            other: 0,
+            errors: BTreeMap::new(),
+            datagrams: 0,
+            last_datagram: epoch,
+            refused: 0,
+        }
+    }
+
+    fn line(id: u64, tag: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::chat(&mut out, "t0", tag, id, 1_000, 64);
+        // What the relay fans out: "t0: <text>".
+        let text = out[5..].to_vec();
+        [b"t0: ".as_slice(), &text].concat()
+    }
+
+    fn sent(st: &mut State, n: u64) {
+        for _ in 0..n {
+            st.copies.push(0);
+            st.settled.push(false);
+            st.in_flight += 1;
+        }
+    }
+
+    #[test]
+    fn a_message_settles_when_every_member_has_it() {
+        let mut st = state(3);
+        sent(&mut st, 2);
+        let now = Instant::now();
+        for member in 0..3 {
+            st.handle(member, &line(1, TAG_MEASURED), now, 5_000);
+        }
+        assert_eq!(st.delivered, 3);
+        assert_eq!(st.in_flight, 1, "message 1 settled, message 0 not");
+        assert_eq!(st.copies, vec![0, 3]);
+        assert_eq!(st.hist.quantiles().max_us, 4.0);
+        st.handle(0, &line(1, TAG_MEASURED), now, 5_000);
+        assert_eq!(st.duplicates, 1);
+        assert_eq!(st.delivered, 3);
+    }
+
+    #[test]
+    fn copies_of_unknown_or_earlier_round_ids_are_not_deliveries() {
+        let mut st = state(2);
+        sent(&mut st, 2);
+        st.round_base = 1;
+        let now = Instant::now();
+        st.handle(0, &line(0, TAG_MEASURED), now, 5_000);
+        st.handle(0, &line(7, TAG_MEASURED), now, 5_000);
+        assert_eq!(st.delivered, 0);
+        assert_eq!(st.other, 2);
+    }
+
+    #[test]
+    fn flood_copies_count_each_accepted_message_once() {
+        let mut st = state(2);
+        let now = Instant::now();
+        for member in 0..2 {
+            st.handle(member, &line(5, TAG_FLOOD), now, 5_000);
+            st.handle(member, &line(6, TAG_FLOOD), now, 5_000);
+        }
+        assert_eq!(st.flood_accepted, 2);
+        assert_eq!(st.delivered, 0);
+    }
+
+    #[test]
+    fn join_answers_and_refusals() {
+        let mut st = state(3);
+        let now = Instant::now();
+        st.handle(0, b"OK", now, 0);
+        st.handle(0, b"OK", now, 0);
+        assert_eq!(st.joined, 1, "a repeated OK counts once");
+        st.handle(1, b"ERROR rate-limited: slow down", now, 0);
+        assert!(st.join_refused.is_none(), "rate-limited joins are retried");
+        st.handle(2, b"ERROR room-full: the room is full", now, 0);
+        assert_eq!(st.join_refused, Some(("t2".into(), "room-full".into())));
+        assert_eq!(st.errors.get("rate-limited"), Some(&1));
+    }
+}

@@ -26,7 +26,8 @@ pub struct Report {
     pub senders: usize,
     /// Extra members that flood.
     pub flooders: usize,
-    /// Closed loop: messages in flight at most.
+    /// Closed loop: messages in flight at most (`limit`: rounds of C
+    /// datagrams not yet received, with --limit-window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
     /// Fixed-rate mode: aggregate messages per second asked for.

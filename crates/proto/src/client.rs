@@ -7,7 +7,7 @@ use crate::{Cookie, Nick, ParseError, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN};
 ///
 /// The classic dialect is `Join`, `Chat` and `Quit`; `Who`, `Private`,
 /// `Ping` and `Rename` are extensions both dialects may use; the rest belong
-/// to the structured dialect.
+/// to the structured dialect (whose clients chat with `Say`, not `Chat`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientMsg {
     /// `N <nick>`: join in the classic dialect.
@@ -54,6 +54,18 @@ pub enum ClientMsg {
         /// The recipient.
         to: Nick,
         /// The message.
+        text: Text,
+    },
+    /// `SAY <id> <text>`: say `text` to the room as the nickname the sending
+    /// address holds. The client retransmits until its own `CHAT` event
+    /// comes back, and the relay relays each `id` once, so a datagram the
+    /// network duplicates, or a retransmission whose echo was lost, is not
+    /// relayed twice.
+    Say {
+        /// Chosen by the client, unique among its recent `SAY` and `PMSG`
+        /// ids.
+        id: u64,
+        /// The message, kept exactly.
         text: Text,
     },
     /// `ACK <pid>`: the client received `PRIVATE <pid> ...`.
@@ -151,6 +163,14 @@ impl ClientMsg {
                     text: f.text("message")?,
                 }
             }
+            "SAY" => {
+                let mut f = Fields::new("SAY", rest);
+                let id = f.number("id")?;
+                ClientMsg::Say {
+                    id,
+                    text: f.text("message")?,
+                }
+            }
             "ACK" => {
                 let mut f = Fields::new("ACK", rest);
                 let pid = f.number("pid")?;
@@ -200,6 +220,7 @@ impl ClientMsg {
                 s
             }
             ClientMsg::PrivateReliable { id, to, text } => format!("PMSG {id} {to} {text}"),
+            ClientMsg::Say { id, text } => format!("SAY {id} {text}"),
             ClientMsg::Ack(pid) => format!("ACK {pid}"),
             ClientMsg::Resend { from, to } => format!("RESEND {from} {to}"),
         };
@@ -319,6 +340,57 @@ mod tests {
         assert_eq!(
             ClientMsg::parse(&huge),
             Err(ParseError::TooLong(MAX_DATAGRAM + 1))
+        );
+    }
+
+    #[test]
+    fn say_parses_and_keeps_its_text_exactly() {
+        let msg = ClientMsg::parse(b"SAY 7  two leading, trailing  \r\n").unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::Say {
+                id: 7,
+                text: Text::new(" two leading, trailing  ").unwrap()
+            }
+        );
+        assert_eq!(msg.encode(), b"SAY 7  two leading, trailing  ");
+        assert_eq!(msg.claimed_nick(), None);
+        let max = format!("SAY {} 你好", u64::MAX);
+        assert!(ClientMsg::parse(max.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn say_errors() {
+        assert_eq!(
+            ClientMsg::parse(b"SAY"),
+            Err(ParseError::MissingField {
+                verb: "SAY",
+                field: "id"
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SAY 1"),
+            Err(ParseError::MissingField {
+                verb: "SAY",
+                field: "message"
+            })
+        );
+        assert_eq!(ClientMsg::parse(b"SAY 1 "), Err(ParseError::TextEmpty));
+        assert_eq!(
+            ClientMsg::parse(b"SAY 01 hi"),
+            Err(ParseError::BadNumber("id"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SAY alice hi"),
+            Err(ParseError::BadNumber("id"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SAY 18446744073709551616 hi"),
+            Err(ParseError::BadNumber("id"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SAY 1 a\x07"),
+            Err(ParseError::ControlChar(0x07))
         );
     }
 

@@ -149,6 +149,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             to,
             text
         }),
+        (number(), text()).prop_map(|(id, text)| ClientMsg::Say { id, text }),
         number().prop_map(ClientMsg::Ack),
         (number(), number()).prop_map(|(from, to)| ClientMsg::Resend { from, to }),
     ]
@@ -216,8 +217,8 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
 /// sometimes valid and sometimes junk, so the parsers are driven deep.
 fn verb_and_junk() -> impl Strategy<Value = Vec<u8>> {
     let verb = select(vec![
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND", "COOKIE",
-        "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE", "n", "",
+        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND",
+        "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE", "n", "",
     ]);
     let field = prop_oneof![
         select(vec![

@@ -77,6 +77,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub history_on_join: u32,
 
+    /// Announce joins and leaves ("* alice joined") only while the room holds at most N members,
+    /// the joiner or leaver counted (0 = never). Each announcement goes to every member, so C
+    /// joins cost C²/2 datagrams; above N they are only logged and written to the transcript
+    /// (with "-" for a sequence number). Members still list the room with WHO.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub announce_limit: u32,
+
     /// Datagrams held while the socket's send buffer is full; beyond this they are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
@@ -128,6 +135,7 @@ impl Args {
             rate_per_sec: self.rate_per_sec,
             history: self.history as usize,
             history_on_join: self.history_on_join as usize,
+            announce_limit: self.announce_limit as usize,
             ..Config::default()
         }
     }
@@ -217,6 +225,7 @@ mod tests {
         assert_eq!(config.lang, Lang::En);
         assert_eq!((config.rate_burst, config.rate_per_sec), (20, 5));
         assert_eq!((config.history, config.history_on_join), (1024, 20));
+        assert_eq!(config.announce_limit, 200);
         assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));
         assert_eq!(args.recv_buffer, 8 * 1024 * 1024);
     }

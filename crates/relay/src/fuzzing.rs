@@ -18,17 +18,20 @@
 //!   members get datagrams that parse as `RelayMsg`;
 //! - nothing is sent to an address that is neither the sender nor a member;
 //!   a `COOKIE` answer is never larger than its request;
+//! - a member's `SAY` is relayed exactly once per id, and a `PMSG`
+//!   delivered at most once per id, within the room's window of 64 recent
+//!   ids (checked against a model of that window);
 //! - room events are numbered 1, 2, 3, ... without gaps; resends and history
 //!   replays only carry events the bounded history can still hold; the
 //!   datagrams one step produces are bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use udpchat_proto::{
-    check_text_char, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, MAX_DATAGRAM,
+    check_text_char, ClientMsg, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, MAX_DATAGRAM,
 };
 
 use crate::{Config, Dialect, Event, Outputs, Room};
@@ -51,6 +54,8 @@ pub fn config() -> Config {
         stranger_replies_per_sec: 100,
         history: 16,
         history_on_join: 4,
+        // Below max_clients, so both sides of the limit are reached.
+        announce_limit: 3,
     }
 }
 
@@ -210,6 +215,8 @@ pub enum Payload {
     Raw(Vec<u8>),
     /// A verb and raw bytes after it.
     VerbThenRaw(u8, Vec<u8>),
+    /// `SAY <id> <text>`
+    Say(Number, TextField, Ending),
 }
 
 /// One thing that happens to the room.
@@ -257,6 +264,8 @@ pub struct Harness {
     last_seq: u64,
     /// The last cookie sent to each source.
     cookies: HashMap<SocketAddr, String>,
+    /// Model of each member's window of recent `SAY`/`PMSG` ids.
+    recent_ids: HashMap<SocketAddr, VecDeque<u64>>,
 }
 
 impl Default for Harness {
@@ -277,6 +286,7 @@ impl Harness {
             out: Outputs::default(),
             last_seq: 0,
             cookies: HashMap::new(),
+            recent_ids: HashMap::new(),
         }
     }
 
@@ -316,6 +326,7 @@ impl Harness {
     /// Applies one step and checks every invariant.
     pub fn step(&mut self, step: &Step) {
         let before = self.members();
+        let rate_limited_before = self.room.stats().rate_limited;
         self.out.clear();
         let mut sender = None;
         let mut request = Vec::new();
@@ -374,6 +385,68 @@ impl Harness {
         let seq_before = self.last_seq;
         self.check_events(step, sender, &before, &after);
         self.check_transmits(sender, &request, seq_before, &before, &after);
+        let rate_limited = self.room.stats().rate_limited > rate_limited_before;
+        self.check_ids(sender, &request, rate_limited, &before, &after);
+    }
+
+    /// `SAY` and `PMSG` against the model of the room's id window: an id in
+    /// the window is not relayed or delivered again; a new `SAY` id from a
+    /// member is relayed exactly once.
+    fn check_ids(
+        &mut self,
+        sender: Option<SocketAddr>,
+        request: &[u8],
+        rate_limited: bool,
+        before: &Members,
+        after: &Members,
+    ) {
+        // The room forgets a member's ids when it leaves.
+        self.recent_ids.retain(|addr, _| after.contains_key(addr));
+        let Some(from) = sender else {
+            return;
+        };
+        if rate_limited || !before.contains_key(&from) || !after.contains_key(&from) {
+            return;
+        }
+        let chats = self
+            .out
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Room {
+                        event: RoomEvent::Chat { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        let privates = self
+            .out
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Private { .. }))
+            .count();
+        let (id, kind, count) = match ClientMsg::parse(request) {
+            Ok(ClientMsg::Say { id, .. }) => (id, "SAY", chats),
+            Ok(ClientMsg::PrivateReliable { id, .. }) => (id, "PMSG", privates),
+            _ => return,
+        };
+        let window = self.recent_ids.entry(from).or_default();
+        if window.contains(&id) {
+            assert_eq!(count, 0, "{kind} {id} from {from} went out again");
+            return;
+        }
+        if kind == "SAY" {
+            assert_eq!(count, 1, "new SAY {id} from {from} relayed {count} times");
+        } else if count == 0 {
+            return; // refused (no such nick): not remembered
+        }
+        if window.len() == 64 {
+            window.pop_front();
+        }
+        window.push_back(id);
     }
 
     fn run_timers_if_due(&mut self) {
@@ -420,13 +493,16 @@ impl Harness {
             Payload::Pmsg(id, nick, text) => {
                 format!("PMSG {} {} {}", id.value(), nick.render(), text.render())
             }
+            Payload::Say(id, text, end) => {
+                format!("SAY {} {}{}", id.value(), text.render(), end.as_str())
+            }
             Payload::Ack(pid) => format!("ACK {}", pid.value()),
             Payload::Resend(from, to) => format!("RESEND {} {}", from.value(), to.value()),
             Payload::Raw(bytes) => return bytes.clone(),
             Payload::VerbThenRaw(verb, rest) => {
-                const VERBS: [&str; 11] = [
+                const VERBS: [&str; 12] = [
                     "N ", "M ", "Q ", "WHO ", "MSG ", "PING ", "NICK ", "HELLO ", "PMSG ", "ACK ",
-                    "RESEND ",
+                    "RESEND ", "SAY ",
                 ];
                 let mut bytes = VERBS[*verb as usize % VERBS.len()].as_bytes().to_vec();
                 bytes.extend_from_slice(rest);
@@ -446,16 +522,28 @@ impl Harness {
         let nick_of = |m: &Members, addr: &SocketAddr| m.get(addr).map(|(n, _)| n.key());
         let mut left_by_timeout = Vec::new();
         for event in &self.out.events {
-            let Event::Room { seq, event } = event else {
-                continue;
+            let event = match event {
+                Event::Room { seq, event } => {
+                    assert_eq!(
+                        *seq,
+                        self.last_seq + 1,
+                        "room event {event:?} numbered {seq} after {}",
+                        self.last_seq
+                    );
+                    self.last_seq = *seq;
+                    event
+                }
+                // Above the announce limit: checked like a room event,
+                // but it has no number and must be a JOIN or LEAVE.
+                Event::Unannounced { event } => {
+                    assert!(
+                        matches!(event, RoomEvent::Join(_) | RoomEvent::Leave { .. }),
+                        "unannounced {event:?}"
+                    );
+                    event
+                }
+                _ => continue,
             };
-            assert_eq!(
-                *seq,
-                self.last_seq + 1,
-                "room event {event:?} numbered {seq} after {}",
-                self.last_seq
-            );
-            self.last_seq = *seq;
             match (step, event) {
                 (Step::Datagram(..), RoomEvent::Chat { nick, .. }) => {
                     let from = sender.expect("datagram step has a sender");
@@ -680,6 +768,15 @@ mod tests {
                 Payload::Hello(NickField::Pool(6), CookieField::Stolen(2), false),
             ),
             Step::Datagram(1, Payload::Rename(NickField::Pool(3))),
+            Step::Datagram(
+                2,
+                Payload::Say(Number::Small(7), TextField::Pool(0), Ending::Bare),
+            ),
+            // The network repeats it: not relayed again.
+            Step::Datagram(
+                2,
+                Payload::Say(Number::Small(7), TextField::Pool(0), Ending::CrLf),
+            ),
             Step::Host(TextField::Pool(2)),
             Step::Kick(NickField::Pool(3), "bye".into()),
             Step::Jump(3600),
@@ -696,8 +793,10 @@ mod tests {
         assert_eq!(counts[6], (3, 4), "carol joined with the cookie");
         assert_eq!(counts[8], (3, 4), "a stolen cookie does not join");
         assert_eq!(counts[9], (3, 5), "bob renamed");
-        assert_eq!(counts[11], (2, 7), "host message, then the kick");
-        assert_eq!(counts[12], (0, 9), "idle members evicted");
+        assert_eq!(counts[10], (3, 6), "carol said something");
+        assert_eq!(counts[11], (3, 6), "the repeat relayed nothing");
+        assert_eq!(counts[13], (2, 8), "host message, then the kick");
+        assert_eq!(counts[14], (0, 10), "idle members evicted");
     }
 
     #[test]

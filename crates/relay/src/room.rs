@@ -10,7 +10,7 @@
 //! - Every room event is rendered once per dialect and line ending; all
 //!   recipients of one rendering share one `Rc<[u8]>`.
 //! - Replies to non-members spend a global budget. Their dialect is a guess
-//!   from the datagram: `HELLO`, `PMSG`, `ACK`, `RESEND` and other bare
+//!   from the datagram: `HELLO`, `PMSG`, `SAY`, `ACK`, `RESEND` and other bare
 //!   datagrams get the structured form (so an evicted structured client can
 //!   parse its `ERROR not-joined`); newline-terminated datagrams and `N`
 //!   get classic lines. A member is always answered in its own dialect,
@@ -19,6 +19,12 @@
 //!   first send, then given up; at most 32 wait per member.
 //! - A member that re-joins with the same nickname in the other dialect (or
 //!   with another line ending) switches to it; no second JOIN.
+//! - `JOIN` and `LEAVE` are room events only while the room holds at most
+//!   [`Config::announce_limit`] members (the joiner or leaver counted):
+//!   announcing every join to every member costs C²/2 datagrams for C
+//!   joins, 50 million for a room of 10,000. Above the limit they are only
+//!   reported as [`Event::Unannounced`] (log and transcript, no sequence
+//!   number); `WHO` still lists the members.
 
 mod bucket;
 mod cookie;
@@ -64,6 +70,9 @@ pub struct Config {
     pub history: usize,
     /// CHAT/HOST events replayed to a new structured member (0 = off).
     pub history_on_join: usize,
+    /// JOIN and LEAVE are announced to the room only while it holds at most
+    /// this many members, the joiner or leaver counted (0 = never).
+    pub announce_limit: usize,
 }
 
 impl Default for Config {
@@ -80,6 +89,7 @@ impl Default for Config {
             stranger_replies_per_sec: 100,
             history: 1024,
             history_on_join: 20,
+            announce_limit: 200,
         }
     }
 }
@@ -111,6 +121,13 @@ pub enum Event {
     Room {
         /// Its sequence number.
         seq: u64,
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// A `JOIN` or `LEAVE` that was not announced because the room holds
+    /// more than [`Config::announce_limit`] members: no sequence number, not
+    /// in history, for the log and the transcript only.
+    Unannounced {
         /// What happened.
         event: RoomEvent,
     },
@@ -195,11 +212,16 @@ pub struct Stats {
     pub leaves: u64,
 }
 
+/// [`Event::Dropped::why`] of a datagram dropped silently by the
+/// per-address rate limit (the shell counts these to spot flooders).
+pub const OVER_RATE_LIMIT: &str = "over the rate limit";
+
 /// Unacknowledged `PRIVATE` messages kept per structured member; when full,
 /// the oldest is given up.
 const MAX_PENDING_PRIVATE: usize = 32;
 
-/// `PMSG` ids remembered per member for deduplication.
+/// `PMSG` and `SAY` ids remembered per member for deduplication (one ring
+/// for both: a client keeps its ids unique across the two).
 const RECENT_IDS: usize = 64;
 
 /// When an unacknowledged `PRIVATE` is sent again, counted from the first
@@ -230,7 +252,8 @@ struct Member {
     bucket: Bucket,
     /// Unacknowledged `PRIVATE` messages (structured members only).
     pending: Option<Box<VecDeque<Pending>>>,
-    /// The last [`RECENT_IDS`] `PMSG` ids this member sent.
+    /// The last [`RECENT_IDS`] `PMSG` and `SAY` ids this member sent. Gone
+    /// with the member: a client that joins again starts a fresh ring.
     recent_ids: Option<Box<VecDeque<u64>>>,
 }
 
@@ -354,7 +377,7 @@ impl Room {
                 self.stats.rate_limited += 1;
                 out.events.push(Event::Dropped {
                     addr: from,
-                    why: "over the rate limit",
+                    why: OVER_RATE_LIMIT,
                 });
                 return;
             }
@@ -415,6 +438,7 @@ impl Room {
             ClientMsg::PrivateReliable { id, to, text } => {
                 self.handle_private(now_ms, from, Some(id), to, text, guess, out)
             }
+            ClientMsg::Say { id, text } => self.handle_say(now_ms, from, id, text, guess, out),
             ClientMsg::Ping(token) => self.handle_ping(now_ms, from, token, guess, out),
             ClientMsg::Rename(nick) => self.handle_rename(now_ms, from, nick, guess, out),
             ClientMsg::Ack(pid) => self.handle_ack(from, pid, out),
@@ -693,7 +717,8 @@ impl Room {
             dialect,
         });
         self.welcome(from, out);
-        self.room_event(RoomEvent::Join(nick), out);
+        let counted = self.members.len();
+        self.membership_event(RoomEvent::Join(nick), counted, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -746,6 +771,35 @@ impl Room {
         let Some(nick) = self.check_identity(now_ms, from, &claimed, guess, out) else {
             return;
         };
+        self.room_event(RoomEvent::Chat { nick, text }, out);
+    }
+
+    /// `SAY`: like `M` as the nickname the address holds, relayed once per
+    /// id. A repeat is dropped silently: its CHAT event is in history, and a
+    /// client that missed the echo learns of it from `PONG` and `RESEND`.
+    fn handle_say(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        id: u64,
+        text: Text,
+        guess: Dialect,
+        out: &mut Outputs,
+    ) {
+        if self.member_dialect(now_ms, from, guess, out).is_none() {
+            return;
+        }
+        let Some(member) = self.members.get_mut(&from) else {
+            return;
+        };
+        if !remember_id(&mut member.recent_ids, id) {
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "repeated SAY id (relayed already)",
+            });
+            return;
+        }
+        let nick = member.nick.clone();
         self.room_event(RoomEvent::Chat { nick, text }, out);
     }
 
@@ -828,11 +882,7 @@ impl Room {
             return;
         };
         if let Some(id) = id {
-            let ids = sender.recent_ids.get_or_insert_with(Default::default);
-            if ids.len() == RECENT_IDS {
-                ids.pop_front();
-            }
-            ids.push_back(id);
+            remember_id(&mut sender.recent_ids, id);
         }
         let from_nick = sender.nick.clone();
         let Some(recipient) = self.members.get_mut(&to_addr) else {
@@ -1075,13 +1125,13 @@ impl Room {
             nick: member.nick.clone(),
             reason,
         });
-        self.room_event(
-            RoomEvent::Leave {
-                nick: member.nick,
-                reason,
-            },
-            out,
-        );
+        let event = RoomEvent::Leave {
+            nick: member.nick,
+            reason,
+        };
+        // Counted with the leaver, as a join is counted with the joiner.
+        let counted = self.members.len() + 1;
+        self.membership_event(event, counted, out);
         true
     }
 
@@ -1243,6 +1293,17 @@ impl Room {
         None
     }
 
+    /// A `JOIN` or `LEAVE` in a room of `counted` members (the joiner or
+    /// leaver included): a room event up to [`Config::announce_limit`]
+    /// members, above it only reported to the shell.
+    fn membership_event(&mut self, event: RoomEvent, counted: usize, out: &mut Outputs) {
+        if counted <= self.config.announce_limit {
+            self.room_event(event, out);
+        } else {
+            out.events.push(Event::Unannounced { event });
+        }
+    }
+
     /// A numbered room event: live to every member, into history, logged.
     fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
         self.last_seq += 1;
@@ -1370,7 +1431,7 @@ fn rendering_index(dialect: Dialect) -> usize {
 fn stranger_dialect(bytes: &[u8]) -> Dialect {
     let verb = bytes.split(|&b| b == b' ').next().unwrap_or_default();
     let (verb, _) = strip_line_ending(verb);
-    if matches!(verb, b"HELLO" | b"PMSG" | b"ACK" | b"RESEND") {
+    if matches!(verb, b"HELLO" | b"PMSG" | b"SAY" | b"ACK" | b"RESEND") {
         return Dialect::Structured;
     }
     match strip_line_ending(bytes).1 {
@@ -1393,6 +1454,21 @@ fn looks_like_relay_output(bytes: &[u8]) -> bool {
         || first.starts_with(b"[")
         || first.starts_with("错误".as_bytes())
         || (first.len() > 1 && first.ends_with(b":"))
+}
+
+/// Adds `id` to a member's ring of recent `PMSG`/`SAY` ids, forgetting the
+/// oldest beyond [`RECENT_IDS`]. False if it was there already.
+#[allow(clippy::box_collection)]
+fn remember_id(ids: &mut Option<Box<VecDeque<u64>>>, id: u64) -> bool {
+    let ids = ids.get_or_insert_with(Default::default);
+    if ids.contains(&id) {
+        return false;
+    }
+    if ids.len() == RECENT_IDS {
+        ids.pop_front();
+    }
+    ids.push_back(id);
+    true
 }
 
 /// Nicknames are the same member if their keys match (exact match first,
@@ -1806,6 +1882,115 @@ mod tests {
         assert_eq!(sent[0].0, 2);
         assert!(sent[0].1.starts_with("ERROR not-yours: "), "{sent:?}");
         assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn say_is_relayed_once_to_every_member_as_the_senders_chat() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.send(2, "N bob\n");
+        let sent = h.send(1, "SAY 9  hi  there");
+        assert_eq!(to(&sent, 1), ["EVENT 3 live CHAT alice  hi  there"]);
+        assert_eq!(to(&sent, 2), ["alice:  hi  there\n"]);
+        assert_eq!(sent.len(), 2);
+        assert!(h.out.events.contains(&Event::Room {
+            seq: 3,
+            event: RoomEvent::Chat {
+                nick: Nick::new("alice").unwrap(),
+                text: Text::new(" hi  there").unwrap()
+            }
+        }));
+    }
+
+    #[test]
+    fn repeated_say_id_is_dropped_silently() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        assert_eq!(h.send(1, "SAY 9 once").len(), 2);
+        assert_eq!(h.send(1, "SAY 9 once"), []);
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+        // The same id from another member is that member's own message,
+        // and a new id from the first member goes through.
+        assert_eq!(h.send(2, "SAY 9 mine").len(), 2);
+        assert_eq!(h.send(1, "SAY 10 next").len(), 2);
+        assert_eq!(h.room.last_seq(), 5);
+    }
+
+    #[test]
+    fn say_dedup_remembers_only_the_last_64_ids() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        for id in 0..65 {
+            h.send(1, &format!("SAY {id} m{id}"));
+        }
+        // Id 1 is still in the window, id 0 fell out of it.
+        assert_eq!(h.send(1, "SAY 1 m1"), []);
+        assert_eq!(h.send(1, "SAY 0 m0").len(), 1);
+    }
+
+    #[test]
+    fn say_and_pmsg_share_the_id_ring() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "PMSG 4 bob psst");
+        assert_eq!(h.send(1, "SAY 4 hi"), []);
+    }
+
+    #[test]
+    fn say_ids_are_forgotten_when_the_member_leaves() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 before");
+        h.send(1, "Q alice");
+        h.join_structured(1, "alice");
+        let sent = h.send(1, "SAY 1 after");
+        assert_eq!(to(&sent, 1), ["EVENT 5 live CHAT alice after"]);
+    }
+
+    #[test]
+    fn say_ids_survive_a_repeated_hello() {
+        // A HELLO the network repeats must not reopen the window for a
+        // repeated SAY.
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 once");
+        h.join_structured(1, "alice");
+        assert_eq!(h.send(1, "SAY 1 once"), []);
+    }
+
+    #[test]
+    fn say_from_non_member_is_not_joined_and_not_relayed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "SAY 1 hi");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 2);
+        assert!(sent[0].1.starts_with("ERROR not-joined "), "{sent:?}");
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn say_is_rate_limited_like_any_datagram() {
+        let mut h = Harness::with(Config {
+            rate_burst: 4,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 a");
+        h.send(1, "SAY 2 b");
+        h.send(1, "SAY 3 c");
+        let sent = h.send(1, "SAY 4 d");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR rate-limited "), "{sent:?}");
+        // Dropped unseen, so its retransmission is relayed once it fits.
+        h.advance_ms(1000);
+        assert_eq!(to(&h.send(1, "SAY 4 d"), 1), ["EVENT 5 live CHAT alice d"]);
     }
 
     #[test]
@@ -2449,6 +2634,125 @@ mod tests {
         assert_eq!((stats.joins, stats.leaves, stats.datagrams_in), (1, 1, 2));
     }
 
+    fn announcing_up_to(limit: usize) -> Harness {
+        Harness::with(Config {
+            announce_limit: limit,
+            ..Config::default()
+        })
+    }
+
+    fn room_events(out: &Outputs) -> Vec<&RoomEvent> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Room { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn joins_are_announced_up_to_the_announce_limit_counting_the_joiner() {
+        let mut h = announcing_up_to(3);
+        h.join_classic(1, "a");
+        h.join_classic(2, "b");
+        let mut sent = h.send(3, "N c");
+        sent.sort();
+        let joined = "* c joined".to_owned();
+        assert_eq!(
+            sent,
+            [
+                (1, joined.clone()),
+                (2, joined.clone()),
+                (3, joined),
+                (3, "OK".to_owned())
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 3);
+
+        // The fourth member makes four: only its own OK, no JOIN, no seq.
+        let sent = h.send(4, "N d");
+        assert_eq!(sent, [(4, "OK".to_owned())]);
+        assert_eq!(h.room.last_seq(), 3);
+        assert!(room_events(&h.out).is_empty());
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Join(Nick::new("d").unwrap()),
+        }));
+        assert_eq!(h.room.member_count(), 4);
+        assert_eq!(to(&h.send(1, "WHO"), 1), ["* online (4): a, b, c, d"]);
+    }
+
+    #[test]
+    fn leaves_are_announced_only_up_to_the_limit_counting_the_leaver() {
+        let mut h = announcing_up_to(3);
+        for (n, nick) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            h.join_classic(n, nick);
+        }
+        let seq = h.room.last_seq();
+        // Four members counting the leaver: not announced.
+        assert!(h.send(4, "Q d").is_empty());
+        assert_eq!(h.room.last_seq(), seq);
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Leave {
+                nick: Nick::new("d").unwrap(),
+                reason: LeaveReason::Quit,
+            },
+        }));
+        // Three counting the leaver: announced to the other two.
+        let mut sent = h.send(3, "Q c");
+        sent.sort();
+        assert_eq!(
+            sent,
+            [(1, "* c left".to_owned()), (2, "* c left".to_owned())]
+        );
+        assert_eq!(h.room.last_seq(), seq + 1);
+    }
+
+    #[test]
+    fn structured_joiner_above_the_limit_gets_welcome_and_history_but_no_join() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.send(1, "M a hi");
+        assert_eq!(h.room.last_seq(), 2);
+        let sent = h.join_structured(2, "b");
+        assert_eq!(
+            sent,
+            [
+                (2, "WELCOME udpchat/1 b 2 15 60".to_owned()),
+                (2, "EVENT 2 history CHAT a hi".to_owned()),
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 2);
+        // Chat still reaches everyone, with the next number.
+        let sent = h.send(2, "M b hello");
+        assert!(sent.contains(&(1, "b: hello".into())), "{sent:?}");
+        assert!(
+            sent.contains(&(2, "EVENT 3 live CHAT b hello".into())),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn kicked_and_evicted_members_above_the_limit_still_get_their_bye() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.join_structured(2, "b");
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "b", "bye", &mut h.out).unwrap();
+        assert_eq!(h.sent(), [(2, "BYE kicked bye".to_owned())]);
+        assert!(room_events(&h.out).is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn announce_limit_zero_never_announces_membership() {
+        let mut h = announcing_up_to(0);
+        assert_eq!(h.send(1, "N a"), [(1, "OK".to_owned())]);
+        assert_eq!(h.send(1, "Q a"), []);
+        assert_eq!(h.room.last_seq(), 0);
+    }
+
     #[test]
     fn members_are_listed_sorted_by_nick_key() {
         let mut h = Harness::new();
@@ -2567,6 +2871,7 @@ mod tests {
             Quit(usize),
             /// Chat under the nickname the sender holds (if any).
             OwnChat(String),
+            Say(u64, String),
             HelloWithoutCookie {
                 nick: usize,
                 padded: bool,
@@ -2592,6 +2897,7 @@ mod tests {
                 5 => (0..NICKS, text()).prop_map(|(n, t)| Cmd::Chat(n, t)),
                 1 => (0..NICKS).prop_map(Cmd::Quit),
                 6 => text().prop_map(Cmd::OwnChat),
+                4 => (0..80u64, text()).prop_map(|(i, t)| Cmd::Say(i, t)),
                 1 => (0..NICKS, any::<bool>())
                     .prop_map(|(nick, padded)| Cmd::HelloWithoutCookie { nick, padded }),
                 3 => (0..NICKS, prop::bool::weighted(0.8), prop::bool::weighted(0.9))
@@ -2656,6 +2962,7 @@ mod tests {
                     let version = if *version_ok { VERSION } else { "udpchat/9" };
                     format!("HELLO {version} {} {cookie}", nick(*n))
                 }
+                Cmd::Say(i, t) => format!("SAY {i} {t}"),
                 Cmd::Private(n, t) => format!("MSG {} {t}", nick(*n)),
                 Cmd::PrivateReliable(i, n, t) => format!("PMSG {i} {} {t}", nick(*n)),
                 Cmd::Ack(p) => format!("ACK {p}"),
@@ -2761,9 +3068,19 @@ mod tests {
                     match action {
                         Action::Datagram { from: n, cmd, newline } => {
                             let bytes = encode(&h, n, &cmd, newline);
+                            // A SAY id the member sent recently is not relayed again.
+                            let repeated = matches!(cmd, Cmd::Say(id, _)
+                                if h.room.members.get(&addr(n)).is_some_and(|m| {
+                                    m.recent_ids.as_ref().is_some_and(|ids| ids.contains(&id))
+                                }));
                             hello = bytes.starts_with(b"HELLO");
                             from = Some(addr(n));
                             h.room.handle_datagram(now, addr(n), &bytes, &mut h.out);
+                            let chats = h.out.events.iter().filter(|e| matches!(e, Event::Room {
+                                event: RoomEvent::Chat { .. }, ..
+                            })).count();
+                            prop_assert!(chats <= 1);
+                            prop_assert!(!(repeated && chats > 0), "repeated {cmd:?} relayed");
                         }
                         Action::Advance(ms) => h.advance_ms(ms),
                         Action::Timeout => h.room.handle_timeout(now, &mut h.out),

@@ -11,7 +11,7 @@
 //! what the bound forces out is counted and logged, never lost silently.
 //! Timers come from [`Room::poll_timeout`] and the statistics interval.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -121,6 +121,8 @@ pub struct ShellStats {
     pub send_errors: u64,
     /// ICMP port-unreachable reports read from the error queue.
     pub unreachable_reports: u64,
+    /// Times an address was blocked in the kernel for flooding.
+    pub kernel_blocks: u64,
     /// Most datagrams the room had queued at one dispatch (memory: 48
     /// bytes each; bounded by [`DISPATCH_AT`] plus one fan-out).
     pub peak_outputs: usize,
@@ -154,6 +156,7 @@ pub struct Server {
     transcript: Option<Transcript>,
     transcript_failed: bool,
     refusals: RefusalLog,
+    flooders: Flooders,
     stats: ShellStats,
     stats_interval: Option<Duration>,
     next_stats: Option<Instant>,
@@ -214,6 +217,7 @@ impl Server {
         };
 
         let lang = config.lang;
+        let config_rate = (config.rate_burst, config.rate_per_sec);
         let now = Instant::now();
         Ok(Server {
             poll,
@@ -240,6 +244,7 @@ impl Server {
             transcript,
             transcript_failed: false,
             refusals: RefusalLog::new(now),
+            flooders: Flooders::new(now, &config_rate),
             stats: ShellStats::default(),
             stats_interval: settings.stats_interval,
             next_stats: settings.stats_interval.map(|i| now + i),
@@ -331,6 +336,7 @@ impl Server {
             self.room.poll_timeout(),
             self.next_stats,
             self.refusals.deadline(),
+            self.flooders.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -343,6 +349,8 @@ impl Server {
             self.dispatch();
         }
         self.refusals.tick(now);
+        self.flooders.expire(now);
+        self.update_kernel_blocks();
         if let (Some(next), Some(interval)) = (self.next_stats, self.stats_interval) {
             if next <= now {
                 self.log_stats();
@@ -390,6 +398,7 @@ impl Server {
         // Past RECV_PER_TURN `readable` stays set: the loop comes back at
         // once, after timers, the console and signals had their turn.
         self.dispatch();
+        self.update_kernel_blocks();
     }
 
     /// Reads one batch of datagrams with `recvmmsg` and hands each to the
@@ -510,6 +519,13 @@ impl Server {
                     transcript_result(t, result, &mut self.transcript_failed);
                 }
             }
+            Event::Unannounced { event } => {
+                log::debug!("not announced (above --announce-limit): {event:?}");
+                if let Some(t) = &mut self.transcript {
+                    let result = t.unannounced_event(SystemTime::now(), &event);
+                    transcript_result(t, result, &mut self.transcript_failed);
+                }
+            }
             Event::Private { from, to, text } => {
                 log::debug!("private {from} -> {to}");
                 if let Some(t) = &mut self.transcript {
@@ -541,7 +557,29 @@ impl Server {
             Event::Refused { addr, code, detail } => {
                 self.refusals.refused(Instant::now(), addr, code, &detail);
             }
-            Event::Dropped { addr, why } => log::debug!("dropped a datagram from {addr}: {why}"),
+            Event::Dropped { addr, why } => {
+                log::debug!("dropped a datagram from {addr}: {why}");
+                if why == crate::room::OVER_RATE_LIMIT
+                    && self.flooders.over_limit(Instant::now(), addr)
+                {
+                    self.stats.kernel_blocks += 1;
+                    log::debug!(
+                        "{addr} floods: its datagrams are dropped in the kernel for a while"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Hands the kernel the current list of blocked flooders, if it changed.
+    fn update_kernel_blocks(&mut self) {
+        if !std::mem::take(&mut self.flooders.changed) {
+            return;
+        }
+        let blocked: Vec<SocketAddr> = self.flooders.blocked.iter().map(|(a, _)| *a).collect();
+        if let Err(e) = sys::set_blocked_sources(&self.socket, &blocked) {
+            // Not fatal: the room's rate limit still drops their excess.
+            log::warn!("cannot filter flooders in the kernel ({e}); the rate limit still applies");
         }
     }
 
@@ -705,7 +743,7 @@ impl Server {
         let room = self.room.stats();
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
-             sent {}, send errors {}, send-queue drops {} (queued {}, peak batch {}); unreachable reports {}",
+             sent {}, send errors {}, send-queue drops {} (queued {}, peak batch {}); unreachable reports {}; flooders blocked {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,
@@ -718,6 +756,7 @@ impl Server {
             self.queue.len(),
             self.stats.peak_outputs,
             self.stats.unreachable_reports,
+            self.stats.kernel_blocks,
         );
     }
 
@@ -827,6 +866,83 @@ fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&a.to_le_bytes());
     key[8..].copy_from_slice(&b.to_le_bytes());
     key
+}
+
+/// Addresses that send far past their rate limit, and for how long the
+/// kernel drops their datagrams ([`sys::set_blocked_sources`]).
+///
+/// The room drops a flooder's excess anyway, but each datagram costs the
+/// relay a wake-up and a copy first: at a few hundred thousand a second,
+/// half a core that honest fan-out needs. An address with [`Self::TRIGGER`]
+/// datagrams over its limit within [`Self::WINDOW`] (a member never comes
+/// close: the default limit is 5 a second) is blocked for as long as its
+/// bucket takes to refill completely, at most [`Self::MAX_BLOCK`]. Its
+/// bucket refills meanwhile, so the datagrams it gets accepted per second
+/// stay what the rate limit allows; only the ones that would be dropped are
+/// dropped earlier.
+#[derive(Debug)]
+struct Flooders {
+    window_start: Instant,
+    excess: HashMap<SocketAddr, u32>,
+    blocked: Vec<(SocketAddr, Instant)>,
+    block_for: Duration,
+    changed: bool,
+}
+
+impl Flooders {
+    const TRIGGER: u32 = 100;
+    const WINDOW: Duration = Duration::from_millis(100);
+    const MAX_BLOCK: Duration = Duration::from_secs(1);
+    /// Addresses counted per window at most (a spoofed flood from many
+    /// addresses cannot grow the table).
+    const MAX_COUNTED: usize = 1024;
+
+    fn new(now: Instant, &(burst, per_sec): &(u32, u32)) -> Flooders {
+        let refill = Duration::from_secs_f64(f64::from(burst) / f64::from(per_sec.max(1)));
+        Flooders {
+            window_start: now,
+            excess: HashMap::new(),
+            blocked: Vec::new(),
+            block_for: refill.min(Self::MAX_BLOCK),
+            changed: false,
+        }
+    }
+
+    /// Counts one datagram from `addr` dropped by the rate limit; true if
+    /// that makes `addr` blocked.
+    fn over_limit(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Self::WINDOW {
+            self.window_start = now;
+            self.excess.clear();
+            self.excess.shrink_to(Self::MAX_COUNTED);
+        }
+        if self.excess.len() >= Self::MAX_COUNTED && !self.excess.contains_key(&addr) {
+            return false;
+        }
+        let count = self.excess.entry(addr).or_insert(0);
+        *count += 1;
+        if *count != Self::TRIGGER
+            || self.block_for.is_zero()
+            || self.blocked.len() >= sys::MAX_BLOCKED
+            || self.blocked.iter().any(|(a, _)| *a == addr)
+        {
+            return false;
+        }
+        self.blocked.push((addr, now + self.block_for));
+        self.changed = true;
+        true
+    }
+
+    /// When the next block ends.
+    fn deadline(&self) -> Option<Instant> {
+        self.blocked.iter().map(|(_, until)| *until).min()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let before = self.blocked.len();
+        self.blocked.retain(|(_, until)| *until > now);
+        self.changed |= self.blocked.len() != before;
+    }
 }
 
 /// Warnings for refused input, at most [`RefusalLog::PER_SECOND`] a second;
@@ -1010,6 +1126,96 @@ mod tests {
             server.stats.peak_outputs
         );
         assert!(server.out.transmits.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn an_address_far_over_its_limit_is_blocked_until_its_bucket_refills() {
+        let t0 = Instant::now();
+        let flooder: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        // Default limit: burst 20 at 5/s refills in 4 s; blocks last 1 s.
+        let mut f = Flooders::new(t0, &(20, 5));
+        for _ in 1..Flooders::TRIGGER {
+            assert!(!f.over_limit(t0, flooder));
+        }
+        assert!(!f.over_limit(t0, other));
+        assert!(f.over_limit(t0, flooder));
+        assert!(std::mem::take(&mut f.changed));
+        assert_eq!(f.blocked, [(flooder, t0 + Duration::from_secs(1))]);
+        assert!(!f.over_limit(t0, flooder), "blocked once");
+        assert_eq!(f.deadline(), Some(t0 + Duration::from_secs(1)));
+        f.expire(t0 + Duration::from_millis(999));
+        assert!(!f.changed);
+        f.expire(t0 + Duration::from_secs(1));
+        assert!(f.changed && f.blocked.is_empty() && f.deadline().is_none());
+    }
+
+    #[test]
+    fn excess_spread_over_windows_does_not_block() {
+        let t0 = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut f = Flooders::new(t0, &(20, 5));
+        // 99 excess datagrams per window, window after window.
+        for w in 0..10u32 {
+            let now = t0 + Flooders::WINDOW * w;
+            for _ in 1..Flooders::TRIGGER {
+                assert!(!f.over_limit(now, addr));
+            }
+        }
+        assert!(f.blocked.is_empty());
+        // A limit that refills quickly blocks only that long.
+        let f = Flooders::new(t0, &(1, 1000));
+        assert_eq!(f.block_for, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_flooder_is_blocked_in_the_kernel_and_members_still_chat() {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
+        let relay = server.local_addr();
+        let drain = |server: &mut Server| {
+            server.readable = true;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while server.readable && Instant::now() < deadline {
+                server.receive();
+            }
+        };
+        let flooder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let honest = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        honest.send_to(b"N alice", relay).unwrap();
+        for i in 0..500 {
+            flooder
+                .send_to(format!("PING {i}").as_bytes(), relay)
+                .unwrap();
+        }
+        drain(&mut server);
+        let seen = server.room.stats().datagrams_in;
+        assert_eq!(seen, 501);
+        assert_eq!(server.stats.kernel_blocks, 1);
+        // Blocked: the kernel drops the flooder's datagrams; alice's pass.
+        for i in 0..500 {
+            flooder
+                .send_to(format!("PING {i}").as_bytes(), relay)
+                .unwrap();
+        }
+        honest.send_to(b"M alice hi", relay).unwrap();
+        drain(&mut server);
+        assert_eq!(server.room.stats().datagrams_in, seen + 1);
+        honest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let mut lines = Vec::new();
+        while lines.len() < 3 {
+            let n = honest.recv(&mut buf).unwrap();
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(lines, ["OK", "* alice joined", "alice: hi"]);
+        // Once the block ends, the flooder is heard again.
+        server.timers(Instant::now() + Duration::from_secs(2));
+        flooder.send_to(b"PING", relay).unwrap();
+        drain(&mut server);
+        assert_eq!(server.room.stats().datagrams_in, seen + 2);
     }
 
     #[test]

@@ -46,15 +46,36 @@ impl Transcript {
     /// Appends a numbered room event, e.g.
     /// `2026-11-22T00:31:47.123Z #12 alice: hi`.
     pub fn room_event(&mut self, now: SystemTime, seq: u64, event: &RoomEvent) -> io::Result<()> {
+        self.event_line(now, Some(seq), event)
+    }
+
+    /// Appends a join or leave the room was not told about (it was above
+    /// `--announce-limit`), with `-` for the sequence number it does not
+    /// have, e.g. `2026-11-22T00:31:47.123Z - * alice joined`.
+    pub fn unannounced_event(&mut self, now: SystemTime, event: &RoomEvent) -> io::Result<()> {
+        self.event_line(now, None, event)
+    }
+
+    fn event_line(
+        &mut self,
+        now: SystemTime,
+        seq: Option<u64>,
+        event: &RoomEvent,
+    ) -> io::Result<()> {
         let msg = RelayMsg::Event {
-            seq,
+            seq: seq.unwrap_or(0),
             origin: Origin::Live,
             event: event.clone(),
         };
         let text = classic::render(&msg, self.lang).unwrap_or_default();
         self.line.clear();
         push_timestamp(&mut self.line, now);
-        let _ = write!(self.line, " #{seq} ");
+        match seq {
+            Some(seq) => {
+                let _ = write!(self.line, " #{seq} ");
+            }
+            None => self.line.push_str(" - "),
+        }
         push_escaped(&mut self.line, &text);
         self.write_line()
     }
@@ -202,6 +223,8 @@ mod tests {
         {
             let mut t = Transcript::open(&dir, Lang::En, true).unwrap();
             t.private(at(2, 0), &nick, &bob, &text).unwrap();
+            t.unannounced_event(at(2, 500), &RoomEvent::Join(bob.clone()))
+                .unwrap();
             t.room_event(
                 at(3, 0),
                 3,
@@ -219,6 +242,7 @@ mod tests {
             "1970-01-01T00:00:00.000Z #1 * alice joined\n\
              1970-01-01T00:00:01.000Z #2 alice: hi there\n\
              1970-01-01T00:00:02.000Z private alice -> bob: hi there\n\
+             1970-01-01T00:00:02.500Z - * bob joined\n\
              1970-01-01T00:00:03.000Z #3 * alice left\n"
         );
     }
