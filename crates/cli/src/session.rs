@@ -1383,6 +1383,24 @@ mod tests {
     }
 
     #[test]
+    fn a_late_pong_overtaken_by_newer_events_is_not_a_restart() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        // Ask for the newest number while we know 5...
+        let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
+        assert!(ping.contains(&"PING".to_owned()), "{ping:?}");
+        // ...event 6 overtakes the answer, which says 5.
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert!(s.is_joined(), "{a:?}");
+        // The relay answers the probe as it answers a member: no rejoin.
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, &chat_event(6, Origin::Resend, "bob", "x"));
+        assert!(s.is_joined());
+        assert!(shown(&a).is_empty(), "shown twice: {a:?}");
+    }
+
+    #[test]
     fn after_the_room_goes_quiet_the_tail_is_checked_until_answered() {
         let start = Instant::now();
         let mut s = joined(start);
