@@ -60,7 +60,8 @@ fn three_clients_through_20_percent_loss_each_see_every_message_once_in_order() 
 
     let total = PER_CLIENT * NICKS.len();
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(120);
+    // Generous: on a busy machine every timer of the clients runs late.
+    let deadline = started + Duration::from_secs(240);
     let mut next_report = started;
     loop {
         let counts: Vec<usize> = clients.iter().map(|c| payloads(c).len()).collect();
