@@ -212,6 +212,11 @@ impl ClassicClient {
                     g.lock().expect("lock").push(buf[..n].to_vec());
                 }
             }
+            // Leave (a few times: the network may lose some).
+            for _ in 0..5 {
+                let _ = socket.send_to(format!("Q {nick}").as_bytes(), proxy);
+                thread::sleep(Duration::from_millis(20));
+            }
             sent
         });
         ClassicClient {
@@ -555,8 +560,9 @@ fn measure(loss: f64, repair: bool, per_client: usize) -> Measurement {
                 l.iter().any(|x| x.contains(": w:"))
             });
         }
-        warm.go.store(true, std::sync::atomic::Ordering::SeqCst);
-        thread::sleep(Duration::from_millis(500));
+        // The warm-up client leaves, so that it receives nothing counted.
+        warm.finish();
+        thread::sleep(Duration::from_millis(1000));
         proxy.reset_stats();
         for i in 0..per_client {
             for c in clients.iter_mut() {
@@ -579,7 +585,6 @@ fn measure(loss: f64, repair: bool, per_client: usize) -> Measurement {
             })
             .sum();
         let stats = proxy.stats();
-        warm.finish();
         for c in clients.iter_mut() {
             c.finish(Duration::from_secs(30));
         }
