@@ -36,31 +36,24 @@ const SEEN_PIDS: usize = 256;
 const TAIL_CHECK: Duration = Duration::from_millis(1000);
 /// Tail-check pings sent (1 s, 2 s, 4 s apart) until one is answered.
 const TAIL_CHECKS: u32 = 3;
-/// While an own message waits for its echo, ping this often: the answers
-/// tell whether the message was lost on the way to the relay.
-const ECHO_CHECK: Duration = Duration::from_millis(300);
-/// A ping must leave this long after a message before its answer can prove
-/// the message lost: networks hold some datagrams back briefly, so a ping
-/// sent right after a message may overtake it; not one sent this much later.
-const REORDER_WINDOW: Duration = Duration::from_millis(250);
-/// Pings remembered to match their PONGs.
-const PINGS_KEPT: usize = 32;
+/// An own message whose echo is not back is sent again (same id) this long
+/// after it went out; the wait doubles on each try up to [`SAY_RETRY_CAP`].
+const SAY_RETRY_FIRST: Duration = Duration::from_millis(300);
+const SAY_RETRY_CAP: Duration = Duration::from_secs(2);
 /// Our own sending budget, below the relay's default rate limit (burst 20,
 /// 5 per second) so a pasted paragraph or a script is paced, not dropped.
 const BUDGET_BURST: f64 = 12.0;
 const BUDGET_PER_SEC: f64 = 4.0;
 /// Resend requests allowed per poll.
 const RESEND_PER_POLL: usize = 4;
-/// Own messages remembered until their echo comes back.
+/// Own messages remembered until their echo comes back (more than one only
+/// without repair), and for how long.
 const UNECHOED_MAX: usize = 64;
 const UNECHOED_AGE: Duration = Duration::from_secs(30);
-/// Messages younger than this are sent again after a rejoin caused by the
-/// relay forgetting us (their echo never came: the relay dropped them).
-const REQUEUE_AGE: Duration = Duration::from_secs(5);
 /// Least time between two notices of the same kind.
 const NOTICE_GAP: Duration = Duration::from_secs(3);
-/// How long messages wait for a requested rename to take effect (they must
-/// name the new nickname, or the relay refuses them as not ours).
+/// How long messages typed after `/nick` wait for the rename to take effect,
+/// so that the room sees them after it, under the new nickname.
 const RENAME_HOLD: Duration = Duration::from_secs(2);
 /// ... and between two "still missing" notices (loss is routine on Wi-Fi).
 const WAITING_NOTICE_GAP: Duration = Duration::from_secs(10);
@@ -109,19 +102,17 @@ enum State {
     Ended,
 }
 
-/// A `PONG` answering one of our numbered pings.
-#[derive(Debug, Clone, Copy)]
-struct Proof {
-    last_seq: u64,
-    ping: u64,
-    ping_at: Instant,
-}
-
-/// An own message sent and not yet seen come back from the relay.
+/// An own message sent as `SAY` and not yet seen come back from the relay.
 #[derive(Debug)]
 struct Unechoed {
+    id: u64,
     text: Text,
+    /// When it was first sent.
     at: Instant,
+    /// When to send it again if the echo is still not back.
+    retry_at: Instant,
+    /// Times sent again.
+    retries: u32,
 }
 
 #[derive(Debug)]
@@ -183,20 +174,16 @@ pub struct Session {
     tail_checks_left: u32,
     /// Until when our messages wait for a rename we asked for.
     rename_hold: Option<Instant>,
-    /// When to ping about our message in flight if its echo is not back.
-    echo_check: Option<Instant>,
     outbox: VecDeque<Text>,
+    /// Sent and waiting for their echo, oldest first; with repair at most
+    /// one, so our messages reach the room in the order typed.
     unechoed: VecDeque<Unechoed>,
-    /// Datagrams sent so far; numbers our messages and pings.
-    sent_count: u64,
-    /// The newest `PONG` that answered a numbered ping: (last-seq, ping
-    /// number). Once everything up to last-seq is delivered, own messages
-    /// sent well before that ping and still not echoed were lost.
-    proof: Option<Proof>,
-    /// Recent pings: (number, when sent).
-    pings: VecDeque<(u64, Instant)>,
     privates: Vec<PendingPrivate>,
-    next_private_id: u64,
+    /// The next `SAY`/`PMSG` id. One counter for both (the relay keeps one
+    /// window of recent ids per member), never restarted in a process: a
+    /// message sent again after a rejoin keeps its id, so a relay that still
+    /// knew us does not relay it twice.
+    next_id: u64,
     seen_pids: VecDeque<u64>,
     budget: Budget,
     last_waiting_notice: Option<Instant>,
@@ -208,9 +195,10 @@ pub struct Session {
 
 impl Session {
     /// Starts joining as `nick`; the first `HELLO` goes out on the first
-    /// [`Session::handle_timeout`]. `first_private_id` seeds the `PMSG` ids
-    /// (pass something that differs between runs, such as the clock).
-    pub fn new(nick: Nick, now: Instant, first_private_id: u64) -> Session {
+    /// [`Session::handle_timeout`]. `first_id` seeds the `SAY` and `PMSG`
+    /// ids (pass something that differs between runs, such as the clock, so
+    /// a restarted client on the same address does not reuse recent ids).
+    pub fn new(nick: Nick, now: Instant, first_id: u64) -> Session {
         Session {
             nick,
             state: State::Joining {
@@ -228,14 +216,10 @@ impl Session {
             tail_check: None,
             tail_checks_left: 0,
             rename_hold: None,
-            echo_check: None,
             outbox: VecDeque::new(),
             unechoed: VecDeque::new(),
-            sent_count: 0,
-            proof: None,
-            pings: VecDeque::new(),
             privates: Vec::new(),
-            next_private_id: first_private_id,
+            next_id: first_id,
             seen_pids: VecDeque::new(),
             budget: Budget {
                 tokens: BUDGET_BURST,
@@ -315,8 +299,7 @@ impl Session {
                 self.drain_outbox(now, &mut out);
             }
             Input::Msg { to, text } => {
-                let id = self.next_private_id;
-                self.next_private_id = self.next_private_id.wrapping_add(1);
+                let id = self.take_id();
                 self.privates.push(PendingPrivate {
                     id,
                     to,
@@ -380,16 +363,8 @@ impl Session {
                     self.start_rejoin(now, None, &mut out);
                     return out;
                 }
-                // An echo back in time cancels its check: pings cost the
-                // same budget as messages.
-                // While a PONG awaits repair of what it announced, another
-                // ping would tell nothing new.
-                let echo_due = !self.unechoed.is_empty()
-                    && self.proof.is_none()
-                    && self.echo_check.is_some_and(|t| t <= now);
                 let tail_due = self.tail_check.is_some_and(|t| t <= now);
-                if now >= self.next_ping || tail_due || echo_due {
-                    self.next_ping = now + self.ping_interval;
+                if now >= self.next_ping || tail_due {
                     if tail_due {
                         // Again later, in case this ping or its PONG is lost.
                         self.tail_checks_left = self.tail_checks_left.saturating_sub(1);
@@ -397,22 +372,7 @@ impl Session {
                         self.tail_check = (self.tail_checks_left > 0)
                             .then(|| now + TAIL_CHECK.saturating_mul(1 << done.min(8)));
                     }
-                    // While own messages are unechoed, keep checking: the
-                    // answer tells whether they were lost on the way.
-                    self.echo_check = if self.unechoed.is_empty() {
-                        None
-                    } else {
-                        Some(now + ECHO_CHECK)
-                    };
-                    // The token is this ping's number, so its PONG says
-                    // which of our messages the relay had seen before it.
-                    let number = self.sent_count;
-                    if self.pings.len() >= PINGS_KEPT {
-                        self.pings.pop_front();
-                    }
-                    self.pings.push_back((number, now));
-                    let token = Token::new(&number.to_string()).ok();
-                    self.send(now, &ClientMsg::Ping(token), &mut out);
+                    self.ping(now, &mut out);
                 }
                 // A restarted relay answers our pings like anyone's, and if
                 // its newest number happens to equal ours nothing else tells
@@ -430,6 +390,7 @@ impl Session {
                     self.send(now, &probe, &mut out);
                 }
                 self.drain_outbox(now, &mut out);
+                self.retransmit_say(now, &mut out);
                 self.retransmit_privates(now, &mut out);
                 while let Some(u) = self.unechoed.front() {
                     if now.saturating_duration_since(u.at) < UNECHOED_AGE {
@@ -450,7 +411,6 @@ impl Session {
                 let budget = (self.budget.tokens.max(0.0) as usize).min(RESEND_PER_POLL);
                 let outputs = self.reassembly.poll(now, budget);
                 self.apply(now, outputs, &mut out);
-                self.check_proof();
             }
         }
         out
@@ -526,7 +486,14 @@ impl Session {
                 for p in &mut self.privates {
                     p.due = now;
                 }
+                // A message in flight goes again at once, with its id: a
+                // relay that forgot us relays it, one that did not drops it
+                // if it had it already.
+                for u in &mut self.unechoed {
+                    u.retry_at = now;
+                }
                 self.drain_outbox(now, out);
+                self.retransmit_say(now, out);
                 self.retransmit_privates(now, out);
             }
             RelayMsg::Error { code, reason } => match code {
@@ -547,10 +514,8 @@ impl Session {
                     self.send_hello(now, out);
                 }
                 // Answers to what we sent before the relay forgot us: what
-                // it refused goes out again once we are back.
-                ErrorCode::NotJoined | ErrorCode::NotYours => {
-                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
-                }
+                // is unechoed goes out again once we are back.
+                ErrorCode::NotJoined | ErrorCode::NotYours => {}
                 ErrorCode::RateLimited => {}
                 ErrorCode::BadVersion => self.refuse_join(&reason, out),
                 ErrorCode::AlreadyJoined
@@ -645,28 +610,27 @@ impl Session {
                 pages,
                 nicks: nicks.iter().map(Nick::to_string).collect(),
             })),
-            RelayMsg::Pong { last_seq, token } => {
+            RelayMsg::Pong { last_seq, .. } => {
                 // The tail question is answered.
                 self.tail_check = None;
                 self.tail_checks_left = 0;
-                if last_seq < self.reassembly.known_last() {
-                    self.start_rejoin(now, Some("the relay restarted"), out);
+                let known = self.reassembly.known_last();
+                if last_seq < known {
+                    // A restarted relay (numbering from 1 again), or just a
+                    // PONG the network delayed behind newer events. Ask
+                    // something only a member gets answered: a relay that
+                    // forgot us says not-joined, and we rejoin then.
+                    self.last_member_rx = now;
+                    let probe = ClientMsg::Resend {
+                        from: known,
+                        to: known,
+                    };
+                    self.send(now, &probe, out);
                 } else {
+                    // If our echo was lost, this reveals it and repair
+                    // fetches it.
                     let outputs = self.reassembly.handle_last_seq(now, last_seq);
                     self.apply(now, outputs, out);
-                    let ping = token
-                        .and_then(|t| t.as_str().parse::<u64>().ok())
-                        .and_then(|n| self.pings.iter().find(|(p, _)| *p == n).copied());
-                    if let Some((ping, ping_at)) = ping {
-                        if self.proof.is_none_or(|p| p.ping < ping) {
-                            self.proof = Some(Proof {
-                                last_seq,
-                                ping,
-                                ping_at,
-                            });
-                        }
-                    }
-                    self.check_proof();
                     self.drain_outbox(now, out);
                 }
             }
@@ -677,17 +641,12 @@ impl Session {
             RelayMsg::Error { code, reason } => match code {
                 ErrorCode::NotJoined => {
                     // The relay forgot us (restart, or idle eviction whose
-                    // BYE was lost): what it refused since is sent again.
-                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
+                    // BYE was lost): what it refused since is sent again
+                    // after the rejoin.
                     self.start_rejoin(now, Some("the relay no longer knows us"), out);
                 }
-                ErrorCode::NotYours => {
-                    // It knows us under another name: a rename we have not
-                    // seen yet (its RENAME event is late). Wait for it, then
-                    // send again under the new name.
-                    self.requeue(|u| now.saturating_duration_since(u.at) < REQUEUE_AGE);
-                    self.rename_hold = Some(now + RENAME_HOLD);
-                }
+                // Only `Q` names us (SAY does not): a late answer to a quit.
+                ErrorCode::NotYours => {}
                 ErrorCode::NickTaken | ErrorCode::NickInvalid => {
                     self.rename_hold = None;
                     out.push(Action::Show(Line::Error(format!(
@@ -707,8 +666,8 @@ impl Session {
                 }
                 ErrorCode::RateLimited => {
                     // The relay drops what follows until its bucket refills:
-                    // pause. A message it dropped is found lost and sent
-                    // again like any other (see `check_proof`).
+                    // pause. A message it dropped is sent again like any
+                    // other whose echo does not come back.
                     self.budget.tokens = 0.0;
                     if self.notice_due(now, NoticeKind::Rate) {
                         out.push(Action::Show(Line::Notice(format!(
@@ -869,47 +828,56 @@ impl Session {
     }
 
     fn emit(&mut self, bytes: Vec<u8>, out: &mut Vec<Action>) {
-        self.sent_count += 1;
         out.push(Action::Send(bytes));
     }
 
-    /// Puts unechoed messages matching `lost` back at the front of the
-    /// outbox (in their order) and forgets the rest.
-    fn requeue(&mut self, lost: impl Fn(&Unechoed) -> bool) {
-        let all: Vec<Unechoed> = self.unechoed.drain(..).collect();
-        let (again, keep): (Vec<Unechoed>, Vec<Unechoed>) = all.into_iter().partition(&lost);
-        self.unechoed = keep.into();
-        for u in again.into_iter().rev() {
-            self.outbox.push_front(u.text);
-        }
+    /// Keepalive and "what is your newest event?" in one.
+    fn ping(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.next_ping = now + self.ping_interval;
+        self.send(now, &ClientMsg::Ping(None), out);
     }
 
-    /// Own messages the relay must have seen before a ping it answered,
-    /// but that are not among the events delivered up to that answer, never
-    /// reached it: send them again. "Before" means [`REORDER_WINDOW`]
-    /// earlier, since a network may swap datagrams sent close together.
-    fn check_proof(&mut self) {
-        let Some(proof) = self.proof else {
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// Sends our message in flight again if its echo is overdue: either the
+    /// `SAY` was lost (the relay relays it now) or its echo was (the relay
+    /// drops the repeat, and the `PONG` of the ping sent with it shows the
+    /// event we missed, which repair then fetches).
+    fn retransmit_say(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.repair || self.state != State::Joined {
+            return;
+        }
+        let Some(u) = self.unechoed.front_mut() else {
             return;
         };
-        if !self.repair {
-            self.proof = None;
+        if u.retry_at > now || !self.budget.try_take(now) {
             return;
         }
-        if self.reassembly.delivered_through() < proof.last_seq {
-            return; // not caught up yet: the echo may still be repaired
-        }
-        self.proof = None;
-        self.requeue(|u| u.at + REORDER_WINDOW <= proof.ping_at);
+        u.retries = u.retries.saturating_add(1);
+        u.retry_at = now
+            + SAY_RETRY_FIRST
+                .saturating_mul(1 << u.retries.min(8))
+                .min(SAY_RETRY_CAP);
+        let say = ClientMsg::Say {
+            id: u.id,
+            text: u.text.clone(),
+        };
+        self.emit(say.encode(), out);
+        self.ping(now, out);
     }
 
     fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
         if self.state != State::Joined || self.rename_hold.is_some_and(|t| now < t) {
             return;
         }
-        // One message in flight at a time: M carries no id, so a lost one
-        // can only be sent again, and only stop-and-wait keeps our messages
-        // in the order typed when that happens.
+        // One message in flight at a time: the relay relays each SAY id
+        // once but in the order SAYs arrive, so a lost message sent again
+        // would overtake the ones sent after it. Stop-and-wait keeps our
+        // messages in the order typed.
         // (Without repair nothing is sent again, so nothing waits.)
         while (self.unechoed.is_empty() || !self.repair)
             && !self.outbox.is_empty()
@@ -918,16 +886,22 @@ impl Session {
             let Some(text) = self.outbox.pop_front() else {
                 break;
             };
-            let chat = ClientMsg::Chat {
-                nick: self.nick.clone(),
+            let id = self.take_id();
+            let say = ClientMsg::Say {
+                id,
                 text: text.clone(),
             };
-            self.emit(chat.encode(), out);
+            self.emit(say.encode(), out);
             if self.unechoed.len() >= UNECHOED_MAX {
                 self.unechoed.pop_front();
             }
-            self.unechoed.push_back(Unechoed { text, at: now });
-            self.echo_check = Some(now + ECHO_CHECK);
+            self.unechoed.push_back(Unechoed {
+                id,
+                text,
+                at: now,
+                retry_at: now + SAY_RETRY_FIRST,
+                retries: 0,
+            });
         }
     }
 
@@ -1159,11 +1133,11 @@ mod tests {
     }
 
     #[test]
-    fn typed_text_becomes_m_with_our_nick_and_echo_marks_it_own() {
+    fn typed_text_becomes_say_with_an_id_and_echo_marks_it_own() {
         let now = Instant::now();
         let mut s = joined(now);
         let a = s.handle_input(now, Input::Say(Text::new("hi  你好").unwrap()));
-        assert_eq!(sent(&a), ["M alice hi  你好"]);
+        assert_eq!(sent(&a), ["SAY 1 hi  你好"]);
         assert!(!s.is_settled());
         let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "hi  你好"));
         assert_eq!(
@@ -1194,12 +1168,15 @@ mod tests {
         let mut t = start;
         for _ in 0..400 {
             for m in sent(&actions) {
-                if let Some(text) = m.strip_prefix("M alice ") {
+                if let Some(rest) = m.strip_prefix("SAY ") {
+                    let (id, text) = rest.split_once(' ').unwrap();
+                    // Ids count up: each message is new.
+                    assert_eq!(id, (order.len() + 1).to_string());
                     order.push(text.to_owned());
                     seq += 1;
                     // Nothing else goes out before this one's echo.
                     actions = s.handle_timeout(t);
-                    assert!(!sent(&actions).iter().any(|m| m.starts_with("M ")));
+                    assert!(!sent(&actions).iter().any(|m| m.starts_with("SAY ")));
                     actions = s.handle_datagram(t, &chat_event(seq, Origin::Live, "alice", text));
                 }
             }
@@ -1218,72 +1195,96 @@ mod tests {
         assert!(s.is_settled());
     }
 
-    /// The ping the session sends at `now`, if any, with its token.
-    fn ping_token(actions: &[Action]) -> Option<String> {
+    fn says(actions: &[Action]) -> Vec<String> {
         sent(actions)
             .into_iter()
-            .find_map(|m| m.strip_prefix("PING ").map(str::to_owned))
+            .filter(|m| m.starts_with("SAY "))
+            .collect()
     }
 
     #[test]
-    fn own_message_lost_on_the_way_is_sent_again_once_a_pong_proves_it() {
+    fn own_message_lost_on_the_way_is_sent_again_with_its_id() {
         let now = Instant::now();
         let mut s = joined(now);
-        let a = s.handle_input(now, Input::Say(Text::new("lost").unwrap()));
-        assert_eq!(sent(&a), ["M alice lost"]);
-        // Another datagram, then the tail-check ping goes out.
-        s.handle_input(now, Input::Who);
-        let t = now + TAIL_CHECK;
-        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
-        // The relay saw nothing new: its PONG says last-seq 5 (our JOIN's
-        // predecessor); the message is not among delivered events.
-        let pong = format!("PONG 5 {token}");
-        let a = s.handle_datagram(t, pong.as_bytes());
-        assert!(sent(&a).contains(&"M alice lost".to_owned()), "{a:?}");
-    }
-
-    #[test]
-    fn own_message_is_not_resent_when_the_ping_may_have_overtaken_it() {
-        let now = Instant::now();
-        let mut s = joined(now);
-        // The room went quiet at `now`: its tail check is due at +1 s.
-        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
-        let just_before = now + TAIL_CHECK - Duration::from_millis(50);
-        s.handle_input(just_before, Input::Say(Text::new("slow").unwrap()));
-        // The tail-check ping leaves 50 ms after the message: it may have
-        // overtaken it, so its PONG proves nothing.
-        let t = now + TAIL_CHECK;
-        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
-        let a = s.handle_datagram(t, format!("PONG 6 {token}").as_bytes());
-        assert!(!sent(&a).iter().any(|m| m.starts_with("M ")));
-        assert!(!sent(&s.handle_timeout(t))
-            .iter()
-            .any(|m| m.starts_with("M ")));
-        // The next echo check, well after the message, can.
-        let later = t + ECHO_CHECK;
-        let token = ping_token(&s.handle_timeout(later)).expect("echo-check ping");
-        let a = s.handle_datagram(later, format!("PONG 6 {token}").as_bytes());
-        assert!(sent(&a).contains(&"M alice slow".to_owned()), "{a:?}");
-    }
-
-    #[test]
-    fn own_message_whose_echo_is_being_repaired_is_not_resent() {
-        let now = Instant::now();
-        let mut s = joined(now);
-        s.handle_input(now, Input::Say(Text::new("echo lost").unwrap()));
-        s.handle_input(now, Input::Who);
-        let t = now + TAIL_CHECK;
-        let token = ping_token(&s.handle_timeout(t)).expect("tail-check ping");
-        // The relay has event 6 (our echo), which we have not received.
-        s.handle_datagram(t, format!("PONG 6 {token}").as_bytes());
-        let a = s.handle_timeout(t + Duration::from_millis(100));
-        assert!(sent(&a).contains(&"RESEND 6 6".to_owned()));
-        assert!(!sent(&a).iter().any(|m| m.starts_with("M ")));
-        s.handle_datagram(t, &chat_event(6, Origin::Resend, "alice", "echo lost"));
+        assert_eq!(
+            says(&s.handle_input(now, Input::Say(Text::new("lost").unwrap()))),
+            ["SAY 1 lost"]
+        );
+        assert!(says(&s.handle_timeout(now + Duration::from_millis(200))).is_empty());
+        // No echo in time: the same SAY again, with a ping whose PONG would
+        // reveal an echo we missed.
+        let t = now + SAY_RETRY_FIRST;
+        let a = s.handle_timeout(t);
+        assert_eq!(says(&a), ["SAY 1 lost"]);
+        assert!(sent(&a).contains(&"PING".to_owned()), "{a:?}");
+        // Then with backoff: 600 ms later, not before.
+        assert!(says(&s.handle_timeout(t + Duration::from_millis(500))).is_empty());
+        let t = t + Duration::from_millis(600);
+        assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 lost"]);
+        // The echo settles it: nothing more goes out.
+        s.handle_datagram(t, &chat_event(6, Origin::Live, "alice", "lost"));
         assert!(s.is_settled());
-        assert!(!sent(&s.handle_timeout(t + Duration::from_secs(3)))
-            .iter()
-            .any(|m| m.starts_with("M ")));
+        assert!(says(&s.handle_timeout(t + Duration::from_secs(10))).is_empty());
+    }
+
+    #[test]
+    fn lost_echo_is_fetched_with_resend_and_the_next_message_follows() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("one").unwrap()));
+        s.handle_input(now, Input::Say(Text::new("two").unwrap()));
+        let t = now + SAY_RETRY_FIRST;
+        assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 one"]);
+        // The relay had it (event 6) and dropped the repeat; its PONG says so.
+        s.handle_datagram(t, b"PONG 6");
+        let a = s.handle_timeout(t + Duration::from_millis(100));
+        assert!(sent(&a).contains(&"RESEND 6 6".to_owned()), "{a:?}");
+        let a = s.handle_datagram(t, &chat_event(6, Origin::Resend, "alice", "one"));
+        assert_eq!(says(&a), ["SAY 2 two"]);
+    }
+
+    #[test]
+    fn a_repeated_echo_does_not_confirm_the_next_message_with_the_same_text() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
+        s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
+        let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "ok"));
+        assert_eq!(says(&a), ["SAY 2 ok"]);
+        // The network repeats the first echo: shown once, second still open.
+        let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "ok"));
+        assert!(shown(&a).is_empty());
+        assert!(!s.is_settled());
+        let t = now + SAY_RETRY_FIRST;
+        assert_eq!(says(&s.handle_timeout(t)), ["SAY 2 ok"]);
+    }
+
+    #[test]
+    fn unconfirmed_message_is_given_up_after_30_s_with_a_notice() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_input(now, Input::Say(Text::new("void").unwrap()));
+        s.handle_input(now, Input::Say(Text::new("next").unwrap()));
+        let mut tries = 0;
+        let mut notice = None;
+        for ms in (100..=31_000).step_by(100) {
+            let t = now + Duration::from_millis(ms);
+            // Keep the connection alive meanwhile.
+            s.handle_datagram(t, b"PONG 5");
+            let a = s.handle_timeout(t);
+            tries += says(&a).iter().filter(|m| *m == "SAY 1 void").count();
+            if shown(&a)
+                .iter()
+                .any(|l| matches!(l, Line::Notice(n) if n.contains("void")))
+            {
+                notice = Some(ms);
+                assert_eq!(says(&s.handle_timeout(t)), ["SAY 2 next"]);
+                break;
+            }
+        }
+        assert_eq!(notice, Some(30_000));
+        // 300 ms, 600 ms, 1.2 s, then every 2 s.
+        assert!((14..=17).contains(&tries), "{tries} tries");
     }
 
     #[test]
@@ -1361,17 +1362,42 @@ mod tests {
     }
 
     #[test]
-    fn pong_below_what_we_saw_means_the_relay_restarted() {
+    fn pong_below_what_we_saw_is_checked_with_a_probe_before_rejoining() {
         let now = Instant::now();
         let mut s = joined(now);
         s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        // A late PONG, overtaken by event 6: no reason to rejoin yet.
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        assert!(s.is_joined());
+        // A restarted relay: its answer to the probe says it forgot us.
         let a = s.handle_datagram(now, b"PONG 0");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
         assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
         assert!(!s.is_joined());
         // After the new WELCOME, sequence numbers start over.
         s.handle_datagram(now, &welcome("alice", 0));
         let a = s.handle_datagram(now, &chat_event(1, Origin::Live, "bob", "again"));
         assert_eq!(shown(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_late_pong_overtaken_by_newer_events_is_not_a_restart() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        // Ask for the newest number while we know 5...
+        let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
+        assert!(ping.contains(&"PING".to_owned()), "{ping:?}");
+        // ...event 6 overtakes the answer, which says 5.
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert!(s.is_joined(), "{a:?}");
+        // The relay answers the probe as it answers a member: no rejoin.
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, &chat_event(6, Origin::Resend, "bob", "x"));
+        assert!(s.is_joined());
+        assert!(shown(&a).is_empty(), "shown twice: {a:?}");
     }
 
     #[test]
@@ -1445,24 +1471,24 @@ mod tests {
         assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
         s.handle_timeout(now);
         let a = s.handle_datagram(now, &welcome("alice", 0));
-        assert!(sent(&a).contains(&"M alice lost one".to_owned()));
+        assert_eq!(says(&a), ["SAY 1 lost one"]);
     }
 
     #[test]
-    fn not_joined_arriving_while_already_rejoining_requeues_and_keeps_going() {
+    fn not_joined_arriving_while_already_rejoining_keeps_going() {
         let now = Instant::now();
         let mut s = joined(now);
         s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
         s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
-        // A PONG from the restarted relay starts the rejoin first...
-        s.handle_datagram(now, b"PONG 0");
+        // The restarted relay's BYE starts the rejoin first...
+        s.handle_datagram(now, b"BYE shutdown restarting");
         assert!(!s.is_joined());
         // ...then its refusal of our message arrives.
         let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
         assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
         s.handle_timeout(now);
         let a = s.handle_datagram(now, &welcome("alice", 0));
-        assert!(sent(&a).contains(&"M alice in flight".to_owned()), "{a:?}");
+        assert_eq!(says(&a), ["SAY 1 in flight"], "{a:?}");
     }
 
     #[test]
@@ -1508,35 +1534,49 @@ mod tests {
         s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
         assert_eq!(s.nick().as_str(), "alicia");
         let a = s.handle_input(now, Input::Say(Text::new("x").unwrap()));
-        assert_eq!(sent(&a), ["M alicia x"]);
+        assert_eq!(sent(&a), ["SAY 1 x"]);
+        let a = s.handle_datagram(now, b"EVENT 7 live CHAT alicia x");
+        assert!(s.is_settled());
+        assert!(matches!(&shown(&a)[..], [Line::Chat { own: true, .. }]));
     }
 
     #[test]
-    fn messages_typed_right_after_nick_go_out_under_the_new_name() {
+    fn messages_typed_right_after_nick_go_out_after_the_rename() {
         let now = Instant::now();
         let mut s = joined(now);
         let a = s.handle_input(now, Input::Rename(nick("alicia")));
         assert_eq!(sent(&a), ["NICK alicia"]);
-        // Sent now, it would name alice and be refused as not ours.
+        // Sent now, it could reach the room before the rename.
         let a = s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
         assert!(sent(&a).is_empty());
         let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
-        assert_eq!(sent(&a), ["M alicia hi"]);
+        assert_eq!(sent(&a), ["SAY 1 hi"]);
     }
 
     #[test]
-    fn not_yours_waits_for_the_rename_instead_of_rejoining() {
+    fn message_in_flight_keeps_its_id_across_a_rejoin() {
         let now = Instant::now();
         let mut s = joined(now);
         s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
-        let a = s.handle_datagram(
+        s.handle_input(
             now,
-            b"ERROR not-yours that nickname belongs to another address",
+            Input::Msg {
+                to: nick("bob"),
+                text: Text::new("psst").unwrap(),
+            },
         );
-        assert!(s.is_joined());
-        assert!(sent(&a).is_empty());
-        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
-        assert_eq!(sent(&a), ["M alicia hi"]);
+        // Silence: we rejoin, though the relay may still hold us (and our
+        // SAY): the same id lets it drop a repeat.
+        let later = now + Duration::from_secs(47);
+        s.handle_timeout(later);
+        s.handle_timeout(later);
+        let a = s.handle_datagram(later, &welcome("alice", 9));
+        assert_eq!(says(&a), ["SAY 1 hi"]);
+        assert!(sent(&a).contains(&"PMSG 2 bob psst".to_owned()), "{a:?}");
+        // New messages take new ids.
+        s.handle_datagram(later, &chat_event(10, Origin::Live, "alice", "hi"));
+        let a = s.handle_input(later, Input::Say(Text::new("again").unwrap()));
+        assert_eq!(says(&a), ["SAY 3 again"]);
     }
 
     #[test]
