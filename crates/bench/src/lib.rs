@@ -268,6 +268,7 @@ mod tests {
             .unwrap()
             .ip()
             .is_loopback());
+        // Non-loopback targets are refused before any socket exists.
         assert!(matches!(
             loopback_target("10.0.0.1:10024"),
             Err(BenchError::NotLoopback(_))

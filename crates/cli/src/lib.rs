@@ -43,7 +43,7 @@ pub use error::CliError;
         /help            list the commands\n  \
         //text           send a message that starts with /\n\n\
         Examples:\n  \
-        udpchat --relay 192.168.1.10:10024 --nick alice\n  \
+        udpchat --relay classroom-server:10024 --nick alice\n  \
         printf 'hello\\n' | udpchat --nick bot\n\n\
         Colours are used only when stdout is a terminal and NO_COLOR is not set."
 )]

@@ -656,6 +656,7 @@ mod tests {
 
     #[test]
     fn sockaddr_conversion_round_trips() {
+        // Converted to sockaddr and back only; nothing is sent to them.
         for addr in [
             "127.0.0.1:5",
             "[::1]:6",

@@ -56,6 +56,7 @@ impl CookieJar {
 mod tests {
     use super::*;
 
+    /// Addresses here are only hashed into cookies, never sent to.
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
