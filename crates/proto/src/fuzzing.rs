@@ -6,6 +6,30 @@
 
 use crate::{classic, strip_line_ending, ClientMsg, Lang, RelayMsg, MAX_DATAGRAM};
 
+/// Checks that `msg` encodes to a datagram within [`MAX_DATAGRAM`] that
+/// parses back to the same value and encodes again to the same bytes; returns
+/// the encoding.
+fn round_trip<T: PartialEq + std::fmt::Debug>(
+    msg: &T,
+    encode: fn(&T) -> Vec<u8>,
+    parse: fn(&[u8]) -> Result<T, crate::ParseError>,
+) -> Vec<u8> {
+    let encoded = encode(msg);
+    assert!(
+        encoded.len() <= MAX_DATAGRAM,
+        "{msg:?} encodes to {} bytes",
+        encoded.len()
+    );
+    let again = parse(&encoded)
+        .unwrap_or_else(|e| panic!("{msg:?} encodes to {encoded:?}, which fails to parse: {e}"));
+    assert_eq!(
+        &again, msg,
+        "round trip through {encoded:?} changed the value"
+    );
+    assert_eq!(encode(&again), encoded, "encoding is not stable");
+    encoded
+}
+
 /// Parses `bytes` as a client datagram; if that succeeds, checks that the
 /// value encodes to a datagram within [`MAX_DATAGRAM`] that parses back to
 /// the same value and encodes again to the same bytes, and that the encoding
@@ -15,19 +39,7 @@ pub fn check_client(bytes: &[u8]) {
     let Ok(msg) = ClientMsg::parse(bytes) else {
         return;
     };
-    let encoded = msg.encode();
-    assert!(
-        encoded.len() <= MAX_DATAGRAM,
-        "{msg:?} encodes to {} bytes",
-        encoded.len()
-    );
-    let again = ClientMsg::parse(&encoded)
-        .unwrap_or_else(|e| panic!("{msg:?} encodes to {encoded:?}, which fails to parse: {e}"));
-    assert_eq!(
-        again, msg,
-        "round trip through {encoded:?} changed the value"
-    );
-    assert_eq!(again.encode(), encoded, "encoding is not stable");
+    let encoded = round_trip(&msg, ClientMsg::encode, ClientMsg::parse);
     let (input, _) = strip_line_ending(bytes);
     if !matches!(msg, ClientMsg::Hello { .. }) {
         assert_eq!(
@@ -45,19 +57,7 @@ pub fn check_relay(bytes: &[u8]) {
     let Ok(msg) = RelayMsg::parse(bytes) else {
         return;
     };
-    let encoded = msg.encode();
-    assert!(
-        encoded.len() <= MAX_DATAGRAM,
-        "{msg:?} encodes to {} bytes",
-        encoded.len()
-    );
-    let again = RelayMsg::parse(&encoded)
-        .unwrap_or_else(|e| panic!("{msg:?} encodes to {encoded:?}, which fails to parse: {e}"));
-    assert_eq!(
-        again, msg,
-        "round trip through {encoded:?} changed the value"
-    );
-    assert_eq!(again.encode(), encoded, "encoding is not stable");
+    let encoded = round_trip(&msg, RelayMsg::encode, RelayMsg::parse);
     let (input, _) = strip_line_ending(bytes);
     if matches!(msg, RelayMsg::Cookie(_)) {
         assert!(encoded.eq_ignore_ascii_case(input), "cookie changed");
