@@ -264,6 +264,26 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Op
     }
 }
 
+/// One `sendmmsg`/`recvmmsg` slot: the address `name` (of `len` bytes) and
+/// one buffer. The pointers must stay valid until the system call returns.
+#[cfg(target_os = "linux")]
+fn mmsghdr(
+    name: &mut libc::sockaddr_storage,
+    len: libc::socklen_t,
+    iov: &mut libc::iovec,
+) -> libc::mmsghdr {
+    // SAFETY: all-zero is a valid msghdr; the fields that matter are set below.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    header.msg_namelen = len;
+    header.msg_iov = iov;
+    header.msg_iovlen = 1;
+    libc::mmsghdr {
+        msg_hdr: header,
+        msg_len: 0,
+    }
+}
+
 /// Sends many datagrams per system call with `sendmmsg` (Linux only).
 ///
 /// A chat line to a room of N members is N datagrams; one `sendmmsg` per up
@@ -319,17 +339,8 @@ impl BatchSender {
         // Pointers are taken after every push, so no reallocation can move
         // what they point to (and capacity is MAX anyway).
         for i in 0..n {
-            // SAFETY: all-zero is a valid msghdr; the fields set below point
-            // into self.names/self.iovecs, which outlive the call.
-            let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-            header.msg_name = (&mut self.names[i].0 as *mut libc::sockaddr_storage).cast();
-            header.msg_namelen = self.names[i].1;
-            header.msg_iov = &mut self.iovecs[i];
-            header.msg_iovlen = 1;
-            self.headers.push(libc::mmsghdr {
-                msg_hdr: header,
-                msg_len: 0,
-            });
+            let (name, len) = &mut self.names[i];
+            self.headers.push(mmsghdr(name, *len, &mut self.iovecs[i]));
         }
         // SAFETY: `headers` holds n initialised mmsghdr whose pointers are
         // valid for the duration of the call.
@@ -548,17 +559,9 @@ impl BatchReceiver {
         }
         // Pointers are taken after every push (capacity is SLOTS anyway).
         for i in 0..Self::SLOTS {
-            // SAFETY: all-zero is a valid msghdr; the fields set below point
-            // into self.names/self.iovecs, which outlive the call.
-            let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-            header.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            header.msg_iov = &mut self.iovecs[i];
-            header.msg_iovlen = 1;
-            self.headers.push(libc::mmsghdr {
-                msg_hdr: header,
-                msg_len: 0,
-            });
+            let len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            self.headers
+                .push(mmsghdr(&mut self.names[i], len, &mut self.iovecs[i]));
         }
         // SAFETY: `headers` holds SLOTS initialised mmsghdr whose pointers
         // are valid, writable buffers of the stated lengths for the call.
