@@ -88,6 +88,24 @@ pub fn main() -> ExitCode {
 
 /// Runs a relay with these flags until it is told to stop.
 pub fn run(args: &cli::Args) -> Result<(), Error> {
+    let mut server = start(args)?;
+    {
+        // Tests and scripts wait for this exact line to learn the port.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
+        let _ = stdout.flush();
+    }
+    if let Err(e) = server.start_console() {
+        log::warn!("no operator console: {e}");
+    }
+    server.run()?;
+    Ok(())
+}
+
+/// Binds the socket and opens the transcript that these flags ask for: a
+/// relay ready to [`Server::run`], without a console. The benchmark's smoke
+/// test runs one in a thread this way.
+pub fn start(args: &cli::Args) -> Result<Server, Error> {
     let config = args.room_config();
     let transcript = args
         .transcript
@@ -106,16 +124,5 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
         stats_interval: args.stats_interval(),
         recv_buffer: args.recv_buffer as usize,
     };
-    let mut server = Server::bind(args.bind, config, settings, transcript)?;
-    {
-        // Tests and scripts wait for this exact line to learn the port.
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
-        let _ = stdout.flush();
-    }
-    if let Err(e) = server.start_console() {
-        log::warn!("no operator console: {e}");
-    }
-    server.run()?;
-    Ok(())
+    Ok(Server::bind(args.bind, config, settings, transcript)?)
 }
