@@ -3,7 +3,9 @@
 //! [`room`] is the sans-IO core (no sockets, no clock: time is passed in);
 //! everything else is the shell around it: the flags ([`cli`]), the mio loop
 //! (`server`), the operator console, the transcript and the process entry
-//! point [`main`].
+//! point [`main`]. The system calls std and mio lack live in `udpchat-udp`;
+//! this crate has no `unsafe` code.
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -13,7 +15,6 @@ pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 pub mod cli;
 mod console;
 mod server;
-mod sys;
 mod transcript;
 
 pub use server::{Server, ServerError, Settings};
