@@ -1,14 +1,12 @@
 //! The udpchat relay: one chat room on one UDP socket.
 //!
-//! [`room`] is the sans-IO core (no sockets, no clock: time is passed in);
-//! everything else is the shell around it: the flags ([`cli`]), the mio loop
-//! (`server`), the operator console, the transcript and the process entry
-//! point [`main`].
+//! The sans-IO core is the `udpchat-room` crate (no sockets, no clock: time
+//! is passed in), re-exported here as [`room`]; this crate is the shell
+//! around it: the flags ([`cli`]), the mio loop (`server`), the operator
+//! console, the transcript and the process entry point [`main`].
 
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
-pub mod room;
-pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
+pub use udpchat_room as room;
+pub use udpchat_room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 
 pub mod cli;
 mod console;

@@ -26,10 +26,6 @@
 //!   reported as [`Event::Unannounced`] (log and transcript, no sequence
 //!   number); `WHO` still lists the members.
 
-mod bucket;
-mod cookie;
-mod history;
-
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,9 +37,9 @@ use udpchat_proto::{
     LineEnding, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN, VERSION,
 };
 
-use bucket::{Bucket, Rate, Take};
-use cookie::CookieJar;
-use history::History;
+use crate::bucket::{Bucket, Rate, Take};
+use crate::cookie::CookieJar;
+use crate::history::History;
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -167,6 +163,13 @@ pub enum Event {
         /// Details for the log.
         detail: String,
     },
+    /// A datagram dropped silently by the per-address rate limit: its
+    /// sender is past its limit and was told so once already. Policy is the
+    /// shell's: it counts these to block a flooder in the kernel.
+    Flooding {
+        /// Who sent it.
+        addr: SocketAddr,
+    },
     /// Input dropped without a reply (debug).
     Dropped {
         /// Who sent it.
@@ -211,10 +214,6 @@ pub struct Stats {
     /// Members that left (any reason).
     pub leaves: u64,
 }
-
-/// [`Event::Dropped::why`] of a datagram dropped silently by the
-/// per-address rate limit (the shell counts these to spot flooders).
-pub const OVER_RATE_LIMIT: &str = "over the rate limit";
 
 /// Unacknowledged `PRIVATE` messages kept per structured member; when full,
 /// the oldest is given up.
@@ -375,10 +374,7 @@ impl Room {
             }
             Take::Excess => {
                 self.stats.rate_limited += 1;
-                out.events.push(Event::Dropped {
-                    addr: from,
-                    why: OVER_RATE_LIMIT,
-                });
+                out.events.push(Event::Flooding { addr: from });
                 return;
             }
         }
