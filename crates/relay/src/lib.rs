@@ -6,7 +6,7 @@
 //! console, the transcript and the process entry point [`main`].
 
 pub use udpchat_room as room;
-pub use udpchat_room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
+pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
 pub mod cli;
 mod console;
