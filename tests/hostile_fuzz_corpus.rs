@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use udpchat_lossproxy::SplitMix64;
-use udpchat_relay::fuzzing;
+use udpchat_room::fuzzing;
 
 #[test]
 fn room_fuzz_corpus_replays_without_breaking_an_invariant() {

@@ -1,10 +1,10 @@
 //! Whole-room fuzzing: the input becomes a sequence of datagrams from several
 //! addresses, time steps, unreachable reports and operator actions, and the
 //! room's invariants are checked after every step. The harness lives in
-//! `udpchat_relay::fuzzing` (feature `fuzzing`) so that
+//! `udpchat_room::fuzzing` (feature `fuzzing`) so that
 //! tests/hostile_fuzz_corpus.rs replays corpus/room/ with the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| udpchat_relay::fuzzing::run(data));
+fuzz_target!(|data: &[u8]| udpchat_room::fuzzing::run(data));

@@ -1,16 +1,15 @@
 //! The udpchat relay: one chat room on one UDP socket.
 //!
-//! [`room`] is the sans-IO core (no sockets, no clock: time is passed in);
-//! everything else is the shell around it: the flags ([`cli`]), the mio loop
-//! (`server`), the operator console, the transcript and the process entry
-//! point [`main`]. The system calls std and mio lack live in `udpchat-udp`;
-//! this crate has no `unsafe` code.
+//! The sans-IO core is the `udpchat-room` crate (no sockets, no clock: time
+//! is passed in), re-exported here as [`room`]; this crate is the shell
+//! around it: the flags ([`cli`]), the mio loop (`server`), the operator
+//! console, the transcript and the process entry point [`main`].
+//! The system calls std and mio lack live in `udpchat-udp`; this crate has
+//! no `unsafe` code.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
-pub mod room;
-pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
+pub use udpchat_room as room;
+pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
 pub mod cli;
 mod console;

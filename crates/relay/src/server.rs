@@ -526,9 +526,10 @@ impl Server {
             }
             Event::Dropped { addr, why } => {
                 log::debug!("dropped a datagram from {addr}: {why}");
-                if why == crate::room::OVER_RATE_LIMIT
-                    && self.flooders.over_limit(Instant::now(), addr)
-                {
+            }
+            Event::Flooding { addr } => {
+                log::debug!("dropped a datagram from {addr}: over the rate limit");
+                if self.flooders.over_limit(Instant::now(), addr) {
                     self.stats.kernel_blocks += 1;
                     log::debug!(
                         "{addr} floods: its datagrams are dropped in the kernel for a while"

@@ -1,7 +1,9 @@
-//! The whole-room fuzz harness, shared by the cargo-fuzz target
-//! `fuzz/fuzz_targets/room.rs` and the stable test that replays
-//! `fuzz/corpus/room/` (tests/hostile_fuzz_corpus.rs). Only compiled with the
-//! `fuzzing` feature.
+//! The whole-room oracle: one traffic generator and one set of invariant
+//! checks, shared by the cargo-fuzz target `fuzz/fuzz_targets/room.rs`, the
+//! stable test that replays `fuzz/corpus/room/` (tests/hostile_fuzz_corpus.rs)
+//! and the room's own proptest (at the bottom of this file, which generates
+//! `Vec<Step>` and runs them through [`Harness::step`]). Compiled with the
+//! `fuzzing` feature, and for this crate's tests.
 //!
 //! An input is decoded with `arbitrary` into a sequence of [`Step`]s:
 //! datagrams from one of [`SOURCES`] addresses (mostly built from templates
@@ -12,15 +14,19 @@
 //!
 //! - no address acts under another member's nickname, nobody but the sender
 //!   joins, leaves or renames because of a datagram;
-//! - the member table is one-to-one and within `max_clients`;
+//! - the member table is one-to-one and within `max_clients`; the history
+//!   within its capacity;
 //! - every outgoing datagram is valid UTF-8, at most `MAX_DATAGRAM` bytes and
 //!   free of control characters (one trailing `\n` allowed); structured
-//!   members get datagrams that parse as `RelayMsg`;
+//!   members get datagrams that parse as `RelayMsg`, without a newline;
+//!   classic members get lines ending as they asked (a `HELLO` is answered
+//!   in the structured dialect whoever sends it);
 //! - nothing is sent to an address that is neither the sender nor a member;
 //!   a `COOKIE` answer is never larger than its request;
-//! - a member's `SAY` is relayed exactly once per id, and a `PMSG`
-//!   delivered at most once per id, within the room's window of 64 recent
-//!   ids (checked against a model of that window);
+//! - a datagram relays at most one chat; a member's `SAY` is relayed
+//!   exactly once per id, and a `PMSG` delivered at most once per id, within
+//!   the room's window of [`ID_WINDOW`] recent ids (checked against a model
+//!   of that window);
 //! - room events are numbered 1, 2, 3, ... without gaps; resends and history
 //!   replays only carry events the bounded history can still hold; the
 //!   datagrams one step produces are bounded.
@@ -31,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use udpchat_proto::{
-    check_text_char, ClientMsg, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, MAX_DATAGRAM,
+    check_relay_datagram, ClientMsg, LeaveReason, LineEnding, Nick, Origin, RelayMsg, RoomEvent,
+    ID_WINDOW, MAX_RESEND,
 };
 
 use crate::{Config, Dialect, Event, Outputs, Room};
@@ -279,9 +286,15 @@ type Members = HashMap<SocketAddr, (Nick, Dialect)>;
 impl Harness {
     /// A room with [`config`] and a fixed key.
     pub fn new() -> Harness {
+        Harness::with_config(config())
+    }
+
+    /// A room with another configuration (the proptest uses tighter rate
+    /// limits) and a fixed key.
+    pub fn with_config(config: Config) -> Harness {
         let now = Instant::now();
         Harness {
-            room: Room::new(config(), *b"fuzzing-room-key", now),
+            room: Room::new(config, *b"fuzzing-room-key", now),
             now,
             out: Outputs::default(),
             last_seq: 0,
@@ -319,6 +332,16 @@ impl Harness {
             "{} members with max_clients {}",
             map.len(),
             self.room.config().max_clients
+        );
+        assert!(
+            self.room.roster.is_one_to_one(),
+            "the address and nickname tables disagree"
+        );
+        assert!(
+            self.room.history.len() <= self.room.config().history,
+            "{} events held with history {}",
+            self.room.history.len(),
+            self.room.config().history
         );
         map
     }
@@ -443,7 +466,7 @@ impl Harness {
         } else if count == 0 {
             return; // refused (no such nick): not remembered
         }
-        if window.len() == 64 {
+        if window.len() == ID_WINDOW {
             window.pop_front();
         }
         window.push_back(id);
@@ -520,6 +543,21 @@ impl Harness {
         after: &Members,
     ) {
         let nick_of = |m: &Members, addr: &SocketAddr| m.get(addr).map(|(n, _)| n.key());
+        let chats = self
+            .out
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Room {
+                        event: RoomEvent::Chat { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(chats <= 1, "{step:?} relayed {chats} chats");
         let mut left_by_timeout = Vec::new();
         for event in &self.out.events {
             let event = match event {
@@ -661,29 +699,28 @@ impl Harness {
         );
         let history = config.history as u64;
         let mut resends = 0;
+        let hello = request.starts_with(b"HELLO");
         let mut replays = 0;
         for t in &self.out.transmits {
             let bytes = &t.bytes[..];
-            assert!(
-                bytes.len() <= MAX_DATAGRAM,
-                "{} bytes to {}",
-                bytes.len(),
-                t.to
-            );
             assert!(
                 before.contains_key(&t.to) || after.contains_key(&t.to) || Some(t.to) == sender,
                 "datagram to bystander {}: {:?}",
                 t.to,
                 String::from_utf8_lossy(bytes)
             );
-            let Ok(text) = std::str::from_utf8(bytes) else {
-                panic!("invalid UTF-8 to {}: {bytes:?}", t.to);
+            // Size, UTF-8, not empty, no control character: the wire rules
+            // every client relies on (a newline ending is checked below).
+            let ending = if bytes.ends_with(b"\n") {
+                LineEnding::Newline
+            } else {
+                LineEnding::Bare
             };
-            let body = text.strip_suffix('\n').unwrap_or(text);
-            assert!(!body.is_empty(), "empty datagram to {}", t.to);
-            if let Some(c) = body.chars().find(|&c| check_text_char(c).is_err()) {
-                panic!("control character U+{:04X} to {}: {text:?}", c as u32, t.to);
+            if let Err(fault) = check_relay_datagram(bytes, ending) {
+                panic!("{fault} to {}: {:?}", t.to, String::from_utf8_lossy(bytes));
             }
+            let text = std::str::from_utf8(bytes).expect("checked above");
+            let body = text.strip_suffix('\n').unwrap_or(text);
             let structured =
                 |m: &Members| m.get(&t.to).is_some_and(|(_, d)| *d == Dialect::Structured);
             let parsed = RelayMsg::parse(bytes);
@@ -693,6 +730,20 @@ impl Harness {
                     "structured member {} got unparsable {text:?}: {parsed:?}",
                     t.to
                 );
+            }
+            // A member whose dialect the step did not change gets its own
+            // line ending; only the answer to a HELLO is always structured.
+            let dialect = after.get(&t.to).map(|(_, d)| *d);
+            let unchanged = dialect.is_some() && dialect == before.get(&t.to).map(|(_, d)| *d);
+            let answers_hello = hello && Some(t.to) == sender;
+            match dialect {
+                Some(Dialect::Classic(LineEnding::Newline)) if unchanged && !answers_hello => {
+                    assert_ne!(body, text, "newline member {} got a bare line", t.to);
+                }
+                Some(Dialect::Classic(LineEnding::Bare) | Dialect::Structured) if unchanged => {
+                    assert_eq!(body, text, "member {} got an unasked newline", t.to);
+                }
+                _ => {}
             }
             match parsed {
                 Ok(RelayMsg::Cookie(c)) => {
@@ -724,7 +775,7 @@ impl Harness {
                 _ => {}
             }
         }
-        assert!(resends <= 64, "{resends} resends from one step");
+        assert!(resends <= MAX_RESEND, "{resends} resends from one step");
         assert!(
             replays <= config.history_on_join * config.max_clients,
             "{replays} history replays from one step"
@@ -799,10 +850,158 @@ mod tests {
         assert_eq!(counts[14], (0, 10), "idle members evicted");
     }
 
+    // The three cases the room's former proptest (with its own generator)
+    // once shrank to, as scripted steps for this oracle.
+
+    /// A structured member asking to join again under another nickname gets
+    /// its `ERROR already-joined` in the structured dialect.
+    #[test]
+    fn structured_member_joining_classic_under_another_nick_gets_a_structured_error() {
+        let mut h = Harness::new();
+        h.step(&Step::Datagram(
+            0,
+            Payload::Hello(NickField::Pool(2), CookieField::None(64), false),
+        ));
+        h.step(&Step::Datagram(
+            0,
+            Payload::Hello(NickField::Pool(2), CookieField::Learned, false),
+        ));
+        h.step(&Step::Datagram(
+            0,
+            Payload::Join(NickField::Pool(0), Ending::Bare),
+        ));
+        let reply = RelayMsg::parse(&h.out.transmits[0].bytes);
+        assert!(
+            matches!(
+                reply,
+                Ok(RelayMsg::Error {
+                    code: udpchat_proto::ErrorCode::AlreadyJoined,
+                    ..
+                })
+            ),
+            "{reply:?}"
+        );
+    }
+
+    /// A cookie-less `HELLO` from a newline classic member gets a `COOKIE`
+    /// (structured, no newline) and leaves it a classic member.
+    #[test]
+    fn padded_hello_from_a_newline_member_gets_a_bare_cookie() {
+        let mut h = Harness::new();
+        h.step(&Step::Datagram(
+            4,
+            Payload::Join(NickField::Pool(0), Ending::Newline),
+        ));
+        h.step(&Step::Datagram(
+            4,
+            Payload::Hello(NickField::Pool(0), CookieField::None(64), false),
+        ));
+        assert_eq!(h.out.transmits.len(), 1);
+        assert!(h.out.transmits[0].bytes.starts_with(b"COOKIE "));
+        assert_eq!(
+            h.room().members()[0].2,
+            Dialect::Classic(LineEnding::Newline)
+        );
+    }
+
+    /// A structured recipient that re-joins as a newline classic member is
+    /// not sent its pending `PRIVATE` again (it could not read it).
+    #[test]
+    fn private_pending_for_a_member_that_turns_classic_is_not_retransmitted() {
+        let mut h = Harness::new();
+        h.step(&Step::Datagram(
+            3,
+            Payload::Hello(NickField::Pool(3), CookieField::None(64), false),
+        ));
+        h.step(&Step::Datagram(
+            3,
+            Payload::Hello(NickField::Pool(3), CookieField::Learned, false),
+        ));
+        h.step(&Step::Datagram(
+            2,
+            Payload::Join(NickField::Pool(0), Ending::Bare),
+        ));
+        h.step(&Step::Datagram(
+            2,
+            Payload::Pmsg(Number::Small(0), NickField::Pool(3), TextField::Pool(0)),
+        ));
+        assert!(h
+            .out
+            .transmits
+            .iter()
+            .any(|t| t.bytes.starts_with(b"PRIVATE ")));
+        h.step(&Step::Datagram(
+            3,
+            Payload::Join(NickField::Pool(3), Ending::Newline),
+        ));
+        h.step(&Step::Advance(1000));
+        assert!(h.out.transmits.is_empty(), "{:?}", h.out.transmits);
+    }
+
     #[test]
     fn empty_and_garbage_inputs_run() {
         run(&[]);
         run(&[0xff; 64]);
         run(&(0..=255).collect::<Vec<u8>>());
+    }
+
+    mod props {
+        use arbitrary::{Arbitrary, Unstructured};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Tighter limits than the fuzz target's [`config`], so the rate
+        /// limit, the stranger budget and idle eviction come within 100
+        /// steps.
+        fn tight() -> Config {
+            Config {
+                max_clients: 4,
+                idle_timeout: Duration::from_secs(20),
+                classic_idle_timeout: Duration::from_secs(60),
+                ping_interval: Duration::from_secs(5),
+                rate_burst: 8,
+                rate_per_sec: 2,
+                stranger_replies_per_sec: 10,
+                history: 10,
+                history_on_join: 3,
+                ..Config::default()
+            }
+        }
+
+        /// One step, decoded by the fuzz target's own decoder from bytes
+        /// proptest picks (and shrinks); mostly datagrams. Half the bytes
+        /// come from a few values spread over the range, so that choices
+        /// and numbers repeat (the same nickname, the same `SAY` id twice)
+        /// as they do in a fuzzer's corpus, while every variant stays
+        /// reachable.
+        fn step() -> impl Strategy<Value = Option<Step>> {
+            let byte = prop_oneof![
+                prop::sample::select(vec![0u8, 1, 2, 0x55, 0xaa, 0xff]),
+                any::<u8>(),
+            ];
+            let bytes = proptest::collection::vec(byte, 1..40);
+            prop_oneof![
+                12 => (any::<u8>(), bytes.clone()).prop_map(|(from, bytes)| {
+                    let payload = Payload::arbitrary(&mut Unstructured::new(&bytes)).ok()?;
+                    Some(Step::Datagram(from, payload))
+                }),
+                5 => bytes.prop_map(|bytes| Step::arbitrary(&mut Unstructured::new(&bytes)).ok()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn random_traffic_keeps_the_room_consistent(
+                steps in proptest::collection::vec(step(), 1..100)
+            ) {
+                let mut h = Harness::with_config(tight());
+                for step in steps.iter().flatten() {
+                    h.step(step);
+                }
+            }
+        }
     }
 }

@@ -54,6 +54,11 @@ impl CookieJar {
 
 #[cfg(test)]
 mod tests {
+    use udpchat_proto::Cookie;
+
+    use crate::testing::{padded_hello, Harness};
+    use crate::Event;
+
     use super::*;
 
     /// Addresses here are only hashed into cookies, never sent to.
@@ -85,5 +90,72 @@ mod tests {
         let a = addr("10.0.0.1:4000");
         let c = CookieJar::new([1; 16]).current(a, 0);
         assert!(!CookieJar::new([2; 16]).is_valid(a, c, 0));
+    }
+
+    // ----- through the room -----
+
+    #[test]
+    fn cookieless_hello_gets_a_cookie_and_no_state() {
+        let mut h = Harness::new();
+        let sent = h.send(1, &padded_hello("alice"));
+        assert_eq!(sent, [(1, format!("COOKIE {}", h.cookie(1)))]);
+        assert_eq!(h.room.member_count(), 0);
+        assert!(h.room.limits.strangers() <= 1);
+    }
+
+    #[test]
+    fn cookie_answer_is_never_larger_than_the_hello() {
+        let mut h = Harness::new();
+        let hello = padded_hello("a");
+        let sent = h.send(1, &hello);
+        assert!(sent[0].1.len() <= hello.len());
+    }
+
+    #[test]
+    fn short_cookieless_hello_is_dropped_silently() {
+        let mut h = Harness::new();
+        assert!(h.send(1, "HELLO udpchat/1 alice -").is_empty());
+        assert!(h.send(1, "HELLO udpchat/1").is_empty());
+        assert!(h
+            .out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Dropped { .. })));
+    }
+
+    #[test]
+    fn hello_with_wrong_cookie_gets_a_fresh_cookie() {
+        let mut h = Harness::new();
+        let wrong = Cookie(h.cookie(1).0 ^ 1);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {wrong}"));
+        assert_eq!(sent, [(1, format!("COOKIE {}", h.cookie(1)))]);
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn cookie_of_another_address_is_refused() {
+        let mut h = Harness::new();
+        let theirs = h.cookie(2);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {theirs}"));
+        assert!(sent[0].1.starts_with("COOKIE "));
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn cookie_from_previous_slot_is_accepted() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        h.advance_ms(59_000);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {cookie}"));
+        assert!(sent[0].1.starts_with("WELCOME "), "{sent:?}");
+    }
+
+    #[test]
+    fn cookie_two_slots_old_is_stale() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        h.advance_ms(60_000);
+        let sent = h.send(1, &format!("HELLO udpchat/1 alice {cookie}"));
+        assert!(sent[0].1.starts_with("COOKIE "), "{sent:?}");
     }
 }

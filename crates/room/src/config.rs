@@ -1,0 +1,55 @@
+//! The room's configuration: sizes, timeouts, limits and language. The
+//! shell fills it from the command line.
+
+use std::time::Duration;
+
+use udpchat_proto::Lang;
+
+/// How the relay is configured (the shell fills it from the command line).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most members at once.
+    pub max_clients: usize,
+    /// Silence after which a structured member is evicted.
+    pub idle_timeout: Duration,
+    /// Silence after which a classic member is evicted.
+    pub classic_idle_timeout: Duration,
+    /// Ping interval announced to structured members in `WELCOME`.
+    pub ping_interval: Duration,
+    /// Whether classic `N` joins are accepted (false with `--no-classic`).
+    pub classic: bool,
+    /// Language of classic lines and error reasons.
+    pub lang: Lang,
+    /// Per-address token bucket: burst size.
+    pub rate_burst: u32,
+    /// Per-address token bucket: tokens added per second.
+    pub rate_per_sec: u32,
+    /// Global budget for replies to non-members, per second.
+    pub stranger_replies_per_sec: u32,
+    /// Room events kept for `RESEND`.
+    pub history: usize,
+    /// CHAT/HOST events replayed to a new structured member (0 = off).
+    pub history_on_join: usize,
+    /// JOIN and LEAVE are announced to the room only while it holds at most
+    /// this many members, the joiner or leaver counted (0 = never).
+    pub announce_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_clients: 1024,
+            idle_timeout: Duration::from_secs(60),
+            classic_idle_timeout: Duration::from_secs(2 * 60 * 60),
+            ping_interval: Duration::from_secs(15),
+            classic: true,
+            lang: Lang::En,
+            rate_burst: 20,
+            rate_per_sec: 5,
+            stranger_replies_per_sec: 100,
+            history: 1024,
+            history_on_join: 20,
+            announce_limit: 200,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The udpchat relay core: one chat room, sans I/O.
+//!
+//! Contract: no I/O, no clock: bytes, address and time in; datagrams and
+//! events out. No sockets, no clock reads, no threads. Time comes in as
+//! `now`; datagrams come in as bytes and go out as [`Transmit`]s in
+//! [`Outputs`], with [`Event`]s for the log and the transcript. The shell
+//! (`udpchat-relay`'s server.rs) owns the socket and the clock and calls
+//! [`Room::handle_datagram`], [`Room::handle_timeout`] when
+//! [`Room::poll_timeout`] passes, and [`Room::handle_unreachable`].
+//!
+//! Where each rule lives:
+//! - [`room`](Room): the facade; decides each datagram's context once and
+//!   dispatches to the handlers;
+//! - `roster`: the one-to-one address/nickname table, member state, idle
+//!   timers;
+//! - `limits`: per-address token buckets, the budget for replies to
+//!   non-members, and what happens past the limit (a [`Refusal`], then
+//!   [`Event::Flooding`]);
+//! - `private`: private messages waiting for their `ACK`, and their
+//!   retransmission;
+//! - `history`: the numbering of room events and the bounded history for
+//!   `RESEND` and joiners;
+//! - `dialect`: classic or structured, how a datagram is answered, rendering;
+//! - `cookie`: the stateless join cookie;
+//! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
+//! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
+#![forbid(unsafe_code)]
+
+mod config;
+mod cookie;
+mod dialect;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod history;
+mod limits;
+mod output;
+mod private;
+mod refusal;
+mod room;
+mod roster;
+#[cfg(test)]
+mod testing;
+
+pub use config::Config;
+pub use dialect::Dialect;
+pub use output::{Event, Outputs, Stats, Transmit};
+pub use refusal::Refusal;
+pub use room::Room;

@@ -1,0 +1,132 @@
+//! What the room gives back: datagrams to send ([`Transmit`]), things to log
+//! ([`Event`]), both collected in [`Outputs`], and the counters ([`Stats`]).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use udpchat_proto::{ErrorCode, LeaveReason, Nick, RoomEvent, Text};
+
+use crate::Dialect;
+
+/// One datagram to send. `bytes` is shared by every recipient of the same
+/// rendering: an event is encoded once per dialect/line-ending, never once
+/// per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: Rc<[u8]>,
+}
+
+/// What the shell logs and writes to the transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Every numbered room event.
+    Room {
+        /// Its sequence number.
+        seq: u64,
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// A `JOIN` or `LEAVE` that was not announced because the room holds
+    /// more than [`Config::announce_limit`](crate::Config::announce_limit) members: no sequence number, not
+    /// in history, for the log and the transcript only.
+    Unannounced {
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// A private message (transcript only with a flag).
+    Private {
+        /// Sender.
+        from: Nick,
+        /// Recipient.
+        to: Nick,
+        /// Message.
+        text: Text,
+    },
+    /// A member joined (info).
+    Joined {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+        /// How it joined.
+        dialect: Dialect,
+    },
+    /// A member left (info).
+    Left {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A request was refused with an error reply (warn; the shell rate-limits the log).
+    Refused {
+        /// Who asked.
+        addr: SocketAddr,
+        /// The error code sent (or that would have been sent).
+        code: ErrorCode,
+        /// Details for the log: the [`Refusal`](crate::Refusal)'s `Display`.
+        detail: String,
+    },
+    /// A datagram dropped silently by the per-address rate limit: its
+    /// sender is past its limit and was told so once already. Policy is the
+    /// shell's: it counts these to block a flooder in the kernel.
+    Flooding {
+        /// Who sent it.
+        addr: SocketAddr,
+    },
+    /// Input dropped without a reply (debug).
+    Dropped {
+        /// Who sent it.
+        addr: SocketAddr,
+        /// Why it was dropped.
+        why: &'static str,
+    },
+}
+
+/// What one call into the room produced. The shell clears and reuses it.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Datagrams to send, in order.
+    pub transmits: Vec<Transmit>,
+    /// Things to log.
+    pub events: Vec<Event>,
+}
+
+impl Outputs {
+    /// Empties both lists, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.transmits.clear();
+        self.events.clear();
+    }
+}
+
+/// Counters for the operator and the benchmark.
+#[derive(Default, Clone, Debug)]
+pub struct Stats {
+    /// Datagrams handed to [`Room::handle_datagram`](crate::Room::handle_datagram).
+    pub datagrams_in: u64,
+    /// Transmits produced.
+    pub datagrams_out: u64,
+    /// Requests refused with an error reply.
+    pub refused: u64,
+    /// Datagrams dropped by the per-address rate limit.
+    pub rate_limited: u64,
+    /// Replies to non-members dropped by the global budget.
+    pub stranger_replies_dropped: u64,
+    /// Successful joins.
+    pub joins: u64,
+    /// Members that left (any reason).
+    pub leaves: u64,
+}
+
+/// `s` as message text, or `fallback` if `s` breaks the text rules.
+pub(crate) fn text_or(s: &str, fallback: &str) -> Text {
+    Text::new(s)
+        .or_else(|_| Text::new(fallback))
+        .unwrap_or_else(|_| Text::new("-").expect("a literal is valid text"))
+}

@@ -1,0 +1,1089 @@
+//! The [`Room`] facade: datagrams, timeouts and operator actions come in;
+//! each datagram gets its [`Context`] (time, sender, how to answer) once,
+//! and goes to a handler that returns `Result<(), Refusal>`. The state
+//! lives in the module types: [`Roster`], [`Limits`], [`Privates`],
+//! [`History`].
+//!
+//! Decisions worth knowing:
+//! - Every room event is rendered once per dialect and line ending; all
+//!   recipients of one rendering share one `Rc<[u8]>`.
+//! - Replies to non-members spend a global budget; their dialect is a
+//!   guess from the datagram (see [`crate::dialect`]).
+//! - A member that re-joins with the same nickname in the other dialect (or
+//!   with another line ending) switches to it; no second JOIN.
+//! - `JOIN` and `LEAVE` are room events only while the room holds at most
+//!   [`Config::announce_limit`] members (the joiner or leaver counted):
+//!   announcing every join to every member costs C²/2 datagrams for C
+//!   joins, 50 million for a room of 10,000. Above the limit they are only
+//!   reported as [`Event::Unannounced`] (log and transcript, no sequence
+//!   number); `WHO` still lists the members.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{
+    strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
+    ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN, VERSION,
+};
+
+use crate::cookie::CookieJar;
+use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
+use crate::history::History;
+use crate::limits::{Limits, Take};
+use crate::output::text_or;
+use crate::private::Privates;
+use crate::roster::{same_nick, Roster};
+use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
+
+/// One chat room: the members, the history, the timers.
+pub struct Room {
+    config: Config,
+    stats: Stats,
+    /// Every time is kept as milliseconds since this instant.
+    start: Instant,
+    cookies: CookieJar,
+    pub(crate) roster: Roster,
+    pub(crate) limits: Limits,
+    privates: Privates,
+    pub(crate) history: History,
+    renderer: Renderer,
+}
+
+impl Room {
+    /// `key` keys the cookie hash (SipHash-1-3); the shell passes random bytes.
+    pub fn new(config: Config, key: [u8; 16], now: Instant) -> Room {
+        Room {
+            stats: Stats::default(),
+            start: now,
+            cookies: CookieJar::new(key),
+            roster: Roster::new(&config),
+            limits: Limits::new(&config),
+            privates: Privates::new(),
+            history: History::new(config.history),
+            renderer: Renderer::new(config.lang),
+            config,
+        }
+    }
+
+    /// Applies one datagram from `from`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        out: &mut Outputs,
+    ) {
+        self.stats.datagrams_in += 1;
+        let now_ms = self.ms(now);
+        let member = self.roster.get(&from).map(|m| m.dialect);
+        let ctx = Context::new(now_ms, from, member, bytes);
+        // The rate limit comes before any parsing or fan-out work.
+        let bucket = self.roster.get_mut(&from).map(|m| &mut m.bucket);
+        match self.limits.take(bucket, from, now_ms) {
+            Take::Allowed => {}
+            Take::FirstExcess => {
+                self.stats.rate_limited += 1;
+                self.refuse(ctx, Refusal::OverRateLimit, out);
+                return;
+            }
+            Take::Excess => {
+                self.stats.rate_limited += 1;
+                out.events.push(Event::Flooding { addr: from });
+                return;
+            }
+        }
+        let msg = match ClientMsg::parse(bytes) {
+            Ok(msg) => msg,
+            Err(err) => return self.handle_malformed(ctx, bytes, err, out),
+        };
+        // Only a well-formed command keeps a member alive: junk (or a stale
+        // peer's stray datagrams) must not hold its seat forever.
+        self.roster.heard(from, now_ms);
+        let ctx = ctx.for_command(&msg, bytes);
+        if let Err(refusal) = self.dispatch(ctx, msg, bytes, out) {
+            self.refuse(ctx, refusal, out);
+        }
+    }
+
+    /// The OS reported `addr` unreachable (ICMP port unreachable).
+    pub fn handle_unreachable(&mut self, _now: Instant, addr: SocketAddr, out: &mut Outputs) {
+        self.leave(addr, LeaveReason::Unreachable, out);
+    }
+
+    /// Timers: idle eviction, private-message retransmission. Call when
+    /// [`Room::poll_timeout`] passes.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
+        let now_ms = self.ms(now);
+        while let Some(addr) = self.roster.next_idle(now_ms) {
+            self.evict(addr, out);
+        }
+        self.privates
+            .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
+        self.limits.handle_timeout(now_ms);
+    }
+
+    /// When [`Room::handle_timeout`] should next be called (it may be
+    /// called early or late; nothing is lost either way).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.roster.deadline(),
+            self.privates.deadline(),
+            self.limits.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|ms| self.start + Duration::from_millis(ms))
+    }
+
+    /// Operator console: a HOST room event. Err if the text breaks the text rules.
+    pub fn host_message(
+        &mut self,
+        _now: Instant,
+        text: &str,
+        out: &mut Outputs,
+    ) -> Result<u64, ParseError> {
+        let text = Text::new(text)?;
+        Ok(self.room_event(RoomEvent::Host(text), out))
+    }
+
+    /// Operator console /kick: BYE kicked to it, LEAVE kicked to the rest.
+    /// An empty or invalid reason is replaced by a default one.
+    pub fn kick(
+        &mut self,
+        _now: Instant,
+        nick: &str,
+        reason: &str,
+        out: &mut Outputs,
+    ) -> Result<(), ErrorCode> {
+        let addr = self
+            .roster
+            .addr_of(&nick.to_lowercase())
+            .ok_or(ErrorCode::NoSuchNick)?;
+        let dialect = self.roster.get(&addr).ok_or(ErrorCode::NoSuchNick)?.dialect;
+        let default = match self.config.lang {
+            Lang::En => "removed by the host",
+            Lang::Zh => "被主持人移出",
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Kicked,
+            reason: text_or(reason, default),
+        };
+        self.send_to_member(addr, dialect, &msg, out);
+        self.leave(addr, LeaveReason::Kicked, out);
+        Ok(())
+    }
+
+    /// BYE shutdown to every member (members are then removed). An empty or
+    /// invalid reason is replaced by a default one.
+    pub fn shutdown(&mut self, _now: Instant, reason: &str, out: &mut Outputs) {
+        let default = match self.config.lang {
+            Lang::En => "the relay is shutting down",
+            Lang::Zh => "服务器正在关闭",
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Shutdown,
+            reason: text_or(reason, default),
+        };
+        self.broadcast(&msg, out);
+        self.stats.leaves += self.roster.clear() as u64;
+        self.privates.clear();
+    }
+
+    /// Every member, sorted by nick key.
+    pub fn members(&self) -> Vec<(Nick, SocketAddr, Dialect)> {
+        self.roster
+            .sorted()
+            .map(|(addr, m)| (m.nick.clone(), addr, m.dialect))
+            .collect()
+    }
+
+    /// How many members there are.
+    pub fn member_count(&self) -> usize {
+        self.roster.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The newest room event's sequence number (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.history.last_seq()
+    }
+
+    // ----- commands -----
+
+    fn dispatch(
+        &mut self,
+        ctx: Context,
+        msg: ClientMsg,
+        bytes: &[u8],
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        match msg {
+            ClientMsg::Join(nick) => {
+                let (_, line_ending) = strip_line_ending(bytes);
+                self.handle_join(ctx, nick, Dialect::Classic(line_ending), out)
+            }
+            ClientMsg::Hello {
+                version,
+                nick,
+                cookie,
+            } => self.handle_hello(ctx, bytes.len(), version, nick, cookie, out),
+            ClientMsg::Chat { nick, text } => {
+                let nick = self.check_identity(ctx, &nick)?;
+                self.room_event(RoomEvent::Chat { nick, text }, out);
+                Ok(())
+            }
+            ClientMsg::Quit(nick) => {
+                self.check_identity(ctx, &nick)?;
+                self.leave(ctx.from, LeaveReason::Quit, out);
+                Ok(())
+            }
+            ClientMsg::Who => self.handle_who(ctx, out),
+            ClientMsg::Private { to, text } => self.handle_private(ctx, None, to, text, out),
+            ClientMsg::PrivateReliable { id, to, text } => {
+                self.handle_private(ctx, Some(id), to, text, out)
+            }
+            ClientMsg::Say { id, text } => self.handle_say(ctx, id, text, out),
+            ClientMsg::Ping(token) => {
+                let last_seq = self.history.last_seq();
+                self.reply(ctx, &RelayMsg::Pong { last_seq, token }, out);
+                Ok(())
+            }
+            ClientMsg::Rename(nick) => self.handle_rename(ctx, nick, out),
+            ClientMsg::Ack(pid) => {
+                match self.roster.get_mut(&ctx.from) {
+                    Some(member) => member.outbox.ack(pid),
+                    None => out.events.push(Event::Dropped {
+                        addr: ctx.from,
+                        why: "ACK from a non-member",
+                    }),
+                }
+                Ok(())
+            }
+            ClientMsg::Resend { from, to } => self.handle_resend(ctx, from, to, out),
+        }
+    }
+
+    /// A datagram that is not a command gets its parse error, unless
+    /// answering could start a loop or amplify.
+    fn handle_malformed(&mut self, ctx: Context, bytes: &[u8], err: ParseError, out: &mut Outputs) {
+        if looks_like_relay_output(bytes) {
+            // Another relay (or a client echoing us) is talking to us.
+            // Answering with an error would start a loop of errors
+            // answering errors, so stay silent.
+            out.events.push(Event::Dropped {
+                addr: ctx.from,
+                why: "looks like relay output, not a command",
+            });
+            return;
+        }
+        let stranger = matches!(ctx.reply, Recipient::Stranger(_));
+        if stranger && bytes.starts_with(b"HELLO") && bytes.len() < MIN_HELLO_LEN {
+            // A structured join attempt: never answer it with more bytes
+            // than it carried.
+            out.events.push(Event::Dropped {
+                addr: ctx.from,
+                why: "short malformed HELLO from a non-member",
+            });
+            return;
+        }
+        self.refuse(ctx, Refusal::Malformed(err), out);
+    }
+
+    fn handle_join(
+        &mut self,
+        ctx: Context,
+        nick: Nick,
+        dialect: Dialect,
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
+            return Err(Refusal::ClassicDisabled);
+        }
+        if let Some(member) = self.roster.get(&ctx.from) {
+            if !same_nick(&member.nick, &nick) {
+                let held = member.nick.clone();
+                return Err(Refusal::AlreadyJoined { held, asked: nick });
+            }
+            // Idempotent: the reply was probably lost. No second JOIN.
+            // A switch of dialect (or line ending) takes effect.
+            if member.dialect != dialect {
+                self.roster.switch_dialect(ctx.from, dialect, ctx.now_ms);
+            }
+            self.welcome(ctx.from, out);
+            return Ok(());
+        }
+        if self.roster.addr_of(&nick.key()).is_some() {
+            return Err(Refusal::NickTaken(nick));
+        }
+        let members = self.roster.len();
+        if members >= self.config.max_clients {
+            return Err(Refusal::RoomFull { members });
+        }
+        let bucket = self.limits.bucket_for_joiner(ctx.from, ctx.now_ms);
+        self.roster
+            .insert(ctx.from, nick.clone(), dialect, bucket, ctx.now_ms);
+        self.stats.joins += 1;
+        out.events.push(Event::Joined {
+            addr: ctx.from,
+            nick: nick.clone(),
+            dialect,
+        });
+        self.welcome(ctx.from, out);
+        let counted = self.roster.len();
+        self.membership_event(RoomEvent::Join(nick), counted, out);
+        Ok(())
+    }
+
+    fn handle_hello(
+        &mut self,
+        ctx: Context,
+        len: usize,
+        version: Token,
+        nick: Nick,
+        cookie: Option<Cookie>,
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        let valid = cookie.is_some_and(|c| self.cookies.is_valid(ctx.from, c, ctx.now_ms));
+        if !valid {
+            if cookie.is_none() && len < MIN_HELLO_LEN {
+                // The answer must never be larger than the request.
+                out.events.push(Event::Dropped {
+                    addr: ctx.from,
+                    why: "cookie-less HELLO shorter than MIN_HELLO_LEN",
+                });
+                return Ok(());
+            }
+            let cookie = self.cookies.current(ctx.from, ctx.now_ms);
+            self.reply(ctx, &RelayMsg::Cookie(cookie), out);
+            return Ok(());
+        }
+        if version.as_str() != VERSION {
+            return Err(Refusal::BadVersion(version));
+        }
+        self.handle_join(ctx, nick, Dialect::Structured, out)
+    }
+
+    /// `SAY`: like `M` as the nickname the address holds, relayed once per
+    /// id. A repeat is dropped silently: its CHAT event is in history, and a
+    /// client that missed the echo learns of it from `PONG` and `RESEND`.
+    fn handle_say(
+        &mut self,
+        ctx: Context,
+        id: u64,
+        text: Text,
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        let member = self.roster.get_mut(&ctx.from).ok_or(Refusal::NotJoined)?;
+        if !member.recent_ids.remember(id) {
+            out.events.push(Event::Dropped {
+                addr: ctx.from,
+                why: "repeated SAY id (relayed already)",
+            });
+            return Ok(());
+        }
+        let nick = member.nick.clone();
+        self.room_event(RoomEvent::Chat { nick, text }, out);
+        Ok(())
+    }
+
+    fn handle_who(&mut self, ctx: Context, out: &mut Outputs) -> Result<(), Refusal> {
+        self.member_dialect(ctx)?;
+        let nicks: Vec<Nick> = self.roster.sorted().map(|(_, m)| m.nick.clone()).collect();
+        for page in RelayMsg::who_pages(&nicks) {
+            self.reply(ctx, &page, out);
+        }
+        Ok(())
+    }
+
+    /// `MSG` and `PMSG`: `PRIVATE` to the recipient (kept for retransmission
+    /// if it is structured), `SENT` to the sender. A repeated `PMSG` id only
+    /// gets its `SENT` again.
+    fn handle_private(
+        &mut self,
+        ctx: Context,
+        id: Option<u64>,
+        to: Nick,
+        text: Text,
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        self.member_dialect(ctx)?;
+        if let Some(id) = id {
+            if self
+                .roster
+                .get(&ctx.from)
+                .is_some_and(|sender| sender.recent_ids.contains(id))
+            {
+                // Delivered already; the sender missed our SENT.
+                let msg = RelayMsg::Sent {
+                    id: Some(id),
+                    to,
+                    text,
+                };
+                self.reply(ctx, &msg, out);
+                return Ok(());
+            }
+        }
+        let to_addr = self
+            .roster
+            .addr_of(&to.key())
+            .ok_or(Refusal::NoSuchNick(to))?;
+        let Some(sender) = self.roster.get_mut(&ctx.from) else {
+            return Ok(());
+        };
+        if let Some(id) = id {
+            sender.recent_ids.remember(id);
+        }
+        let from_nick = sender.nick.clone();
+        let Some(recipient) = self.roster.get_mut(&to_addr) else {
+            return Ok(());
+        };
+        let to_nick = recipient.nick.clone();
+        let pid = self.privates.next_pid();
+        let msg = RelayMsg::Private {
+            pid,
+            from: from_nick.clone(),
+            text: text.clone(),
+        };
+        if let Some(bytes) = self.renderer.render(&msg, recipient.dialect) {
+            if recipient.dialect == Dialect::Structured {
+                let outbox = &mut recipient.outbox;
+                let kept = Rc::clone(&bytes);
+                self.privates
+                    .track(outbox, to_addr, pid, kept, ctx.now_ms, out);
+            }
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit { to: to_addr, bytes });
+        }
+        let sent = RelayMsg::Sent {
+            id,
+            to: to_nick.clone(),
+            text: text.clone(),
+        };
+        self.reply(ctx, &sent, out);
+        out.events.push(Event::Private {
+            from: from_nick,
+            to: to_nick,
+            text,
+        });
+        Ok(())
+    }
+
+    fn handle_rename(&mut self, ctx: Context, new: Nick, out: &mut Outputs) -> Result<(), Refusal> {
+        self.member_dialect(ctx)?;
+        let Some(member) = self.roster.get(&ctx.from) else {
+            return Ok(());
+        };
+        if member.nick == new {
+            out.events.push(Event::Dropped {
+                addr: ctx.from,
+                why: "rename to the nickname already held",
+            });
+            return Ok(());
+        }
+        let new_key = new.key();
+        if new_key != member.nick.key() && self.roster.addr_of(&new_key).is_some() {
+            return Err(Refusal::RenameTaken(new));
+        }
+        if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
+            self.room_event(RoomEvent::Rename { old, new }, out);
+        }
+        Ok(())
+    }
+
+    fn handle_resend(
+        &mut self,
+        ctx: Context,
+        first: u64,
+        last: u64,
+        out: &mut Outputs,
+    ) -> Result<(), Refusal> {
+        if self.member_dialect(ctx)? != Dialect::Structured {
+            return Err(Refusal::ResendFromClassic);
+        }
+        let Some(resend) = self.history.resend(first, last) else {
+            return Ok(());
+        };
+        if let Some((from, to)) = resend.gone {
+            self.reply(ctx, &RelayMsg::Gone { from, to }, out);
+        }
+        for seq in resend.held {
+            let Some(event) = self.history.get(seq) else {
+                break;
+            };
+            let msg = RelayMsg::Event {
+                seq,
+                origin: Origin::Resend,
+                event: event.clone(),
+            };
+            let bytes = self.renderer.encode(&msg);
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to: ctx.from,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    // ----- membership -----
+
+    /// The member's dialect, or `not-joined` for a non-member.
+    fn member_dialect(&self, ctx: Context) -> Result<Dialect, Refusal> {
+        let member = self.roster.get(&ctx.from).ok_or(Refusal::NotJoined)?;
+        Ok(member.dialect)
+    }
+
+    /// The member's own nickname if the sender is a member holding
+    /// `claimed`; otherwise `not-joined` or `not-yours`.
+    fn check_identity(&self, ctx: Context, claimed: &Nick) -> Result<Nick, Refusal> {
+        let member = self.roster.get(&ctx.from).ok_or(Refusal::NotJoined)?;
+        if same_nick(&member.nick, claimed) {
+            return Ok(member.nick.clone());
+        }
+        Err(Refusal::NotYours {
+            held: member.nick.clone(),
+            claimed: claimed.clone(),
+        })
+    }
+
+    /// WELCOME (or the classic `OK`) to a member, and for a structured one
+    /// the recent CHAT/HOST history.
+    fn welcome(&mut self, addr: SocketAddr, out: &mut Outputs) {
+        let Some(member) = self.roster.get(&addr) else {
+            return;
+        };
+        let dialect = member.dialect;
+        let msg = RelayMsg::Welcome {
+            version: Token::new(VERSION).expect("VERSION is a valid token"),
+            nick: member.nick.clone(),
+            last_seq: self.history.last_seq(),
+            ping_interval: secs(self.config.ping_interval),
+            idle_timeout: secs(self.config.idle_timeout),
+        };
+        self.send_to_member(addr, dialect, &msg, out);
+        if dialect != Dialect::Structured || self.config.history_on_join == 0 {
+            return;
+        }
+        for (seq, event) in self.history.recent_talk(self.config.history_on_join) {
+            let msg = RelayMsg::Event {
+                seq,
+                origin: Origin::History,
+                event: event.clone(),
+            };
+            let bytes = self.renderer.encode(&msg);
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit { to: addr, bytes });
+        }
+    }
+
+    /// Removes the member at `addr`, if any, and tells the rest.
+    fn leave(&mut self, addr: SocketAddr, reason: LeaveReason, out: &mut Outputs) {
+        let Some(member) = self.roster.remove(addr) else {
+            return;
+        };
+        self.stats.leaves += 1;
+        // Keep its rate-limit state, so quitting and rejoining buys nothing.
+        self.limits.keep_leavers_bucket(addr, member.bucket);
+        out.events.push(Event::Left {
+            addr,
+            nick: member.nick.clone(),
+            reason,
+        });
+        let event = RoomEvent::Leave {
+            nick: member.nick,
+            reason,
+        };
+        // Counted with the leaver, as a join is counted with the joiner.
+        let counted = self.roster.len() + 1;
+        self.membership_event(event, counted, out);
+    }
+
+    fn evict(&mut self, addr: SocketAddr, out: &mut Outputs) {
+        let Some(member) = self.roster.get(&addr) else {
+            return;
+        };
+        let dialect = member.dialect;
+        let seconds = self.roster.idle_timeout_ms(dialect) / 1000;
+        let reason = match self.config.lang {
+            Lang::En => format!("no message for {seconds} s"),
+            Lang::Zh => format!("{seconds} 秒内没有收到消息"),
+        };
+        let msg = RelayMsg::Bye {
+            code: ByeCode::Timeout,
+            reason: text_or(&reason, "timeout"),
+        };
+        self.send_to_member(addr, dialect, &msg, out);
+        self.leave(addr, LeaveReason::Timeout, out);
+    }
+
+    /// A `JOIN` or `LEAVE` in a room of `counted` members (the joiner or
+    /// leaver included): a room event up to [`Config::announce_limit`]
+    /// members, above it only reported to the shell.
+    fn membership_event(&mut self, event: RoomEvent, counted: usize, out: &mut Outputs) {
+        if counted <= self.config.announce_limit {
+            self.room_event(event, out);
+        } else {
+            out.events.push(Event::Unannounced { event });
+        }
+    }
+
+    // ----- sending -----
+
+    /// A numbered room event: live to every member, into history, logged.
+    fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
+        let seq = self.history.last_seq() + 1;
+        out.events.push(Event::Room {
+            seq,
+            event: event.clone(),
+        });
+        let msg = RelayMsg::Event {
+            seq,
+            origin: Origin::Live,
+            event,
+        };
+        self.broadcast(&msg, out);
+        if let RelayMsg::Event { event, .. } = msg {
+            let recorded = self.history.record(event);
+            debug_assert_eq!(recorded, seq);
+        }
+        seq
+    }
+
+    /// Sends `msg` to every member, rendering it once per dialect and line
+    /// ending: recipients share the bytes.
+    fn broadcast(&mut self, msg: &RelayMsg, out: &mut Outputs) {
+        let mut renderings: [Option<Option<Rc<[u8]>>>; 3] = [None, None, None];
+        let mut sent = 0;
+        for (addr, member) in self.roster.iter() {
+            let slot = &mut renderings[rendering_index(member.dialect)];
+            let bytes = slot.get_or_insert_with(|| self.renderer.render(msg, member.dialect));
+            if let Some(bytes) = bytes {
+                out.transmits.push(Transmit {
+                    to: *addr,
+                    bytes: Rc::clone(bytes),
+                });
+                sent += 1;
+            }
+        }
+        self.stats.datagrams_out += sent;
+    }
+
+    /// Answers the sender of a datagram as its context says.
+    fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
+        self.send(ctx.now_ms, ctx.from, ctx.reply, msg, out);
+    }
+
+    /// Sends to a member (no budget applies).
+    fn send_to_member(
+        &mut self,
+        addr: SocketAddr,
+        dialect: Dialect,
+        msg: &RelayMsg,
+        out: &mut Outputs,
+    ) {
+        self.send(0, addr, Recipient::Member(dialect), msg, out);
+    }
+
+    /// Sends one reply. Replies to strangers spend the global budget.
+    fn send(
+        &mut self,
+        now_ms: u64,
+        addr: SocketAddr,
+        to: Recipient,
+        msg: &RelayMsg,
+        out: &mut Outputs,
+    ) {
+        let dialect = match to {
+            Recipient::Member(dialect) => dialect,
+            Recipient::Stranger(dialect) => {
+                if !self.limits.reply_to_stranger(now_ms) {
+                    self.stats.stranger_replies_dropped += 1;
+                    out.events.push(Event::Dropped {
+                        addr,
+                        why: "reply budget for non-members exhausted",
+                    });
+                    return;
+                }
+                dialect
+            }
+        };
+        if let Some(bytes) = self.renderer.render(msg, dialect) {
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit { to: addr, bytes });
+        }
+    }
+
+    /// Answers a refused datagram with its `ERROR` and reports it.
+    fn refuse(&mut self, ctx: Context, refusal: Refusal, out: &mut Outputs) {
+        if refusal.counts_as_refused() {
+            self.stats.refused += 1;
+        }
+        out.events.push(Event::Refused {
+            addr: ctx.from,
+            code: refusal.code(),
+            detail: refusal.to_string(),
+        });
+        let reply = refusal.reply(self.config.lang);
+        self.reply(ctx, &reply, out);
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The cookie the room hands `addr` at `now`.
+    #[cfg(test)]
+    pub(crate) fn cookie_for(&self, addr: SocketAddr, now: Instant) -> Cookie {
+        self.cookies.current(addr, self.ms(now))
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use udpchat_proto::LineEnding;
+
+    use super::*;
+    use crate::testing::{addr, to, Harness};
+
+    #[test]
+    fn chat_goes_to_every_member_including_the_sender() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        h.join_structured(3, "carol");
+        let sent = h.send(1, "M alice hi  there");
+        assert_eq!(to(&sent, 1), ["alice: hi  there"]);
+        assert_eq!(to(&sent, 2), ["alice: hi  there"]);
+        assert_eq!(to(&sent, 3), ["EVENT 4 live CHAT alice hi  there"]);
+    }
+
+    #[test]
+    fn chat_uses_the_held_spelling_of_the_nick() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "M ALICE hi");
+        assert_eq!(to(&sent, 1), ["alice: hi"]);
+    }
+
+    #[test]
+    fn say_is_relayed_once_to_every_member_as_the_senders_chat() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.send(2, "N bob\n");
+        let sent = h.send(1, "SAY 9  hi  there");
+        assert_eq!(to(&sent, 1), ["EVENT 3 live CHAT alice  hi  there"]);
+        assert_eq!(to(&sent, 2), ["alice:  hi  there\n"]);
+        assert_eq!(sent.len(), 2);
+        assert!(h.out.events.contains(&Event::Room {
+            seq: 3,
+            event: RoomEvent::Chat {
+                nick: Nick::new("alice").unwrap(),
+                text: Text::new(" hi  there").unwrap()
+            }
+        }));
+    }
+
+    #[test]
+    fn repeated_say_id_is_dropped_silently() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        assert_eq!(h.send(1, "SAY 9 once").len(), 2);
+        assert_eq!(h.send(1, "SAY 9 once"), []);
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+        // The same id from another member is that member's own message,
+        // and a new id from the first member goes through.
+        assert_eq!(h.send(2, "SAY 9 mine").len(), 2);
+        assert_eq!(h.send(1, "SAY 10 next").len(), 2);
+        assert_eq!(h.room.last_seq(), 5);
+    }
+
+    #[test]
+    fn say_dedup_remembers_only_the_last_64_ids() {
+        let mut h = Harness::with(Config {
+            rate_burst: 1000,
+            ..Config::default()
+        });
+        h.join_structured(1, "alice");
+        for id in 0..65 {
+            h.send(1, &format!("SAY {id} m{id}"));
+        }
+        // Id 1 is still in the window, id 0 fell out of it.
+        assert_eq!(h.send(1, "SAY 1 m1"), []);
+        assert_eq!(h.send(1, "SAY 0 m0").len(), 1);
+    }
+
+    #[test]
+    fn say_and_pmsg_share_the_id_ring() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "PMSG 4 bob psst");
+        assert_eq!(h.send(1, "SAY 4 hi"), []);
+    }
+
+    #[test]
+    fn say_ids_are_forgotten_when_the_member_leaves() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 before");
+        h.send(1, "Q alice");
+        h.join_structured(1, "alice");
+        let sent = h.send(1, "SAY 1 after");
+        assert_eq!(to(&sent, 1), ["EVENT 5 live CHAT alice after"]);
+    }
+
+    #[test]
+    fn say_ids_survive_a_repeated_hello() {
+        // A HELLO the network repeats must not reopen the window for a
+        // repeated SAY.
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 once");
+        h.join_structured(1, "alice");
+        assert_eq!(h.send(1, "SAY 1 once"), []);
+    }
+
+    #[test]
+    fn say_from_non_member_is_not_joined_and_not_relayed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "SAY 1 hi");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 2);
+        assert!(sent[0].1.starts_with("ERROR not-joined "), "{sent:?}");
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+    }
+
+    #[test]
+    fn host_message_goes_to_everyone_as_host_event() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        let seq = h
+            .room
+            .host_message(now, "class starts", &mut h.out)
+            .unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(to(&h.sent(), 1), ["[host] class starts"]);
+        assert_eq!(to(&h.sent(), 2), ["EVENT 3 live HOST class starts"]);
+    }
+
+    #[test]
+    fn host_message_with_control_char_is_refused() {
+        let mut h = Harness::new();
+        let now = h.now();
+        assert!(h.room.host_message(now, "a\u{1b}b", &mut h.out).is_err());
+        assert!(h.room.host_message(now, "", &mut h.out).is_err());
+        assert_eq!(h.room.last_seq(), 0);
+    }
+
+    #[test]
+    fn kick_sends_bye_to_the_member_and_leave_kicked_to_the_rest() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "ALICE", "be nice", &mut h.out).unwrap();
+        assert_eq!(to(&h.sent(), 1), ["BYE kicked be nice"]);
+        assert_eq!(to(&h.sent(), 2), ["* alice was removed by the host"]);
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn kick_of_absent_nick_is_no_such_nick() {
+        let mut h = Harness::new();
+        let now = h.now();
+        assert_eq!(
+            h.room.kick(now, "zed", "", &mut h.out),
+            Err(ErrorCode::NoSuchNick)
+        );
+    }
+
+    #[test]
+    fn shutdown_sends_bye_to_everyone_and_empties_the_room() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(2, "N bob\n");
+        h.out.clear();
+        let now = h.now();
+        h.room.shutdown(now, "", &mut h.out);
+        assert_eq!(
+            to(&h.sent(), 1),
+            ["BYE shutdown the relay is shutting down"]
+        );
+        assert_eq!(
+            to(&h.sent(), 2),
+            ["* the relay is shutting down: the relay is shutting down\n"]
+        );
+        assert_eq!(h.room.member_count(), 0);
+        assert_eq!(h.room.poll_timeout(), None);
+    }
+
+    #[test]
+    fn join_and_leave_are_reported_as_events() {
+        let mut h = Harness::new();
+        h.send(1, "N alice\n");
+        assert!(h.out.events.contains(&Event::Joined {
+            addr: addr(1),
+            nick: Nick::new("alice").unwrap(),
+            dialect: Dialect::Classic(LineEnding::Newline),
+        }));
+        assert!(h.out.events.contains(&Event::Room {
+            seq: 1,
+            event: RoomEvent::Join(Nick::new("alice").unwrap()),
+        }));
+        h.send(1, "Q alice");
+        assert!(h.out.events.contains(&Event::Left {
+            addr: addr(1),
+            nick: Nick::new("alice").unwrap(),
+            reason: LeaveReason::Quit,
+        }));
+        let stats = h.room.stats();
+        assert_eq!((stats.joins, stats.leaves, stats.datagrams_in), (1, 1, 2));
+    }
+
+    fn announcing_up_to(limit: usize) -> Harness {
+        Harness::with(Config {
+            announce_limit: limit,
+            ..Config::default()
+        })
+    }
+
+    fn room_events(out: &Outputs) -> Vec<&RoomEvent> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Room { event, .. } => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn joins_are_announced_up_to_the_announce_limit_counting_the_joiner() {
+        let mut h = announcing_up_to(3);
+        h.join_classic(1, "a");
+        h.join_classic(2, "b");
+        let mut sent = h.send(3, "N c");
+        sent.sort();
+        let joined = "* c joined".to_owned();
+        assert_eq!(
+            sent,
+            [
+                (1, joined.clone()),
+                (2, joined.clone()),
+                (3, joined),
+                (3, "OK".to_owned())
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 3);
+
+        // The fourth member makes four: only its own OK, no JOIN, no seq.
+        let sent = h.send(4, "N d");
+        assert_eq!(sent, [(4, "OK".to_owned())]);
+        assert_eq!(h.room.last_seq(), 3);
+        assert!(room_events(&h.out).is_empty());
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Join(Nick::new("d").unwrap()),
+        }));
+        assert_eq!(h.room.member_count(), 4);
+        assert_eq!(to(&h.send(1, "WHO"), 1), ["* online (4): a, b, c, d"]);
+    }
+
+    #[test]
+    fn leaves_are_announced_only_up_to_the_limit_counting_the_leaver() {
+        let mut h = announcing_up_to(3);
+        for (n, nick) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            h.join_classic(n, nick);
+        }
+        let seq = h.room.last_seq();
+        // Four members counting the leaver: not announced.
+        assert!(h.send(4, "Q d").is_empty());
+        assert_eq!(h.room.last_seq(), seq);
+        assert!(h.out.events.contains(&Event::Unannounced {
+            event: RoomEvent::Leave {
+                nick: Nick::new("d").unwrap(),
+                reason: LeaveReason::Quit,
+            },
+        }));
+        // Three counting the leaver: announced to the other two.
+        let mut sent = h.send(3, "Q c");
+        sent.sort();
+        assert_eq!(
+            sent,
+            [(1, "* c left".to_owned()), (2, "* c left".to_owned())]
+        );
+        assert_eq!(h.room.last_seq(), seq + 1);
+    }
+
+    #[test]
+    fn structured_joiner_above_the_limit_gets_welcome_and_history_but_no_join() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.send(1, "M a hi");
+        assert_eq!(h.room.last_seq(), 2);
+        let sent = h.join_structured(2, "b");
+        assert_eq!(
+            sent,
+            [
+                (2, "WELCOME udpchat/1 b 2 15 60".to_owned()),
+                (2, "EVENT 2 history CHAT a hi".to_owned()),
+            ]
+        );
+        assert_eq!(h.room.last_seq(), 2);
+        // Chat still reaches everyone, with the next number.
+        let sent = h.send(2, "M b hello");
+        assert!(sent.contains(&(1, "b: hello".into())), "{sent:?}");
+        assert!(
+            sent.contains(&(2, "EVENT 3 live CHAT b hello".into())),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn kicked_and_evicted_members_above_the_limit_still_get_their_bye() {
+        let mut h = announcing_up_to(1);
+        h.join_classic(1, "a");
+        h.join_structured(2, "b");
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "b", "bye", &mut h.out).unwrap();
+        assert_eq!(h.sent(), [(2, "BYE kicked bye".to_owned())]);
+        assert!(room_events(&h.out).is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn announce_limit_zero_never_announces_membership() {
+        let mut h = announcing_up_to(0);
+        assert_eq!(h.send(1, "N a"), [(1, "OK".to_owned())]);
+        assert_eq!(h.send(1, "Q a"), []);
+        assert_eq!(h.room.last_seq(), 0);
+    }
+
+    #[test]
+    fn poll_timeout_is_none_for_an_empty_room() {
+        let h = Harness::new();
+        assert_eq!(h.room.poll_timeout(), None);
+    }
+}

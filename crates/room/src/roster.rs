@@ -1,0 +1,556 @@
+//! The members: the one-to-one table of addresses and nicknames, each
+//! member's own state, and the idle timers that evict the silent.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use udpchat_proto::{Nick, ID_WINDOW};
+
+use crate::limits::Bucket;
+use crate::private::Outbox;
+use crate::{Config, Dialect};
+
+/// One member. Kept small: the queues for private messages and recent ids
+/// are allocated only when used, and boxed so an unused one costs 8 bytes.
+pub(crate) struct Member {
+    pub(crate) nick: Nick,
+    pub(crate) dialect: Dialect,
+    /// Changes when the member (re)joins or switches dialect, making older
+    /// idle timers stale.
+    generation: u64,
+    last_heard_ms: u64,
+    /// Its rate limit; it goes back to the stranger table when it leaves.
+    pub(crate) bucket: Bucket,
+    /// Unacknowledged `PRIVATE` messages (structured members only).
+    pub(crate) outbox: Outbox,
+    /// The last [`ID_WINDOW`] `PMSG` and `SAY` ids this member sent. Gone
+    /// with the member: a client that joins again starts a fresh ring.
+    pub(crate) recent_ids: RecentIds,
+}
+
+/// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
+/// client keeps its ids unique across the two).
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(crate) struct RecentIds(Option<Box<VecDeque<u64>>>);
+
+impl RecentIds {
+    /// Whether `id` is in the window.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.0.as_ref().is_some_and(|ids| ids.contains(&id))
+    }
+
+    /// Adds `id`, forgetting the oldest beyond [`ID_WINDOW`]. False if it
+    /// was there already.
+    pub(crate) fn remember(&mut self, id: u64) -> bool {
+        let ids = self.0.get_or_insert_with(Default::default);
+        if ids.contains(&id) {
+            return false;
+        }
+        if ids.len() == ID_WINDOW {
+            ids.pop_front();
+        }
+        ids.push_back(id);
+        true
+    }
+}
+
+/// When to check a member for idleness. Lazy: a datagram only updates
+/// `last_heard_ms`, and a timer that fires early is pushed back.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct IdleTimer {
+    due_ms: u64,
+    addr: SocketAddr,
+    generation: u64,
+}
+
+/// The members and their idle timers.
+pub(crate) struct Roster {
+    members: HashMap<SocketAddr, Member>,
+    /// Nick key to address; ordered so WHO and `members()` come sorted.
+    by_nick: BTreeMap<String, SocketAddr>,
+    idle_timers: BinaryHeap<Reverse<IdleTimer>>,
+    next_generation: u64,
+    structured_idle_ms: u64,
+    classic_idle_ms: u64,
+}
+
+impl Roster {
+    pub(crate) fn new(config: &Config) -> Roster {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
+        Roster {
+            members: HashMap::new(),
+            by_nick: BTreeMap::new(),
+            idle_timers: BinaryHeap::new(),
+            next_generation: 1,
+            structured_idle_ms: ms(config.idle_timeout),
+            classic_idle_ms: ms(config.classic_idle_timeout),
+        }
+    }
+
+    /// Silence after which a member of this dialect is evicted.
+    pub(crate) fn idle_timeout_ms(&self, dialect: Dialect) -> u64 {
+        match dialect {
+            Dialect::Structured => self.structured_idle_ms,
+            Dialect::Classic(_) => self.classic_idle_ms,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(crate) fn get(&self, addr: &SocketAddr) -> Option<&Member> {
+        self.members.get(addr)
+    }
+
+    pub(crate) fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut Member> {
+        self.members.get_mut(addr)
+    }
+
+    /// The member holding the nickname with this key.
+    pub(crate) fn addr_of(&self, key: &str) -> Option<SocketAddr> {
+        self.by_nick.get(key).copied()
+    }
+
+    /// Every member, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &Member)> {
+        self.members.iter()
+    }
+
+    /// Every member, sorted by nick key.
+    pub(crate) fn sorted(&self) -> impl Iterator<Item = (SocketAddr, &Member)> {
+        self.by_nick
+            .values()
+            .filter_map(|addr| Some((*addr, self.members.get(addr)?)))
+    }
+
+    /// A well-formed command from `addr` keeps it alive.
+    pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) {
+        if let Some(member) = self.members.get_mut(&addr) {
+            member.last_heard_ms = now_ms;
+        }
+    }
+
+    /// Adds a member (the caller checked that neither the address nor the
+    /// nickname is taken).
+    pub(crate) fn insert(
+        &mut self,
+        addr: SocketAddr,
+        nick: Nick,
+        dialect: Dialect,
+        bucket: Bucket,
+        now_ms: u64,
+    ) {
+        let generation = self.next_generation();
+        self.by_nick.insert(nick.key(), addr);
+        self.members.insert(
+            addr,
+            Member {
+                nick,
+                dialect,
+                generation,
+                last_heard_ms: now_ms,
+                bucket,
+                outbox: Outbox::default(),
+                recent_ids: RecentIds::default(),
+            },
+        );
+        let due_ms = now_ms + self.idle_timeout_ms(dialect);
+        self.idle_timers.push(Reverse(IdleTimer {
+            due_ms,
+            addr,
+            generation,
+        }));
+        self.compact_idle_timers();
+    }
+
+    /// A member re-joined in another dialect (or with another line ending):
+    /// it switches, with the idle timeout of the new one.
+    pub(crate) fn switch_dialect(&mut self, addr: SocketAddr, dialect: Dialect, now_ms: u64) {
+        let due_ms = now_ms + self.idle_timeout_ms(dialect);
+        let generation = self.next_generation();
+        let Some(member) = self.members.get_mut(&addr) else {
+            return;
+        };
+        member.dialect = dialect;
+        // Pending PRIVATEs are structured datagrams; a classic client could
+        // neither read nor ACK them.
+        if dialect != Dialect::Structured {
+            member.outbox.clear();
+        }
+        member.generation = generation;
+        self.idle_timers.push(Reverse(IdleTimer {
+            due_ms,
+            addr,
+            generation,
+        }));
+    }
+
+    /// Gives the member at `addr` the nickname `new` (the caller checked it
+    /// is free or its own); returns the old one.
+    pub(crate) fn rename(&mut self, addr: SocketAddr, new: Nick) -> Option<Nick> {
+        let member = self.members.get_mut(&addr)?;
+        self.by_nick.remove(&member.nick.key());
+        self.by_nick.insert(new.key(), addr);
+        Some(std::mem::replace(&mut member.nick, new))
+    }
+
+    /// Removes the member at `addr`.
+    pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<Member> {
+        let member = self.members.remove(&addr)?;
+        self.by_nick.remove(&member.nick.key());
+        Some(member)
+    }
+
+    /// Removes every member; returns how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let count = self.members.len();
+        self.members.clear();
+        self.by_nick.clear();
+        self.idle_timers.clear();
+        count
+    }
+
+    /// The next member silent past its idle timeout at `now_ms`, if any.
+    /// Timers that fired early are pushed back to the member's real due
+    /// time; stale ones are dropped.
+    pub(crate) fn next_idle(&mut self, now_ms: u64) -> Option<SocketAddr> {
+        while let Some(Reverse(timer)) = self.idle_timers.peek() {
+            if timer.due_ms > now_ms {
+                return None;
+            }
+            let Reverse(timer) = self.idle_timers.pop()?;
+            let Some(member) = self.members.get(&timer.addr) else {
+                continue;
+            };
+            if member.generation != timer.generation {
+                continue;
+            }
+            let due_ms = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+            if due_ms > now_ms {
+                self.idle_timers
+                    .push(Reverse(IdleTimer { due_ms, ..timer }));
+            } else {
+                return Some(timer.addr);
+            }
+        }
+        None
+    }
+
+    /// When [`Roster::next_idle`] may next have someone.
+    pub(crate) fn deadline(&self) -> Option<u64> {
+        self.idle_timers.peek().map(|Reverse(t)| t.due_ms)
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        generation
+    }
+
+    /// Drops stale idle timers once they outnumber the members, so join
+    /// churn cannot grow the heap.
+    fn compact_idle_timers(&mut self) {
+        if self.idle_timers.len() <= 2 * self.members.len() + 64 {
+            return;
+        }
+        let timers: Vec<Reverse<IdleTimer>> = self
+            .members
+            .iter()
+            .map(|(addr, m)| {
+                Reverse(IdleTimer {
+                    due_ms: m.last_heard_ms + self.idle_timeout_ms(m.dialect),
+                    addr: *addr,
+                    generation: m.generation,
+                })
+            })
+            .collect();
+        self.idle_timers = BinaryHeap::from(timers);
+    }
+
+    /// Whether the address and nickname tables agree (one-to-one, keys
+    /// matching): checked by the fuzz oracle after every step.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn is_one_to_one(&self) -> bool {
+        self.members.len() == self.by_nick.len()
+            && self
+                .by_nick
+                .iter()
+                .all(|(key, addr)| self.members.get(addr).is_some_and(|m| m.nick.key() == *key))
+    }
+}
+
+/// Nicknames are the same member if their keys match (exact match first,
+/// which needs no allocation).
+pub(crate) fn same_nick(a: &Nick, b: &Nick) -> bool {
+    a == b || a.key() == b.key()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::{addr, to, Harness};
+
+    #[test]
+    fn classic_join_replies_ok_and_announces_join_to_everyone() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "N bob");
+        assert_eq!(to(&sent, 2), ["OK", "* bob joined"]);
+        assert_eq!(to(&sent, 1), ["* bob joined"]);
+        assert_eq!(h.room.member_count(), 2);
+    }
+
+    #[test]
+    fn repeated_classic_join_with_same_nick_gets_ok_without_second_join() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(1, "N alice");
+        assert_eq!(sent, [(1, "OK".to_string())]);
+        assert_eq!(h.room.last_seq(), 2);
+    }
+
+    #[test]
+    fn classic_join_with_other_nick_from_same_address_is_already_joined() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "N alicia");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR already-joined: "), "{sent:?}");
+        assert_eq!(h.room.members()[0].0.as_str(), "alice");
+    }
+
+    #[test]
+    fn join_with_nick_held_by_another_address_is_nick_taken_case_insensitively() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(2, "N ALICE");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR nick-taken: "), "{sent:?}");
+        assert!(sent[0].1.contains("(ALICE)"), "{sent:?}");
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn join_when_room_is_full_is_refused() {
+        let mut h = Harness::with(Config {
+            max_clients: 2,
+            ..Config::default()
+        });
+        h.join_classic(1, "a");
+        h.join_classic(2, "b");
+        let sent = h.send(3, "N c");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR room-full: "));
+        assert_eq!(h.room.member_count(), 2);
+    }
+
+    #[test]
+    fn classic_join_is_refused_when_classic_is_disabled() {
+        let mut h = Harness::with(Config {
+            classic: false,
+            ..Config::default()
+        });
+        let sent = h.send(1, "N alice\n");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR classic-disabled: "));
+        assert!(sent[0].1.ends_with('\n'));
+        assert_eq!(h.room.member_count(), 0);
+        h.join_structured(2, "bob");
+    }
+
+    #[test]
+    fn hello_with_bad_version_is_refused() {
+        let mut h = Harness::new();
+        let cookie = h.cookie(1);
+        let sent = h.send(1, &format!("HELLO udpchat/2 alice {cookie}"));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR bad-version "), "{sent:?}");
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn repeated_valid_hello_gets_welcome_without_second_join() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        let sent = h.join_structured(1, "alice");
+        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 1 15 60"]);
+        assert_eq!(h.room.last_seq(), 1);
+    }
+
+    #[test]
+    fn hello_from_address_joined_under_other_nick_is_already_joined() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let cookie = h.cookie(1);
+        let sent = h.send(1, &format!("HELLO udpchat/1 bob {cookie}"));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR already-joined "), "{sent:?}");
+    }
+
+    #[test]
+    fn quit_removes_member_and_tells_the_rest() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        let sent = h.send(1, "Q alice");
+        assert_eq!(to(&sent, 1), Vec::<&str>::new());
+        assert_eq!(to(&sent, 2), ["EVENT 3 live LEAVE alice quit"]);
+        assert_eq!(h.room.member_count(), 1);
+        h.join_classic(3, "alice");
+    }
+
+    #[test]
+    fn rename_announces_and_frees_the_old_nick() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        let sent = h.send(1, "NICK alicia");
+        assert_eq!(to(&sent, 1), ["* alice is now known as alicia"]);
+        assert_eq!(to(&sent, 2), ["EVENT 3 live RENAME alice alicia"]);
+        h.join_classic(3, "alice");
+        let sent = h.send(1, "M alicia hi");
+        assert_eq!(to(&sent, 3), ["alicia: hi"]);
+    }
+
+    #[test]
+    fn rename_to_a_taken_nick_is_refused() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let sent = h.send(1, "NICK Bob");
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1.starts_with("ERROR nick-taken: "));
+    }
+
+    #[test]
+    fn rename_changing_only_case_is_allowed() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "NICK Alice");
+        assert_eq!(to(&sent, 1), ["* alice is now known as Alice"]);
+        assert_eq!(h.room.members()[0].0.as_str(), "Alice");
+    }
+
+    #[test]
+    fn who_lists_members_sorted_in_each_dialect() {
+        let mut h = Harness::new();
+        h.join_classic(1, "carol");
+        h.join_structured(2, "Alice");
+        h.join_classic(3, "bob");
+        assert_eq!(
+            to(&h.send(1, "WHO"), 1),
+            ["* online (3): Alice, bob, carol"]
+        );
+        assert_eq!(to(&h.send(2, "WHO"), 2), ["WHO 1 1 3 Alice bob carol"]);
+    }
+
+    #[test]
+    fn idle_structured_member_is_evicted_with_bye_and_leave_timeout() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_classic(2, "bob");
+        h.advance_ms(59_999);
+        assert!(h.timeout().is_empty());
+        assert_eq!(
+            h.room.poll_timeout(),
+            Some(h.base + Duration::from_secs(60))
+        );
+        h.advance_ms(1);
+        let sent = h.timeout();
+        assert_eq!(to(&sent, 1), ["BYE timeout no message for 60 s"]);
+        assert_eq!(to(&sent, 2), ["* alice left (timed out)"]);
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn classic_member_uses_the_classic_idle_timeout() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.advance_ms(3_600_000);
+        assert!(h.timeout().is_empty());
+        h.advance_ms(3_600_000);
+        let sent = h.timeout();
+        assert_eq!(
+            to(&sent, 1),
+            ["* you were disconnected: no message for 7200 s"]
+        );
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn junk_from_a_member_does_not_refresh_its_idle_timer() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.advance_ms(50_000);
+        h.send(1, "garbage");
+        h.send(1, "* bob joined");
+        h.advance_ms(10_000);
+        assert!(!h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn any_command_from_a_member_refreshes_its_idle_timer() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.advance_ms(50_000);
+        h.send(1, "PING");
+        h.advance_ms(50_000);
+        assert!(h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 1);
+        h.advance_ms(10_000);
+        assert!(!h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 0);
+    }
+
+    #[test]
+    fn unreachable_member_is_removed_with_leave_unreachable() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(1), &mut h.out);
+        assert_eq!(to(&h.sent(), 2), ["EVENT 3 live LEAVE alice unreachable"]);
+        assert!(to(&h.sent(), 1).is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn unreachable_stranger_changes_nothing() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(9), &mut h.out);
+        assert!(h.out.transmits.is_empty());
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn members_are_listed_sorted_by_nick_key() {
+        let mut h = Harness::new();
+        h.join_classic(1, "bob");
+        h.join_structured(2, "Alice");
+        let members = h.room.members();
+        let names: Vec<&str> = members.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(names, ["Alice", "bob"]);
+        assert_eq!(members[0].2, Dialect::Structured);
+    }
+
+    #[test]
+    fn member_state_stays_small() {
+        // Per member: this struct, its map entries (address + nick key) and
+        // one idle timer. The RSS target is about 1 KB per member in all.
+        let member = std::mem::size_of::<Member>();
+        let timer = std::mem::size_of::<Reverse<IdleTimer>>();
+        assert!(member <= 128, "Member is {member} bytes");
+        assert!(timer <= 64, "IdleTimer is {timer} bytes");
+    }
+}

@@ -1,0 +1,119 @@
+//! Test support shared by every module's unit tests: a room on a fake
+//! clock, made-up addresses, and helpers to read what it sent.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{ClientMsg, Cookie, Nick, Token, VERSION};
+
+use crate::{Config, Outputs, Room};
+
+pub(crate) const KEY: [u8; 16] = [42; 16];
+
+/// Made-up address number `n` (never sent to).
+pub(crate) fn addr(n: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, n], 40_000 + u16::from(n)))
+}
+
+/// A room on a fake clock, collecting what it sends.
+pub(crate) struct Harness {
+    pub(crate) room: Room,
+    pub(crate) base: Instant,
+    pub(crate) elapsed: Duration,
+    pub(crate) out: Outputs,
+}
+
+impl Harness {
+    pub(crate) fn new() -> Harness {
+        Harness::with(Config::default())
+    }
+
+    pub(crate) fn with(config: Config) -> Harness {
+        let base = Instant::now();
+        Harness {
+            room: Room::new(config, KEY, base),
+            base,
+            elapsed: Duration::ZERO,
+            out: Outputs::default(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.base + self.elapsed
+    }
+
+    pub(crate) fn advance_ms(&mut self, ms: u64) {
+        self.elapsed += Duration::from_millis(ms);
+    }
+
+    /// Sends `bytes` from `addr(n)`; returns (recipient index, text) pairs.
+    pub(crate) fn send(&mut self, n: u8, bytes: &str) -> Vec<(u8, String)> {
+        self.send_bytes(n, bytes.as_bytes())
+    }
+
+    pub(crate) fn send_bytes(&mut self, n: u8, bytes: &[u8]) -> Vec<(u8, String)> {
+        self.out.clear();
+        let now = self.now();
+        self.room
+            .handle_datagram(now, addr(n), bytes, &mut self.out);
+        self.sent()
+    }
+
+    pub(crate) fn timeout(&mut self) -> Vec<(u8, String)> {
+        self.out.clear();
+        let now = self.now();
+        self.room.handle_timeout(now, &mut self.out);
+        self.sent()
+    }
+
+    pub(crate) fn sent(&self) -> Vec<(u8, String)> {
+        self.out
+            .transmits
+            .iter()
+            .map(|t| {
+                let n = match t.to {
+                    SocketAddr::V4(a) => a.ip().octets()[3],
+                    SocketAddr::V6(_) => 0,
+                };
+                (n, String::from_utf8(t.bytes.to_vec()).unwrap())
+            })
+            .collect()
+    }
+
+    pub(crate) fn cookie(&self, n: u8) -> Cookie {
+        self.room.cookie_for(addr(n), self.now())
+    }
+
+    pub(crate) fn join_classic(&mut self, n: u8, nick: &str) {
+        let sent = self.send(n, &format!("N {nick}"));
+        assert!(sent.contains(&(n, "OK".into())), "{sent:?}");
+    }
+
+    pub(crate) fn join_structured(&mut self, n: u8, nick: &str) -> Vec<(u8, String)> {
+        let cookie = self.cookie(n);
+        let sent = self.send(n, &format!("HELLO udpchat/1 {nick} {cookie}"));
+        assert!(sent[0].1.starts_with("WELCOME "), "{sent:?}");
+        sent
+    }
+}
+
+/// The texts sent to `addr(n)`, in order.
+pub(crate) fn to(sent: &[(u8, String)], n: u8) -> Vec<&str> {
+    sent.iter()
+        .filter(|(m, _)| *m == n)
+        .map(|(_, s)| s.as_str())
+        .collect()
+}
+
+/// A cookie-less `HELLO` padded to `MIN_HELLO_LEN`.
+pub(crate) fn padded_hello(nick: &str) -> String {
+    String::from_utf8(
+        ClientMsg::Hello {
+            version: Token::new(VERSION).unwrap(),
+            nick: Nick::new(nick).unwrap(),
+            cookie: None,
+        }
+        .encode(),
+    )
+    .unwrap()
+}
