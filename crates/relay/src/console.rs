@@ -123,6 +123,48 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
     }
 }
 
+/// The `/who` listing.
+pub fn who_list(members: &[(udpchat_proto::Nick, std::net::SocketAddr, crate::Dialect)]) -> String {
+    let mut s = format!(
+        "{} member{}",
+        members.len(),
+        if members.len() == 1 { "" } else { "s" }
+    );
+    for (nick, addr, dialect) in members {
+        let dialect = match dialect {
+            crate::Dialect::Classic(_) => "classic",
+            crate::Dialect::Structured => "structured",
+        };
+        s.push_str(&format!("\n  {nick} {addr} {dialect}"));
+    }
+    s
+}
+
+/// Prints one console answer in one locked write, so it never interleaves
+/// with the `listening` line or other output.
+pub fn console_print(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+/// The goodbye reason when the operator gives none.
+pub fn default_quit_reason(lang: udpchat_proto::Lang) -> &'static str {
+    match lang {
+        udpchat_proto::Lang::En => "goodbye",
+        udpchat_proto::Lang::Zh => "再见",
+    }
+}
+
+/// The kick reason when the operator gives none.
+pub fn default_kick_reason(lang: udpchat_proto::Lang) -> &'static str {
+    match lang {
+        udpchat_proto::Lang::En => "no reason given",
+        udpchat_proto::Lang::Zh => "未说明原因",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +223,26 @@ mod tests {
             ]
         );
         assert_eq!(wakes.get(), 3);
+    }
+
+    #[test]
+    fn who_list_names_every_member() {
+        let members = vec![
+            (
+                udpchat_proto::Nick::new("alice").unwrap(),
+                "127.0.0.1:5".parse().unwrap(),
+                crate::Dialect::Structured,
+            ),
+            (
+                udpchat_proto::Nick::new("bob").unwrap(),
+                "[::1]:6".parse().unwrap(),
+                crate::Dialect::Classic(udpchat_proto::LineEnding::Bare),
+            ),
+        ];
+        assert_eq!(
+            who_list(&members),
+            "2 members\n  alice 127.0.0.1:5 structured\n  bob [::1]:6 classic"
+        );
+        assert_eq!(who_list(&[]), "0 members");
     }
 }

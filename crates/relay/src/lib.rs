@@ -13,6 +13,8 @@ pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Tr
 
 pub mod cli;
 mod console;
+mod datapath;
+mod recording;
 mod server;
 mod transcript;
 

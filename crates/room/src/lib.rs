@@ -15,7 +15,8 @@
 //!   timers;
 //! - `limits`: per-address token buckets, the budget for replies to
 //!   non-members, and what happens past the limit (a [`Refusal`], then
-//!   [`Event::Flooding`]);
+//!   silence, and for a flooder [`Event::Block`] so the shell can have the
+//!   kernel drop its datagrams);
 //! - `private`: private messages waiting for their `ACK`, and their
 //!   retransmission;
 //! - `history`: the numbering of room events and the bounded history for
@@ -43,6 +44,7 @@ mod testing;
 
 pub use config::Config;
 pub use dialect::Dialect;
+pub use limits::flood::MAX_BLOCKED;
 pub use output::{Event, Outputs, Stats, Transmit};
 pub use refusal::Refusal;
 pub use room::Room;

@@ -5,15 +5,17 @@
 //! What happens to a datagram over its limit: the first one since the
 //! bucket was full is refused with one `ERROR rate-limited`
 //! ([`Refusal::OverRateLimit`](crate::Refusal::OverRateLimit)); later ones
-//! are dropped silently and reported as [`Event::Flooding`](crate::Event::Flooding),
-//! which the shell may use to block the sender in the kernel.
+//! are dropped silently and counted by the [`FloodGuard`], which decides
+//! when the shell should block the sender in the kernel (see [`flood`]).
 
 mod bucket;
+pub(crate) mod flood;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub(crate) use bucket::{Bucket, Rate, Take};
+pub(crate) use flood::FloodGuard;
 
 use crate::Config;
 
@@ -145,23 +147,34 @@ mod tests {
     }
 
     #[test]
-    fn later_excess_datagrams_are_reported_as_flooding() {
+    fn a_flooder_is_blocked_then_unblocked_by_typed_events() {
+        use std::time::Duration;
         let mut h = Harness::with(Config {
             rate_burst: 1,
             rate_per_sec: 1,
             ..Config::default()
         });
-        h.send(1, "PING");
-        h.send(1, "PING");
-        assert!(!h
-            .out
-            .events
-            .iter()
-            .any(|e| matches!(e, crate::Event::Flooding { .. })));
-        assert!(h.send(1, "PING").is_empty());
+        let is_block = |e: &crate::Event| matches!(e, crate::Event::Block { .. });
+        let mut blocks = Vec::new();
+        // One allowed, one refused with an error, then silent excess: the
+        // 100th excess datagram blocks the sender for the refill time (1 s).
+        for _ in 0..(2 + super::flood::TRIGGER) {
+            h.send(1, "PING");
+            blocks.extend(h.out.events.iter().filter(|e| is_block(e)).cloned());
+        }
+        assert_eq!(
+            blocks,
+            [crate::Event::Block {
+                addr: crate::testing::addr(1),
+                duration: Duration::from_secs(1)
+            }]
+        );
+        let due = h.room.poll_timeout().expect("the block ends");
+        h.out.clear();
+        h.room.handle_timeout(due, &mut h.out);
         assert_eq!(
             h.out.events,
-            [crate::Event::Flooding {
+            [crate::Event::Unblock {
                 addr: crate::testing::addr(1)
             }]
         );

@@ -72,11 +72,18 @@ pub enum Event {
         /// Details for the log: the [`Refusal`](crate::Refusal)'s `Display`.
         detail: String,
     },
-    /// A datagram dropped silently by the per-address rate limit: its
-    /// sender is past its limit and was told so once already. Policy is the
-    /// shell's: it counts these to block a flooder in the kernel.
-    Flooding {
-        /// Who sent it.
+    /// `addr` floods far past its rate limit: the shell should have the
+    /// kernel drop its datagrams for `duration` (until [`Event::Unblock`]).
+    /// At most [`MAX_BLOCKED`](crate::MAX_BLOCKED) addresses are blocked at once.
+    Block {
+        /// The flooder.
+        addr: SocketAddr,
+        /// How long the block lasts.
+        duration: std::time::Duration,
+    },
+    /// The block of `addr` is over.
+    Unblock {
+        /// The former flooder.
         addr: SocketAddr,
     },
     /// Input dropped without a reply (debug).

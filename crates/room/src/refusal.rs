@@ -12,7 +12,7 @@ use crate::output::text_or;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// The first datagram over the sender's rate limit (later ones are
-    /// dropped silently, as [`Event::Flooding`](crate::Event::Flooding)).
+    /// dropped silently, counted towards an [`Event::Block`](crate::Event::Block)).
     #[error("over the rate limit")]
     OverRateLimit,
     /// The datagram is not a well-formed command.

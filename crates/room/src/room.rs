@@ -30,7 +30,7 @@ use udpchat_proto::{
 use crate::cookie::CookieJar;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
 use crate::history::History;
-use crate::limits::{Limits, Take};
+use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::roster::{same_nick, Roster};
@@ -45,6 +45,7 @@ pub struct Room {
     cookies: CookieJar,
     pub(crate) roster: Roster,
     pub(crate) limits: Limits,
+    flood: FloodGuard,
     privates: Privates,
     pub(crate) history: History,
     renderer: Renderer,
@@ -59,6 +60,7 @@ impl Room {
             cookies: CookieJar::new(key),
             roster: Roster::new(&config),
             limits: Limits::new(&config),
+            flood: FloodGuard::new(&config),
             privates: Privates::new(),
             history: History::new(config.history),
             renderer: Renderer::new(config.lang),
@@ -89,7 +91,11 @@ impl Room {
             }
             Take::Excess => {
                 self.stats.rate_limited += 1;
-                out.events.push(Event::Flooding { addr: from });
+                out.events.push(Event::Dropped {
+                    addr: from,
+                    why: "over the rate limit",
+                });
+                self.flood.over_limit(now_ms, from, &mut out.events);
                 return;
             }
         }
@@ -121,6 +127,7 @@ impl Room {
         self.privates
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
         self.limits.handle_timeout(now_ms);
+        self.flood.handle_timeout(now_ms, &mut out.events);
     }
 
     /// When [`Room::handle_timeout`] should next be called (it may be
@@ -130,6 +137,7 @@ impl Room {
             self.roster.deadline(),
             self.privates.deadline(),
             self.limits.deadline(),
+            self.flood.deadline(),
         ]
         .into_iter()
         .flatten()
