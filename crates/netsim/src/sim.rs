@@ -489,6 +489,25 @@ impl Sim {
         &self.trace
     }
 
+    /// A fingerprint of [`Sim::trace`] (FNV-1a over times, addresses and
+    /// bytes): equal runs have equal digests, in any process, so two runs
+    /// can be compared by printing one number.
+    pub fn trace_digest(&self) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for record in &self.trace {
+            eat(&record.at.as_nanos().to_le_bytes());
+            eat(record.from.to_string().as_bytes());
+            eat(record.to.to_string().as_bytes());
+            eat(&record.bytes);
+        }
+        hash
+    }
+
     /// Datagrams the room sent to addresses no client has.
     pub fn misaddressed(&self) -> u64 {
         self.misaddressed

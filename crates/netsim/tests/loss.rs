@@ -42,6 +42,8 @@ struct Outcome {
     /// every message (None if it never did).
     completion: Vec<Option<Duration>>,
     complete: bool,
+    /// When the lines were typed (virtual time since the start).
+    typed: Duration,
 }
 
 /// Three structured clients join, then each types `per_client` lines at
@@ -97,6 +99,7 @@ fn three_clients(seed: u64, per_client: usize, up: LinkConfig, down: LinkConfig)
         clients,
         completion,
         complete,
+        typed,
     }
 }
 
@@ -306,9 +309,11 @@ fn same_seed_same_trace_and_another_seed_another() {
     let (a, b, c) = (run(42), run(42), run(43));
     assert!(a.trace().len() > 100);
     assert_eq!(a.trace(), b.trace());
+    assert_eq!(a.trace_digest(), b.trace_digest());
     assert_eq!(a.wire(), b.wire());
     assert_eq!(a.room_chats(), b.room_chats());
     assert_ne!(a.trace(), c.trace());
+    assert_ne!(a.trace_digest(), c.trace_digest());
 }
 
 /// The virtual completion times at 20% loss over many seeds (the data
@@ -317,19 +322,37 @@ fn same_seed_same_trace_and_another_seed_another() {
 #[ignore = "prints a distribution; about a second"]
 fn completion_times_at_20_percent_loss_across_seeds() {
     let mut all = Vec::new();
+    let mut tails = Vec::new();
     for seed in 0..20u64 {
         let outcome = three_clients(seed, 100, lossy(0.2), lossy(0.2));
         let times: Vec<String> = outcome
             .completion
             .iter()
-            .map(|t| t.map_or("never".to_owned(), |t| format!("{:.1}", t.as_secs_f64())))
+            .map(|t| t.map_or("never".to_owned(), |t| format!("{:5.1}", t.as_secs_f64())))
             .collect();
-        // How long after the room numbered its last message: the repair tail.
-        let last_in_room = outcome.sim.numbered().last().map(|n| n.at);
+        // How long after the room numbered its last message each client
+        // had everything: the repair tail.
+        let last_in_room = outcome
+            .sim
+            .numbered()
+            .last()
+            .map_or(Duration::ZERO, |n| n.at);
+        let tail: Vec<f64> = outcome
+            .completion
+            .iter()
+            .flatten()
+            .map(|t| {
+                (outcome.typed + *t)
+                    .saturating_sub(last_in_room)
+                    .as_secs_f64()
+            })
+            .collect();
         eprintln!(
-            "seed {seed:>2}: {} (room's last message at {:.1})",
+            "seed {seed:>2}: {} s; room's last message {:5.1} s after typing; tails {:?} s; trace {:016x}",
             times.join(" "),
-            last_in_room.map_or(0.0, |t| t.as_secs_f64())
+            last_in_room.saturating_sub(outcome.typed).as_secs_f64(),
+            tail.iter().map(|t| (t * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            outcome.sim.trace_digest()
         );
         all.extend(
             outcome
@@ -337,7 +360,14 @@ fn completion_times_at_20_percent_loss_across_seeds() {
                 .iter()
                 .map(|t| t.map(|t| t.as_secs_f64())),
         );
+        tails.extend(tail);
     }
+    tails.sort_by(f64::total_cmp);
+    eprintln!(
+        "tails: median {:.1} s, max {:.1} s",
+        tails[tails.len() / 2],
+        tails[tails.len() - 1]
+    );
     let mut done: Vec<f64> = all.iter().flatten().copied().collect();
     done.sort_by(f64::total_cmp);
     let at = |q: f64| done[((done.len() - 1) as f64 * q).round() as usize];
