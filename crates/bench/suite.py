@@ -39,7 +39,8 @@ def rel(path):
     return os.path.relpath(path, ROOT)
 
 
-PIN = {"on": False}  # --pin: relay on CPU 1, the benchmark's receiver on CPU 0
+PIN = {"on": False}
+BASELINE = {"path": None}  # --baseline: an earlier relay binary, run as kind "before"  # --pin: relay on CPU 1, the benchmark's receiver on CPU 0
 
 
 class RelayProcess:
@@ -48,6 +49,8 @@ class RelayProcess:
     def __init__(self, kind, flags, pin=False):
         if kind == "ours":
             argv = [RELAY, "--bind", "127.0.0.1:0"] + flags
+        elif kind == "before":
+            argv = [BASELINE["path"], "--bind", "127.0.0.1:0"] + flags
         else:
             argv = [sys.executable, PYRELAY, "--bind", "127.0.0.1:0"]
         if pin:
@@ -179,6 +182,10 @@ def main():
     p.add_argument("--skip-python", action="store_true")
     p.add_argument("--pin", action="store_true",
                    help="relay (or limit sender) on CPU 1, receiver on CPU 0; not in overload")
+    p.add_argument("--baseline", metavar="RELAY_BINARY",
+                   help="also run this earlier build of udpchat-relay (kind 'before') in every "
+                        "relay run, back to back with ours, for a before/after comparison "
+                        "against the same limit in one run")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--one-join-from", type=int, default=1_000_000,
                    help="from this many members on, one relay run per size with --rounds REPS "
@@ -193,11 +200,14 @@ def main():
         sys.exit("--reps must be at least 1")
     OUT_DIR = os.path.join(ROOT, "target", "bench")
     PIN["on"] = a.pin
+    if a.baseline:
+        BASELINE["path"] = os.path.abspath(a.baseline)
     os.makedirs(OUT_DIR, exist_ok=True)
     open(os.path.join(OUT_DIR, "results.jsonl"), "w").close()
     sizes = [int(c) for c in a.clients.split(",")]
     only = set(a.only.split(","))
-    kinds = ["ours"] + ([] if a.skip_python else ["python"])
+    kinds = (["ours"] + (["before"] if a.baseline else [])
+             + ([] if a.skip_python else ["python"]))
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "storm": {}}
@@ -312,10 +322,12 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
     w("The limit is one thread sending 64-byte datagrams round robin to C sockets as fast "
       "as it can (`--limit`; the best of `sendmmsg`, `sendto`, and `sendmmsg` held to the "
       "relay run's window W, `--limit-window`), received by the same receiver "
-      "(epoll + recvmmsg) as the relay runs: a single-threaded relay cannot fan out faster.")
+      "(mio + recvmmsg) as the relay runs: a single-threaded relay cannot fan out faster.")
     w("")
 
     summary(w, res, kinds)
+    if "before" in kinds:
+        before_after(w, res, sizes, storm_sizes)
     notes = kept_notes(a.out)
     if notes:
         w(notes)
@@ -503,6 +515,49 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
     w("")
     with open(a.out, "w") as f:
         f.write("\n".join(L))
+
+
+def before_after(w, res, sizes, storm_sizes):
+    """Our relay against the --baseline build, run for run in the same suite."""
+    w("## Before and after (`--baseline`)")
+    w("")
+    w(f"*before* is `{BASELINE['path'] and rel(BASELINE['path'])}`, run back to back with *ours* "
+      "in every repetition, against the same limit and with the same benchmark binary.")
+    w("")
+    w("| what | before | ours | ours / before |")
+    w("|---|---|---|---|")
+
+    def row(what, b, o, spec="{:,.0f}"):
+        if b and o:
+            w(f"| {what} | {fmt(b, spec)} | {fmt(o, spec)} | {o[0] / b[0]:.2f} |")
+
+    for c in sizes:
+        b, o = res["thr"].get((c, "before")), res["thr"].get((c, "ours"))
+        lim = limit_of(res, c)
+        if b and o:
+            row(f"throughput deliveries/s, C = {c:,}",
+                med([r["deliveries_per_sec"] for r in b]), med([r["deliveries_per_sec"] for r in o]))
+            if lim:
+                row(f"throughput / limit, C = {c:,}", ratio_runs(b, lim), ratio_runs(o, lim), "{:.2f}")
+    for c in (100, 1000):
+        b, o = res["lat"].get((c, "before")), res["lat"].get((c, "ours"))
+        if b and o:
+            row(f"latency p50 µs at 20 msg/s, C = {c:,}",
+                med([r["latency"]["p50_us"] for r in b]), med([r["latency"]["p50_us"] for r in o]))
+            row(f"latency p99 µs at 20 msg/s, C = {c:,}",
+                med([r["latency"]["p99_us"] for r in b]), med([r["latency"]["p99_us"] for r in o]))
+    b, o = res["over"].get(("before", 1)), res["over"].get(("ours", 1))
+    if b and o:
+        row("overload: honest delivery share %", med([100 * r["loss"]["delivery_share"] for r in b]),
+            med([100 * r["loss"]["delivery_share"] for r in o]), "{:.1f}")
+    for c in sorted(set(storm_sizes) | {c for c in sizes if c >= 1000}):
+        for how, table in (("paced", "thr"), ("storm", "storm")):
+            b, o = res[table].get((c, "before")), res[table].get((c, "ours"))
+            if b and o:
+                row(f"peak RSS KiB, C = {c:,} ({how} joins)",
+                    med([r["relay_process"]["peak_rss_joined_kib"] for r in b]),
+                    med([r["relay_process"]["peak_rss_joined_kib"] for r in o]))
+    w("")
 
 
 def kept_notes(path):

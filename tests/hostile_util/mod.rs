@@ -12,36 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use udpchat_proto::{check_text_char, MAX_DATAGRAM};
+/// How an honest client expects its datagrams to end (bare, or one `\n`).
+pub use udpchat_proto::LineEnding as Ending;
 
-/// How an honest client expects its datagrams to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// Bare classic and structured clients: no line ending at all.
-    Bare,
-    /// Classic clients that joined with `N nick\n`: exactly one `\n`.
-    Newline,
-}
-
-/// Why a datagram an honest client received is unacceptable, if it is.
+/// Why a datagram an honest client received is unacceptable, if it is:
+/// [`udpchat_proto::check_relay_datagram`], with the datagram quoted.
 pub fn check_datagram(bytes: &[u8], ending: Ending) -> Result<(), String> {
-    if bytes.len() > MAX_DATAGRAM {
-        return Err(format!("{} bytes (over {MAX_DATAGRAM})", bytes.len()));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| format!("invalid UTF-8: {bytes:?}"))?;
-    let body = match ending {
-        Ending::Bare => text,
-        Ending::Newline => text
-            .strip_suffix('\n')
-            .ok_or_else(|| format!("no trailing newline: {text:?}"))?,
-    };
-    if body.is_empty() {
-        return Err("empty datagram".into());
-    }
-    if let Some(c) = body.chars().find(|&c| check_text_char(c).is_err()) {
-        return Err(format!("control character U+{:04X} in {text:?}", c as u32));
-    }
-    Ok(())
+    udpchat_proto::check_relay_datagram(bytes, ending)
+        .map_err(|fault| format!("{fault}: {:?}", String::from_utf8_lossy(bytes)))
 }
 
 /// Everything one socket receives from `relay`, collected by a thread

@@ -18,9 +18,9 @@ mod error;
 mod hist;
 pub mod limit;
 pub mod load;
+mod net;
 mod procfs;
 mod report;
-mod sys;
 mod wire;
 
 use std::io::IsTerminal;
@@ -191,7 +191,7 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
     };
     let duration = secs(cli.duration, "--duration")?;
     let needed = cli.clients + cli.flooders + 64;
-    let fd_limit = sys::raise_fd_limit().unwrap_or(0);
+    let fd_limit = udpchat_udp::host::raise_fd_limit().unwrap_or(0);
     if (fd_limit as usize) < needed {
         return Err(BenchError::Usage(format!(
             "{needed} file descriptors needed but the limit is {fd_limit}; raise `ulimit -n`"
@@ -210,7 +210,7 @@ pub fn run(cli: Cli) -> Result<Report, BenchError> {
         1 << 20
     });
     if let Some(cpu) = cli.cpu {
-        sys::pin_current_thread(Some(cpu)).map_err(|source| BenchError::Io {
+        udpchat_udp::host::pin_current_thread(Some(cpu)).map_err(|source| BenchError::Io {
             context: "pinning to --cpu",
             source,
         })?;

@@ -4,15 +4,14 @@
 //! the limit is the denominator of every throughput ratio.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
+use crate::net::{self, Readiness, RecvBatch, SendBatch};
 use crate::report::{Loss, Report};
-use crate::sys::{self, Epoll, RecvBatch, SockAddr};
 use crate::wire;
 
 /// The system call the limit sender uses.
@@ -60,28 +59,28 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
     let sender = UdpSocket::bind("127.0.0.1:0").map_err(BenchError::io("binding the sender"))?;
     // Large send buffer so the sender is bounded by the kernel's work, not by
     // waiting for buffer space.
-    let _ = sys::set_sndbuf(&sender, 4 << 20);
+    let _ = udpchat_udp::set_send_buffer(&sender, 4 << 20);
     let from: SocketAddr = sender
         .local_addr()
         .map_err(BenchError::io("reading the sender's address"))?;
-    let epoll = Epoll::new(1024).map_err(BenchError::io("creating epoll"))?;
+    let readiness = Readiness::new(1024).map_err(BenchError::io("creating the readiness set"))?;
     let mut receivers = Vec::with_capacity(opts.clients);
     let mut dests = Vec::with_capacity(opts.clients);
     let mut rcvbuf = 0;
     for index in 0..opts.clients {
-        let socket = sys::client_socket(from, opts.rcvbuf)
+        let (socket, granted) = net::client_socket(from, opts.rcvbuf)
             .map_err(|source| BenchError::Socket { index, source })?;
         if index == 0 {
-            rcvbuf = sys::set_rcvbuf(&socket, opts.rcvbuf).unwrap_or(0);
+            rcvbuf = granted;
         }
-        epoll
-            .add(socket.as_raw_fd(), index)
-            .map_err(BenchError::io("adding a socket to epoll"))?;
-        dests.push(SockAddr::new(
+        readiness
+            .add(&socket, index)
+            .map_err(BenchError::io("watching a socket"))?;
+        dests.push(
             socket
                 .local_addr()
                 .map_err(BenchError::io("reading a receiver's address"))?,
-        ));
+        );
         receivers.push(socket);
     }
     let start = Instant::now();
@@ -96,15 +95,15 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
         .name("limit-sender".into())
         .spawn(move || {
             if cpu.is_some() {
-                sys::pin_current_thread(cpu)?;
+                udpchat_udp::host::pin_current_thread(cpu)?;
             }
             send(&sender, &dests, call, max, end, &flow)
         })
         .map_err(BenchError::io("starting the sender thread"))?;
 
     let mut receiver = Receiver {
-        epoll,
-        batch: RecvBatch::new(),
+        readiness,
+        batch: net::recv_batch(),
         ready: Vec::with_capacity(1024),
         delivered: 0,
         last: start,
@@ -189,7 +188,7 @@ pub fn run(opts: LimitOptions) -> Result<Report, BenchError> {
 }
 
 struct Receiver {
-    epoll: Epoll,
+    readiness: Readiness,
     batch: RecvBatch,
     ready: Vec<usize>,
     delivered: u64,
@@ -199,29 +198,32 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn poll(&mut self, sockets: &[UdpSocket], timeout_ms: i32) -> Result<(), BenchError> {
+    fn poll(&mut self, sockets: &[UdpSocket], timeout_ms: u64) -> Result<(), BenchError> {
         self.ready.clear();
         self.ready.extend(
-            self.epoll
-                .wait(timeout_ms)
-                .map_err(BenchError::io("waiting in epoll"))?,
+            self.readiness
+                .wait(Duration::from_millis(timeout_ms))
+                .map_err(BenchError::io("waiting for readiness"))?,
         );
         for &index in &self.ready {
-            let n = self
-                .batch
-                .recv(sockets[index].as_raw_fd())
-                .map_err(BenchError::io("receiving"))?;
-            if n > 0 {
+            // Edge-triggered: read until the socket is empty.
+            loop {
+                let n = match self.batch.receive(&sockets[index]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(BenchError::io("receiving")(e)),
+                };
                 self.last = Instant::now();
-            }
-            for i in 0..n {
-                // The same per-datagram work as a relay run's receiver.
-                match wire::classify(self.batch.datagram(i)) {
-                    wire::Incoming::Other => self.delivered += 1,
-                    _ => self.unexpected += 1,
+                for i in 0..n {
+                    // The same per-datagram work as a relay run's receiver.
+                    match wire::classify(self.batch.bytes(i).unwrap_or_default()) {
+                        wire::Incoming::Other => self.delivered += 1,
+                        _ => self.unexpected += 1,
+                    }
                 }
+                self.received.store(self.delivered, Ordering::Relaxed);
             }
-            self.received.store(self.delivered, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -261,30 +263,34 @@ impl Flow {
 /// The sender thread: round robin over `dests` until `end` or `max`.
 fn send(
     socket: &UdpSocket,
-    dests: &[SockAddr],
+    dests: &[SocketAddr],
     call: SendCall,
     max: u64,
     end: Instant,
     flow: &Flow,
 ) -> std::io::Result<(u64, f64)> {
+    use std::io::ErrorKind::{Interrupted, WouldBlock};
     let start = Instant::now();
-    let fd = socket.as_raw_fd();
     let mut sent: u64 = 0;
     let mut next = 0usize;
-    let batch: Vec<&[u8]> = vec![DATAGRAM.as_slice(); sys::BATCH];
+    let mut batch = SendBatch::default();
     'outer: while sent < max {
         if Instant::now() >= end {
             break;
         }
         match call {
             SendCall::Sendto => {
-                for _ in 0..sys::BATCH {
+                for _ in 0..net::BATCH {
                     if !flow.wait(sent, 1, end) {
                         break 'outer;
                     }
-                    if sys::send_to(fd, DATAGRAM, &dests[next])? {
-                        sent += 1;
-                        next = (next + 1) % dests.len();
+                    match socket.send_to(DATAGRAM, dests[next]) {
+                        Ok(_) => {
+                            sent += 1;
+                            next = (next + 1) % dests.len();
+                        }
+                        Err(e) if matches!(e.kind(), WouldBlock | Interrupted) => {}
+                        Err(e) => return Err(e),
                     }
                     if sent >= max {
                         break 'outer;
@@ -292,11 +298,16 @@ fn send(
                 }
             }
             SendCall::Sendmmsg => {
-                let n = (max - sent).min(sys::BATCH as u64) as usize;
+                let n = (max - sent).min(net::BATCH as u64) as usize;
                 if !flow.wait(sent, n as u64, end) {
                     break 'outer;
                 }
-                let k = sys::send_batch(fd, &batch[..n], Some((dests, next)))?;
+                let to = (0..n).map(|i| (dests[(next + i) % dests.len()], DATAGRAM.as_slice()));
+                let k = match batch.send(socket, to) {
+                    Ok(k) => k,
+                    Err(e) if matches!(e.kind(), WouldBlock | Interrupted) => 0,
+                    Err(e) => return Err(e),
+                };
                 sent += k as u64;
                 next = (next + k) % dests.len();
             }

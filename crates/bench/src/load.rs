@@ -11,15 +11,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
 use crate::hist::Histogram;
+use crate::net::{self, Readiness, RecvBatch, SendBatch};
 use crate::procfs;
 use crate::report::{FloodReport, JoinReport, Loss, ProcessReport, Report};
-use crate::sys::{self, Epoll, RecvBatch};
 use crate::wire::{self, Incoming, TAG_FLOOD, TAG_MEASURED};
 
 /// How the measured senders send.
@@ -232,7 +231,7 @@ impl State {
 
 struct Run {
     opts: LoadOptions,
-    epoll: Epoll,
+    readiness: Readiness,
     batch: RecvBatch,
     ready: Vec<usize>,
     st: State,
@@ -250,18 +249,18 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
     validate(&opts)?;
     let epoch = Instant::now();
     let total = opts.clients + opts.flooders;
-    let epoll = Epoll::new(1024).map_err(BenchError::io("creating epoll"))?;
+    let readiness = Readiness::new(1024).map_err(BenchError::io("creating the readiness set"))?;
     let mut clients = Vec::with_capacity(total);
     let mut rcvbuf = 0;
     for index in 0..total {
-        let socket = sys::client_socket(opts.relay, opts.rcvbuf)
+        let (socket, granted) = net::client_socket(opts.relay, opts.rcvbuf)
             .map_err(|source| BenchError::Socket { index, source })?;
         if index == 0 {
-            rcvbuf = sys::set_rcvbuf(&socket, opts.rcvbuf).unwrap_or(0);
+            rcvbuf = granted;
         }
-        epoll
-            .add(socket.as_raw_fd(), index)
-            .map_err(BenchError::io("adding a socket to epoll"))?;
+        readiness
+            .add(&socket, index)
+            .map_err(BenchError::io("watching a socket"))?;
         clients.push(Client {
             socket,
             nick: format!("{}{index}", opts.nick_prefix),
@@ -277,8 +276,8 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
         0
     };
     let run = Run {
-        epoll,
-        batch: RecvBatch::new(),
+        readiness,
+        batch: net::recv_batch(),
         ready: Vec::with_capacity(1024),
         st: State {
             epoch,
@@ -415,31 +414,37 @@ impl Run {
     }
 
     /// Receives whatever is waiting, blocking up to `timeout_ms` for the first.
-    fn poll(&mut self, timeout_ms: i32) -> Result<(), BenchError> {
+    fn poll(&mut self, timeout_ms: u64) -> Result<(), BenchError> {
         self.ready.clear();
         self.ready.extend(
-            self.epoll
-                .wait(timeout_ms)
-                .map_err(BenchError::io("waiting in epoll"))?,
+            self.readiness
+                .wait(Duration::from_millis(timeout_ms))
+                .map_err(BenchError::io("waiting for readiness"))?,
         );
         for k in 0..self.ready.len() {
             let index = self.ready[k];
-            let fd = self.st.clients[index].socket.as_raw_fd();
-            match self.batch.recv(fd) {
-                Ok(n) => {
-                    let now = Instant::now();
-                    let now_ns = nanos_since(self.st.epoch, now);
-                    for i in 0..n {
-                        self.st.handle(index, self.batch.datagram(i), now, now_ns);
+            // Edge-triggered: read until the socket is empty.
+            loop {
+                match self.batch.receive(&self.st.clients[index].socket) {
+                    Ok(n) => {
+                        let now = Instant::now();
+                        let now_ns = nanos_since(self.st.epoch, now);
+                        for i in 0..n {
+                            let bytes = self.batch.bytes(i).unwrap_or_default();
+                            self.st.handle(index, bytes, now, now_ns);
+                        }
                     }
-                }
-                // ICMP port unreachable: the relay is not (or no longer) there.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.st.refused += 1,
-                Err(e) => {
-                    return Err(BenchError::Io {
-                        context: "receiving",
-                        source: e,
-                    })
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // ICMP port unreachable: the relay is not (or no longer)
+                    // there. The error is consumed; read on.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.st.refused += 1,
+                    Err(e) => {
+                        return Err(BenchError::Io {
+                            context: "receiving",
+                            source: e,
+                        })
+                    }
                 }
             }
         }
@@ -624,7 +629,7 @@ impl Run {
             .spawn(move || {
                 // A flood competes for every core, whatever --cpu pinned the
                 // main thread to.
-                let _ = sys::pin_current_thread(None);
+                let _ = udpchat_udp::host::pin_current_thread(None);
                 flood(&sockets, tag, max, epoch, end, payload)
             })
             .map_err(BenchError::io("starting the flood thread"))
@@ -686,7 +691,7 @@ impl Run {
             } else {
                 wake.saturating_duration_since(now)
                     .as_micros()
-                    .div_ceil(1000) as i32
+                    .div_ceil(1000) as u64
             };
             self.poll(timeout_ms)?;
             self.keepalive(now);
@@ -859,7 +864,7 @@ fn per_sec(n: f64, secs: f64) -> f64 {
 }
 
 /// Sends chat messages round robin from `sockets` in batches of
-/// [`sys::BATCH`], as fast as `sendmmsg` takes them, until `end` or `max`
+/// [`net::BATCH`], as fast as `sendmmsg` takes them, until `end` or `max`
 /// messages. Ids are consecutive from 0 and only advance for datagrams the
 /// kernel took. Returns (sent, seconds).
 fn flood(
@@ -871,7 +876,8 @@ fn flood(
     payload: usize,
 ) -> (u64, f64) {
     let start = Instant::now();
-    let mut bufs: Vec<Vec<u8>> = (0..sys::BATCH).map(|_| Vec::with_capacity(256)).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..net::BATCH).map(|_| Vec::with_capacity(256)).collect();
+    let mut batch = SendBatch::default();
     let mut next: u64 = 0;
     let mut turn = 0;
     while next < max {
@@ -881,16 +887,15 @@ fn flood(
         }
         let (socket, nick) = &sockets[turn % sockets.len()];
         turn += 1;
-        let n = (max - next).min(sys::BATCH as u64) as usize;
+        let n = (max - next).min(net::BATCH as u64) as usize;
         let ns = nanos_since(epoch, now);
         for (k, buf) in bufs.iter_mut().take(n).enumerate() {
             wire::chat(buf, nick, tag, next + k as u64, ns, payload);
         }
-        let refs: Vec<&[u8]> = bufs[..n].iter().map(|b| b.as_slice()).collect();
-        match sys::send_batch(socket.as_raw_fd(), &refs, None) {
-            Ok(0) => thread::yield_now(),
+        match batch.send_connected(socket, bufs[..n].iter().map(|b| b.as_slice())) {
             Ok(k) => next += k as u64,
-            // ICMP errors surface here too; keep flooding until the deadline.
+            // A full send buffer (WouldBlock), or an ICMP error surfacing
+            // here: keep flooding until the deadline.
             Err(_) => thread::yield_now(),
         }
     }
@@ -909,7 +914,7 @@ mod tests {
             dialect: Dialect::Classic,
             clients: (0..clients)
                 .map(|i| Client {
-                    socket: sys::client_socket(relay, 1 << 16).unwrap(),
+                    socket: net::client_socket(relay, 1 << 16).unwrap().0,
                     nick: format!("t{i}"),
                     state: JoinState::Waiting,
                     attempts: 1,

@@ -33,13 +33,7 @@ pub fn read(pid: u32) -> io::Result<Usage> {
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
 pub fn ticks_per_sec() -> f64 {
-    // SAFETY: plain library call.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    udpchat_udp::host::clock_ticks_per_second().map_or(100.0, |t| t as f64)
 }
 
 fn status_kib(status: &str, key: &str) -> Option<u64> {

@@ -65,3 +65,11 @@ pub enum Lang {
     /// Simplified Chinese.
     Zh,
 }
+
+/// How many recent `SAY`/`PMSG` ids the relay remembers per member to drop repeats.
+pub const ID_WINDOW: usize = 64;
+/// The most events one `RESEND` may ask for; the relay answers at most this many.
+pub const MAX_RESEND: u64 = 64;
+
+mod datagram;
+pub use datagram::{check_relay_datagram, DatagramFault};

@@ -3,7 +3,9 @@
 //! [`room`] is the sans-IO core (no sockets, no clock: time is passed in);
 //! everything else is the shell around it: the flags ([`cli`]), the mio loop
 //! (`server`), the operator console, the transcript and the process entry
-//! point [`main`].
+//! point [`main`]. The system calls std and mio lack live in `udpchat-udp`;
+//! this crate has no `unsafe` code.
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -13,7 +15,6 @@ pub use room::{Config, Dialect, Event, Outputs, Room, Stats, Transmit};
 pub mod cli;
 mod console;
 mod server;
-mod sys;
 mod transcript;
 
 pub use server::{Server, ServerError, Settings};
@@ -88,6 +89,24 @@ pub fn main() -> ExitCode {
 
 /// Runs a relay with these flags until it is told to stop.
 pub fn run(args: &cli::Args) -> Result<(), Error> {
+    let mut server = start(args)?;
+    {
+        // Tests and scripts wait for this exact line to learn the port.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
+        let _ = stdout.flush();
+    }
+    if let Err(e) = server.start_console() {
+        log::warn!("no operator console: {e}");
+    }
+    server.run()?;
+    Ok(())
+}
+
+/// Binds the socket and opens the transcript that these flags ask for: a
+/// relay ready to [`Server::run`], without a console. The benchmark's smoke
+/// test runs one in a thread this way.
+pub fn start(args: &cli::Args) -> Result<Server, Error> {
     let config = args.room_config();
     let transcript = args
         .transcript
@@ -106,16 +125,5 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
         stats_interval: args.stats_interval(),
         recv_buffer: args.recv_buffer as usize,
     };
-    let mut server = Server::bind(args.bind, config, settings, transcript)?;
-    {
-        // Tests and scripts wait for this exact line to learn the port.
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
-        let _ = stdout.flush();
-    }
-    if let Err(e) = server.start_console() {
-        log::warn!("no operator console: {e}");
-    }
-    server.run()?;
-    Ok(())
+    Ok(Server::bind(args.bind, config, settings, transcript)?)
 }

@@ -24,22 +24,21 @@ use udpchat_proto::{ErrorCode, Lang};
 
 use crate::console::{self, Command};
 use crate::transcript::Transcript;
-use crate::{sys, Config, Dialect, Event, Outputs, Room, Transmit};
+use crate::{Config, Dialect, Event, Outputs, Room, Transmit};
 
 const SOCKET: Token = Token(0);
 const CONSOLE: Token = Token(1);
 #[cfg(unix)]
 const SIGNALS: Token = Token(2);
 
-/// Largest UDP payload (where there is no `recvmmsg`): a datagram over the
-/// protocol's 1024 bytes is read whole so the room can refuse it as too long.
-#[cfg(not(target_os = "linux"))]
-const RECV_BUFFER: usize = 64 * 1024;
+/// Datagrams read per `recvmmsg` (one `recv_from` each where there is none);
+/// the outputs are sent after each batch.
+const RECV_BATCH: usize = 32;
 
-/// Datagrams handled before the outputs are sent (where datagrams are read
-/// one at a time; with `recvmmsg`, after each batch read).
-#[cfg(not(target_os = "linux"))]
-const RECV_BATCH: usize = 64;
+/// Bytes kept of each received datagram: twice the protocol's largest, so a
+/// longer one arrives cut to this size and is refused as too long exactly as
+/// the whole one would be, and the buffers stay small.
+const RECV_SLOT: usize = 2 * udpchat_proto::MAX_DATAGRAM;
 
 /// Datagrams read per loop iteration. Under a flood the socket may never run
 /// dry; stopping here lets timers, the console and signals have their turn
@@ -82,7 +81,7 @@ impl Default for Settings {
 
 /// The receive buffer asked for by default: 8 MiB, some ten thousand small
 /// datagrams, so a flood cannot fill it while the relay is descheduled for
-/// a few milliseconds (see [`sys::set_receive_buffer`]).
+/// a few milliseconds (see [`udpchat_udp::set_receive_buffer`]).
 pub const DEFAULT_RECV_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Why the event loop could not start or stopped.
@@ -136,10 +135,7 @@ pub struct Server {
     room: Room,
     lang: Lang,
     out: Outputs,
-    #[cfg(not(target_os = "linux"))]
-    buf: Box<[u8]>,
-    #[cfg(target_os = "linux")]
-    inbox: sys::BatchReceiver,
+    inbox: udpchat_udp::RecvBatch,
     queue: VecDeque<Transmit>,
     queue_limit: usize,
     writable_interest: bool,
@@ -147,8 +143,7 @@ pub struct Server {
     /// `WouldBlock`): mio is edge-triggered, so no new event would say so.
     readable: bool,
     unreachable: Vec<SocketAddr>,
-    #[cfg(target_os = "linux")]
-    batch: sys::BatchSender,
+    batch: udpchat_udp::SendBatch,
     waker: Arc<Waker>,
     console: Option<Receiver<Command>>,
     #[cfg(unix)]
@@ -176,11 +171,11 @@ impl Server {
         let local_addr = socket
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        if let Err(e) = sys::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
+        if let Err(e) = udpchat_udp::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
             log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
         }
         if settings.recv_buffer > 0 {
-            match sys::set_receive_buffer(&socket, settings.recv_buffer) {
+            match udpchat_udp::set_receive_buffer(&socket, settings.recv_buffer) {
                 Ok(got) if got.bytes >= settings.recv_buffer => {
                     log::info!("receive buffer: {} bytes", got.bytes)
                 }
@@ -226,17 +221,13 @@ impl Server {
             room: Room::new(config, random_key(), now),
             lang,
             out: Outputs::default(),
-            #[cfg(not(target_os = "linux"))]
-            buf: vec![0; RECV_BUFFER].into_boxed_slice(),
-            #[cfg(target_os = "linux")]
-            inbox: sys::BatchReceiver::default(),
+            inbox: udpchat_udp::RecvBatch::new(RECV_BATCH, RECV_SLOT),
             queue: VecDeque::new(),
             queue_limit: settings.send_queue.max(1),
             writable_interest: false,
             readable: false,
             unreachable: Vec::new(),
-            #[cfg(target_os = "linux")]
-            batch: sys::BatchSender::default(),
+            batch: udpchat_udp::SendBatch::default(),
             waker,
             console: None,
             #[cfg(unix)]
@@ -401,9 +392,9 @@ impl Server {
         self.update_kernel_blocks();
     }
 
-    /// Reads one batch of datagrams with `recvmmsg` and hands each to the
-    /// room. Returns how many were read, or the error of the first read.
-    #[cfg(target_os = "linux")]
+    /// Reads one batch of datagrams (one `recvmmsg` on Linux) and hands
+    /// each to the room. Returns how many were read, or the error of the
+    /// first read.
     fn receive_batch(&mut self) -> io::Result<usize> {
         let n = self.inbox.receive(&self.socket)?;
         let now = Instant::now();
@@ -412,30 +403,6 @@ impl Server {
                 self.room.handle_datagram(now, from, bytes, &mut self.out);
             }
             self.dispatch_if_large();
-        }
-        Ok(n)
-    }
-
-    /// Reads up to [`RECV_BATCH`] datagrams one `recv_from` at a time and
-    /// hands each to the room. Returns how many were read, or the error of
-    /// the first read.
-    #[cfg(not(target_os = "linux"))]
-    fn receive_batch(&mut self) -> io::Result<usize> {
-        let now = Instant::now();
-        let mut n = 0;
-        while n < RECV_BATCH {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    self.room
-                        .handle_datagram(now, from, &self.buf[..len], &mut self.out);
-                    n += 1;
-                    self.dispatch_if_large();
-                }
-                Err(e) if n == 0 => return Err(e),
-                // The next call reports it (WouldBlock) or it was a stray
-                // ConnectionReset: either way this batch is done.
-                Err(_) => break,
-            }
         }
         Ok(n)
     }
@@ -577,7 +544,7 @@ impl Server {
             return;
         }
         let blocked: Vec<SocketAddr> = self.flooders.blocked.iter().map(|(a, _)| *a).collect();
-        if let Err(e) = sys::set_blocked_sources(&self.socket, &blocked) {
+        if let Err(e) = udpchat_udp::set_blocked_sources(&self.socket, &blocked) {
             // Not fatal: the room's rate limit still drops their excess.
             log::warn!("cannot filter flooders in the kernel ({e}); the rate limit still applies");
         }
@@ -601,12 +568,12 @@ impl Server {
     }
 
     /// Sends at least the first of `transmits` (maybe more, with one
-    /// `sendmmsg`); returns how many are done, or `None` if the send buffer
-    /// is full.
-    #[cfg(target_os = "linux")]
+    /// `sendmmsg` on Linux); returns how many are done, or `None` if the
+    /// send buffer is full.
     fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
         if transmits.len() > 1 {
-            match self.batch.send(&self.socket, transmits) {
+            let batch = transmits.iter().map(|t| (t.to, &t.bytes[..]));
+            match self.batch.send(&self.socket, batch) {
                 Ok(sent) if sent > 0 => {
                     self.stats.sent += sent as u64;
                     return Some(sent);
@@ -618,12 +585,6 @@ impl Server {
                 Err(_) => {}
             }
         }
-        self.send_one(&transmits[0])
-    }
-
-    /// Sends the first of `transmits`; see the Linux version.
-    #[cfg(not(target_os = "linux"))]
-    fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
         self.send_one(&transmits[0])
     }
 
@@ -712,7 +673,7 @@ impl Server {
     fn drain_error_queue(&mut self) -> usize {
         let unreachable = &mut self.unreachable;
         let stats = &mut self.stats;
-        sys::drain_error_queue(&self.socket, |addr| {
+        udpchat_udp::drain_error_queue(&self.socket, |addr| {
             stats.unreachable_reports += 1;
             if !unreachable.contains(&addr) {
                 unreachable.push(addr);
@@ -869,7 +830,7 @@ fn random_key() -> [u8; 16] {
 }
 
 /// Addresses that send far past their rate limit, and for how long the
-/// kernel drops their datagrams ([`sys::set_blocked_sources`]).
+/// kernel drops their datagrams ([`udpchat_udp::set_blocked_sources`]).
 ///
 /// The room drops a flooder's excess anyway, but each datagram costs the
 /// relay a wake-up and a copy first: at a few hundred thousand a second,
@@ -923,7 +884,7 @@ impl Flooders {
         *count += 1;
         if *count != Self::TRIGGER
             || self.block_for.is_zero()
-            || self.blocked.len() >= sys::MAX_BLOCKED
+            || self.blocked.len() >= udpchat_udp::MAX_BLOCKED
             || self.blocked.iter().any(|(a, _)| *a == addr)
         {
             return false;

@@ -3,14 +3,43 @@
 //! not run in CI; this checks that the tool works and its JSON is sane, never
 //! how fast anything is.
 
-mod util;
-
+use std::net::SocketAddr;
 use std::process::{Command, Output};
 
+use clap::Parser as _;
 use udpchat_bench::Report;
-use util::Relay;
 
 const BENCH_BIN: &str = env!("CARGO_BIN_EXE_udpchat-bench");
+
+/// The real relay, run in a thread of this test process (the relay binary
+/// belongs to the root package, out of reach of `CARGO_BIN_EXE_*` here). The
+/// thread runs until the test process ends.
+struct Relay {
+    addr: SocketAddr,
+}
+
+impl Relay {
+    fn start(flags: &[&str]) -> Relay {
+        let mut argv = vec!["udpchat-relay", "--bind", "127.0.0.1:0"];
+        argv.extend(flags);
+        let args = udpchat_relay::cli::Args::try_parse_from(&argv).expect("relay flags");
+        // The server holds its room's `Rc`s, so it is made in its own thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let server = udpchat_relay::start(&args).expect("start the relay");
+            tx.send(server.local_addr())
+                .expect("test waits for the address");
+            server.run()
+        });
+        let addr = rx.recv().expect("relay thread started");
+        Relay { addr }
+    }
+
+    /// The relay's process is this one.
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+}
 
 fn bench(args: &[&str]) -> Output {
     Command::new(BENCH_BIN)
@@ -148,10 +177,7 @@ fn non_loopback_target_is_refused() {
 fn reference_python_relay_works_with_the_tool() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/crates/bench/reference/relay.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/reference/relay.py");
     let Ok(mut child) = Command::new("python3")
         .args([script, "--bind", "127.0.0.1:0"])
         .stdin(Stdio::null())
