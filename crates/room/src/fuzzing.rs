@@ -1,6 +1,6 @@
 //! The whole-room oracle: one traffic generator and one set of invariant
 //! checks, shared by the cargo-fuzz target `fuzz/fuzz_targets/room.rs`, the
-//! stable test that replays `fuzz/corpus/room/` (tests/hostile_fuzz_corpus.rs)
+//! stable test that replays `fuzz/corpus/room/` (corpus_tests.rs)
 //! and the room's own proptest (at the bottom of this file, which generates
 //! `Vec<Step>` and runs them through [`Harness::step`]). Compiled with the
 //! `fuzzing` feature, and for this crate's tests.

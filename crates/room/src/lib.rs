@@ -32,6 +32,8 @@ mod cookie;
 mod dialect;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+#[cfg(test)]
+mod corpus_tests;
 mod history;
 mod limits;
 mod output;
