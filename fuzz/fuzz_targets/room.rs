@@ -2,7 +2,7 @@
 //! addresses, time steps, unreachable reports and operator actions, and the
 //! room's invariants are checked after every step. The harness lives in
 //! `udpchat_room::fuzzing` (feature `fuzzing`) so that
-//! tests/hostile_fuzz_corpus.rs replays corpus/room/ with the same code.
+//! crates/room/src/corpus_tests.rs replays corpus/room/ with the same code.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! The one JSON object a run prints at the end.
 //!
 //! Derived with serde rather than written by hand because it is read back by
-//! tests/bench_smoke.rs and by the benchmark script: one definition keeps the
+//! crates/bench/tests/smoke.rs and by the benchmark script: one definition keeps the
 //! writer and the readers in step.
 
 use std::collections::BTreeMap;

@@ -29,11 +29,11 @@
 
 mod config;
 mod cookie;
+#[cfg(test)]
+mod corpus_tests;
 mod dialect;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-#[cfg(test)]
-mod corpus_tests;
 mod history;
 mod limits;
 mod output;

@@ -8,14 +8,12 @@
 //! on a virtual clock); this only checks that the real processes, sockets
 //! and timers do the same, in a few seconds.
 
-mod cli_support;
-
 use std::collections::HashSet;
 use std::net::UdpSocket;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cli_support::{Client, Relay};
+use crate::support::{Client, Relay};
 use udpchat_lossproxy::{Impairment, LossProxy, ProxyConfig};
 
 const PER_CLIENT: usize = 10;
@@ -49,7 +47,7 @@ fn classic_join(socket: &UdpSocket, nick: &str) -> bool {
 
 #[test]
 fn two_clients_and_a_classic_one_through_10_percent_loss_get_every_message_once_in_order() {
-    let relay = Relay::start("127.0.0.1:0", &[]);
+    let relay = Relay::start_with_console(&[]);
     let config = ProxyConfig {
         seed: 0x5300_0010,
         // No duplicates towards the relay: the classic `M` carries no id,

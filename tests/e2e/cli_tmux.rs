@@ -1,13 +1,10 @@
 //! The client in a real terminal, under tmux: incoming lines must never
 //! clobber the half-typed line.
 
-mod cli_support;
-
+use crate::support::{Client, Relay, WAIT};
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use cli_support::{Client, Relay, WAIT};
 
 /// A private tmux server (its own socket), killed on drop.
 struct Tmux {
@@ -113,7 +110,7 @@ fn incoming_message_does_not_clobber_the_half_typed_line() {
         eprintln!("SKIPPED incoming_message_does_not_clobber_the_half_typed_line: tmux is not installed (apt-get install tmux)");
         return;
     }
-    let relay = Relay::start("127.0.0.1:0", &[]);
+    let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let tmux = Tmux::start("clobber", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
@@ -154,7 +151,7 @@ fn refused_nickname_is_explained_and_asked_again() {
         eprintln!("SKIPPED refused_nickname_is_explained_and_asked_again: tmux is not installed (apt-get install tmux)");
         return;
     }
-    let relay = Relay::start("127.0.0.1:0", &[]);
+    let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let _bob = Client::joined(&addr, "bob");
     let tmux = Tmux::start("nick", &format!("--relay {addr}"));

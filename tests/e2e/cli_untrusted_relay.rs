@@ -2,13 +2,10 @@
 //! written here (a plain UdpSocket) answers the handshake and then sends what
 //! a real relay never would.
 
-mod cli_support;
-
+use crate::support::{Client, WAIT};
 use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use cli_support::{Client, WAIT};
 
 /// Answers one client's handshake; returns the client's address.
 fn handshake(socket: &UdpSocket) -> SocketAddr {

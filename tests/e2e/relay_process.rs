@@ -1,12 +1,11 @@
 //! End to end: the relay as a process: flags and exit codes, the operator
 //! console, the transcript, shutdown on SIGTERM, unreachable clients.
 
-mod util;
-
+use crate::support::{
+    eventually, run_relay_to_exit, Member, Relay, TempFile, LISTENING_PREFIX, WAIT,
+};
 use std::net::UdpSocket;
 use std::time::Duration;
-
-use util::{eventually, run_relay_to_exit, Client, Relay, TempFile, LISTENING_PREFIX};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -90,10 +89,10 @@ fn listening_line_is_exact() {
 #[test]
 fn operator_console_through_a_pipe() {
     let mut relay = Relay::start_with_console(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.join_classic("bob");
     bob.expect("* bob joined");
     alice.expect("* bob joined");
@@ -127,14 +126,12 @@ fn operator_console_through_a_pipe() {
 #[test]
 fn console_quit_says_goodbye_and_exits_0() {
     let mut relay = Relay::start_with_console(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
     relay.console("/quit class is over");
     alice.expect("* the relay is shutting down: class is over");
-    let status = relay
-        .wait_exit(util::TIMEOUT)
-        .expect("relay exits after /quit");
+    let status = relay.wait_exit(WAIT).expect("relay exits after /quit");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -143,10 +140,10 @@ fn console_quit_says_goodbye_and_exits_0() {
 fn transcript_after_sigterm_is_complete_and_members_get_bye() {
     let file = TempFile::new("sigterm-transcript");
     let mut relay = Relay::start_with_console(&["--transcript", file.as_str()]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.send("N bob\n");
     assert_eq!(bob.recv_text(), "OK\n");
     bob.expect("* bob joined\n");
@@ -197,10 +194,10 @@ fn transcript_after_sigterm_is_complete_and_members_get_bye() {
 #[test]
 fn client_closed_without_quit_leaves_as_unreachable() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let ghost = Client::new(relay.addr);
+    let ghost = Member::new(relay.addr);
     ghost.join_classic("ghost");
     ghost.expect("* ghost joined");
     alice.expect("* ghost joined");
@@ -213,14 +210,14 @@ fn client_closed_without_quit_leaves_as_unreachable() {
     relay.expect_stderr("ghost left (unreachable)");
 
     // The nickname is free again.
-    let again = Client::new(relay.addr);
+    let again = Member::new(relay.addr);
     again.join_classic("ghost");
 }
 
 #[test]
 fn refusals_are_logged_as_warnings() {
     let relay = Relay::start(&[]);
-    let stranger = Client::new(relay.addr);
+    let stranger = Member::new(relay.addr);
     stranger.send("M nobody hello");
     assert!(stranger.recv_text().starts_with("ERROR not-joined"));
     relay.expect_stderr("not-joined");
@@ -231,7 +228,7 @@ fn refusals_are_logged_as_warnings() {
 #[test]
 fn idle_classic_member_is_evicted_by_the_loop_timer() {
     let relay = Relay::start(&["--classic-idle-timeout", "1s"]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
     // Nothing sent: the relay's own timer must fire (no datagram wakes it).
@@ -243,7 +240,7 @@ fn idle_classic_member_is_evicted_by_the_loop_timer() {
 #[test]
 fn stats_line_is_logged_periodically() {
     let relay = Relay::start(&["--stats-interval", "200ms"]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     // Only the member count is exact: parallel tests reuse loopback ports,
     // so a stray datagram may add to the other counters.
@@ -260,10 +257,10 @@ fn private_messages_reach_the_transcript_only_with_the_flag() {
             args.push("--transcript-private");
         }
         let relay = Relay::start(&args);
-        let alice = Client::new(relay.addr);
+        let alice = Member::new(relay.addr);
         alice.join_classic("alice");
         alice.expect("* alice joined");
-        let bob = Client::new(relay.addr);
+        let bob = Member::new(relay.addr);
         bob.join_classic("bob");
         bob.expect("* bob joined");
         alice.send("MSG bob psst");
@@ -285,7 +282,7 @@ fn private_messages_reach_the_transcript_only_with_the_flag() {
 #[test]
 fn sigint_also_says_goodbye_and_exits_0() {
     let mut relay = Relay::start(&["--lang", "zh"]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.send("N alice\n");
     assert_eq!(alice.recv_text(), "OK\n");
     alice.expect("* alice 加入了聊天室\n");
@@ -301,7 +298,7 @@ fn sigint_also_says_goodbye_and_exits_0() {
 fn transcript_survives_kill_9_with_whole_lines() {
     let file = TempFile::new("kill9-transcript");
     let relay = Relay::start(&["--transcript", file.as_str(), "--rate-burst", "1000"]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
     for i in 0..50 {
@@ -325,7 +322,7 @@ fn transcript_survives_kill_9_with_whole_lines() {
 #[test]
 fn garbage_and_oversized_datagrams_do_not_stop_the_relay() {
     let mut relay = Relay::start(&[]);
-    let junk = Client::new(relay.addr);
+    let junk = Member::new(relay.addr);
     // Deterministic junk: a small LCG, bounded count; includes empty,
     // invalid UTF-8, control bytes and datagrams far over 1024 bytes.
     let mut x: u32 = 12345;
@@ -345,7 +342,7 @@ fn garbage_and_oversized_datagrams_do_not_stop_the_relay() {
         junk.send(&bytes);
     }
     assert!(relay.is_running());
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
 }

@@ -1,15 +1,12 @@
 //! The real `udpchat` against the real `udpchat-relay` on loopback, in
 //! piped mode: what a script (or a test) sees.
 
-mod cli_support;
-
+use crate::support::{Client, Relay, WAIT};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use cli_support::{Client, Relay, WAIT};
-
 fn relay() -> Relay {
-    Relay::start("127.0.0.1:0", &[])
+    Relay::start_with_console(&[])
 }
 
 #[test]
@@ -151,7 +148,7 @@ fn client_rejoins_after_the_relay_is_killed_and_restarted() {
     alice.stdout.wait_contains("alice (you): before restart");
 
     old.kill();
-    let new = Relay::start(&addr, &[]);
+    let new = Relay::start_with_console(&["--bind", &addr]);
     assert_eq!(new.addr, old.addr);
     let bob = Client::joined(&addr, "bob");
 
@@ -218,7 +215,7 @@ fn idle_client_rejoins_by_itself_after_a_graceful_relay_restart() {
     old.terminate();
     alice.stdout.wait_contains("the relay is shutting down");
     alice.stdout.wait_contains("connection lost, rejoining…");
-    let _new = Relay::start(&addr, &[]);
+    let _new = Relay::start_with_console(&["--bind", &addr]);
     // Alice types nothing: her retries find the new relay.
     alice.stdout.wait_contains("rejoined as alice");
     let bob = Client::joined(&addr, "bob");
@@ -233,7 +230,7 @@ fn ipv6_relay_address_works() {
         eprintln!("SKIPPED ipv6_relay_address_works: no IPv6 loopback on this machine");
         return;
     }
-    let relay = Relay::start("[::1]:0", &[]);
+    let relay = Relay::start_with_console(&["--bind", "[::1]:0"]);
     let addr = relay.addr.to_string();
     assert!(addr.starts_with("[::1]:"), "{addr}");
     let mut alice = Client::joined(&addr, "alice");

@@ -5,17 +5,13 @@
 //! shutdown notice in its dialect, the relay exits 0, and the transcript is
 //! complete in the same sense). Bounded: a few members, a few seconds.
 
-mod hostile_util;
-mod util;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hostile_util::{kill_9, kill_term, Ending, Recorder};
-use util::{Client, Relay, TempFile, TIMEOUT};
+use crate::support::{kill_9, kill_term, Ending, Member, Recorder, Relay, TempFile, WAIT};
 
 /// At most this many messages per sender, for at most [`MAX_LOAD_TIME`]
 /// (the load normally stops on a flag well before).
@@ -24,15 +20,15 @@ const MAX_LOAD_TIME: Duration = Duration::from_secs(20);
 
 const NO_RATE_LIMIT: [&str; 4] = ["--rate-burst", "1000000", "--rate-per-sec", "1000000"];
 
-struct Member {
+struct Participant {
     nick: String,
-    client: Client,
+    client: Member,
     ending: Ending,
     structured: bool,
     rec: Recorder,
 }
 
-impl Member {
+impl Participant {
     /// Whether the relay echoed `text` from this member back to it.
     fn echoed(&self) -> Vec<String> {
         let (classic_prefix, structured_marker) = (
@@ -57,12 +53,12 @@ impl Member {
 
 /// Joins `count` members of each kind: classic bare, classic newline,
 /// structured.
-fn join_members(relay: &Relay, count: usize) -> Vec<Member> {
+fn join_members(relay: &Relay, count: usize) -> Vec<Participant> {
     let mut members = Vec::new();
     for i in 0..count {
         for kind in 0..3 {
             let nick = format!("{}{i}", ["bare", "nl", "st"][kind]);
-            let client = Client::new(relay.addr);
+            let client = Member::new(relay.addr);
             let (ending, structured) = match kind {
                 0 => {
                     client.join_classic(&nick);
@@ -79,7 +75,7 @@ fn join_members(relay: &Relay, count: usize) -> Vec<Member> {
                 }
             };
             let rec = Recorder::start(&client.socket, relay.addr);
-            members.push(Member {
+            members.push(Participant {
                 nick,
                 client,
                 ending,
@@ -94,7 +90,7 @@ fn join_members(relay: &Relay, count: usize) -> Vec<Member> {
 /// Every member sends chat as fast as it can until `stop`; a thread panics
 /// (failing the test at `join`) if its bounds run out first, since then the
 /// relay was not stopped under load.
-fn start_load(members: &[Member], stop: &Arc<AtomicBool>) -> Vec<thread::JoinHandle<u32>> {
+fn start_load(members: &[Participant], stop: &Arc<AtomicBool>) -> Vec<thread::JoinHandle<u32>> {
     members
         .iter()
         .map(|m| {
@@ -150,7 +146,7 @@ fn read_transcript(path: &std::path::Path) -> (usize, HashSet<(String, String)>)
 }
 
 fn assert_every_echo_is_in_transcript(
-    members: &[Member],
+    members: &[Participant],
     chats: &HashSet<(String, String)>,
 ) -> usize {
     let mut echoed = 0;
@@ -177,12 +173,12 @@ fn transcript_survives_kill_9_mid_flood() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&members, &stop);
     // Mid-flood: once plenty of messages went through.
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + WAIT;
     while members[0].echoed().len() < 200 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
     kill_9(relay.pid());
-    let status = relay.wait_exit(TIMEOUT).expect("relay exits after kill -9");
+    let status = relay.wait_exit(WAIT).expect("relay exits after kill -9");
     assert!(!status.success());
     stop.store(true, Ordering::SeqCst);
     let sent: u32 = load
@@ -214,14 +210,14 @@ fn sigterm_under_load_says_goodbye_to_everyone_and_completes_transcript() {
     let members = join_members(&relay, 3);
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&members, &stop);
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + WAIT;
     while members[0].echoed().len() < 200 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
     kill_term(relay.pid());
-    let status = relay.wait_exit(TIMEOUT).unwrap_or_else(|| {
+    let status = relay.wait_exit(WAIT).unwrap_or_else(|| {
         panic!(
-            "no exit within {TIMEOUT:?} of SIGTERM; stderr:\n{}",
+            "no exit within {WAIT:?} of SIGTERM; stderr:\n{}",
             relay.stderr()
         )
     });
@@ -241,7 +237,7 @@ fn sigterm_under_load_says_goodbye_to_everyone_and_completes_transcript() {
             }
         };
         assert!(
-            m.rec.wait_for(TIMEOUT, bye),
+            m.rec.wait_for(WAIT, bye),
             "{} got no shutdown notice; last: {:?}",
             m.nick,
             m.rec.texts().iter().rev().take(3).collect::<Vec<_>>()

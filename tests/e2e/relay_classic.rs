@@ -1,22 +1,19 @@
 //! End to end: classic (N/M/Q) clients against the real relay binary.
 
-mod util;
-
+use crate::support::{Member, Relay};
 use std::time::Duration;
-
-use util::{Client, Relay};
 
 const QUIET: Duration = Duration::from_millis(300);
 
 #[test]
 fn classic_join_gets_exactly_ok_and_chat_reaches_everyone() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     // join_classic reads with a 1024-byte buffer and demands exactly "OK".
     alice.join_classic("alice");
     assert_eq!(alice.recv_text(), "* alice joined");
 
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.join_classic("bob");
     assert_eq!(bob.recv_text(), "* bob joined");
     assert_eq!(alice.recv_text(), "* bob joined");
@@ -33,7 +30,7 @@ fn classic_join_gets_exactly_ok_and_chat_reaches_everyone() {
 #[test]
 fn newline_client_gets_newline_terminated_lines() {
     let relay = Relay::start(&[]);
-    let nc = Client::new(relay.addr);
+    let nc = Member::new(relay.addr);
     nc.send("N carol\n");
     assert_eq!(nc.recv_text(), "OK\n");
     assert_eq!(nc.recv_text(), "* carol joined\n");
@@ -41,7 +38,7 @@ fn newline_client_gets_newline_terminated_lines() {
     assert_eq!(nc.recv_text(), "carol: hi\n");
 
     // A bare member in the same room still gets bare lines.
-    let bare = Client::new(relay.addr);
+    let bare = Member::new(relay.addr);
     bare.join_classic("dave");
     assert_eq!(bare.recv_text(), "* dave joined");
     assert_eq!(nc.recv_text(), "* dave joined\n");
@@ -50,11 +47,11 @@ fn newline_client_gets_newline_terminated_lines() {
 #[test]
 fn lost_ok_retry_gets_ok_again_without_a_second_join() {
     let relay = Relay::start(&[]);
-    let watcher = Client::new(relay.addr);
+    let watcher = Member::new(relay.addr);
     watcher.join_classic("watcher");
     watcher.expect("* watcher joined");
 
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.send("N alice");
     assert_eq!(alice.recv_text(), "OK");
     // The client did not see the OK (lost) and asks again.
@@ -70,12 +67,12 @@ fn lost_ok_retry_gets_ok_again_without_a_second_join() {
 #[test]
 fn impersonation_is_refused_and_nothing_is_relayed() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
 
     // Mallory, not a member, tries to speak and quit as alice.
-    let mallory = Client::new(relay.addr);
+    let mallory = Member::new(relay.addr);
     mallory.send("M alice I am alice");
     let reply = mallory.recv_text();
     assert!(reply.starts_with("ERROR not-joined"), "got {reply:?}");
@@ -104,9 +101,9 @@ fn impersonation_is_refused_and_nothing_is_relayed() {
 #[test]
 fn taken_nick_is_refused_case_insensitively() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
-    let other = Client::new(relay.addr);
+    let other = Member::new(relay.addr);
     other.send("N ALICE");
     let reply = other.recv_text();
     assert!(reply.starts_with("ERROR nick-taken"), "got {reply:?}");
@@ -115,10 +112,10 @@ fn taken_nick_is_refused_case_insensitively() {
 #[test]
 fn chinese_notices_with_lang_zh() {
     let relay = Relay::start(&["--lang", "zh"]);
-    let a = Client::new(relay.addr);
+    let a = Member::new(relay.addr);
     a.join_classic("小明");
     assert_eq!(a.recv_text(), "* 小明 加入了聊天室");
-    let b = Client::new(relay.addr);
+    let b = Member::new(relay.addr);
     b.send("N 小明");
     let reply = b.recv_text();
     assert!(reply.starts_with("错误 nick-taken: "), "got {reply:?}");
@@ -127,7 +124,7 @@ fn chinese_notices_with_lang_zh() {
 #[test]
 fn no_classic_refuses_classic_joins() {
     let relay = Relay::start(&["--no-classic"]);
-    let a = Client::new(relay.addr);
+    let a = Member::new(relay.addr);
     a.send("N alice");
     let reply = a.recv_text();
     assert!(reply.starts_with("ERROR classic-disabled"), "got {reply:?}");

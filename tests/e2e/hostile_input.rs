@@ -5,14 +5,10 @@
 //! no honest client may have received a control character, invalid UTF-8
 //! or a datagram over 1024 bytes.
 
-mod hostile_util;
-mod util;
-
 use std::time::Duration;
 
-use hostile_util::{loopback_socket, Ending, Recorder};
+use crate::support::{loopback_socket, Ending, Member, Recorder, Relay, WAIT};
 use udpchat_lossproxy::SplitMix64;
-use util::{Client, Relay, TIMEOUT};
 
 /// Every hostile datagram, as bytes. `members` are the honest nicknames the
 /// forgeries target.
@@ -135,14 +131,14 @@ fn hostile_burst_leaves_relay_alive_and_honest_clients_clean() {
     // parser instead of being dropped by the bucket.
     let mut relay = Relay::start(&["--rate-burst", "1000", "--rate-per-sec", "1000"]);
 
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.send("N bob\n");
     bob.expect("OK\n");
     bob.expect("* bob joined\n");
-    let carol = Client::new(relay.addr);
+    let carol = Member::new(relay.addr);
     carol.join_structured("carol");
     // From here on, everything honest clients receive is recorded.
     let rec_alice = Recorder::start(&alice.socket, relay.addr);
@@ -175,22 +171,22 @@ fn hostile_burst_leaves_relay_alive_and_honest_clients_clean() {
     alice.send("M alice after the storm");
     bob.send("M bob still here\n");
     assert!(
-        rec_bob.wait_for(TIMEOUT, |t| t == "alice: after the storm\n"),
+        rec_bob.wait_for(WAIT, |t| t == "alice: after the storm\n"),
         "bob never got alice's message; got {:?}",
         rec_bob.texts()
     );
     assert!(
-        rec_carol.wait_for(TIMEOUT, |t| t.ends_with(" live CHAT bob still here")),
+        rec_carol.wait_for(WAIT, |t| t.ends_with(" live CHAT bob still here")),
         "carol never got bob's message; got {:?}",
         rec_carol.texts()
     );
     assert!(
-        rec_alice.wait_for(TIMEOUT, |t| t == "bob: still here"),
+        rec_alice.wait_for(WAIT, |t| t == "bob: still here"),
         "alice never got bob's message; got {:?}",
         rec_alice.texts()
     );
     carol.send("M carol and carol too");
-    assert!(rec_alice.wait_for(TIMEOUT, |t| t == "carol: and carol too"));
+    assert!(rec_alice.wait_for(WAIT, |t| t == "carol: and carol too"));
     // Nothing more is in flight from the burst: the honest lines arrived after it.
     std::thread::sleep(Duration::from_millis(300));
     assert!(relay.is_running(), "relay died: {}", relay.stderr());
@@ -245,7 +241,7 @@ fn hostile_burst_leaves_relay_alive_and_honest_clients_clean() {
     // The members are still the four who joined.
     alice.send("WHO");
     assert!(
-        rec_alice.wait_for(TIMEOUT, |t| t.starts_with("* online (4)")),
+        rec_alice.wait_for(WAIT, |t| t.starts_with("* online (4)")),
         "WHO after the storm: {:?}",
         rec_alice.texts()
     );

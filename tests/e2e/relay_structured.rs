@@ -1,11 +1,9 @@
 //! End to end: structured (HELLO) clients and IPv6 against the real relay.
 
-mod util;
-
 use std::time::Duration;
 
+use crate::support::{ipv6_loopback_available, Member, Relay};
 use udpchat_proto::{LeaveReason, Origin, RelayMsg, RoomEvent, MIN_HELLO_LEN};
-use util::{ipv6_loopback_available, Client, Relay};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -19,7 +17,7 @@ fn seq_of(msg: &RelayMsg) -> u64 {
 #[test]
 fn structured_join_with_cookie_then_numbered_events() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     let welcome = alice.join_structured("alice");
     let RelayMsg::Welcome {
         nick,
@@ -42,7 +40,7 @@ fn structured_join_with_cookie_then_numbered_events() {
     ));
 
     // A classic member in the same room.
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.join_classic("bob");
     bob.expect("* bob joined");
     let join = alice.recv_msg();
@@ -79,12 +77,12 @@ fn structured_join_with_cookie_then_numbered_events() {
 #[test]
 fn late_joiner_gets_recent_history_before_its_join() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.send("M alice before you came");
     alice.expect("alice: before you came");
 
-    let carol = Client::new(relay.addr);
+    let carol = Member::new(relay.addr);
     let RelayMsg::Welcome { last_seq, .. } = carol.join_structured("carol") else {
         unreachable!()
     };
@@ -118,7 +116,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
 #[test]
 fn short_cookieless_hello_gets_no_answer() {
     let relay = Relay::start(&[]);
-    let c = Client::new(relay.addr);
+    let c = Member::new(relay.addr);
     let hello = b"HELLO udpchat/1 eve -";
     assert!(hello.len() < MIN_HELLO_LEN);
     c.send(hello);
@@ -128,10 +126,10 @@ fn short_cookieless_hello_gets_no_answer() {
 #[test]
 fn forged_cookie_is_not_a_join() {
     let relay = Relay::start(&[]);
-    let watcher = Client::new(relay.addr);
+    let watcher = Member::new(relay.addr);
     watcher.join_classic("watcher");
     watcher.expect("* watcher joined");
-    let c = Client::new(relay.addr);
+    let c = Member::new(relay.addr);
     c.send("HELLO udpchat/1 eve 0123456789abcdef");
     // A stale or forged cookie is answered with a fresh COOKIE, not WELCOME.
     assert!(matches!(c.recv_msg(), RelayMsg::Cookie(_)));
@@ -141,10 +139,10 @@ fn forged_cookie_is_not_a_join() {
 #[test]
 fn structured_impersonation_is_refused() {
     let relay = Relay::start(&[]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_structured("alice");
     let _join = alice.recv_msg();
-    let mallory = Client::new(relay.addr);
+    let mallory = Member::new(relay.addr);
     mallory.join_structured("mallory");
     let _ = alice.recv_msg();
     let _ = mallory.recv_msg();
@@ -176,10 +174,10 @@ fn ipv6_loopback_works() {
     }
     let relay = Relay::start(&["--bind", "[::1]:0"]);
     assert!(relay.addr.is_ipv6());
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let bob = Client::new(relay.addr);
+    let bob = Member::new(relay.addr);
     bob.join_structured("bob");
     alice.expect("* bob joined");
     alice.send("M alice over v6");
@@ -196,10 +194,10 @@ fn ipv6_client_closed_without_quit_leaves_as_unreachable() {
         return;
     }
     let relay = Relay::start(&["--bind", "[::1]:0"]);
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let ghost = Client::new(relay.addr);
+    let ghost = Member::new(relay.addr);
     ghost.join_classic("ghost");
     alice.expect("* ghost joined");
     drop(ghost);
@@ -231,10 +229,10 @@ fn dual_stack_wildcard_serves_ipv4_clients() {
     let relay = Relay::start(&["--bind", "[::]:0"]);
     assert!(relay.addr.is_ipv6());
     let v4_relay = std::net::SocketAddr::from(([127, 0, 0, 1], relay.addr.port()));
-    let alice = Client::new(v4_relay);
+    let alice = Member::new(v4_relay);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let ghost = Client::new(v4_relay);
+    let ghost = Member::new(v4_relay);
     ghost.join_classic("ghost");
     alice.expect("* ghost joined");
     // IPv4 ICMP errors reach the dual-stack socket too (Linux).

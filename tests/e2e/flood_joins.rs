@@ -6,22 +6,20 @@
 //! existing members must get through. Bounded: 300 + 300 sockets, a few
 //! thousand datagrams, well under a minute.
 
-mod hostile_util;
-mod util;
-
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use hostile_util::{check_datagram, loopback_socket, rss_kib, Ending, Recorder};
+use crate::support::{
+    check_datagram, loopback_socket, rss_kib, Ending, Member, Recorder, Relay, WAIT,
+};
 use udpchat_proto::{ClientMsg, Nick, Token, VERSION};
-use util::{Client, Relay, TIMEOUT};
 
 const MAX_CLIENTS: usize = 50;
 const FLOODERS: usize = 300;
 
 /// Alice says `text` and waits for the echo; retries (at most 5 times) if
 /// the flood made the kernel drop it. Returns how many sends it took.
-fn say(alice: &Client, rec: &Recorder, text: &str) -> u32 {
+fn say(alice: &Member, rec: &Recorder, text: &str) -> u32 {
     let line = format!("alice: {text}");
     for attempt in 1..=5 {
         alice.send(format!("M alice {text}"));
@@ -32,10 +30,10 @@ fn say(alice: &Client, rec: &Recorder, text: &str) -> u32 {
     panic!("alice's {text:?} never echoed; got {:?}", rec.texts());
 }
 
-fn online_count(alice: &Client, rec: &Recorder) -> usize {
+fn online_count(alice: &Member, rec: &Recorder) -> usize {
     let before = rec.texts().len();
     alice.send("WHO");
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + WAIT;
     loop {
         let texts = rec.texts();
         if let Some(t) = texts[before..].iter().find(|t| t.starts_with("* online (")) {
@@ -65,10 +63,10 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
     let mut relay = Relay::start(&["--max-clients", &max]);
     let pid = relay.pid();
 
-    let alice = Client::new(relay.addr);
+    let alice = Member::new(relay.addr);
     alice.join_classic("alice");
     alice.expect("* alice joined");
-    let carol = Client::new(relay.addr);
+    let carol = Member::new(relay.addr);
     carol.join_structured("carol");
     let rec_alice = Recorder::start(&alice.socket, relay.addr);
     let rec_carol = Recorder::start(&carol.socket, relay.addr);
@@ -150,7 +148,7 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
     tries.push(say(&alice, &rec_alice, "after the flood"));
     carol.send("M carol me too");
     assert!(
-        rec_alice.wait_for(TIMEOUT, |t| t == "carol: me too"),
+        rec_alice.wait_for(WAIT, |t| t == "carol: me too"),
         "carol's message after the flood"
     );
     for text in [
@@ -160,7 +158,7 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
         "after the flood",
     ] {
         assert!(
-            rec_carol.wait_for(TIMEOUT, |t| t.ends_with(&format!(" CHAT alice {text}"))),
+            rec_carol.wait_for(WAIT, |t| t.ends_with(&format!(" CHAT alice {text}"))),
             "carol missed {text:?}"
         );
     }

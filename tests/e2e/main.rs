@@ -1,0 +1,25 @@
+//! The end-to-end tests: the real `udpchat-relay` and `udpchat` binaries,
+//! started on loopback ports, driven over UDP, through pipes and in tmux.
+//! One test binary (one link, one process) with one support module; the
+//! rules of the room are tested in crates/room and loss on the simulator in
+//! crates/netsim, so the scenarios here stay short.
+//!
+//! - `relay_*`: the relay as a process (flags, signals, console, transcript)
+//!   and both dialects on the wire;
+//! - `hostile_input`, `flood_joins`, `transcript_under_load`: bad and heavy
+//!   input against the real relay;
+//! - `cli_*`: the real client, piped, in tmux, against a misbehaving relay;
+//! - `loss_smoke`: both binaries through the seeded loss proxy, briefly.
+
+mod support;
+
+mod cli_chat;
+mod cli_tmux;
+mod cli_untrusted_relay;
+mod flood_joins;
+mod hostile_input;
+mod loss_smoke;
+mod relay_classic;
+mod relay_process;
+mod relay_structured;
+mod transcript_under_load;

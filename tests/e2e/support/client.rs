@@ -1,0 +1,118 @@
+//! The real `udpchat` client as a child process, in piped mode (stdin a
+//! pipe, every line printed collected).
+
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Lines, WAIT};
+
+/// The path of the client binary cargo built for these tests.
+pub const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_udpchat");
+
+/// A running `udpchat` in piped mode.
+pub struct Client {
+    child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    stdin: Option<ChildStdin>,
+}
+
+impl Client {
+    /// Starts `udpchat --relay addr --nick nick` with piped stdin.
+    pub fn start(relay: &str, nick: Option<&str>) -> Client {
+        Client::start_with(relay, nick, &[])
+    }
+
+    /// Starts `udpchat --relay addr --nick nick EXTRA...` with piped stdin.
+    pub fn start_with(relay: &str, nick: Option<&str>, extra: &[&str]) -> Client {
+        let mut cmd = Command::new(CLIENT_BIN);
+        cmd.arg("--relay").arg(relay).args(extra);
+        if let Some(nick) = nick {
+            cmd.arg("--nick").arg(nick);
+        }
+        let mut child = cmd
+            .env_remove("UDPCHAT_RELAY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start udpchat");
+        let stdout = Lines::read(child.stdout.take().expect("stdout is piped"));
+        let stderr = Lines::read(child.stderr.take().expect("stderr is piped"));
+        let stdin = child.stdin.take();
+        Client {
+            child,
+            stdout,
+            stderr,
+            stdin,
+        }
+    }
+
+    /// Starts a client and waits until it has joined (its own JOIN shows).
+    pub fn joined(relay: &str, nick: &str) -> Client {
+        Client::joined_with(relay, nick, &[])
+    }
+
+    /// Like [`Client::joined`], with extra arguments.
+    pub fn joined_with(relay: &str, nick: &str, extra: &[&str]) -> Client {
+        let mut client = Client::start_with(relay, Some(nick), extra);
+        let want = format!("* {nick} joined");
+        let deadline = Instant::now() + WAIT;
+        while !client.stdout.all().iter().any(|l| l.contains(&want)) {
+            let exited = client.child.try_wait().ok().flatten();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{nick} did not join ({exited:?}); stdout {:#?} stderr {:#?}",
+                client.stdout.all(),
+                client.stderr.all()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        client
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types one line.
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to udpchat");
+        stdin.flush().expect("flush to udpchat");
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads drain the pipes.
+                thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "udpchat did not exit; stdout {:#?} stderr {:#?}",
+                self.stdout.all(),
+                self.stderr.all()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
