@@ -36,6 +36,7 @@ mod dialect;
 pub mod fuzzing;
 mod history;
 mod limits;
+mod outbox;
 mod output;
 mod private;
 mod refusal;

@@ -4,10 +4,11 @@
 //! [`MAX_PENDING_PRIVATE`] wait per member.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use crate::outbox::{Outbox, Pending};
 use crate::roster::Roster;
 use crate::{Event, Outputs, Stats, Transmit};
 
@@ -18,51 +19,6 @@ pub(crate) const MAX_PENDING_PRIVATE: usize = 32;
 /// When an unacknowledged `PRIVATE` is sent again, counted from the first
 /// send. After the last one the relay gives up.
 const RETRANSMIT_AFTER_MS: [u64; 4] = [1_000, 2_000, 4_000, 8_000];
-
-/// One `PRIVATE` waiting for its `ACK`.
-struct Pending {
-    pid: u64,
-    first_sent_ms: u64,
-    retransmits: u8,
-    bytes: Rc<[u8]>,
-}
-
-/// A member's unacknowledged `PRIVATE`s, allocated only when used.
-#[derive(Default)]
-#[allow(clippy::box_collection)]
-pub(crate) struct Outbox(Option<Box<VecDeque<Pending>>>);
-
-impl Outbox {
-    /// Forgets every waiting message.
-    pub(crate) fn clear(&mut self) {
-        self.0 = None;
-    }
-
-    /// The recipient acknowledged `pid`.
-    pub(crate) fn ack(&mut self, pid: u64) {
-        if let Some(pending) = self.0.as_mut() {
-            pending.retain(|p| p.pid != pid);
-            if pending.is_empty() {
-                self.0 = None;
-            }
-        }
-    }
-
-    /// Whether nothing waits (and nothing is allocated).
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The private ids waiting, oldest first.
-    #[cfg(test)]
-    fn pids(&self) -> Vec<u64> {
-        self.0
-            .iter()
-            .flat_map(|pending| pending.iter().map(|p| p.pid))
-            .collect()
-    }
-}
 
 /// When to send a `PRIVATE` again. Private ids are unique per run, so a
 /// timer for an acknowledged or dropped message simply finds nothing.

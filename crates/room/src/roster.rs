@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use udpchat_proto::{Nick, ID_WINDOW};
 
 use crate::limits::Bucket;
-use crate::private::Outbox;
+use crate::outbox::Outbox;
 use crate::{Config, Dialect};
 
 /// One member. Kept small: the queues for private messages and recent ids
