@@ -17,6 +17,8 @@ mod outbox;
 mod pacing;
 mod privates;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 use std::time::{Duration, Instant};
