@@ -238,9 +238,12 @@ impl Session {
 
     /// The earliest instant at which [`Session::handle_timeout`] has
     /// something to do; `None` once the session is over. Calling it only
-    /// then (and on datagrams and input) does what calling it every few
-    /// milliseconds would, at the same time or sooner. The instant may be
-    /// in the past: then call it now.
+    /// then (and on datagrams and input) sends what calling it every few
+    /// milliseconds would, at the same time or sooner; the one exception is
+    /// the shared budget: what cannot wait (a `PMSG` retransmission, say),
+    /// run at its exact deadline, may take the token a paced `SAY` would
+    /// have taken first at a later tick. The instant may be in the past:
+    /// then call it now.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Ended => None,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use udpchat_proto::{ClientMsg, Cookie, Nick, Origin, RelayMsg, RoomEvent, Text, Token, VERSION};
 
 use super::{Action, Session};
-use crate::command::parse_input;
+use crate::command::{parse_input, Input};
 use crate::render::Line;
 
 /// One way, each way.
@@ -486,4 +486,56 @@ fn restart_and_lost_link_rejoin_as_when_ticking() {
     // Sent until the link is lost, then again after the rejoin.
     let (last, _) = run.sent.iter().rfind(|(_, m)| m == "SAY 2 during").unwrap();
     assert!(*last > Duration::from_secs(50), "{last:?}");
+}
+
+proptest::proptest! {
+    /// Whatever the relay sends and the user types: `handle_timeout` does
+    /// nothing before `poll_timeout`, and once run at it, the deadline
+    /// moves on (no busy loop).
+    #[test]
+    fn nothing_happens_before_poll_timeout(
+        steps in proptest::collection::vec(
+            (
+                0u64..3000,
+                proptest::prop_oneof![
+                    "(EVENT [5-9] (live|resend) CHAT (a|b) x|EVENT [5-9] live JOIN b|PONG [0-9]|GONE [5-9] [5-9]|WELCOME udpchat/1 a [0-5] 15 60|COOKIE 00000000000000[0-9]{2}|ERROR (not-joined|nick-taken|rate-limited|no-such-nick) r|BYE shutdown r|PRIVATE [0-9] b hi|SENT [0-9] b hi)",
+                    "(/say x|/msg b hi|/nick c|/who)",
+                ],
+            ),
+            0..40,
+        ),
+    ) {
+        let start = Instant::now();
+        let mut session = Session::new(nick("a"), start, 1);
+        let mut now = start;
+        for (dt, step) in steps {
+            let until = now + Duration::from_millis(dt);
+            let mut at_same_instant = 0;
+            while let Some(due) = session.poll_timeout().filter(|&due| due <= until) {
+                if due > now {
+                    let before = due - Duration::from_nanos(1);
+                    let early = session.handle_timeout(before);
+                    proptest::prop_assert!(early.is_empty(), "at {:?}: {:?}", before - start, early);
+                    now = due;
+                    at_same_instant = 0;
+                } else {
+                    at_same_instant += 1;
+                    proptest::prop_assert!(at_same_instant < 20, "stuck at {:?}", now - start);
+                }
+                session.handle_timeout(now);
+            }
+            now = until;
+            match step.strip_prefix('/') {
+                Some("say x") => {
+                    session.handle_input(now, Input::Say(Text::new("x").unwrap()));
+                }
+                Some(_) => {
+                    session.handle_input(now, parse_input(&step).unwrap());
+                }
+                None => {
+                    session.handle_datagram(now, step.as_bytes());
+                }
+            }
+        }
+    }
 }
