@@ -11,13 +11,15 @@
 //! - `outbox`: our chat messages, from typed to echoed;
 //! - `privates`: private messages in both directions;
 //! - `pacing`: the sending budget and the notice rate limits.
+//!
+//! `deadlines` (tests) checks [`Session::poll_timeout`] against ticking.
 
+#[cfg(test)]
+mod deadlines;
 mod link;
 mod outbox;
 mod pacing;
 mod privates;
-#[cfg(test)]
-mod sim;
 #[cfg(test)]
 mod tests;
 
