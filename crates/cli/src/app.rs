@@ -20,8 +20,23 @@ use crate::session::{Action, Session};
 use crate::text::sanitize;
 use crate::{Args, CliError};
 
-/// How long one socket read waits before the session gets a timeout tick.
-const READ_TICK: Duration = Duration::from_millis(50);
+/// The longest one socket read waits. The reader sleeps until the session's
+/// next deadline ([`Session::poll_timeout`]), but input is handled on the
+/// other thread, straight into the session, and can make an earlier one
+/// (a message waiting for the budget, a private message to retransmit, a
+/// rename hold). A blocking `recv` cannot be woken from another thread
+/// short of a datagram, and our socket is connected to the relay, so only
+/// the relay can send us one: rather than a wake-up channel, the reader
+/// never sleeps longer than this, which bounds how late such a deadline is
+/// met. Nothing the user typed waits for it: what can go goes at once.
+const READ_WAIT_MAX: Duration = Duration::from_millis(100);
+/// The shortest: a zero read timeout is refused (it would mean "block
+/// forever"), and a deadline still due after the timers ran (more to send
+/// than one call sends) then runs after at most this long.
+const READ_WAIT_MIN: Duration = Duration::from_millis(1);
+/// Pause after an unexpected receive error, so a persistent one does not
+/// spin.
+const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// How long the prompt waits for the relay to confirm a `/nick`.
 const RENAME_WAIT: Duration = Duration::from_millis(300);
 /// After end of input in piped mode: the least and most time to wait for
@@ -99,12 +114,17 @@ fn open_socket(addr: SocketAddr, label: &str) -> Result<UdpSocket, CliError> {
     };
     let socket = UdpSocket::bind(local).map_err(err)?;
     socket.connect(addr).map_err(err)?;
-    socket.set_read_timeout(Some(READ_TICK)).map_err(err)?;
+    socket.set_read_timeout(Some(READ_WAIT_MAX)).map_err(err)?;
     Ok(socket)
 }
 
-/// Receives one datagram, or `None` when nothing came within the tick.
-fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
+/// Receives one datagram, or `None` when nothing came within `wait`
+/// (clamped to [`READ_WAIT_MIN`], [`READ_WAIT_MAX`]).
+fn receive(socket: &UdpSocket, buf: &mut [u8], wait: Duration) -> Option<usize> {
+    let wait = wait.clamp(READ_WAIT_MIN, READ_WAIT_MAX);
+    if let Err(e) = socket.set_read_timeout(Some(wait)) {
+        log::debug!("set_read_timeout: {e}");
+    }
     match socket.recv(buf) {
         Ok(n) => Some(n),
         // Read timeouts are WouldBlock on Unix and TimedOut on Windows;
@@ -124,7 +144,7 @@ fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
         }
         Err(e) => {
             log::debug!("recv: {e}");
-            thread::sleep(READ_TICK);
+            thread::sleep(RECEIVE_ERROR_PAUSE);
             None
         }
     }
@@ -239,15 +259,33 @@ impl Shared {
         lock(&self.session)
     }
 
+    /// Runs the session's timers if one is due. Returns what they did and
+    /// how long until the next deadline (`None`: no deadline, the session
+    /// is over).
+    fn handle_timers(&self) -> (Vec<Action>, Option<Duration>) {
+        let now = Instant::now();
+        let mut session = self.session();
+        let actions = if session.poll_timeout().is_some_and(|t| t <= now) {
+            session.handle_timeout(now)
+        } else {
+            Vec::new()
+        };
+        let wait = session
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        (actions, wait)
+    }
+
     /// Runs the handshake on the calling thread until it completes.
     fn join(&self) -> JoinOutcome {
         let mut buf = vec![0u8; 4096];
         loop {
-            let actions = self.session().handle_timeout(Instant::now());
+            let (actions, wait) = self.handle_timers();
             if let Some(outcome) = self.perform(actions) {
                 return outcome;
             }
-            if let Some(n) = receive(&self.socket, &mut buf) {
+            let wait = wait.unwrap_or(READ_WAIT_MAX);
+            if let Some(n) = receive(&self.socket, &mut buf, wait) {
                 let actions = self.session().handle_datagram(Instant::now(), &buf[..n]);
                 if let Some(outcome) = self.perform(actions) {
                     return outcome;
@@ -256,13 +294,16 @@ impl Shared {
         }
     }
 
-    /// The reader thread: socket -> session -> screen, plus timer ticks.
+    /// The reader thread: socket -> session -> screen, and the session's
+    /// timers, sleeping in between until a datagram comes or the next
+    /// deadline (at most [`READ_WAIT_MAX`]).
     fn read_loop(&self) {
         let mut buf = vec![0u8; 4096];
         while !self.stop.load(Ordering::Relaxed) {
-            let actions = self.session().handle_timeout(Instant::now());
+            let (actions, wait) = self.handle_timers();
             self.perform(actions);
-            if let Some(n) = receive(&self.socket, &mut buf) {
+            let wait = wait.unwrap_or(READ_WAIT_MAX);
+            if let Some(n) = receive(&self.socket, &mut buf, wait) {
                 let actions = self.session().handle_datagram(Instant::now(), &buf[..n]);
                 self.perform(actions);
             }

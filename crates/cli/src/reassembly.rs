@@ -276,6 +276,33 @@ impl Reassembly {
         out
     }
 
+    /// When [`Reassembly::poll`] next has something to do, given enough
+    /// budget: the earlier of [`Reassembly::next_request`] and
+    /// [`Reassembly::next_give_up`]. `None` while nothing is missing.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.missing.values().map(Attempt::due).min()
+    }
+
+    /// When [`Reassembly::poll`] next wants to request a missing event (it
+    /// does so only with budget left).
+    pub fn next_request(&self) -> Option<Instant> {
+        self.missing
+            .values()
+            .filter(|a| a.tries < self.max_tries)
+            .map(Attempt::due)
+            .min()
+    }
+
+    /// When [`Reassembly::poll`] next gives up on a missing event (whatever
+    /// the budget).
+    pub fn next_give_up(&self) -> Option<Instant> {
+        self.missing
+            .values()
+            .filter(|a| a.tries >= self.max_tries)
+            .map(Attempt::due)
+            .min()
+    }
+
     /// Notes that events up to `last` exist, opening gaps for the ones not
     /// received, and moves the window if it would grow past [`MAX_WINDOW`].
     fn extend_known(&mut self, now: Instant, last: u64, out: &mut Vec<Output>) {
@@ -463,6 +490,40 @@ mod tests {
         assert!(waiting);
         assert_eq!(lost, Some((1, 1, LossReason::NoAnswer)));
         assert_eq!(r.missing(), 0);
+    }
+
+    #[test]
+    fn poll_timeout_is_when_poll_next_requests_or_gives_up() {
+        let start = Instant::now();
+        let mut r = Reassembly::new(0);
+        assert_eq!(r.poll_timeout(), None);
+        r.handle_event(start, 3, Origin::Live, chat(3));
+        let mut now = start;
+        let mut requests = 0;
+        while let Some(due) = r.poll_timeout() {
+            assert!(due > now);
+            assert!(r.poll(due - Duration::from_nanos(1), 8).is_empty());
+            if r.next_give_up().is_some() {
+                assert_eq!(r.next_request(), None);
+            } else {
+                assert_eq!(r.next_request(), Some(due));
+                requests += 1;
+            }
+            assert!(!r.poll(due, 8).is_empty());
+            now = due;
+        }
+        assert_eq!(requests, MAX_TRIES);
+        assert_eq!(r.delivered_through(), 3);
+    }
+
+    #[test]
+    fn without_repair_the_only_deadline_is_giving_up() {
+        let start = Instant::now();
+        let mut r = Reassembly::new(0).without_repair();
+        r.handle_event(start, 2, Origin::Live, chat(2));
+        assert_eq!(r.next_request(), None);
+        assert_eq!(r.next_give_up(), Some(start + FIRST_DELAY));
+        assert_eq!(r.poll_timeout(), Some(start + FIRST_DELAY));
     }
 
     #[test]

@@ -1,0 +1,365 @@
+//! The link to the relay while joined: the room's numbered events put back
+//! in order, keepalive, the tail check after activity, and the membership
+//! probe that notices a relay which forgot us. Exists only while joined: a
+//! rejoin starts a fresh one from the new `WELCOME`.
+
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{ClientMsg, Origin, RoomEvent};
+
+use super::pacing::Budget;
+use super::{send, Action};
+use crate::reassembly::{self, Reassembly};
+
+/// Pings missed before the connection counts as lost.
+const PINGS_BEFORE_LOST: u32 = 3;
+/// After activity, ask for the relay's newest sequence number this soon, so
+/// a lost last message is noticed without waiting for the next keepalive.
+pub(super) const TAIL_CHECK: Duration = Duration::from_millis(1000);
+/// Tail-check pings sent (1 s, 2 s, 4 s apart) until one is answered.
+const TAIL_CHECKS: u32 = 3;
+/// Resend requests allowed per poll.
+const RESEND_PER_POLL: usize = 4;
+/// The least step of [`Instant`]: a deadline "after" an instant is this
+/// much later.
+const TICK: Duration = Duration::from_nanos(1);
+
+/// One joined relay session (one `WELCOME`).
+#[derive(Debug)]
+pub(super) struct Link {
+    reassembly: Reassembly,
+    ping_interval: Duration,
+    next_ping: Instant,
+    tail_check: Option<Instant>,
+    /// Tail-check pings still to send if none is answered.
+    tail_checks_left: u32,
+    /// When the relay last sent something only a member gets (anything but
+    /// `PONG`, which strangers get too), or we last probed membership.
+    last_member_rx: Instant,
+}
+
+impl Link {
+    /// The link a `WELCOME` opens.
+    pub(super) fn new(
+        now: Instant,
+        last_seq: u64,
+        ping_interval: u32,
+        idle_timeout: u32,
+        repair: bool,
+    ) -> Link {
+        let mut reassembly = Reassembly::new(last_seq);
+        if !repair {
+            reassembly = reassembly.without_repair();
+        }
+        let mut interval = u64::from(ping_interval.clamp(1, 300));
+        if idle_timeout >= 3 {
+            interval = interval.min(u64::from(idle_timeout / 3));
+        }
+        let ping_interval = Duration::from_secs(interval);
+        let mut link = Link {
+            reassembly,
+            ping_interval,
+            next_ping: now + ping_interval,
+            tail_check: None,
+            tail_checks_left: 0,
+            last_member_rx: now,
+        };
+        // Our JOIN event follows the WELCOME; if it is lost, only a PONG
+        // reveals it: ask soon rather than at the next keepalive.
+        link.schedule_tail_check(now);
+        link
+    }
+
+    /// The relay sent something only a member gets.
+    pub(super) fn heard_as_member(&mut self, now: Instant) {
+        self.last_member_rx = now;
+    }
+
+    /// Silence for this long (since `last_rx`) means the link is lost.
+    fn lost_after(&self) -> Duration {
+        self.ping_interval * PINGS_BEFORE_LOST + Duration::from_secs(1)
+    }
+
+    /// True when the relay has been silent too long.
+    pub(super) fn is_lost(&self, now: Instant, last_rx: Option<Instant>) -> bool {
+        let last_rx = last_rx.unwrap_or(now);
+        now.saturating_duration_since(last_rx) > self.lost_after()
+    }
+
+    /// Keepalive, tail check and membership probe, as due.
+    pub(super) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        budget: &mut Budget,
+        out: &mut Vec<Action>,
+    ) {
+        let tail_due = self.tail_check.is_some_and(|t| t <= now);
+        if now >= self.next_ping || tail_due {
+            if tail_due {
+                // Again later, in case this ping or its PONG is lost.
+                self.tail_checks_left = self.tail_checks_left.saturating_sub(1);
+                let done = TAIL_CHECKS - self.tail_checks_left;
+                self.tail_check = (self.tail_checks_left > 0)
+                    .then(|| now + TAIL_CHECK.saturating_mul(1 << done.min(8)));
+            }
+            self.ping(now, budget, out);
+        }
+        // A restarted relay answers our pings like anyone's, and if its
+        // newest number happens to equal ours nothing else tells us it
+        // forgot us. Now and then ask something only a member gets
+        // answered: a non-member draws ERROR not-joined.
+        if self.reassembly.known_last() > 0
+            && now.saturating_duration_since(self.last_member_rx) > self.ping_interval * 2
+        {
+            self.probe(now, budget, out);
+        }
+    }
+
+    /// Keepalive and "what is your newest event?" in one.
+    pub(super) fn ping(&mut self, now: Instant, budget: &mut Budget, out: &mut Vec<Action>) {
+        self.next_ping = now + self.ping_interval;
+        send(budget, now, &ClientMsg::Ping(None), out);
+    }
+
+    /// Asks for our newest event again: a member gets it, a stranger gets
+    /// `ERROR not-joined`.
+    fn probe(&mut self, now: Instant, budget: &mut Budget, out: &mut Vec<Action>) {
+        self.last_member_rx = now;
+        let known = self.reassembly.known_last();
+        let probe = ClientMsg::Resend {
+            from: known,
+            to: known,
+        };
+        send(budget, now, &probe, out);
+    }
+
+    fn schedule_tail_check(&mut self, now: Instant) {
+        self.tail_check = Some(now + TAIL_CHECK);
+        self.tail_checks_left = TAIL_CHECKS;
+    }
+
+    /// `EVENT <seq> <origin> ...`.
+    pub(super) fn handle_event(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        origin: Origin,
+        event: RoomEvent,
+    ) -> Vec<reassembly::Output> {
+        if origin == Origin::Live {
+            // Once the room goes quiet, ask whether its last event reached
+            // us (a busy room reveals gaps by itself).
+            self.schedule_tail_check(now);
+        }
+        self.reassembly.handle_event(now, seq, origin, event)
+    }
+
+    /// `PONG <last-seq>`: answers the tail question. Returns what the
+    /// reassembly makes of it, or `None` if it needs checking first.
+    pub(super) fn handle_pong(
+        &mut self,
+        now: Instant,
+        last_seq: u64,
+        budget: &mut Budget,
+        out: &mut Vec<Action>,
+    ) -> Option<Vec<reassembly::Output>> {
+        self.tail_check = None;
+        self.tail_checks_left = 0;
+        if last_seq < self.reassembly.known_last() {
+            // A restarted relay (numbering from 1 again), or just a PONG
+            // the network delayed behind newer events. Ask something only a
+            // member gets answered: a relay that forgot us says not-joined,
+            // and we rejoin then.
+            self.probe(now, budget, out);
+            None
+        } else {
+            // If our echo was lost, this reveals it and repair fetches it.
+            Some(self.reassembly.handle_last_seq(now, last_seq))
+        }
+    }
+
+    /// `GONE <from> <to>`.
+    pub(super) fn handle_gone(&mut self, from: u64, to: u64) -> Vec<reassembly::Output> {
+        self.reassembly.handle_gone(from, to)
+    }
+
+    /// Resend requests as the budget allows, and losses given up on.
+    pub(super) fn poll_reassembly(
+        &mut self,
+        now: Instant,
+        budget: &mut Budget,
+    ) -> Vec<reassembly::Output> {
+        let allowed = budget.whole_tokens(now, RESEND_PER_POLL);
+        self.reassembly.poll(now, allowed)
+    }
+
+    /// When [`Link::is_lost`], [`Link::handle_timeout`] or
+    /// [`Link::poll_reassembly`] next have something to do.
+    pub(super) fn poll_timeout(&self, last_rx: Option<Instant>, budget: &Budget) -> Instant {
+        let lost = last_rx.map(|t| t + self.lost_after() + TICK);
+        let probe = (self.reassembly.known_last() > 0)
+            .then(|| self.last_member_rx + self.ping_interval * 2 + TICK);
+        // A request needs a token; giving up on one does not.
+        let request = self
+            .reassembly
+            .next_request()
+            .map(|t| t.max(budget.token_at()));
+        [
+            lost,
+            self.tail_check,
+            probe,
+            request,
+            self.reassembly.next_give_up(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_ping, Instant::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use udpchat_proto::Origin;
+
+    use super::super::tests::{chat_event, joined, sent, shown, welcome};
+    use super::super::Action;
+    use super::TAIL_CHECK;
+    use crate::render::Line;
+
+    #[test]
+    fn gap_is_repaired_with_resend() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "one"));
+        let a = s.handle_datagram(now, &chat_event(8, Origin::Live, "bob", "three"));
+        assert!(shown(&a).is_empty());
+        let a = s.handle_timeout(now + Duration::from_millis(100));
+        assert!(sent(&a).contains(&"RESEND 7 7".to_owned()));
+        let a = s.handle_datagram(now, &chat_event(7, Origin::Resend, "bob", "two"));
+        let texts: Vec<_> = shown(&a)
+            .into_iter()
+            .map(|l| match l {
+                Line::Chat { text, .. } => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["two", "three"]);
+    }
+
+    #[test]
+    fn silence_means_connection_lost_and_rejoin_with_same_nick() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        let later = now + Duration::from_secs(47);
+        let a = s.handle_timeout(later);
+        assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+        let a = s.handle_timeout(later);
+        assert!(sent(&a)[0].starts_with("HELLO udpchat/1 alice "));
+        // Rejoining never gives up.
+        let a = s.handle_timeout(later + Duration::from_secs(600));
+        assert!(!a.contains(&Action::NoRelay));
+        assert!(!sent(&a).is_empty());
+    }
+
+    #[test]
+    fn pong_below_what_we_saw_is_checked_with_a_probe_before_rejoining() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        // A late PONG, overtaken by event 6: no reason to rejoin yet.
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        assert!(s.is_joined());
+        // A restarted relay: its answer to the probe says it forgot us.
+        let a = s.handle_datagram(now, b"PONG 0");
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+        assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+        assert!(!s.is_joined());
+        // After the new WELCOME, sequence numbers start over.
+        s.handle_datagram(now, &welcome("alice", 0));
+        let a = s.handle_datagram(now, &chat_event(1, Origin::Live, "bob", "again"));
+        assert_eq!(shown(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_late_pong_overtaken_by_newer_events_is_not_a_restart() {
+        let now = Instant::now();
+        let mut s = joined(now);
+        // Ask for the newest number while we know 5...
+        let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
+        assert!(ping.contains(&"PING".to_owned()), "{ping:?}");
+        // ...event 6 overtakes the answer, which says 5.
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        let a = s.handle_datagram(now, b"PONG 5");
+        assert!(s.is_joined(), "{a:?}");
+        // The relay answers the probe as it answers a member: no rejoin.
+        assert_eq!(sent(&a), ["RESEND 6 6"]);
+        let a = s.handle_datagram(now, &chat_event(6, Origin::Resend, "bob", "x"));
+        assert!(s.is_joined());
+        assert!(shown(&a).is_empty(), "shown twice: {a:?}");
+    }
+
+    #[test]
+    fn after_the_room_goes_quiet_the_tail_is_checked_until_answered() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        // WELCOME's own tail check, answered.
+        s.handle_timeout(start + TAIL_CHECK);
+        s.handle_datagram(start + TAIL_CHECK, b"PONG 5");
+        let quiet = start + Duration::from_secs(2);
+        s.handle_datagram(quiet, &chat_event(6, Origin::Live, "bob", "last words"));
+        let mut pings = Vec::new();
+        for ms in (0..14_000).step_by(100) {
+            let now = quiet + Duration::from_millis(ms);
+            if sent(&s.handle_timeout(now))
+                .iter()
+                .any(|m| m.starts_with("PING"))
+            {
+                pings.push(ms);
+            }
+        }
+        // Unanswered: 1 s, then 2 s and 4 s later; then only keepalive.
+        assert_eq!(pings, [1000, 3000, 7000]);
+
+        s.handle_datagram(quiet, &chat_event(7, Origin::Live, "bob", "more"));
+        let now = quiet + Duration::from_millis(1000);
+        assert!(sent(&s.handle_timeout(now))
+            .iter()
+            .any(|m| m.starts_with("PING")));
+        s.handle_datagram(now, b"PONG 7");
+        for ms in (1100..8000).step_by(100) {
+            let later = quiet + Duration::from_millis(ms);
+            assert!(!sent(&s.handle_timeout(later))
+                .iter()
+                .any(|m| m.starts_with("PING")));
+        }
+    }
+
+    #[test]
+    fn a_quiet_room_still_checks_that_the_relay_knows_us() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        s.handle_datagram(start, b"EVENT 6 live JOIN alice");
+        let mut probes = Vec::new();
+        for secs in 1..=40 {
+            let now = start + Duration::from_secs(secs);
+            for m in sent(&s.handle_timeout(now)) {
+                if m.starts_with("PING") {
+                    // Anyone gets PONG, even from a restarted relay.
+                    s.handle_datagram(now, b"PONG 6");
+                }
+                if m.starts_with("RESEND") {
+                    probes.push((secs, m));
+                }
+            }
+        }
+        assert_eq!(probes.first(), Some(&(31, "RESEND 6 6".to_owned())));
+        assert!(s.is_joined());
+        // A relay that forgot us says so, and we rejoin.
+        s.handle_datagram(start, b"ERROR not-joined you have not joined");
+        assert!(!s.is_joined());
+    }
+}

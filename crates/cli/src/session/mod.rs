@@ -1,0 +1,730 @@
+//! The client's protocol logic: joining, keepalive, rejoining, private
+//! messages, loss repair. No I/O and no clock: datagrams, typed input and
+//! time come in; datagrams to send and lines to show come out as
+//! [`Action`]s, and [`Session::poll_timeout`] says when time next matters.
+//! The threads in `app` only move bytes.
+//!
+//! [`Session`] dispatches; each part keeps its state next to the methods
+//! that change it:
+//! - `link`: the joined link (event reassembly, keepalive, tail check,
+//!   membership probe), which exists only inside [`State::Joined`];
+//! - `outbox`: our chat messages, from typed to echoed;
+//! - `privates`: private messages in both directions;
+//! - `pacing`: the sending budget and the notice rate limits.
+//!
+//! `deadlines` (tests) checks [`Session::poll_timeout`] against ticking.
+
+#[cfg(test)]
+mod deadlines;
+mod link;
+mod outbox;
+mod pacing;
+mod privates;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{
+    ByeCode, ClientMsg, Cookie, ErrorCode, Nick, ParseError, RelayMsg, RoomEvent, Text, Token,
+    MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+};
+
+use crate::command::Input;
+use crate::reassembly::{self, LossReason};
+use crate::render::Line;
+use crate::text::sanitize;
+
+use link::Link;
+use outbox::Outbox;
+use pacing::{Budget, NoticeKind, Notices};
+use privates::Privates;
+
+/// First wait before retransmitting `HELLO`; it doubles on each try.
+const HELLO_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between `HELLO`s of the first join, and of a rejoin.
+const HELLO_CAP_FIRST: Duration = Duration::from_secs(1);
+const HELLO_CAP_REJOIN: Duration = Duration::from_secs(4);
+/// Silence after which the first join gives up.
+const JOIN_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// What the session wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this datagram to the relay.
+    Send(Vec<u8>),
+    /// Show this line.
+    Show(Line),
+    /// The join completed (first time or after a rejoin).
+    Joined {
+        /// The nickname we hold.
+        nick: Nick,
+        /// True after a rejoin.
+        rejoin: bool,
+    },
+    /// The relay refused the first join's nickname; ask for another.
+    Refused {
+        /// The stable code (`nick-taken`, `nick-invalid`).
+        code: ErrorCode,
+        /// The relay's reason (unsanitized).
+        reason: String,
+    },
+    /// The first join got no answer: `no relay answering at HOST:PORT`.
+    NoRelay,
+    /// The session is over (removed by the host, incompatible relay); exit
+    /// with this code.
+    End {
+        /// Process exit code.
+        code: u8,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Joining(Joining),
+    Joined(Link),
+    Ended,
+}
+
+/// Sending `HELLO` until a `WELCOME` comes.
+#[derive(Debug, Clone, Copy)]
+struct Joining {
+    rejoin: bool,
+    tries: u32,
+    next_hello: Instant,
+    /// When the join started (first join: for giving up).
+    started: Instant,
+}
+
+impl Joining {
+    fn new(now: Instant, rejoin: bool) -> Joining {
+        Joining {
+            rejoin,
+            tries: 0,
+            next_hello: now,
+            started: now,
+        }
+    }
+
+    /// When a first join gives up: after [`JOIN_GIVE_UP`] without hearing
+    /// from the relay. A rejoin never does.
+    fn give_up_at(&self, last_rx: Option<Instant>) -> Option<Instant> {
+        let heard = last_rx.map_or(self.started, |t| t.max(self.started));
+        (!self.rejoin).then(|| heard + JOIN_GIVE_UP)
+    }
+
+    /// Notes a `HELLO` sent now by the retransmission timer.
+    fn hello_sent(&mut self, now: Instant) {
+        let cap = if self.rejoin {
+            HELLO_CAP_REJOIN
+        } else {
+            HELLO_CAP_FIRST
+        };
+        let wait = HELLO_FIRST.saturating_mul(1 << self.tries.min(8)).min(cap);
+        self.tries = self.tries.saturating_add(1);
+        self.next_hello = now + wait;
+    }
+
+    fn poll_timeout(&self, last_rx: Option<Instant>) -> Instant {
+        self.give_up_at(last_rx)
+            .map_or(self.next_hello, |t| t.min(self.next_hello))
+    }
+}
+
+/// The next `SAY`/`PMSG` id. One counter for both (the relay keeps one
+/// window of recent ids per member), never restarted in a process: a
+/// message sent again after a rejoin keeps its id, so a relay that still
+/// knew us does not relay it twice.
+#[derive(Debug)]
+struct MessageIds {
+    next: u64,
+}
+
+impl MessageIds {
+    fn take(&mut self) -> u64 {
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        id
+    }
+}
+
+/// Sends `msg`, taking a token whether or not one is there (for what
+/// cannot wait).
+fn send(budget: &mut Budget, now: Instant, msg: &ClientMsg, out: &mut Vec<Action>) {
+    budget.take(now);
+    out.push(Action::Send(msg.encode()));
+}
+
+/// One client's conversation with one relay, across rejoins.
+#[derive(Debug)]
+pub struct Session {
+    nick: Nick,
+    state: State,
+    cookie: Option<Cookie>,
+    /// When the relay last sent anything.
+    last_rx: Option<Instant>,
+    outbox: Outbox,
+    privates: Privates,
+    ids: MessageIds,
+    budget: Budget,
+    notices: Notices,
+    /// Ask for missed events and resend lost own messages (the default).
+    repair: bool,
+}
+
+impl Session {
+    /// Starts joining as `nick`; the first `HELLO` goes out on the first
+    /// [`Session::handle_timeout`]. `first_id` seeds the `SAY` and `PMSG`
+    /// ids (pass something that differs between runs, such as the clock, so
+    /// a restarted client on the same address does not reuse recent ids).
+    pub fn new(nick: Nick, now: Instant, first_id: u64) -> Session {
+        Session {
+            nick,
+            state: State::Joining(Joining::new(now, false)),
+            cookie: None,
+            last_rx: None,
+            outbox: Outbox::default(),
+            privates: Privates::default(),
+            ids: MessageIds { next: first_id },
+            budget: Budget::new(now),
+            notices: Notices::default(),
+            repair: true,
+        }
+    }
+
+    /// Turns loss repair off: missed room events are only reported, lost
+    /// own messages are not sent again. For measuring what repair costs.
+    pub fn without_repair(mut self) -> Session {
+        self.repair = false;
+        self
+    }
+
+    /// Starts over with another nickname after a refusal, keeping the
+    /// cookie.
+    pub fn retry_with(&mut self, nick: Nick, now: Instant) {
+        self.nick = nick;
+        self.state = State::Joining(Joining::new(now, false));
+    }
+
+    /// The nickname we hold (or are joining as).
+    pub fn nick(&self) -> &Nick {
+        &self.nick
+    }
+
+    /// True once joined and not since lost.
+    pub fn is_joined(&self) -> bool {
+        matches!(self.state, State::Joined(_))
+    }
+
+    /// True when nothing we sent is still waiting: no queued message, every
+    /// own message echoed, every private message confirmed.
+    pub fn is_settled(&self) -> bool {
+        self.outbox.is_empty() && self.privates.is_empty()
+    }
+
+    /// How many of our messages are queued or not yet echoed.
+    pub fn unsettled(&self) -> usize {
+        self.outbox.len() + self.privates.len()
+    }
+
+    /// Leaves: sends `Q` if joined. The session is over afterwards.
+    pub fn quit(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.is_joined() {
+            let quit = ClientMsg::Quit(self.nick.clone());
+            send(&mut self.budget, now, &quit, &mut out);
+        }
+        self.state = State::Ended;
+        out
+    }
+
+    /// The earliest instant at which [`Session::handle_timeout`] has
+    /// something to do; `None` once the session is over. Calling it only
+    /// then (and on datagrams and input) sends what calling it every few
+    /// milliseconds would, at the same time or sooner; the one exception is
+    /// the shared budget: what cannot wait (a `PMSG` retransmission, say),
+    /// run at its exact deadline, may take the token a paced `SAY` would
+    /// have taken first at a later tick. The instant may be in the past:
+    /// then call it now.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Ended => None,
+            State::Joining(joining) => Some(joining.poll_timeout(self.last_rx)),
+            State::Joined(link) => {
+                let link = link.poll_timeout(self.last_rx, &self.budget);
+                let outbox = self.outbox.poll_timeout(self.repair, &self.budget);
+                let privates = self.privates.poll_timeout();
+                Some(
+                    [outbox, privates]
+                        .into_iter()
+                        .flatten()
+                        .fold(link, Instant::min),
+                )
+            }
+        }
+    }
+
+    /// Handles one line the user typed.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        let joined = self.is_joined();
+        match input {
+            Input::Say(text) => {
+                self.outbox.push(text);
+                if joined {
+                    self.drain_outbox(now, &mut out);
+                } else {
+                    out.push(Action::Show(Line::Notice(
+                        "not connected right now; your message will be sent when the relay answers"
+                            .into(),
+                    )));
+                }
+            }
+            Input::Msg { to, text } => {
+                let id = self.ids.take();
+                self.privates.push(now, id, to, text);
+                if joined {
+                    self.privates.retransmit(now, &mut self.budget, &mut out);
+                }
+            }
+            Input::Who | Input::Rename(_) if !joined => out.push(Action::Show(Line::Error(
+                "not connected right now; try again in a moment".into(),
+            ))),
+            Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
+            Input::Rename(new) => {
+                self.outbox.hold_for_rename(now);
+                send(&mut self.budget, now, &ClientMsg::Rename(new), &mut out);
+            }
+            Input::Help => out.push(Action::Show(Line::Help)),
+            Input::Quit => out.extend(self.quit(now)),
+            Input::Nothing => {}
+        }
+        out
+    }
+
+    /// Handles the passing of time: retransmissions, keepalive, loss
+    /// detection, paced sending, resend requests.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match &mut self.state {
+            State::Ended => {}
+            State::Joining(joining) => {
+                if joining.give_up_at(self.last_rx).is_some_and(|t| now >= t) {
+                    self.state = State::Ended;
+                    out.push(Action::NoRelay);
+                } else if now >= joining.next_hello {
+                    joining.hello_sent(now);
+                    self.send_hello(now, &mut out);
+                }
+            }
+            State::Joined(link) => {
+                if link.is_lost(now, self.last_rx) {
+                    self.start_rejoin(now, None, &mut out);
+                    return out;
+                }
+                link.handle_timeout(now, &mut self.budget, &mut out);
+                self.outbox
+                    .drain(now, self.repair, &mut self.budget, &mut self.ids, &mut out);
+                if self
+                    .outbox
+                    .retransmit(now, self.repair, &mut self.budget, &mut out)
+                {
+                    link.ping(now, &mut self.budget, &mut out);
+                }
+                self.privates.retransmit(now, &mut self.budget, &mut out);
+                self.outbox.expire(now, &mut out);
+                let outputs = link.poll_reassembly(now, &mut self.budget);
+                self.apply(now, outputs, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Handles one datagram from the relay. Nothing in it is trusted.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.last_rx = Some(now);
+        if let State::Joined(link) = &mut self.state {
+            if !bytes.starts_with(b"PONG") {
+                link.heard_as_member(now);
+            }
+        }
+        let msg = match parse_relay(bytes) {
+            Ok(msg) => msg,
+            Err(notice) => {
+                if self.notices.due(now, NoticeKind::Garbage) {
+                    out.push(Action::Show(Line::Error(notice)));
+                }
+                return out;
+            }
+        };
+        match self.state {
+            State::Ended => {}
+            State::Joining(Joining { rejoin, .. }) => {
+                self.handle_joining(now, rejoin, msg, &mut out);
+            }
+            State::Joined(_) => self.handle_joined(now, msg, &mut out),
+        }
+        out
+    }
+
+    fn handle_joining(&mut self, now: Instant, rejoin: bool, msg: RelayMsg, out: &mut Vec<Action>) {
+        match msg {
+            RelayMsg::Cookie(cookie) => {
+                let fresh = self.cookie != Some(cookie);
+                self.cookie = Some(cookie);
+                if fresh {
+                    self.send_hello(now, out);
+                }
+            }
+            RelayMsg::Welcome {
+                nick,
+                last_seq,
+                ping_interval,
+                idle_timeout,
+                ..
+            } => {
+                self.nick = nick.clone();
+                let mut link = Link::new(now, last_seq, ping_interval, idle_timeout, self.repair);
+                out.push(Action::Joined {
+                    nick: nick.clone(),
+                    rejoin,
+                });
+                if rejoin {
+                    out.push(Action::Show(Line::Notice(format!("rejoined as {nick}"))));
+                }
+                // What was in flight goes again at once, with its id.
+                self.privates.resend_all(now);
+                self.outbox.resend_all(now);
+                self.outbox
+                    .drain(now, self.repair, &mut self.budget, &mut self.ids, out);
+                if self
+                    .outbox
+                    .retransmit(now, self.repair, &mut self.budget, out)
+                {
+                    link.ping(now, &mut self.budget, out);
+                }
+                self.privates.retransmit(now, &mut self.budget, out);
+                self.state = State::Joined(link);
+            }
+            RelayMsg::Error { code, reason } => match code {
+                ErrorCode::NickTaken | ErrorCode::NickInvalid if !rejoin => {
+                    self.state = State::Ended;
+                    out.push(Action::Refused {
+                        code,
+                        reason: reason.to_string(),
+                    });
+                }
+                ErrorCode::NickTaken => {
+                    let old = self.nick.clone();
+                    self.nick = alternative_nick(&old);
+                    out.push(Action::Show(Line::Notice(format!(
+                        "your nickname {old} is taken now; rejoining as {}",
+                        self.nick
+                    ))));
+                    self.send_hello(now, out);
+                }
+                // Answers to what we sent before the relay forgot us: what
+                // is unechoed goes out again once we are back.
+                ErrorCode::NotJoined | ErrorCode::NotYours => {}
+                ErrorCode::RateLimited => {}
+                ErrorCode::BadVersion => self.refuse_join(&reason, out),
+                ErrorCode::AlreadyJoined
+                | ErrorCode::RoomFull
+                | ErrorCode::ClassicDisabled
+                | ErrorCode::BadSyntax
+                | ErrorCode::TooLong
+                | ErrorCode::BadUtf8
+                | ErrorCode::UnknownVerb
+                    if !rejoin =>
+                {
+                    self.refuse_join(&reason, out)
+                }
+                // A rejoin keeps trying (the room may have room again, an
+                // old membership may time out); say why, now and then.
+                _ if rejoin && self.notices.due(now, NoticeKind::RoomFull) => {
+                    out.push(Action::Show(Line::Notice(format!(
+                        "{reason}; still trying to rejoin…"
+                    ))));
+                }
+                _ => {} // not about the join, or said recently
+            },
+            RelayMsg::Bye {
+                code: ByeCode::Kicked,
+                reason,
+            } => {
+                self.state = State::Ended;
+                out.push(Action::Show(Line::Notice(format!(
+                    "you were removed by the host: {reason}"
+                ))));
+                out.push(Action::End { code: 1 });
+            }
+            // Leftovers of the previous session, or early arrivals: the
+            // reassembly of the new session will ask for what it needs.
+            _ => {}
+        }
+    }
+
+    fn handle_joined(&mut self, now: Instant, msg: RelayMsg, out: &mut Vec<Action>) {
+        let State::Joined(link) = &mut self.state else {
+            return;
+        };
+        match msg {
+            RelayMsg::Event { seq, origin, event } => {
+                let outputs = link.handle_event(now, seq, origin, event);
+                self.apply(now, outputs, out);
+                // The echo of our message may have come: send the next.
+                self.drain_outbox(now, out);
+            }
+            RelayMsg::Private { pid, from, text } => {
+                self.privates
+                    .handle_private(now, pid, &from, &text, &mut self.budget, out);
+            }
+            RelayMsg::Sent { id, to, text } => {
+                if let Some(line) = self.privates.handle_sent(id, &to, &text) {
+                    out.push(Action::Show(line));
+                }
+            }
+            RelayMsg::Who {
+                page,
+                pages,
+                count,
+                nicks,
+            } => out.push(Action::Show(Line::Who {
+                count,
+                page,
+                pages,
+                nicks: nicks.iter().map(Nick::to_string).collect(),
+            })),
+            RelayMsg::Pong { last_seq, .. } => {
+                if let Some(outputs) = link.handle_pong(now, last_seq, &mut self.budget, out) {
+                    self.apply(now, outputs, out);
+                    self.drain_outbox(now, out);
+                }
+            }
+            RelayMsg::Gone { from, to } => {
+                let outputs = link.handle_gone(from, to);
+                self.apply(now, outputs, out);
+            }
+            RelayMsg::Error { code, reason } => match code {
+                ErrorCode::NotJoined => {
+                    // The relay forgot us (restart, or idle eviction whose
+                    // BYE was lost): what it refused since is sent again
+                    // after the rejoin.
+                    self.start_rejoin(now, Some("the relay no longer knows us"), out);
+                }
+                // Only `Q` names us (SAY does not): a late answer to a quit.
+                ErrorCode::NotYours => {}
+                ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                    self.outbox.end_rename_hold();
+                    out.push(Action::Show(Line::Error(format!(
+                        "cannot change nickname: {reason}"
+                    ))));
+                }
+                ErrorCode::NoSuchNick => {
+                    let line = self.privates.handle_no_such_nick(&reason);
+                    out.push(Action::Show(line));
+                }
+                ErrorCode::RateLimited => {
+                    // The relay drops what follows until its bucket refills:
+                    // pause. A message it dropped is sent again like any
+                    // other whose echo does not come back.
+                    self.budget.empty();
+                    if self.notices.due(now, NoticeKind::Rate) {
+                        out.push(Action::Show(Line::Notice(format!(
+                            "{reason} (slowing down)"
+                        ))));
+                    }
+                }
+                _ => out.push(Action::Show(Line::Error(format!("relay: {reason}")))),
+            },
+            RelayMsg::Bye { code, reason } => match code {
+                ByeCode::Kicked => {
+                    self.state = State::Ended;
+                    out.push(Action::Show(Line::Notice(format!(
+                        "you were removed by the host: {reason}"
+                    ))));
+                    out.push(Action::End { code: 1 });
+                }
+                ByeCode::Shutdown => {
+                    let why = format!("the relay is shutting down: {reason}");
+                    self.start_rejoin(now, Some(&why), out);
+                }
+                ByeCode::Timeout => {
+                    let why = format!("the relay disconnected us: {reason}");
+                    self.start_rejoin(now, Some(&why), out);
+                }
+            },
+            RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
+        }
+    }
+
+    /// Sends queued messages while they may go. Only while joined.
+    fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.outbox
+            .drain(now, self.repair, &mut self.budget, &mut self.ids, out);
+    }
+
+    /// Turns reassembly outputs into lines and requests.
+    fn apply(&mut self, now: Instant, outputs: Vec<reassembly::Output>, out: &mut Vec<Action>) {
+        for output in outputs {
+            match output {
+                reassembly::Output::Deliver { event, history, .. } => {
+                    let line = self.event_line(event, history);
+                    out.push(Action::Show(line));
+                }
+                reassembly::Output::Lost { from, to, reason } => {
+                    let n = to - from + 1;
+                    let what = if n == 1 {
+                        "1 message".to_owned()
+                    } else {
+                        format!("{n} messages")
+                    };
+                    let text = match reason {
+                        LossReason::Gone => {
+                            format!("{what} lost for good (the relay no longer has them)")
+                        }
+                        LossReason::NoAnswer => {
+                            format!("{what} missed (the relay did not send them again)")
+                        }
+                        LossReason::TooFarBehind => format!("{what} missed"),
+                    };
+                    out.push(Action::Show(Line::Notice(text)));
+                }
+                reassembly::Output::Request { from, to } => {
+                    send(&mut self.budget, now, &ClientMsg::Resend { from, to }, out);
+                }
+                reassembly::Output::Waiting { missing } => {
+                    if self.notices.due(now, NoticeKind::Waiting) {
+                        out.push(Action::Show(Line::Notice(format!(
+                            "{missing} missed message(s), asking the relay again…"
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The line for a room event, noting renames of ourselves and echoes of
+    /// our own messages.
+    fn event_line(&mut self, event: RoomEvent, history: bool) -> Line {
+        match event {
+            RoomEvent::Chat { nick, text } => {
+                let own = !history && nick.key() == self.nick.key();
+                if own {
+                    self.outbox.handle_echo(&text);
+                }
+                Line::Chat {
+                    nick: nick.to_string(),
+                    text: text.to_string(),
+                    own,
+                    history,
+                }
+            }
+            RoomEvent::Join(nick) => Line::Join {
+                nick: nick.to_string(),
+                history,
+            },
+            RoomEvent::Leave { nick, reason } => Line::Leave {
+                nick: nick.to_string(),
+                reason,
+                history,
+            },
+            RoomEvent::Rename { old, new } => {
+                if !history && old.key() == self.nick.key() {
+                    self.nick = new.clone();
+                    self.outbox.end_rename_hold();
+                }
+                Line::Rename {
+                    old: old.to_string(),
+                    new: new.to_string(),
+                    history,
+                }
+            }
+            RoomEvent::Host(text) => Line::Host {
+                text: text.to_string(),
+                history,
+            },
+        }
+    }
+
+    fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
+        self.state = State::Ended;
+        out.push(Action::Show(Line::Error(format!(
+            "the relay refused to let us join: {reason}"
+        ))));
+        out.push(Action::End { code: 1 });
+    }
+
+    /// Drops the link (a fresh one comes with the next `WELCOME`) and
+    /// starts sending `HELLO` again.
+    fn start_rejoin(&mut self, now: Instant, why: Option<&str>, out: &mut Vec<Action>) {
+        if let Some(why) = why {
+            out.push(Action::Show(Line::Notice(why.to_owned())));
+        }
+        out.push(Action::Show(Line::Notice(
+            "connection lost, rejoining…".into(),
+        )));
+        self.state = State::Joining(Joining::new(now, true));
+    }
+
+    fn send_hello(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let hello = ClientMsg::Hello {
+            version: Token::new(VERSION).expect("VERSION is a valid token"),
+            nick: self.nick.clone(),
+            cookie: self.cookie,
+        };
+        send(&mut self.budget, now, &hello, out);
+    }
+}
+
+/// Parses a relay datagram without trusting it. A datagram refused only
+/// because of control characters is parsed again with them escaped (so a
+/// misbehaving relay's message is still readable, and harmless); anything
+/// else unparsable becomes a notice quoting a sanitized, shortened copy.
+pub fn parse_relay(bytes: &[u8]) -> Result<RelayMsg, String> {
+    match RelayMsg::parse(bytes) {
+        Ok(msg) => Ok(msg),
+        Err(error) => {
+            let lossy = String::from_utf8_lossy(bytes);
+            let escaped = sanitize(lossy.trim_end_matches(['\n', '\r']));
+            if matches!(error, ParseError::ControlChar(_)) {
+                if let Ok(msg) = RelayMsg::parse(escaped.as_bytes()) {
+                    return Ok(msg);
+                }
+            }
+            let mut shown: String = escaped.chars().take(80).collect();
+            if escaped.chars().count() > 80 {
+                shown.push('…');
+            }
+            Err(format!(
+                "ignored a malformed datagram from the relay ({error}): {shown}"
+            ))
+        }
+    }
+}
+
+/// Another nickname to try when ours was taken while we were away:
+/// `alice` -> `alice_2`, `alice_2` -> `alice_3`, shortened to fit.
+pub fn alternative_nick(nick: &Nick) -> Nick {
+    let s = nick.as_str();
+    let (base, n) = match s.rsplit_once('_') {
+        Some((base, digits))
+            if !base.is_empty()
+                && !digits.is_empty()
+                && digits.len() <= 6
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (base, digits.parse::<u32>().unwrap_or(1).saturating_add(1))
+        }
+        _ => (s, 2),
+    };
+    let suffix = format!("_{n}");
+    let mut base: String = base.to_owned();
+    while base.chars().count() + suffix.len() > MAX_NICK_CHARS
+        || base.len() + suffix.len() > MAX_NICK_BYTES
+    {
+        base.pop();
+    }
+    Nick::new(&format!("{base}{suffix}")).unwrap_or_else(|_| nick.clone())
+}
