@@ -20,9 +20,9 @@ use udpchat_proto::{ClientMsg, Cookie, Nick, RelayMsg, RoomEvent, Text, Token, V
 /// How often a structured client's session gets a timeout tick: the
 /// binary's read timeout (`READ_TICK` in the cli's app.rs).
 ///
-/// The one place to change once `Session::poll_timeout()` exists: see
-/// [`StructuredClient::poll_timeout`].
-pub const CLIENT_TICK: Duration = Duration::from_millis(50);
+/// How often piped mode checks, after end of input, whether its messages
+/// are settled (the app's grace loop sleeps 20 ms between checks).
+const GRACE_POLL: Duration = Duration::from_millis(20);
 
 /// Piped mode's quit timers after end of input (`GRACE_MIN`, `GRACE_MAX`,
 /// `GRACE_STALL` in the cli's app.rs), mirrored here.
@@ -78,7 +78,7 @@ pub struct StructuredClient {
     typed: VecDeque<String>,
     input_ended: bool,
     grace: Option<Grace>,
-    next_tick: Instant,
+    next_grace_check: Instant,
     joined_at: Option<Instant>,
     shown: Vec<Shown>,
     /// Set when the client stopped: quit, ended, refused or no relay.
@@ -103,7 +103,7 @@ impl StructuredClient {
             typed: VecDeque::new(),
             input_ended: false,
             grace: None,
-            next_tick: now,
+            next_grace_check: now,
             joined_at: None,
             shown: Vec::new(),
             stopped_at: None,
@@ -181,23 +181,35 @@ impl StructuredClient {
         self.feed(now, out);
     }
 
+    /// Like the app's reader thread: the session's timers run when its
+    /// [`Session::poll_timeout`] has passed; after end of input, piped mode
+    /// checks every [`GRACE_POLL`] whether it may leave.
     pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
-        if self.stopped_at.is_some() || now < self.next_tick {
+        if self.stopped_at.is_some() {
             return;
         }
-        self.next_tick = now + CLIENT_TICK;
-        let actions = self.session.handle_timeout(now);
-        self.perform(now, actions, out);
-        self.feed(now, out);
-        self.check_grace(now, out);
+        if self.session.poll_timeout().is_some_and(|at| at <= now) {
+            let actions = self.session.handle_timeout(now);
+            self.perform(now, actions, out);
+            self.feed(now, out);
+        }
+        if self.grace.is_some() && now >= self.next_grace_check {
+            self.next_grace_check = now + GRACE_POLL;
+            self.check_grace(now, out);
+        }
     }
 
-    /// When to call [`StructuredClient::handle_timeout`] next.
+    /// When to call [`StructuredClient::handle_timeout`] next: the
+    /// session's own deadline, or the next grace check.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        // Session has no poll_timeout yet: tick like the binary's reader
-        // thread. Once it has one, this becomes
-        // `self.session.poll_timeout()`, with the grace deadlines below.
-        self.stopped_at.is_none().then_some(self.next_tick)
+        if self.stopped_at.is_some() {
+            return None;
+        }
+        let grace = self.grace.is_some().then_some(self.next_grace_check);
+        [self.session.poll_timeout(), grace]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Piped mode: lines are read (and handed to the session) only once

@@ -38,7 +38,7 @@ mod link;
 mod rng;
 mod sim;
 
-pub use client::{Chat, ClassicClient, NaiveClient, Shown, StructuredClient, CLIENT_TICK};
+pub use client::{Chat, ClassicClient, NaiveClient, Shown, StructuredClient};
 pub use link::{Link, LinkConfig, Loss, WireStats};
 pub use rng::SplitMix64;
 pub use sim::{Client, ClientId, ClientKind, Numbered, Sim, TraceRecord, Wire};
