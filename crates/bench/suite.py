@@ -40,7 +40,7 @@ def rel(path):
 
 
 PIN = {"on": False}
-BASELINE = {"path": None}  # --baseline: an earlier relay binary, run as kind "before"  # --pin: relay on CPU 1, the benchmark's receiver on CPU 0
+BASELINE = {"path": None, "label": None}  # --baseline: an earlier relay binary, kind "before"  # --pin: relay on CPU 1, the benchmark's receiver on CPU 0
 
 
 class RelayProcess:
@@ -57,6 +57,8 @@ class RelayProcess:
             argv = ["taskset", "-c", "1"] + argv
         self.kind = kind
         self.shown = " ".join(shlex.quote(rel(a) if a.startswith(ROOT) else a) for a in argv)
+        if kind == "before":
+            self.shown = self.shown.replace(shlex.quote(BASELINE["path"]), "BASELINE")
         if kind == "python":
             self.shown = self.shown.replace(sys.executable, "python3")
         self.log = open(os.path.join(OUT_DIR, f"relay-{kind}.log"), "ab")
@@ -186,6 +188,8 @@ def main():
                    help="also run this earlier build of udpchat-relay (kind 'before') in every "
                         "relay run, back to back with ours, for a before/after comparison "
                         "against the same limit in one run")
+    p.add_argument("--baseline-label", default="an earlier build",
+                   help="what --baseline is, for the report (e.g. 'main at b484feb')")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--one-join-from", type=int, default=1_000_000,
                    help="from this many members on, one relay run per size with --rounds REPS "
@@ -202,6 +206,7 @@ def main():
     PIN["on"] = a.pin
     if a.baseline:
         BASELINE["path"] = os.path.abspath(a.baseline)
+        BASELINE["label"] = a.baseline_label
     os.makedirs(OUT_DIR, exist_ok=True)
     open(os.path.join(OUT_DIR, "results.jsonl"), "w").close()
     sizes = [int(c) for c in a.clients.split(",")]
@@ -496,7 +501,7 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
     w("## How to reproduce")
     w("")
     w("From a clean clone (Linux, Rust, python3): `crates/bench/run.sh` "
-      f"(this run: `crates/bench/run.sh {shlex.join(sys.argv[1:])}`). "
+      f"(this run: `crates/bench/run.sh {shlex.join(shown_args())}`). "
       "It builds the release binaries, then runs these commands in this order, "
       f"{a.reps} times over. A run marked [Rn] first starts a fresh relay Rn, whose first "
       "stdout line gives ADDR; PID is its process id; it is stopped with SIGTERM after the "
@@ -521,7 +526,7 @@ def before_after(w, res, sizes, storm_sizes):
     """Our relay against the --baseline build, run for run in the same suite."""
     w("## Before and after (`--baseline`)")
     w("")
-    w(f"*before* is `{BASELINE['path'] and rel(BASELINE['path'])}`, run back to back with *ours* "
+    w(f"*before* is BASELINE, {BASELINE['label']}, run back to back with *ours* "
       "in every repetition, against the same limit and with the same benchmark binary.")
     w("")
     w("| what | before | ours | ours / before |")
@@ -558,6 +563,12 @@ def before_after(w, res, sizes, storm_sizes):
                     med([r["relay_process"]["peak_rss_joined_kib"] for r in b]),
                     med([r["relay_process"]["peak_rss_joined_kib"] for r in o]))
     w("")
+
+
+def shown_args():
+    """This run's arguments, the baseline's path replaced by BASELINE."""
+    return ["BASELINE" if BASELINE["path"] and os.path.abspath(arg) == BASELINE["path"] else arg
+            for arg in sys.argv[1:]]
 
 
 def kept_notes(path):

@@ -30,6 +30,8 @@ pub mod host;
 #[cfg(target_os = "linux")]
 mod linux;
 mod options;
+#[cfg(unix)]
+mod sockopt;
 
 pub use batch::{RecvBatch, SendBatch};
 pub use errqueue::{drain_error_queue, enable_unreachable_reports};

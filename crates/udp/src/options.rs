@@ -89,57 +89,7 @@ mod imp {
         0
     }
 
-    #[cfg(target_os = "linux")]
-    use crate::linux::{int_option, set_int_option};
-
-    #[cfg(not(target_os = "linux"))]
-    fn set_int_option(
-        fd: libc::c_int,
-        level: libc::c_int,
-        name: libc::c_int,
-        value: libc::c_int,
-    ) -> io::Result<()> {
-        // SAFETY: `value` is a live c_int and we pass its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn int_option(
-        fd: libc::c_int,
-        level: libc::c_int,
-        name: libc::c_int,
-    ) -> io::Result<libc::c_int> {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `value` and `len` are live locals and `len` is value's size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                level,
-                name,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            Ok(value)
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
+    use crate::sockopt::{int_option, set_int_option};
 }
 
 #[cfg(not(unix))]
@@ -173,7 +123,7 @@ mod tests {
     fn receive_buffer_is_what_was_asked_or_the_system_cap() {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let default =
-            crate::linux::int_option(socket.fd(), libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap();
+            crate::sockopt::int_option(socket.fd(), libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap();
         let asked = 8 * 1024 * 1024;
         assert!(asked > default as usize, "the default is already {default}");
         let got = set_receive_buffer(&socket, asked).unwrap();
@@ -193,7 +143,7 @@ mod tests {
     fn send_buffer_grows_too() {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let before =
-            crate::linux::int_option(socket.fd(), libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap();
+            crate::sockopt::int_option(socket.fd(), libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap();
         let got = set_send_buffer(&socket, 4 << 20).unwrap();
         assert!(got.bytes * 2 >= before as usize, "{got:?} vs {before}");
         if got.forced {
