@@ -1,7 +1,7 @@
 //! `udpchat-bench`: a load generator for udpchat relays, measured against
 //! the machine's own loopback limit.
 //!
-//! Contract: Linux only (epoll, `recvmmsg`, `sendmmsg`, `/proc`); sends only
+//! Contract: Linux only (`recvmmsg`, `sendmmsg`, `/proc`, CPU pinning); sends only
 //! to loopback addresses; every run is bounded in time and in count. A run
 //! prints one JSON object ([`Report`]) on stdout, and a progress line on
 //! stderr when stderr is a terminal.
@@ -36,7 +36,7 @@ pub use report::{FloodReport, JoinReport, Loss, ProcessReport, Quantiles, Report
 /// Load generator for udpchat relays (loopback only).
 ///
 /// Joins C client sockets to a relay, drives S of them, receives on all of
-/// them with epoll + recvmmsg, and prints one JSON object: deliveries per
+/// them with mio + recvmmsg, and prints one JSON object: deliveries per
 /// second, loss, latency quantiles, and the relay's memory and CPU time when
 /// given its pid. `--limit` measures the machine's loopback ceiling instead.
 #[derive(Debug, Parser)]
