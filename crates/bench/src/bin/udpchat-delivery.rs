@@ -101,15 +101,28 @@ struct Run {
     deliveries: u64,
 }
 
-fn start_relay(bin: &PathBuf) -> Result<(Relay, SocketAddr), String> {
+/// Starts the relay; returns it, its address, and its log lines (the
+/// relay's own word on who joined: a client may miss its own join line
+/// on a lossy network).
+fn start_relay(bin: &PathBuf) -> Result<(Relay, SocketAddr, Seen), String> {
     let mut child = Command::new(bin)
         .args(["--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let log: Seen = Arc::default();
+    let sink = Arc::clone(&log);
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            sink.lock().expect("lock").push((Instant::now(), line));
+        }
+    });
     let relay = Relay(child);
     let mut first = String::new();
     BufReader::new(stdout)
@@ -121,7 +134,7 @@ fn start_relay(bin: &PathBuf) -> Result<(Relay, SocketAddr), String> {
         .next()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("relay printed {first:?}"))?;
-    Ok((relay, addr))
+    Ok((relay, addr, log))
 }
 
 fn start_client(bin: &PathBuf, relay: SocketAddr, nick: &str) -> Result<Client, String> {
@@ -158,8 +171,14 @@ fn payloads(lines: &[(Instant, String)]) -> Vec<(Instant, String)> {
         .collect()
 }
 
-fn run_once(args: &Args, relay_bin: &PathBuf, client_bin: &PathBuf, loss: f64, seed: u64) -> Result<Run, String> {
-    let (_relay, relay_addr) = start_relay(relay_bin)?;
+fn run_once(
+    args: &Args,
+    relay_bin: &PathBuf,
+    client_bin: &PathBuf,
+    loss: f64,
+    seed: u64,
+) -> Result<Run, String> {
+    let (_relay, relay_addr, relay_log) = start_relay(relay_bin)?;
     let config = ProxyConfig {
         seed,
         // No duplicates towards the relay: a repeated datagram there is the
@@ -182,11 +201,16 @@ fn run_once(args: &Args, relay_bin: &PathBuf, client_bin: &PathBuf, loss: f64, s
     for nick in &nicks {
         clients.push(start_client(client_bin, proxy.addr(), nick)?);
     }
-    // Everyone joined (its own join shown) before the measured part.
+    // Everyone joined (says the relay's log) before the measured part.
     let join_deadline = Instant::now() + Duration::from_secs(60);
-    for (client, nick) in clients.iter().zip(&nicks) {
-        let want = format!("* {nick} joined");
-        while !client.seen.lock().expect("lock").iter().any(|(_, l)| l.contains(&want)) {
+    for nick in &nicks {
+        let want = format!("{nick} joined from ");
+        while !relay_log
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(_, l)| l.contains(&want))
+        {
             if Instant::now() > join_deadline {
                 return Err(format!("{nick} did not join within 60 s"));
             }
@@ -277,8 +301,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let relay_bin = args.relay_bin.clone().unwrap_or_else(|| beside_me("udpchat-relay"));
-    let client_bin = args.client_bin.clone().unwrap_or_else(|| beside_me("udpchat"));
+    let relay_bin = args
+        .relay_bin
+        .clone()
+        .unwrap_or_else(|| beside_me("udpchat-relay"));
+    let client_bin = args
+        .client_bin
+        .clone()
+        .unwrap_or_else(|| beside_me("udpchat"));
     println!(
         "| loss each way (+{:.0} % dup, {:.0} % reorder) | runs | clients complete | completion p50 / p99 / max s | faults | datagrams/msg | bytes/msg |",
         args.duplicate * 100.0,
