@@ -8,5 +8,5 @@
 # Linux only; loopback traffic only; takes several minutes.
 set -eu
 cd "$(dirname "$0")/../.."
-cargo build --release --workspace --bin udpchat-relay --bin udpchat-bench
+cargo build --release --workspace --bin udpchat-relay --bin udpchat --bin udpchat-bench --bin udpchat-delivery
 exec python3 crates/bench/suite.py "$@"

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BENCH = os.path.join(ROOT, "target", "release", "udpchat-bench")
 RELAY = os.path.join(ROOT, "target", "release", "udpchat-relay")
 PYRELAY = os.path.join(ROOT, "crates", "bench", "reference", "relay.py")
+DELIVERY = os.path.join(ROOT, "target", "release", "udpchat-delivery")
 
 # Relay flags for throughput and latency: lift the per-address rate limit
 # (one sender sends thousands of messages a second) and the member cap.
@@ -197,7 +198,10 @@ def main():
                         "member makes 10,000 joins cost 50 million datagrams)")
     p.add_argument("--storm-clients", default="1000,10000",
                    help="member counts of the join-storm runs (join only, 64 joins at once)")
-    p.add_argument("--only", default="limit,throughput,latency,overload,storm",
+    p.add_argument("--delivery-seeds", type=int, default=5,
+                   help="seeds per loss pattern in the delivery section (real binaries through "
+                        "the loss proxy; each run takes a few seconds to minutes)")
+    p.add_argument("--only", default="limit,throughput,latency,overload,storm,delivery",
                    help="comma-separated sections")
     a = p.parse_args()
     if a.reps < 1:
@@ -215,7 +219,7 @@ def main():
              + ([] if a.skip_python else ["python"]))
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
-    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "storm": {}}
+    res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "storm": {}, "delivery": None}
     storm_sizes = [int(c) for c in a.storm_clients.split(",") if c]
 
     for rep in range(a.reps):
@@ -283,12 +287,31 @@ def main():
                                                      "--join-deadline", 1700],
                                    timeout=1800)
                     keep(res["storm"], (c, kind), r)
+        if "delivery" in only and rep == a.reps - 1:
+            res["delivery"] = delivery(a.delivery_seeds)
         # Written after every repetition, so a run cut short still leaves
         # its figures (with the count of repetitions done).
         finished = datetime.datetime.now(datetime.timezone.utc)
         write_markdown(a, res, sizes, storm_sizes, kinds, rep + 1, started, finished,
                        load_before, os.getloadavg())
         progress(f"wrote {a.out} after repetition {rep + 1}")
+
+
+def delivery(seeds):
+    """The delivery table of udpchat-delivery (real binaries through the
+    seeded loss proxy), or None if it failed."""
+    argv = [DELIVERY, "--loss", "0,0.2,0.3", "--seeds", str(seeds)]
+    progress(f"delivery through loss, {seeds} seeds per pattern")
+    LOG.append((None, " ".join(["target/release/udpchat-delivery"] + argv[1:])))
+    try:
+        out = subprocess.run(argv, capture_output=True, timeout=3600)
+    except subprocess.TimeoutExpired as e:
+        FAILURES.append(("udpchat-delivery", str(e)))
+        return None
+    if out.returncode != 0:
+        FAILURES.append(("udpchat-delivery", out.stderr.decode()))
+        return None
+    return out.stdout.decode().strip()
 
 
 def limit_of(res, c):
@@ -487,6 +510,19 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
             n = 1 if runs[0].get("_one_join") else len(runs)
             w(f"| {c:,} | {kind} | {how} | {n} | {fmt(idle)} | {fmt(joined)} | {fmt(per)} | {after} | "
               f"{fmt(jt, '{:.2f}')} | {fmt(jr)} |")
+        w("")
+
+    if res["delivery"]:
+        w("## Delivery through loss (real binaries)")
+        w("")
+        w("`udpchat-delivery`: the relay, the seeded loss proxy in front of it and 3 piped "
+          "`udpchat` clients; each client types 40 lines at 20 lines/s. Completion: from the "
+          "last line typed until every client shows all 120 lines exactly once (faults count "
+          "lines shown twice or out of their sender's order). Datagrams and bytes: both "
+          "directions on the wire, per delivered message per member. A client not complete "
+          "within 120 s counts as incomplete and is left out of the times.")
+        w("")
+        w(res["delivery"])
         w("")
 
     if FAILURES:
