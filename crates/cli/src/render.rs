@@ -246,6 +246,50 @@ pub fn render(line: &Line, style: &Style) -> String {
     out
 }
 
+/// Tab stops of the line editor (rustyline's default), for [`input_rows`].
+const EDITOR_TAB_STOP: usize = 8;
+
+/// How many terminal rows the line editor used for `prompt` followed by
+/// the accepted `line`, counting the row the cursor moved to when the line
+/// was accepted: moving up that many rows and clearing to the end of the
+/// screen erases the finished input (see `app.rs`). `columns` is the
+/// terminal's width.
+///
+/// This follows the line editor's own layout (rustyline's
+/// `calculate_position`): a line break starts a row, a character that does
+/// not fit moves to the next row whole, a row filled to the last column
+/// ends there, control characters take no column.
+pub fn input_rows(prompt: &str, line: &str, columns: usize) -> usize {
+    fn advance(s: &str, mut row: usize, mut col: usize, columns: usize) -> (usize, usize) {
+        for c in s.chars() {
+            if c == '\n' {
+                row += 1;
+                col = 0;
+                continue;
+            }
+            let w = if c == '\t' {
+                EDITOR_TAB_STOP - col % EDITOR_TAB_STOP
+            } else {
+                width(c.encode_utf8(&mut [0; 4]))
+            };
+            col += w;
+            if col > columns {
+                row += 1;
+                col = w;
+            }
+        }
+        if col == columns {
+            row += 1;
+            col = 0;
+        }
+        (row, col)
+    }
+    let columns = columns.max(1);
+    let (row, col) = advance(prompt, 0, 0, columns);
+    let (row, _) = advance(line, row, col, columns);
+    row + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +405,22 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines, ["10:00 小明: 一二三四五六", "            七八九十"]);
         assert!(lines.iter().all(|l| width(l) <= 24));
+    }
+
+    #[test]
+    fn accepted_input_rows_follow_the_editor_layout() {
+        assert_eq!(input_rows("alice> ", "hello", 80), 1);
+        assert_eq!(input_rows("alice> ", "", 80), 1);
+        // Exactly filling the row ends it; one more character starts the next.
+        assert_eq!(input_rows("ab> ", &"x".repeat(6), 10), 2);
+        assert_eq!(input_rows("ab> ", &"x".repeat(5), 10), 1);
+        assert_eq!(input_rows("ab> ", &"x".repeat(7), 10), 2);
+        assert_eq!(input_rows("ab> ", &"x".repeat(16), 10), 3);
+        // A wide character never straddles the edge.
+        assert_eq!(input_rows("ab> ", "xxxxx你", 10), 2);
+        // A pasted block keeps its line breaks.
+        assert_eq!(input_rows("ab> ", "one\ntwo\nthree\n", 80), 4);
+        assert_eq!(input_rows("ab> ", "a\tb", 80), 1);
     }
 
     #[test]
