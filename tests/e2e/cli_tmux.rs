@@ -310,7 +310,19 @@ fn editing_keys_never_end_up_in_the_message() {
     tmux.press(&["C-Left", "C-Right", "S-Left", "End"]);
     tmux.wait_screen("the edited line", |s| prompt_line(s) == "alice> abcde");
     tmux.press_enter();
-    assert_messages_arrive(&bob, "alice", &["abcde".to_owned()]);
+    // Tab is not lost: it becomes the four spaces a tab in a message
+    // becomes anyway, however often it is pressed.
+    tmux.type_text("tab");
+    tmux.press(&["Tab"]);
+    tmux.type_text("bed");
+    tmux.press(&["Tab", "Tab"]);
+    tmux.type_text("x");
+    tmux.press_enter();
+    assert_messages_arrive(
+        &bob,
+        "alice",
+        &["abcde".to_owned(), "tab    bed        x".to_owned()],
+    );
 }
 
 #[test]
@@ -340,4 +352,28 @@ fn own_message_is_shown_once() {
         "{screen}"
     );
     assert_eq!(prompt_line(&screen), "alice>", "{screen}");
+}
+
+#[test]
+fn a_pasted_line_that_cannot_be_sent_is_named_and_explained() {
+    if !tmux_available() {
+        eprintln!("SKIPPED a_pasted_line_that_cannot_be_sent_is_named_and_explained: tmux is not installed");
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start("refused", &format!("--relay {addr} --nick alice"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+    tmux.paste("before\nring \u{7} bell\nafter\ttab\n", true);
+    tmux.wait_screen("the paste in the editor", |s| s.contains("after"));
+    tmux.press_enter();
+    assert_messages_arrive(
+        &bob,
+        "alice",
+        &["before".to_owned(), "after    tab".to_owned()],
+    );
+    tmux.wait_screen("why the line was not sent", |s| {
+        s.contains("not sent: \"ring \\u{7} bell\": message contains the control character U+0007")
+    });
 }

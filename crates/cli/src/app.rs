@@ -9,8 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustyline::completion::Completer;
+use rustyline::config::{CompletionType, Config};
 use rustyline::error::ReadlineError;
-use rustyline::ExternalPrinter;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Editor, ExternalPrinter, Helper};
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
@@ -515,7 +521,7 @@ fn run_terminal(
     label: String,
 ) -> Result<u8, CliError> {
     let no_repair = args.no_repair;
-    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut editor = new_editor()?;
     let mut nick = match args.nick.as_deref().map(check_nick) {
         Some(Ok(nick)) => nick,
         Some(Err(e)) => {
@@ -620,8 +626,58 @@ fn run_terminal(
     result
 }
 
+/// The line editor at the prompt.
+type LineEditor = Editor<TabAsSpaces, DefaultHistory>;
+
+/// What rustyline does with keys besides its own editing, which already
+/// keeps every other key out of the text: arrows, Home, End, PageUp, F-keys
+/// and unknown escape sequences move the cursor, recall history or do
+/// nothing, and only printable characters are inserted (and a control
+/// character inserted on purpose with Ctrl-V is refused with a reason when
+/// the line is sent, see `command::refusal_text`). Tab is rustyline's
+/// completion key, which with no completer does nothing, so a tab typed
+/// or pasted without bracketed paste (where it arrives as the Tab key)
+/// vanished from the line: here it inserts the four spaces a tab in a
+/// message becomes anyway (`command::parse_input`).
+struct TabAsSpaces;
+
+impl Completer for TabAsSpaces {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        _line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        // One candidate, inserted at the cursor (with `CompletionType::List`
+        // a single candidate is taken at once, however often Tab is
+        // pressed).
+        Ok((pos, vec!["    ".to_owned()]))
+    }
+}
+
+impl Hinter for TabAsSpaces {
+    type Hint = String;
+}
+
+impl Highlighter for TabAsSpaces {}
+
+impl Validator for TabAsSpaces {}
+
+impl Helper for TabAsSpaces {}
+
+fn new_editor() -> Result<LineEditor, CliError> {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor = LineEditor::with_config(config)?;
+    editor.set_helper(Some(TabAsSpaces));
+    Ok(editor)
+}
+
 /// Asks for a nickname until a valid one is typed.
-fn ask_nick(editor: &mut rustyline::DefaultEditor) -> Result<Nick, CliError> {
+fn ask_nick(editor: &mut LineEditor) -> Result<Nick, CliError> {
     loop {
         let typed = match editor.readline("nickname: ") {
             Ok(typed) => typed,
