@@ -10,13 +10,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustyline::completion::Completer;
-use rustyline::config::{CompletionType, Config};
+use rustyline::config::{CompletionType, Config, Configurer};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Editor, ExternalPrinter, Helper};
+use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
@@ -251,7 +251,7 @@ impl Printer {
     /// rustyline turns off again when `readline` returns; there the
     /// finished line stays, as before, rather than risk printing escape
     /// codes.
-    fn end_editing(&self, accepted: Option<(&str, &str)>) {
+    fn end_editing(&self, accepted: Option<(&str, &str)>, clusters: GraphemeClusterMode) {
         let mut editing = lock(&self.editing);
         *editing = false;
         let Some((prompt, line)) = accepted else {
@@ -263,7 +263,8 @@ impl Printer {
         let Some((columns, _)) = terminal_size::terminal_size() else {
             return;
         };
-        let rows = input_rows(prompt, line, usize::from(columns.0));
+        let width = |g: &str| usize::from(clusters.width(g));
+        let rows = input_rows(prompt, line, usize::from(columns.0), &width);
         let mut out = io::stdout().lock();
         let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
         let _ = out.flush();
@@ -577,6 +578,7 @@ fn run_terminal(
             read.as_ref()
                 .ok()
                 .map(|line| (prompt.as_str(), line.as_str())),
+            editor.config_mut().grapheme_cluster_mode(),
         );
         match read {
             Ok(line) => {
