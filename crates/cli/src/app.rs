@@ -248,9 +248,9 @@ impl Printer {
     ///
     /// Only on Unix terminals (Linux, macOS): a Windows console interprets
     /// these sequences only while virtual terminal processing is on, which
-    /// rustyline turns off again when `readline` returns; there the
-    /// finished line stays, as before, rather than risk printing escape
-    /// codes.
+    /// rustyline switches on for editing and restores to the console's own
+    /// setting (often off) when `readline` returns; there the finished
+    /// line stays, as before, rather than risk printing escape codes.
     fn end_editing(&self, accepted: Option<(&str, &str)>, clusters: GraphemeClusterMode) {
         let mut editing = lock(&self.editing);
         *editing = false;
