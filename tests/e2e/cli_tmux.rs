@@ -383,3 +383,33 @@ fn a_pasted_line_that_cannot_be_sent_is_named_and_explained() {
         s.contains("not sent: \"ring \\u{7} bell\": message contains the control character U+0007")
     });
 }
+
+#[test]
+fn pasted_lines_after_quit_are_counted_not_lost_silently() {
+    if !tmux_available() {
+        eprintln!(
+            "SKIPPED pasted_lines_after_quit_are_counted_not_lost_silently: tmux is not installed"
+        );
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    // The shell keeps the pane open after the client exits, to read it.
+    let tmux = Tmux::start("quit", &format!("--relay {addr} --nick alice; sleep 20"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+    tmux.paste("hello\n/quit\nafter one\n\nafter two\n", true);
+    tmux.wait_screen("the paste in the editor", |s| s.contains("after two"));
+    tmux.press_enter();
+    bob.stdout.wait_contains("* alice left");
+    tmux.wait_screen("what was not sent", |s| {
+        s.contains("2 line(s) after /quit were not sent")
+    });
+    let said: Vec<String> = bob
+        .stdout
+        .all()
+        .iter()
+        .filter_map(|l| l.split_once(" alice: ").map(|(_, t)| t.to_owned()))
+        .collect();
+    assert_eq!(said, ["hello"]);
+}

@@ -599,9 +599,22 @@ fn run_terminal(
                         let _ = editor.add_history_entry(typed);
                     }
                 }
-                for piece in typed_messages(&line) {
+                let pieces = typed_messages(&line);
+                for (i, &piece) in pieces.iter().enumerate() {
                     match parse_input(piece) {
-                        Ok(Input::Quit) => break 'prompt Ok(0),
+                        Ok(Input::Quit) => {
+                            // Pasted lines after a /quit are not sent: say so.
+                            let rest = pieces[i + 1..]
+                                .iter()
+                                .filter(|p| !p.trim().is_empty())
+                                .count();
+                            if rest > 0 {
+                                shared
+                                    .printer
+                                    .complain(&format!("{rest} line(s) after /quit were not sent"));
+                            }
+                            break 'prompt Ok(0);
+                        }
                         Ok(input @ Input::Rename(_)) => {
                             // Give the relay a moment to confirm, so the next
                             // prompt already shows the new nickname.
