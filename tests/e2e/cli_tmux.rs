@@ -1,8 +1,11 @@
 //! The client in a real terminal, under tmux: incoming lines must never
-//! clobber the half-typed line.
+//! clobber the half-typed line; a paste arrives whole, one message per
+//! line; editing keys never end up in a message; an own message is shown
+//! once.
 
 use crate::support::{Client, Relay, WAIT};
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,10 +77,36 @@ impl Tmux {
     }
 
     fn press_enter(&self) {
-        assert!(self
-            .run(&["send-keys", "-t", "chat", "Enter"])
-            .status
-            .success());
+        self.press(&["Enter"]);
+    }
+
+    /// Presses keys by their tmux names (`Up`, `Home`, `DC`, `F5`, ...).
+    fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "chat"];
+        args.extend(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    /// Pastes `text` into the pane as a terminal does: with `bracketed`,
+    /// marked as a paste (if the program asked for that), else as if typed
+    /// very fast. tmux turns each line break into a carriage return (Enter).
+    fn paste(&self, text: &str, bracketed: bool) {
+        let mut load = Command::new("tmux")
+            .args(["-L", &self.socket, "load-buffer", "-b", "paste", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run tmux load-buffer");
+        load.stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("write to tmux");
+        assert!(load.wait().expect("tmux load-buffer").success());
+        let mut args = vec!["paste-buffer", "-d", "-b", "paste", "-t", "chat"];
+        if bracketed {
+            args.push("-p");
+        }
+        assert!(self.run(&args).status.success(), "paste-buffer");
     }
 }
 
@@ -171,4 +200,216 @@ fn refused_nickname_is_explained_and_asked_again() {
     tmux.wait_screen("the join", |s| {
         s.contains("as carol") && prompt_line(s) == "carol>"
     });
+}
+
+/// Waits until `client` has printed `want.len()` chat lines from `nick`,
+/// then a moment more, and checks they are exactly `want`, in order: each
+/// pasted line arrived as its own message, once.
+fn assert_messages_arrive(client: &Client, nick: &str, want: &[String]) {
+    let marker = format!(" {nick}: ");
+    let said = || -> Vec<String> {
+        client
+            .stdout
+            .all()
+            .iter()
+            .filter_map(|l| l.split_once(&marker).map(|(_, text)| text.to_owned()))
+            .collect()
+    };
+    let deadline = Instant::now() + WAIT;
+    while said().len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; {} of {} arrived: {:#?}",
+            said().len(),
+            want.len(),
+            client.stdout.all()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Long enough for a repeat to show up, if there were one.
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(said(), want);
+}
+
+fn pasted_lines() -> Vec<String> {
+    (1..=30)
+        .map(|i| format!("pasted line {i:02} 粘贴 ok"))
+        .collect()
+}
+
+fn paste_arrives_one_message_per_line(name: &str, bracketed: bool) {
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start(name, &format!("--relay {addr} --nick alice"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+
+    let lines = pasted_lines();
+    let block: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    tmux.paste(&block, bracketed);
+    if bracketed {
+        // A marked paste waits in the editor, whole, until Enter.
+        tmux.wait_screen("the paste in the editor", |s| {
+            s.contains("pasted line 30") && !s.contains("(you): pasted line")
+        });
+        tmux.press_enter();
+    }
+    assert_messages_arrive(&bob, "alice", &lines);
+    let screen = tmux.wait_screen("the last echo", |s| {
+        s.contains("alice (you): pasted line 30")
+    });
+    assert!(
+        !screen.contains("not sent") && !screen.contains(" ! "),
+        "{screen}"
+    );
+    assert_eq!(prompt_line(&screen), "alice>", "{screen}");
+}
+
+#[test]
+fn pasted_lines_each_arrive_as_a_message_in_order() {
+    if !tmux_available() {
+        eprintln!("SKIPPED pasted_lines_each_arrive_as_a_message_in_order: tmux is not installed");
+        return;
+    }
+    paste_arrives_one_message_per_line("paste", false);
+}
+
+#[test]
+fn bracketed_paste_arrives_one_message_per_line_in_order() {
+    if !tmux_available() {
+        eprintln!(
+            "SKIPPED bracketed_paste_arrives_one_message_per_line_in_order: tmux is not installed"
+        );
+        return;
+    }
+    paste_arrives_one_message_per_line("bracketed", true);
+}
+
+#[test]
+fn editing_keys_never_end_up_in_the_message() {
+    if !tmux_available() {
+        eprintln!("SKIPPED editing_keys_never_end_up_in_the_message: tmux is not installed");
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start("keys", &format!("--relay {addr} --nick alice"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+
+    tmux.type_text("xbd");
+    tmux.press(&["Home", "DC"]); // "bd"
+    tmux.press(&["Right"]);
+    tmux.type_text("c"); // "bcd"
+    tmux.press(&["Home"]);
+    tmux.type_text("a"); // "abcd"
+    tmux.press(&["End", "Left", "Right"]);
+    tmux.type_text("e"); // "abcde"
+                         // Keys with nothing to do here: history is empty, no completion.
+    tmux.press(&["Up", "Down", "PageUp", "PageDown", "F1", "F5", "F12"]);
+    tmux.press(&["C-Left", "C-Right", "S-Left", "End"]);
+    tmux.wait_screen("the edited line", |s| prompt_line(s) == "alice> abcde");
+    tmux.press_enter();
+    // Tab is not lost: it becomes the four spaces a tab in a message
+    // becomes anyway, however often it is pressed.
+    tmux.type_text("tab");
+    tmux.press(&["Tab"]);
+    tmux.type_text("bed");
+    tmux.press(&["Tab", "Tab"]);
+    tmux.type_text("x");
+    tmux.press_enter();
+    assert_messages_arrive(
+        &bob,
+        "alice",
+        &["abcde".to_owned(), "tab    bed        x".to_owned()],
+    );
+}
+
+#[test]
+fn own_message_is_shown_once() {
+    if !tmux_available() {
+        eprintln!("SKIPPED own_message_is_shown_once: tmux is not installed");
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start("once", &format!("--relay {addr} --nick alice"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+    for text in ["only once 只一次", "and this one too"] {
+        tmux.type_text(text);
+        tmux.press_enter();
+        tmux.wait_screen("the echo", |s| s.contains(&format!("alice (you): {text}")));
+        bob.stdout.wait_contains(&format!(" alice: {text}"));
+    }
+    // A line wider than the terminal (100 columns) takes two rows in the
+    // editor: both go.
+    let long = format!("long {} end", "宽字".repeat(30));
+    tmux.type_text(&long);
+    tmux.press_enter();
+    bob.stdout.wait_contains(&format!(" alice: {long}"));
+    tmux.wait_screen("the echo", |s| s.contains("alice (you): long 宽字"));
+    thread::sleep(Duration::from_millis(300));
+    let screen = tmux.screen();
+    for text in ["only once 只一次", "and this one too", "long 宽字"] {
+        assert_eq!(screen.matches(text).count(), 1, "{screen}");
+    }
+    // The only prompt on screen is the empty one at the bottom.
+    let prompts = screen.lines().filter(|l| l.contains("alice>")).count();
+    assert_eq!(prompts, 1, "{screen}");
+    assert_eq!(prompt_line(&screen), "alice>", "{screen}");
+}
+
+#[test]
+fn a_pasted_line_that_cannot_be_sent_is_named_and_explained() {
+    if !tmux_available() {
+        eprintln!("SKIPPED a_pasted_line_that_cannot_be_sent_is_named_and_explained: tmux is not installed");
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    let tmux = Tmux::start("refused", &format!("--relay {addr} --nick alice"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+    tmux.paste("before\nring \u{7} bell\nafter\ttab\n", true);
+    tmux.wait_screen("the paste in the editor", |s| s.contains("after"));
+    tmux.press_enter();
+    assert_messages_arrive(
+        &bob,
+        "alice",
+        &["before".to_owned(), "after    tab".to_owned()],
+    );
+    tmux.wait_screen("why the line was not sent", |s| {
+        s.contains("not sent: \"ring \\u{7} bell\": message contains the control character U+0007")
+    });
+}
+
+#[test]
+fn pasted_lines_after_quit_are_counted_not_lost_silently() {
+    if !tmux_available() {
+        eprintln!(
+            "SKIPPED pasted_lines_after_quit_are_counted_not_lost_silently: tmux is not installed"
+        );
+        return;
+    }
+    let relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let bob = Client::joined(&addr, "bob");
+    // The shell keeps the pane open after the client exits, to read it.
+    let tmux = Tmux::start("quit", &format!("--relay {addr} --nick alice; sleep 20"));
+    tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
+    tmux.paste("hello\n/quit\nafter one\n\nafter two\n", true);
+    tmux.wait_screen("the paste in the editor", |s| s.contains("after two"));
+    tmux.press_enter();
+    bob.stdout.wait_contains("* alice left");
+    tmux.wait_screen("what was not sent", |s| {
+        s.contains("2 line(s) after /quit were not sent")
+    });
+    let said: Vec<String> = bob
+        .stdout
+        .all()
+        .iter()
+        .filter_map(|l| l.split_once(" alice: ").map(|(_, t)| t.to_owned()))
+        .collect();
+    assert_eq!(said, ["hello"]);
 }

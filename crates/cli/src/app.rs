@@ -9,13 +9,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustyline::completion::Completer;
+use rustyline::config::{CompletionType, Config, Configurer};
 use rustyline::error::ReadlineError;
-use rustyline::ExternalPrinter;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
-use crate::command::{parse_input, split_long_line, Input};
-use crate::render::{render, Line, Style};
+use crate::command::{parse_input, refusal_text, split_long_line, typed_messages, Input};
+use crate::render::{input_rows, render, Line, Style};
 use crate::session::{Action, Session};
 use crate::text::sanitize;
 use crate::{Args, CliError};
@@ -55,6 +61,7 @@ pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
     let color = stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let printer = Printer {
         screen: Mutex::new(None),
+        editing: Mutex::new(false),
         color,
         wrap: stdout_tty,
         offset,
@@ -150,10 +157,23 @@ fn receive(socket: &UdpSocket, buf: &mut [u8], wait: Duration) -> Option<usize> 
     }
 }
 
-/// Where lines go: rustyline's external printer while a prompt is up (so
+/// Where lines go: rustyline's external printer while the prompt is up (so
 /// incoming lines never clobber the half-typed line), else stdout.
+///
+/// The external printer hands a line to the editor through a channel of one
+/// slot, which the editor empties only while it waits for a key: while it
+/// works through typed-ahead or pasted keys, or between two `readline`
+/// calls, a second line blocks the printing thread. So no lock the main
+/// thread needs is ever held while printing through it: the main thread
+/// says when it is in `readline` ([`Printer::editing`]); outside it, lines
+/// are written straight to stdout under that lock (the main thread's own
+/// complaints, and the reader's lines meanwhile), and the accepted input is
+/// erased under it too ([`Printer::end_editing`]).
 struct Printer {
     screen: Mutex<Option<Box<dyn ExternalPrinter + Send>>>,
+    /// True while the main thread is in `readline`. Held for every direct
+    /// write to stdout, so direct writes and erasing never interleave.
+    editing: Mutex<bool>,
     color: bool,
     wrap: bool,
     offset: Option<UtcOffset>,
@@ -178,16 +198,75 @@ impl Printer {
 
     fn show(&self, line: &Line) {
         let text = render(line, &self.style());
-        let mut screen = lock(&self.screen);
-        if let Some(printer) = screen.as_mut() {
-            if printer.print(format!("{text}\n")).is_ok() {
-                return;
+        let editing = lock(&self.editing);
+        if *editing {
+            // Not under `editing`: this may block until the editor reads
+            // the line, and the main thread needs that lock on its way out
+            // of `readline`.
+            drop(editing);
+            if let Some(printer) = lock(&self.screen).as_mut() {
+                if printer.print(format!("{text}\n")).is_ok() {
+                    return;
+                }
             }
+            let _editing = lock(&self.editing);
+            Self::write_out(&text);
+        } else {
+            Self::write_out(&text);
         }
-        drop(screen);
-        // One locked write per line so lines never interleave.
+    }
+
+    /// One locked write per line so lines never interleave.
+    fn write_out(text: &str) {
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// The main thread is about to call `readline`.
+    fn start_editing(&self) {
+        *lock(&self.editing) = true;
+    }
+
+    /// The main thread is back from `readline`; `accepted` is the prompt
+    /// and the line if one was entered. Erases the prompt and that line,
+    /// so that a message is shown once, when the room echoes it (`12:00
+    /// alice (you): hi`), and not also as the finished input line above
+    /// the echo.
+    ///
+    /// rustyline cannot do this itself: on Enter it redraws the whole
+    /// input, leaves it on screen and moves to the next row, and gives no
+    /// hook between accepting the line and leaving the terminal's raw mode.
+    /// So right after `readline` returns, the rows it used (the prompt and
+    /// the line as the editor laid them out, see [`input_rows`]) are
+    /// cleared with two ANSI sequences: up that many rows, then clear to
+    /// the end of the screen; the next prompt is drawn where the old one
+    /// was. (A line printed by the reader in the instant between rustyline
+    /// leaving raw mode and this lock can still land on the accepted row;
+    /// it is then erased with it. rustyline offers no way to close that
+    /// window.)
+    ///
+    /// Only on Unix terminals (Linux, macOS): a Windows console interprets
+    /// these sequences only while virtual terminal processing is on, which
+    /// rustyline switches on for editing and restores to the console's own
+    /// setting (often off) when `readline` returns; there the finished
+    /// line stays, as before, rather than risk printing escape codes.
+    fn end_editing(&self, accepted: Option<(&str, &str)>, clusters: GraphemeClusterMode) {
+        let mut editing = lock(&self.editing);
+        *editing = false;
+        let Some((prompt, line)) = accepted else {
+            return;
+        };
+        if cfg!(windows) || !self.wrap {
+            return;
+        }
+        let Some((columns, _)) = terminal_size::terminal_size() else {
+            return;
+        };
+        let width = |g: &str| usize::from(clusters.width(g));
+        let rows = input_rows(prompt, line, usize::from(columns.0), &width);
+        let mut out = io::stdout().lock();
+        let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
         let _ = out.flush();
     }
 
@@ -443,7 +522,7 @@ fn run_terminal(
     label: String,
 ) -> Result<u8, CliError> {
     let no_repair = args.no_repair;
-    let mut editor = rustyline::DefaultEditor::new()?;
+    let mut editor = new_editor()?;
     let mut nick = match args.nick.as_deref().map(check_nick) {
         Some(Ok(nick)) => nick,
         Some(Err(e)) => {
@@ -493,19 +572,49 @@ fn run_terminal(
     };
     let result = 'prompt: loop {
         let prompt = format!("{}> ", shared.session().nick());
-        match editor.readline(&prompt) {
+        shared.printer.start_editing();
+        let read = editor.readline(&prompt);
+        shared.printer.end_editing(
+            read.as_ref()
+                .ok()
+                .map(|line| (prompt.as_str(), line.as_str())),
+            editor.config_mut().grapheme_cluster_mode(),
+        );
+        match read {
             Ok(line) => {
                 if let Some(code) = *lock(&shared.ended) {
                     break Ok(code);
                 }
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
+                // A bracketed paste of several lines comes back as one
+                // string with line breaks (the terminal marks it as a paste,
+                // rustyline inserts it whole and Enter sends it): each line
+                // goes out as its own message, in order, and a paragraph
+                // too long for one message as several. Without bracketed
+                // paste every pasted line ends with Enter and comes back on
+                // its own; the lines after it wait in rustyline's input
+                // buffer, which the `buffer-redux` feature keeps from one
+                // `readline` to the next (without it they were dropped).
+                for typed in line.split(['\n', '\r']) {
+                    if !typed.trim().is_empty() {
+                        let _ = editor.add_history_entry(typed);
+                    }
                 }
-                // A pasted paragraph too long for one message goes out as
-                // several, in order.
-                for piece in split_long_line(&line) {
+                let pieces = typed_messages(&line);
+                for (i, &piece) in pieces.iter().enumerate() {
                     match parse_input(piece) {
-                        Ok(Input::Quit) => break 'prompt Ok(0),
+                        Ok(Input::Quit) => {
+                            // Pasted lines after a /quit are not sent: say so.
+                            let rest = pieces[i + 1..]
+                                .iter()
+                                .filter(|p| !p.trim().is_empty())
+                                .count();
+                            if rest > 0 {
+                                shared
+                                    .printer
+                                    .complain(&format!("{rest} line(s) after /quit were not sent"));
+                            }
+                            break 'prompt Ok(0);
+                        }
                         Ok(input @ Input::Rename(_)) => {
                             // Give the relay a moment to confirm, so the next
                             // prompt already shows the new nickname.
@@ -517,7 +626,7 @@ fn run_terminal(
                             }
                         }
                         Ok(input) => shared.input(input),
-                        Err(e) => shared.printer.complain(&e.to_string()),
+                        Err(e) => shared.printer.complain(&refusal_text(piece, &e)),
                     }
                 }
             }
@@ -532,8 +641,58 @@ fn run_terminal(
     result
 }
 
+/// The line editor at the prompt.
+type LineEditor = Editor<TabAsSpaces, DefaultHistory>;
+
+/// What rustyline does with keys besides its own editing, which already
+/// keeps every other key out of the text: arrows, Home, End, PageUp, F-keys
+/// and unknown escape sequences move the cursor, recall history or do
+/// nothing, and only printable characters are inserted (and a control
+/// character inserted on purpose with Ctrl-V is refused with a reason when
+/// the line is sent, see `command::refusal_text`). Tab is rustyline's
+/// completion key, which with no completer does nothing, so a tab typed
+/// or pasted without bracketed paste (where it arrives as the Tab key)
+/// vanished from the line: here it inserts the four spaces a tab in a
+/// message becomes anyway (`command::parse_input`).
+struct TabAsSpaces;
+
+impl Completer for TabAsSpaces {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        _line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        // One candidate, inserted at the cursor (with `CompletionType::List`
+        // a single candidate is taken at once, however often Tab is
+        // pressed).
+        Ok((pos, vec!["    ".to_owned()]))
+    }
+}
+
+impl Hinter for TabAsSpaces {
+    type Hint = String;
+}
+
+impl Highlighter for TabAsSpaces {}
+
+impl Validator for TabAsSpaces {}
+
+impl Helper for TabAsSpaces {}
+
+fn new_editor() -> Result<LineEditor, CliError> {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor = LineEditor::with_config(config)?;
+    editor.set_helper(Some(TabAsSpaces));
+    Ok(editor)
+}
+
 /// Asks for a nickname until a valid one is typed.
-fn ask_nick(editor: &mut rustyline::DefaultEditor) -> Result<Nick, CliError> {
+fn ask_nick(editor: &mut LineEditor) -> Result<Nick, CliError> {
     loop {
         let typed = match editor.readline("nickname: ") {
             Ok(typed) => typed,

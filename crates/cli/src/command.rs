@@ -131,6 +131,46 @@ pub fn split_long_line(line: &str) -> Vec<&str> {
     pieces
 }
 
+/// Splits what the line editor returned into the messages to send, in
+/// order: one per line (a paste of several lines comes back from the editor
+/// as one string with line breaks, and a line break cannot travel in a
+/// message), each line too long for one message split by
+/// [`split_long_line`]. `\r\n`, `\n` and a lone `\r` all end a line.
+/// Blank lines stay in the list; [`parse_input`] makes them
+/// [`Input::Nothing`].
+pub fn typed_messages(typed: &str) -> Vec<&str> {
+    let typed = typed.strip_suffix("\r\n").unwrap_or(typed);
+    let typed = typed.strip_suffix(['\n', '\r']).unwrap_or(typed);
+    typed
+        .split("\r\n")
+        .flat_map(|line| line.split(['\n', '\r']))
+        .flat_map(split_long_line)
+        .collect()
+}
+
+/// What the user reads when a typed or pasted line cannot be sent: which
+/// line (its start, made safe to show) and why. Problems with a command
+/// (usage, unknown command) already say what to do and are shown as they
+/// are.
+pub fn refusal_text(line: &str, error: &InputError) -> String {
+    match error {
+        InputError::Text(_) => {
+            const SHOWN: usize = 40;
+            let start: String = line.chars().take(SHOWN).collect();
+            let more = if line.chars().nth(SHOWN).is_some() {
+                "…"
+            } else {
+                ""
+            };
+            format!(
+                "not sent: \"{}{more}\": {error}",
+                crate::text::sanitize(&start)
+            )
+        }
+        _ => error.to_string(),
+    }
+}
+
 fn text(s: &str) -> Result<Text, InputError> {
     Text::new(s).map_err(InputError::Text)
 }
@@ -218,6 +258,50 @@ mod tests {
         assert_eq!(split_long_line("short\n"), ["short"]);
         let command = format!("/msg bob {}", "x".repeat(900));
         assert_eq!(split_long_line(&command), [command.as_str()]);
+    }
+
+    #[test]
+    fn a_pasted_block_becomes_one_message_per_line_in_order() {
+        let block: String = (1..=30).map(|i| format!("line {i:02}\n")).collect();
+        let want: Vec<String> = (1..=30).map(|i| format!("line {i:02}")).collect();
+        assert_eq!(typed_messages(&block), want);
+        // Any line ending, blank lines kept (they parse to Nothing).
+        assert_eq!(typed_messages("a\r\nb\rc\n\nd"), ["a", "b", "c", "", "d"]);
+        assert_eq!(typed_messages("one line"), ["one line"]);
+        assert_eq!(typed_messages(""), [""]);
+        // A long line inside a paste is split like a typed one, in place.
+        let long = "word ".repeat(300);
+        let block = format!("first\n{long}\nlast\n");
+        let pieces = typed_messages(&block);
+        assert_eq!(pieces.first(), Some(&"first"));
+        assert_eq!(pieces.last(), Some(&"last"));
+        assert_eq!(pieces[1..pieces.len() - 1].concat(), long);
+        assert!(pieces.iter().all(|p| p.len() <= MAX_TEXT_BYTES));
+        for p in typed_messages(&block) {
+            assert!(matches!(parse_input(p), Ok(Input::Say(_))), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_that_cannot_be_sent_is_named_and_explained() {
+        let line = "ring \u{7} the bell";
+        let e = parse_input(line).unwrap_err();
+        let text = refusal_text(line, &e);
+        assert_eq!(
+            text,
+            "not sent: \"ring \\u{7} the bell\": message contains the control \
+             character U+0007; remove it and send again"
+        );
+        assert!(!text.chars().any(crate::text::must_escape), "{text:?}");
+        let long = format!("{}\u{1b}", "x".repeat(100));
+        let text = refusal_text(&long, &parse_input(&long).unwrap_err());
+        assert!(
+            text.starts_with(&format!("not sent: \"{}…\"", "x".repeat(40))),
+            "{text}"
+        );
+        // Command problems say what to do already.
+        let e = parse_input("/frob").unwrap_err();
+        assert_eq!(refusal_text("/frob", &e), e.to_string());
     }
 
     #[test]

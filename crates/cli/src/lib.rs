@@ -31,7 +31,8 @@ pub use error::CliError;
     about = "Chat with your class through a udpchat relay.",
     long_about = "Chat with your class through a udpchat relay.\n\n\
         On a terminal you get a prompt: incoming messages appear above it and never \
-        disturb what you are typing. With stdin not a terminal (a pipe or a file), every \
+        disturb what you are typing; pasting several lines sends each as its own \
+        message, in order. With stdin not a terminal (a pipe or a file), every \
         line read is sent as a message (lines starting with / are commands), incoming \
         events are printed one per line, and at the end of input the client leaves and \
         exits 0.",

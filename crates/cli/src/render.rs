@@ -246,6 +246,73 @@ pub fn render(line: &Line, style: &Style) -> String {
     out
 }
 
+/// Tab stops of the line editor (rustyline's default), for [`input_rows`].
+const EDITOR_TAB_STOP: usize = 8;
+
+/// How many terminal rows the line editor used for `prompt` followed by
+/// the accepted `line`, counting the row the cursor moved to when the line
+/// was accepted: moving up that many rows and clearing to the end of the
+/// screen erases the finished input (see `app.rs`). `columns` is the
+/// terminal's width; `width` gives the columns of one grapheme cluster as
+/// the editor counts them (rustyline's `GraphemeClusterMode::width`).
+///
+/// This follows the line editor's own layout (rustyline's
+/// `calculate_position`): a line break starts a row, a grapheme that does
+/// not fit moves to the next row whole, a row filled to the last column
+/// ends there, escape sequences take no column.
+pub fn input_rows(
+    prompt: &str,
+    line: &str,
+    columns: usize,
+    width: &dyn Fn(&str) -> usize,
+) -> usize {
+    use unicode_segmentation::UnicodeSegmentation;
+
+    let columns = columns.max(1);
+    let advance = |s: &str, mut row: usize, mut col: usize| -> (usize, usize) {
+        // 0: text, 1: after ESC, 2: in a CSI sequence.
+        let mut escape = 0u8;
+        for g in s.graphemes(true) {
+            if g == "\n" {
+                row += 1;
+                col = 0;
+                continue;
+            }
+            let w = match escape {
+                1 => {
+                    escape = if g == "[" { 2 } else { 0 };
+                    0
+                }
+                2 => {
+                    if !(g == ";" || g.starts_with(|c: char| c.is_ascii_digit())) {
+                        escape = 0;
+                    }
+                    0
+                }
+                _ if g == "\x1b" => {
+                    escape = 1;
+                    0
+                }
+                _ if g == "\t" => EDITOR_TAB_STOP - col % EDITOR_TAB_STOP,
+                _ => width(g),
+            };
+            col += w;
+            if col > columns {
+                row += 1;
+                col = w;
+            }
+        }
+        if col == columns {
+            row += 1;
+            col = 0;
+        }
+        (row, col)
+    };
+    let (row, col) = advance(prompt, 0, 0);
+    let (row, _) = advance(line, row, col);
+    row + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +428,35 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines, ["10:00 小明: 一二三四五六", "            七八九十"]);
         assert!(lines.iter().all(|l| width(l) <= 24));
+    }
+
+    #[test]
+    fn accepted_input_rows_follow_the_editor_layout() {
+        let input_rows = |prompt: &str, line: &str, columns: usize| {
+            input_rows(prompt, line, columns, &|g: &str| width(g))
+        };
+        assert_eq!(input_rows("alice> ", "hello", 80), 1);
+        assert_eq!(input_rows("alice> ", "", 80), 1);
+        // Exactly filling the row ends it; one more character starts the next.
+        assert_eq!(input_rows("ab> ", &"x".repeat(6), 10), 2);
+        assert_eq!(input_rows("ab> ", &"x".repeat(5), 10), 1);
+        assert_eq!(input_rows("ab> ", &"x".repeat(7), 10), 2);
+        assert_eq!(input_rows("ab> ", &"x".repeat(16), 10), 3);
+        // A wide character never straddles the edge.
+        assert_eq!(input_rows("ab> ", "xxxxx你", 10), 2);
+        // A pasted block keeps its line breaks.
+        assert_eq!(input_rows("ab> ", "one\ntwo\nthree\n", 80), 4);
+        assert_eq!(input_rows("ab> ", "a\tb", 80), 1);
+        // A tab reaches the next tab stop: "ab> " + "x" + tab ends at 8.
+        assert_eq!(input_rows("ab> ", "x\tyy", 9), 2);
+        // An escape sequence takes no column.
+        assert_eq!(input_rows("ab> ", "\u{1b}[1;31mxxxxx", 10), 1);
+        // The width of a cluster is the editor's: one emoji with a skin
+        // tone counted as 2 columns or as 4 makes a row more or less.
+        let line = "xxxx👋🏿";
+        assert_eq!(input_rows("ab> ", line, 11), 2);
+        let grapheme = |g: &str| if g.chars().count() > 1 { 2 } else { width(g) };
+        assert_eq!(super::input_rows("ab> ", line, 11, &grapheme), 1);
     }
 
     #[test]
