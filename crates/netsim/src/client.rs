@@ -483,6 +483,8 @@ impl NaiveClient {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
             nick: self.nick.clone(),
             cookie: self.cookie,
+            since: None,
+            resume: None,
         }
         .encode()
     }

@@ -92,6 +92,9 @@ pub enum RoomEvent {
     },
     /// A member joined.
     Join(Nick),
+    /// A member came back from a new address (a restarted client) and took
+    /// over its membership: no `LEAVE`, no `JOIN`.
+    Reconnect(Nick),
     /// A member left.
     Leave {
         /// Who.
@@ -115,20 +118,28 @@ pub enum RoomEvent {
 pub enum RelayMsg {
     /// `COOKIE <cookie>`: echo this in `HELLO` to prove the address is yours.
     Cookie(Cookie),
-    /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>`:
-    /// the join is complete.
+    /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>
+    /// [<history-from> [<resume>]]`: the join is complete.
     Welcome {
         /// The dialect version.
         version: Token,
         /// The nickname the member holds.
         nick: Nick,
-        /// The newest room event's sequence number (0 if none yet); the next
-        /// live event will be `last_seq + 1`.
+        /// The member's join point: the newest room event's sequence number
+        /// when this membership began (0 if none yet). A repeated `WELCOME`
+        /// states the same number; every event after it is the member's.
         last_seq: u64,
         /// Seconds between the client's pings.
         ping_interval: u32,
         /// Seconds of silence after which the relay evicts the member.
         idle_timeout: u32,
+        /// The first event of the history that comes with this membership:
+        /// events `history_from..=last_seq` are sent with origin `history`
+        /// (none if `history_from > last_seq`). Absent from older relays.
+        history_from: Option<u64>,
+        /// The resume token of this membership (`HELLO ... resume=<token>`
+        /// takes it over from a new address). Needs `history_from`.
+        resume: Option<Token>,
     },
     /// `EVENT <seq> <origin> <kind> ...`: a numbered room event.
     Event {
@@ -227,6 +238,14 @@ impl RelayMsg {
                 let last_seq = f.number("last-seq")?;
                 let ping_interval = small(f.number("ping-interval")?, "ping-interval")?;
                 let idle_timeout = small(f.number("idle-timeout")?, "idle-timeout")?;
+                let history_from = f
+                    .optional()
+                    .map(|n| crate::fields::parse_number(n, "history-from"))
+                    .transpose()?;
+                let resume = match history_from {
+                    Some(_) => f.optional().map(Token::new).transpose()?,
+                    None => None,
+                };
                 f.end()?;
                 RelayMsg::Welcome {
                     version,
@@ -234,6 +253,8 @@ impl RelayMsg {
                     last_seq,
                     ping_interval,
                     idle_timeout,
+                    history_from,
+                    resume,
                 }
             }
             "EVENT" => {
@@ -252,6 +273,11 @@ impl RelayMsg {
                         let nick = f.nick("nickname")?;
                         f.end()?;
                         RoomEvent::Join(nick)
+                    }
+                    "RECONNECT" => {
+                        let nick = f.nick("nickname")?;
+                        f.end()?;
+                        RoomEvent::Reconnect(nick)
                     }
                     "LEAVE" => {
                         let nick = f.nick("nickname")?;
@@ -374,15 +400,27 @@ impl RelayMsg {
                 last_seq,
                 ping_interval,
                 idle_timeout,
-            } => write!(
-                out,
-                "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
-            ),
+                history_from,
+                resume,
+            } => {
+                let _ = write!(
+                    out,
+                    "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
+                );
+                match (history_from, resume) {
+                    (Some(from), Some(resume)) => write!(out, " {from} {resume}"),
+                    (Some(from), None) => write!(out, " {from}"),
+                    // A token needs the field before it.
+                    (None, Some(resume)) => write!(out, " {} {resume}", last_seq + 1),
+                    (None, None) => Ok(()),
+                }
+            }
             RelayMsg::Event { seq, origin, event } => {
                 let _ = write!(out, "EVENT {seq} {} ", origin.as_str());
                 match event {
                     RoomEvent::Chat { nick, text } => write!(out, "CHAT {nick} {text}"),
                     RoomEvent::Join(nick) => write!(out, "JOIN {nick}"),
+                    RoomEvent::Reconnect(nick) => write!(out, "RECONNECT {nick}"),
                     RoomEvent::Leave { nick, reason } => {
                         write!(out, "LEAVE {nick} {}", reason.as_str())
                     }

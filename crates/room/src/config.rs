@@ -28,11 +28,15 @@ pub struct Config {
     pub stranger_replies_per_sec: u32,
     /// Room events kept for `RESEND`.
     pub history: usize,
-    /// CHAT/HOST events replayed to a new structured member (0 = off).
+    /// Room events replayed to a new structured member (0 = off).
     pub history_on_join: usize,
     /// JOIN and LEAVE are announced to the room only while it holds at most
     /// this many members, the joiner or leaver counted (0 = never).
     pub announce_limit: usize,
+    /// A classic `N nick` from a new port of the same IP address takes over
+    /// `nick`'s classic membership once the old address has been silent this
+    /// long (a course client restarted without sending `Q`); zero: never.
+    pub classic_reclaim_after: Duration,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             history: 1024,
             history_on_join: 20,
             announce_limit: 200,
+            classic_reclaim_after: Duration::from_secs(30),
         }
     }
 }

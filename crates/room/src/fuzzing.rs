@@ -63,6 +63,8 @@ pub fn config() -> Config {
         history_on_join: 4,
         // Below max_clients, so both sides of the limit are reached.
         announce_limit: 3,
+        // Reachable: SOURCES share IP addresses.
+        classic_reclaim_after: Duration::from_secs(30),
     }
 }
 
@@ -559,6 +561,7 @@ impl Harness {
             .count();
         assert!(chats <= 1, "{step:?} relayed {chats} chats");
         let mut left_by_timeout = Vec::new();
+        let mut reconnected = Vec::new();
         for event in &self.out.events {
             let event = match event {
                 Event::Room { seq, event } => {
@@ -575,7 +578,10 @@ impl Harness {
                 // but it has no number and must be a JOIN or LEAVE.
                 Event::Unannounced { event } => {
                     assert!(
-                        matches!(event, RoomEvent::Join(_) | RoomEvent::Leave { .. }),
+                        matches!(
+                            event,
+                            RoomEvent::Join(_) | RoomEvent::Leave { .. } | RoomEvent::Reconnect(_)
+                        ),
                         "unannounced {event:?}"
                     );
                     event
@@ -602,6 +608,24 @@ impl Harness {
                         !before.contains_key(&from),
                         "second JOIN for {from} ({nick})"
                     );
+                }
+                // A takeover: the sender now holds a nickname another
+                // address held, which lost it.
+                (Step::Datagram(..), RoomEvent::Reconnect(nick)) => {
+                    let from = sender.expect("datagram step has a sender");
+                    assert_eq!(
+                        nick_of(after, &from),
+                        Some(nick.key()),
+                        "RECONNECT {nick} but {from} does not hold it"
+                    );
+                    assert!(
+                        !before.contains_key(&from),
+                        "{from} was a member and reconnected as {nick}"
+                    );
+                    let old = before.iter().find(|(_, (n, _))| n.key() == nick.key());
+                    let (old, _) = old.unwrap_or_else(|| panic!("nobody held {nick} before"));
+                    assert_eq!(old.ip(), from.ip(), "classic takeover from another IP");
+                    reconnected.push(nick.key());
                 }
                 (Step::Datagram(..), RoomEvent::Leave { nick, reason }) => {
                     let from = sender.expect("datagram step has a sender");
@@ -665,7 +689,7 @@ impl Harness {
             }
             let explained = match step {
                 Step::Kick(..) | Step::Unreachable(_) | Step::Shutdown => true,
-                _ => left_by_timeout.contains(&nick.key()),
+                _ => left_by_timeout.contains(&nick.key()) || reconnected.contains(&nick.key()),
             };
             assert!(explained, "{addr} lost {nick} during {step:?}");
         }

@@ -66,19 +66,6 @@ impl History {
         })
     }
 
-    /// The newest `n` CHAT and HOST events, oldest first: what a joining
-    /// structured member is shown.
-    pub(crate) fn recent_talk(&self, n: usize) -> Vec<(u64, &RoomEvent)> {
-        let mut recent: Vec<(u64, &RoomEvent)> = self
-            .iter()
-            .rev()
-            .filter(|(_, e)| matches!(e, RoomEvent::Chat { .. } | RoomEvent::Host(_)))
-            .take(n)
-            .collect();
-        recent.reverse();
-        recent
-    }
-
     /// Records event `seq`, which must be one more than the last recorded.
     fn push(&mut self, seq: u64, event: RoomEvent) {
         if self.capacity == 0 {
@@ -112,6 +99,7 @@ impl History {
     }
 
     /// Every held event with its sequence number, oldest first.
+    #[cfg(test)]
     fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &RoomEvent)> {
         let first = self.first_seq;
         self.events
@@ -170,7 +158,8 @@ mod tests {
         assert_eq!(
             to(&sent, 2),
             [
-                "WELCOME udpchat/1 bob 3 15 60",
+                "WELCOME udpchat/1 bob 3 15 60 1 <token>",
+                "EVENT 1 history JOIN alice",
                 "EVENT 2 history CHAT alice one",
                 "EVENT 3 history HOST two",
                 "EVENT 4 live JOIN bob",
@@ -180,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn history_on_join_is_only_the_most_recent_chat_and_host_events() {
+    fn history_on_join_is_the_most_recent_events_of_any_kind() {
         let mut h = Harness::with(Config {
             history_on_join: 2,
             ..Config::default()
@@ -191,17 +180,20 @@ mod tests {
         }
         h.send(1, "NICK alicia");
         let sent = h.join_structured(2, "bob");
-        let history: Vec<&str> = to(&sent, 2)
+        let history: Vec<String> = to(&sent, 2)
             .into_iter()
             .filter(|s| s.contains(" history "))
             .collect();
+        // Contiguous, so that the client can tell a lost one from a skipped
+        // one: WELCOME states the range.
         assert_eq!(
             history,
             [
-                "EVENT 3 history CHAT alice b",
-                "EVENT 4 history CHAT alice c"
+                "EVENT 4 history CHAT alice c",
+                "EVENT 5 history RENAME alice alicia"
             ]
         );
+        assert_eq!(to(&sent, 2)[0], "WELCOME udpchat/1 bob 5 15 60 4 <token>");
     }
 
     #[test]

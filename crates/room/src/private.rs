@@ -244,7 +244,7 @@ mod tests {
                 h.send(n, "PING");
             }
             let sent = h.timeout();
-            if to(&sent, 2).contains(&"PRIVATE 1 alice psst") {
+            if to(&sent, 2).contains(&"PRIVATE 1 alice psst".to_owned()) {
                 at.push(ms);
             }
         }

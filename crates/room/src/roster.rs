@@ -27,6 +27,20 @@ pub(crate) struct Member {
     /// The last [`ID_WINDOW`] `PMSG` and `SAY` ids this member sent. Gone
     /// with the member: a client that joins again starts a fresh ring.
     pub(crate) recent_ids: RecentIds,
+    /// The join point: the newest event number when this membership began
+    /// (`WELCOME`'s `last-seq`, the same in every repeated `WELCOME`).
+    pub(crate) join_seq: u64,
+    /// The first event of the history this membership is sent.
+    pub(crate) history_from: u64,
+    /// Numbers this membership for its resume token (0: none).
+    pub(crate) join_id: u64,
+}
+
+impl Member {
+    /// When the member's address last sent a well-formed command.
+    pub(crate) fn last_heard_ms(&self) -> u64 {
+        self.last_heard_ms
+    }
 }
 
 /// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
@@ -155,6 +169,9 @@ impl Roster {
                 bucket,
                 outbox: Outbox::default(),
                 recent_ids: RecentIds::default(),
+                join_seq: 0,
+                history_from: 1,
+                join_id: 0,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -195,6 +212,38 @@ impl Roster {
         self.by_nick.remove(&member.nick.key());
         self.by_nick.insert(new.key(), addr);
         Some(std::mem::replace(&mut member.nick, new))
+    }
+
+    /// Moves the member at `old` to `new` (a restarted client taking over its
+    /// membership): same nickname and state, a fresh idle timer in
+    /// `dialect`. The caller checked that `new` is not a member.
+    pub(crate) fn move_member(
+        &mut self,
+        old: SocketAddr,
+        new: SocketAddr,
+        dialect: Dialect,
+        now_ms: u64,
+    ) -> bool {
+        let Some(mut member) = self.members.remove(&old) else {
+            return false;
+        };
+        let generation = self.next_generation();
+        member.generation = generation;
+        member.last_heard_ms = now_ms;
+        if member.dialect != dialect && dialect != Dialect::Structured {
+            member.outbox.clear();
+        }
+        member.dialect = dialect;
+        self.by_nick.insert(member.nick.key(), new);
+        self.members.insert(new, member);
+        let due_ms = now_ms + self.idle_timeout_ms(dialect);
+        self.idle_timers.push(Reverse(IdleTimer {
+            due_ms,
+            addr: new,
+            generation,
+        }));
+        self.compact_idle_timers();
+        true
     }
 
     /// Removes the member at `addr`.
@@ -378,9 +427,12 @@ mod tests {
     fn repeated_valid_hello_gets_welcome_without_second_join() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
+        h.send(1, "SAY 1 hi");
         let sent = h.join_structured(1, "alice");
-        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 1 15 60"]);
-        assert_eq!(h.room.last_seq(), 1);
+        // The same join point and history range as the first WELCOME, not
+        // the newest event: what came since is the client's to repair.
+        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 0 15 60 1 <token>"]);
+        assert_eq!(h.room.last_seq(), 2);
     }
 
     #[test]

@@ -148,6 +148,8 @@ impl Relay {
                     last_seq: self.seq,
                     ping_interval: 15,
                     idle_timeout: 60,
+                    history_from: None,
+                    resume: None,
                 };
                 vec![welcome, self.event(RoomEvent::Join(nick))]
             }

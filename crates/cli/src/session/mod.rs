@@ -170,6 +170,22 @@ pub struct Session {
     notices: Notices,
     /// Ask for missed events and resend lost own messages (the default).
     repair: bool,
+    /// The resume token of our membership, if the relay gave one (kept for
+    /// a rejoin, and by the app in a file for a new process).
+    resume: Option<Token>,
+    /// Every room event up to this one was shown (while not joined; a
+    /// joined session asks its link). Sent as `since=` with the token.
+    delivered: Option<u64>,
+}
+
+/// What a client needs to take its membership back after a restart: the
+/// relay's resume token and the last room event it showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeState {
+    /// From `WELCOME`.
+    pub token: Token,
+    /// Every room event up to this one was shown (`HELLO ... since=`).
+    pub since: Option<u64>,
 }
 
 impl Session {
@@ -189,7 +205,29 @@ impl Session {
             budget: Budget::new(now),
             notices: Notices::default(),
             repair: true,
+            resume: None,
+            delivered: None,
         }
+    }
+
+    /// Joins with a resume token saved by an earlier process: the relay
+    /// hands us our nickname back at once (the old process may have died
+    /// without leaving) and sends only the events after `since`.
+    pub fn with_resume(mut self, state: ResumeState) -> Session {
+        self.resume = Some(state.token);
+        self.delivered = state.since;
+        self
+    }
+
+    /// What to save to take this membership back from a new process; `None`
+    /// until the relay gave a token.
+    pub fn resume_state(&self) -> Option<ResumeState> {
+        let token = self.resume.clone()?;
+        let since = match &self.state {
+            State::Joined(link) => Some(link.delivered_through()),
+            _ => self.delivered,
+        };
+        Some(ResumeState { token, since })
     }
 
     /// Turns loss repair off: missed room events are only reported, lost
@@ -382,10 +420,22 @@ impl Session {
                 last_seq,
                 ping_interval,
                 idle_timeout,
+                history_from,
+                resume,
                 ..
             } => {
                 self.nick = nick.clone();
-                let mut link = Link::new(now, last_seq, ping_interval, idle_timeout, self.repair);
+                if resume.is_some() {
+                    self.resume = resume;
+                }
+                let mut link = Link::new(
+                    now,
+                    last_seq,
+                    history_from,
+                    ping_interval,
+                    idle_timeout,
+                    self.repair,
+                );
                 out.push(Action::Joined {
                     nick: nick.clone(),
                     rejoin,
@@ -641,6 +691,8 @@ impl Session {
                     history,
                 }
             }
+            RoomEvent::Reconnect(nick) if !history => Line::Notice(format!("{nick} reconnected")),
+            RoomEvent::Reconnect(nick) => Line::Notice(format!("[history] {nick} reconnected")),
             RoomEvent::Host(text) => Line::Host {
                 text: text.to_string(),
                 history,
@@ -665,6 +717,9 @@ impl Session {
         out.push(Action::Show(Line::Notice(
             "connection lost, rejoining…".into(),
         )));
+        if let State::Joined(link) = &self.state {
+            self.delivered = Some(link.delivered_through());
+        }
         self.state = State::Joining(Joining::new(now, true));
     }
 
@@ -673,6 +728,9 @@ impl Session {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
             nick: self.nick.clone(),
             cookie: self.cookie,
+            // Only the HELLO with a cookie counts; the first stays small.
+            since: self.cookie.and(self.resume.as_ref()).and(self.delivered),
+            resume: self.cookie.and(self.resume.clone()),
         };
         send(&mut self.budget, now, &hello, out);
     }

@@ -46,6 +46,8 @@ pub(super) fn welcome(nick: &str, last_seq: u64) -> Vec<u8> {
         last_seq,
         ping_interval: 15,
         idle_timeout: 60,
+        history_from: None,
+        resume: None,
     })
 }
 
