@@ -50,6 +50,11 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration_or_zero)]
     pub classic_reclaim_after: Duration,
 
+    /// A structured member whose port is reported unreachable (its client died) stays this long, so
+    /// that the restarted client takes its nickname back ("reconnected"); 0s: it leaves at once.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration_or_zero)]
+    pub unreachable_grace: Duration,
+
     /// Refuse the classic dialect; accept only structured clients (HELLO with a cookie).
     #[arg(long)]
     pub no_classic: bool,
@@ -142,6 +147,7 @@ impl Args {
             history_on_join: self.history_on_join as usize,
             announce_limit: self.announce_limit as usize,
             classic_reclaim_after: self.classic_reclaim_after,
+            unreachable_grace: self.unreachable_grace,
             ..Config::default()
         }
     }

@@ -37,6 +37,11 @@ pub struct Config {
     /// `nick`'s classic membership once the old address has been silent this
     /// long (a course client restarted without sending `Q`); zero: never.
     pub classic_reclaim_after: Duration,
+    /// A structured member whose port the OS reports unreachable (its
+    /// client died) stays a member this long, silent, so that the restarted
+    /// client can resume it with its token (`RECONNECT`, no `LEAVE`); zero:
+    /// removed at once, like a classic member.
+    pub unreachable_grace: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +60,7 @@ impl Default for Config {
             history_on_join: 20,
             announce_limit: 200,
             classic_reclaim_after: Duration::from_secs(30),
+            unreachable_grace: Duration::from_secs(10),
         }
     }
 }

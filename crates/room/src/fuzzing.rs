@@ -65,6 +65,7 @@ pub fn config() -> Config {
         announce_limit: 3,
         // Reachable: SOURCES share IP addresses.
         classic_reclaim_after: Duration::from_secs(30),
+        unreachable_grace: Duration::from_secs(10),
     }
 }
 
@@ -635,8 +636,11 @@ impl Harness {
                             Some(nick.key()),
                             "{from} made {nick} quit"
                         ),
-                        // Idle eviction may run lazily on any input.
-                        LeaveReason::Timeout => left_by_timeout.push(nick.key()),
+                        // Idle eviction (and the end of an unreachable
+                        // member's grace) may run lazily on any input.
+                        LeaveReason::Timeout | LeaveReason::Unreachable => {
+                            left_by_timeout.push(nick.key())
+                        }
                         _ => panic!("a datagram caused LEAVE {nick} {reason:?}"),
                     }
                 }
@@ -674,7 +678,7 @@ impl Harness {
                     Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
                     RoomEvent::Leave {
                         nick,
-                        reason: LeaveReason::Timeout,
+                        reason: LeaveReason::Timeout | LeaveReason::Unreachable,
                     },
                 ) => left_by_timeout.push(nick.key()),
                 (Step::Shutdown, RoomEvent::Leave { .. }) => {}

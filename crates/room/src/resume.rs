@@ -286,4 +286,50 @@ mod tests {
         assert!(from(&mut h, same_ip, "N alice")[0].starts_with("ERROR nick-taken"));
         assert_eq!(h.room.members()[0].2, Dialect::Structured);
     }
+
+    #[test]
+    fn an_unreachable_structured_member_waits_for_its_resume_then_leaves() {
+        let mut h = Harness::new();
+        let token = token_in(&h.join_structured(1, "alice"));
+        h.join_structured(3, "bob");
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(1), &mut h.out);
+        assert!(h.sent().is_empty(), "no LEAVE during the grace period");
+        h.advance_ms(5_000);
+        assert!(h.timeout().is_empty());
+        let sent = h.send(2, &resume_hello(&h, 2, "alice", None, &token));
+        assert_eq!(
+            to(&sent, 3),
+            [format!("EVENT {} live RECONNECT alice", h.room.last_seq())]
+        );
+        // Bob's client dies too, and nobody resumes it.
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(3), &mut h.out);
+        h.advance_ms(9_999);
+        assert!(h.timeout().is_empty());
+        h.advance_ms(1);
+        let sent = h.timeout();
+        assert_eq!(
+            to(&sent, 2),
+            [format!(
+                "EVENT {} live LEAVE bob unreachable",
+                h.room.last_seq()
+            )]
+        );
+        assert!(to(&sent, 3).is_empty(), "no BYE to a closed port");
+    }
+
+    #[test]
+    fn a_member_heard_from_again_is_not_unreachable() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(1), &mut h.out);
+        h.send(1, "PING");
+        h.advance_ms(20_000);
+        h.timeout();
+        assert_eq!(h.room.member_count(), 1);
+    }
 }

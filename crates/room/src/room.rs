@@ -116,7 +116,16 @@ impl Room {
     }
 
     /// The OS reported `addr` unreachable (ICMP port unreachable).
-    pub fn handle_unreachable(&mut self, _now: Instant, addr: SocketAddr, out: &mut Outputs) {
+    /// A structured member is kept silent for [`Config::unreachable_grace`]
+    /// (its restarted client may resume it), then leaves as unreachable.
+    pub fn handle_unreachable(&mut self, now: Instant, addr: SocketAddr, out: &mut Outputs) {
+        if self.roster.mark_unreachable(addr, self.ms(now)) {
+            out.events.push(Event::Dropped {
+                addr,
+                why: "port unreachable; kept for a resume during the grace period",
+            });
+            return;
+        }
         self.leave(addr, LeaveReason::Unreachable, out);
     }
 
@@ -125,7 +134,15 @@ impl Room {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
         let now_ms = self.ms(now);
         while let Some(addr) = self.roster.next_idle(now_ms) {
-            self.evict(addr, out);
+            let unreachable = self
+                .roster
+                .get(&addr)
+                .is_some_and(|m| m.unreachable_since_ms.is_some());
+            if unreachable {
+                self.leave(addr, LeaveReason::Unreachable, out);
+            } else {
+                self.evict(addr, out);
+            }
         }
         self.privates
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);

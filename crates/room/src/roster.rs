@@ -34,6 +34,9 @@ pub(crate) struct Member {
     pub(crate) history_from: u64,
     /// Numbers this membership for its resume token (0: none).
     pub(crate) join_id: u64,
+    /// When the OS reported its port unreachable (a structured member in
+    /// its grace period; cleared by any command from it).
+    pub(crate) unreachable_since_ms: Option<u64>,
 }
 
 impl Member {
@@ -88,6 +91,7 @@ pub(crate) struct Roster {
     next_generation: u64,
     structured_idle_ms: u64,
     classic_idle_ms: u64,
+    unreachable_grace_ms: u64,
 }
 
 impl Roster {
@@ -100,6 +104,7 @@ impl Roster {
             next_generation: 1,
             structured_idle_ms: ms(config.idle_timeout),
             classic_idle_ms: ms(config.classic_idle_timeout),
+            unreachable_grace_ms: ms(config.unreachable_grace),
         }
     }
 
@@ -144,6 +149,39 @@ impl Roster {
     pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) {
         if let Some(member) = self.members.get_mut(&addr) {
             member.last_heard_ms = now_ms;
+            member.unreachable_since_ms = None;
+        }
+    }
+
+    /// The OS reported `addr` unreachable. A structured member is kept for
+    /// the grace period (true); anyone else is for the caller to remove
+    /// (false).
+    pub(crate) fn mark_unreachable(&mut self, addr: SocketAddr, now_ms: u64) -> bool {
+        let grace = self.unreachable_grace_ms;
+        let Some(member) = self.members.get_mut(&addr) else {
+            return false;
+        };
+        if member.dialect != Dialect::Structured || grace == 0 {
+            return false;
+        }
+        if member.unreachable_since_ms.is_none() {
+            member.unreachable_since_ms = Some(now_ms);
+            let generation = member.generation;
+            self.idle_timers.push(Reverse(IdleTimer {
+                due_ms: now_ms + grace,
+                addr,
+                generation,
+            }));
+        }
+        true
+    }
+
+    /// When the member at `addr` is due for removal.
+    fn due_ms(&self, member: &Member) -> u64 {
+        let idle = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+        match member.unreachable_since_ms {
+            Some(since) => idle.min(since + self.unreachable_grace_ms),
+            None => idle,
         }
     }
 
@@ -172,6 +210,7 @@ impl Roster {
                 join_seq: 0,
                 history_from: 1,
                 join_id: 0,
+                unreachable_since_ms: None,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -230,6 +269,7 @@ impl Roster {
         let generation = self.next_generation();
         member.generation = generation;
         member.last_heard_ms = now_ms;
+        member.unreachable_since_ms = None;
         if member.dialect != dialect && dialect != Dialect::Structured {
             member.outbox.clear();
         }
@@ -277,7 +317,7 @@ impl Roster {
             if member.generation != timer.generation {
                 continue;
             }
-            let due_ms = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+            let due_ms = self.due_ms(member);
             if due_ms > now_ms {
                 self.idle_timers
                     .push(Reverse(IdleTimer { due_ms, ..timer }));
