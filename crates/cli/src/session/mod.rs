@@ -16,6 +16,8 @@
 
 #[cfg(test)]
 mod deadlines;
+#[cfg(test)]
+mod join_tests;
 mod link;
 mod outbox;
 mod pacing;
