@@ -179,7 +179,11 @@ fn late_joiner_sees_recent_history_marked_as_history() {
         .wait_contains("alice (you): said before bob came");
     let bob = Client::joined(&addr, "bob");
     let line = bob.stdout.wait_contains("said before bob came");
-    assert_eq!(line, "[history] alice: said before bob came");
+    // `[history HH:MM]`: when it was said (the relay's `ago=`), local time.
+    let (stamp, rest) = line.split_once("] ").expect("a stamp");
+    assert_eq!(rest, "alice: said before bob came", "{line}");
+    let hhmm = stamp.strip_prefix("[history ").expect("history stamp");
+    assert!(hhmm.len() == 5 && hhmm.as_bytes()[2] == b':', "{line}");
 }
 
 #[test]

@@ -95,6 +95,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
             RelayMsg::Event {
                 seq: 1,
                 origin: Origin::History,
+                ago: _,
                 event: RoomEvent::Join(_)
             }
         ),
@@ -107,6 +108,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
             RelayMsg::Event {
                 seq: 2,
                 origin: Origin::History,
+                ago: _,
                 event: RoomEvent::Chat { .. }
             }
         ),
@@ -119,6 +121,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
             RelayMsg::Event {
                 seq: 3,
                 origin: Origin::Live,
+                ago: _,
                 event: RoomEvent::Join(_)
             }
         ),

@@ -16,7 +16,7 @@ use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
 use crate::command::{parse_input, split_long_line, Input};
-use crate::render::{render, Line, Style};
+use crate::render::{render, render_said, Line, Style};
 use crate::session::{Action, Session};
 use crate::state::{data_dir, StateFile};
 use crate::text::sanitize;
@@ -179,7 +179,15 @@ impl Printer {
     }
 
     fn show(&self, line: &Line) {
-        let text = render(line, &self.style());
+        let text = match line {
+            Line::Said { ago, line } => {
+                let said = OffsetDateTime::now_utc() - *ago;
+                let said = self.offset.map_or(said, |o| said.to_offset(o));
+                let hhmm = format!("{:02}:{:02}", said.hour(), said.minute());
+                render_said(line, &self.style(), &hhmm)
+            }
+            _ => render(line, &self.style()),
+        };
         let mut screen = lock(&self.screen);
         if let Some(printer) = screen.as_mut() {
             if printer.print(format!("{text}\n")).is_ok() {

@@ -107,6 +107,7 @@ mod tests {
         let msg = RelayMsg::Event {
             seq: 1,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Chat {
                 nick: Nick::new("小明").unwrap(),
                 text: Text::new("你好 world").unwrap(),

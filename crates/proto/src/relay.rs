@@ -141,12 +141,17 @@ pub enum RelayMsg {
         /// takes it over from a new address). Needs `history_from`.
         resume: Option<Token>,
     },
-    /// `EVENT <seq> <origin> <kind> ...`: a numbered room event.
+    /// `EVENT <seq> <origin> [ago=<seconds>] <kind> ...`: a numbered room
+    /// event.
     Event {
         /// The relay-assigned sequence number, from 1, increasing by 1.
         seq: u64,
         /// Live, resent, or history on join.
         origin: Origin,
+        /// `ago=<seconds>`: how long before this datagram the relay
+        /// numbered the event (history and resent events; absent on live
+        /// ones and from older relays).
+        ago: Option<u32>,
         /// What happened.
         event: RoomEvent,
     },
@@ -261,7 +266,13 @@ impl RelayMsg {
                 let mut f = Fields::new("EVENT", rest);
                 let seq = f.number("seq")?;
                 let origin = Origin::parse(f.next("origin")?)?;
-                let event = match f.next("kind")? {
+                let mut kind = f.next("kind")?;
+                let mut ago = None;
+                if let Some(n) = kind.strip_prefix("ago=") {
+                    ago = Some(small(crate::fields::parse_number(n, "ago")?, "ago")?);
+                    kind = f.next("kind")?;
+                }
+                let event = match kind {
                     "CHAT" => {
                         let nick = f.nick("nickname")?;
                         RoomEvent::Chat {
@@ -299,7 +310,12 @@ impl RelayMsg {
                         })
                     }
                 };
-                RelayMsg::Event { seq, origin, event }
+                RelayMsg::Event {
+                    seq,
+                    origin,
+                    ago,
+                    event,
+                }
             }
             "PRIVATE" => {
                 let mut f = Fields::new("PRIVATE", rest);
@@ -415,8 +431,16 @@ impl RelayMsg {
                     (None, None) => Ok(()),
                 }
             }
-            RelayMsg::Event { seq, origin, event } => {
+            RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event,
+            } => {
                 let _ = write!(out, "EVENT {seq} {} ", origin.as_str());
+                if let Some(ago) = ago {
+                    let _ = write!(out, "ago={ago} ");
+                }
                 match event {
                     RoomEvent::Chat { nick, text } => write!(out, "CHAT {nick} {text}"),
                     RoomEvent::Join(nick) => write!(out, "JOIN {nick}"),
@@ -512,6 +536,7 @@ mod tests {
         let msg = RelayMsg::Event {
             seq: 7,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Chat {
                 nick: nick("bob"),
                 text: Text::new("hi  there").unwrap(),

@@ -198,11 +198,14 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
                     resume: tail.and_then(|t| t.1),
                 }
             ),
-        (number(), origin(), room_event()).prop_map(|(seq, origin, event)| RelayMsg::Event {
-            seq,
-            origin,
-            event
-        }),
+        (number(), origin(), prop::option::of(small()), room_event()).prop_map(
+            |(seq, origin, ago, event)| RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event
+            }
+        ),
         (number(), nick(), text()).prop_map(|(pid, from, text)| RelayMsg::Private {
             pid,
             from,

@@ -212,10 +212,10 @@ mod tests {
         assert_eq!(
             history,
             [
-                "EVENT 5 history CHAT bob line 3",
-                "EVENT 6 history CHAT bob line 4",
-                "EVENT 7 history CHAT bob line 5",
-                "EVENT 8 history LEAVE alice quit",
+                "EVENT 5 history ago=0 CHAT bob line 3",
+                "EVENT 6 history ago=0 CHAT bob line 4",
+                "EVENT 7 history ago=0 CHAT bob line 5",
+                "EVENT 8 history ago=0 LEAVE alice quit",
             ]
         );
         assert_eq!(

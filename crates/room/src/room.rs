@@ -43,6 +43,8 @@ pub struct Room {
     stats: Stats,
     /// Every time is kept as milliseconds since this instant.
     start: Instant,
+    /// The latest time the shell passed in (stamps history entries).
+    now_ms: u64,
     cookies: CookieJar,
     resume: ResumeKeys,
     pub(crate) roster: Roster,
@@ -59,6 +61,7 @@ impl Room {
         Room {
             stats: Stats::default(),
             start: now,
+            now_ms: 0,
             cookies: CookieJar::new(key),
             resume: ResumeKeys::new(key),
             roster: Roster::new(&config),
@@ -81,6 +84,7 @@ impl Room {
     ) {
         self.stats.datagrams_in += 1;
         let now_ms = self.ms(now);
+        self.now_ms = self.now_ms.max(now_ms);
         let member = self.roster.get(&from).map(|m| m.dialect);
         let ctx = Context::new(now_ms, from, member, bytes);
         // The rate limit comes before any parsing or fan-out work.
@@ -119,6 +123,7 @@ impl Room {
     /// A structured member is kept silent for [`Config::unreachable_grace`]
     /// (its restarted client may resume it), then leaves as unreachable.
     pub fn handle_unreachable(&mut self, now: Instant, addr: SocketAddr, out: &mut Outputs) {
+        self.now_ms = self.now_ms.max(self.ms(now));
         if self.roster.mark_unreachable(addr, self.ms(now)) {
             out.events.push(Event::Dropped {
                 addr,
@@ -133,6 +138,7 @@ impl Room {
     /// [`Room::poll_timeout`] passes.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
         let now_ms = self.ms(now);
+        self.now_ms = self.now_ms.max(now_ms);
         while let Some(addr) = self.roster.next_idle(now_ms) {
             let unreachable = self
                 .roster
@@ -168,10 +174,11 @@ impl Room {
     /// Operator console: a HOST room event. Err if the text breaks the text rules.
     pub fn host_message(
         &mut self,
-        _now: Instant,
+        now: Instant,
         text: &str,
         out: &mut Outputs,
     ) -> Result<u64, ParseError> {
+        self.now_ms = self.now_ms.max(self.ms(now));
         let text = Text::new(text)?;
         Ok(self.room_event(RoomEvent::Host(text), out))
     }
@@ -180,11 +187,12 @@ impl Room {
     /// An empty or invalid reason is replaced by a default one.
     pub fn kick(
         &mut self,
-        _now: Instant,
+        now: Instant,
         nick: &str,
         reason: &str,
         out: &mut Outputs,
     ) -> Result<(), ErrorCode> {
+        self.now_ms = self.now_ms.max(self.ms(now));
         let addr = self
             .roster
             .addr_of(&nick.to_lowercase())
@@ -660,6 +668,7 @@ impl Room {
             let msg = RelayMsg::Event {
                 seq,
                 origin: Origin::Resend,
+                ago: Some(self.ago(seq)),
                 event: event.clone(),
             };
             let bytes = self.renderer.encode(&msg);
@@ -726,6 +735,7 @@ impl Room {
             let msg = RelayMsg::Event {
                 seq,
                 origin: Origin::History,
+                ago: Some(self.ago(seq)),
                 event,
             };
             let bytes = self.renderer.encode(&msg);
@@ -797,11 +807,12 @@ impl Room {
         let msg = RelayMsg::Event {
             seq,
             origin: Origin::Live,
+            ago: None,
             event,
         };
         self.broadcast(&msg, out);
         if let RelayMsg::Event { event, .. } = msg {
-            let recorded = self.history.record(event);
+            let recorded = self.history.record(event, self.now_ms);
             debug_assert_eq!(recorded, seq);
         }
         seq
@@ -883,6 +894,12 @@ impl Room {
         });
         let reply = refusal.reply(self.config.lang);
         self.reply(ctx, &reply, out);
+    }
+
+    /// Whole seconds since event `seq` was numbered (0 if not held).
+    fn ago(&self, seq: u64) -> u32 {
+        let at = self.history.time_of(seq).unwrap_or(self.now_ms);
+        u32::try_from(self.now_ms.saturating_sub(at) / 1000).unwrap_or(u32::MAX)
     }
 
     fn ms(&self, now: Instant) -> u64 {
@@ -1205,8 +1222,8 @@ mod tests {
             to(&sent, 2),
             [
                 "WELCOME udpchat/1 b 2 15 60 1 <token>",
-                "EVENT 1 history JOIN a",
-                "EVENT 2 history CHAT a hi",
+                "EVENT 1 history ago=0 JOIN a",
+                "EVENT 2 history ago=0 CHAT a hi",
             ]
         );
         assert_eq!(sent.len(), 3);

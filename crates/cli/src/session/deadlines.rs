@@ -112,6 +112,7 @@ impl Relay {
         RelayMsg::Event {
             seq: self.seq,
             origin: Origin::Live,
+            ago: None,
             event,
         }
     }
@@ -173,6 +174,7 @@ impl Relay {
                     Some(RelayMsg::Event {
                         seq,
                         origin: Origin::Resend,
+                        ago: None,
                         event,
                     })
                 })

@@ -65,6 +65,7 @@ fn lost_history_and_events_around_the_join_are_asked_for_and_shown_in_order() {
         &relay(&RelayMsg::Event {
             seq: 13,
             origin: Origin::Resend,
+            ago: None,
             event: RoomEvent::Join(nick("alice")),
         }),
     )));
@@ -146,4 +147,30 @@ fn a_repeated_welcome_keeps_the_join_point_so_nothing_said_meanwhile_is_lost() {
         chat_texts(&shown(&a)),
         [("four".to_owned(), false), ("five".to_owned(), false)]
     );
+}
+
+#[test]
+fn a_history_line_carries_how_long_ago_it_was_said() {
+    let now = Instant::now() + Duration::from_secs(3600);
+    let mut s = Session::new(nick("alice"), now, 1);
+    s.handle_timeout(now);
+    s.handle_datagram(now, b"COOKIE 0123456789abcdef");
+    s.handle_datagram(now, &ranged_welcome(2, 1, TOKEN));
+    let a = s.handle_datagram(now, b"EVENT 1 history ago=300 CHAT bob old");
+    let b = s.handle_datagram(now, b"EVENT 2 history CHAT bob undated");
+    let old = Line::Chat {
+        nick: "bob".into(),
+        text: "old".into(),
+        own: false,
+        history: true,
+    };
+    assert_eq!(
+        shown(&a),
+        [Line::Said {
+            ago: Duration::from_secs(300),
+            line: Box::new(old)
+        }]
+    );
+    // A relay that states no time: the plain history line.
+    assert!(matches!(shown(&b)[..], [Line::Chat { history: true, .. }]));
 }

@@ -178,6 +178,9 @@ pub struct Session {
     /// Every room event up to this one was shown (while not joined; a
     /// joined session asks its link). Sent as `since=` with the token.
     delivered: Option<u64>,
+    /// When the relay says history events not shown yet were said (from
+    /// their `ago=`), by sequence number.
+    said_at: std::collections::BTreeMap<u64, Instant>,
 }
 
 /// What a client needs to take its membership back after a restart: the
@@ -209,6 +212,7 @@ impl Session {
             repair: true,
             resume: None,
             delivered: None,
+            said_at: std::collections::BTreeMap::new(),
         }
     }
 
@@ -522,9 +526,21 @@ impl Session {
             return;
         };
         match msg {
-            RelayMsg::Event { seq, origin, event } => {
+            RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event,
+            } => {
+                if let Some(at) = ago.and_then(|s| now.checked_sub(Duration::from_secs(s.into()))) {
+                    if seq > link.delivered_through() && self.said_at.len() < 4096 {
+                        self.said_at.insert(seq, at);
+                    }
+                }
                 let outputs = link.handle_event(now, seq, origin, event);
+                let through = link.delivered_through();
                 self.apply(now, outputs, out);
+                self.said_at.retain(|&s, _| s > through);
                 // The echo of our message may have come: send the next.
                 self.drain_outbox(now, out);
             }
@@ -621,8 +637,19 @@ impl Session {
     fn apply(&mut self, now: Instant, outputs: Vec<reassembly::Output>, out: &mut Vec<Action>) {
         for output in outputs {
             match output {
-                reassembly::Output::Deliver { event, history, .. } => {
-                    let line = self.event_line(event, history);
+                reassembly::Output::Deliver {
+                    seq,
+                    event,
+                    history,
+                } => {
+                    let mut line = self.event_line(event, history);
+                    let said = self.said_at.remove(&seq);
+                    if let (true, Some(at)) = (history, said) {
+                        line = Line::Said {
+                            ago: now.saturating_duration_since(at),
+                            line: Box::new(line),
+                        };
+                    }
                     out.push(Action::Show(line));
                 }
                 reassembly::Output::Lost { from, to, reason } => {

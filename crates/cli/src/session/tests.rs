@@ -55,6 +55,7 @@ pub(super) fn chat_event(seq: u64, origin: Origin, who: &str, text: &str) -> Vec
     relay(&RelayMsg::Event {
         seq,
         origin,
+        ago: None,
         event: RoomEvent::Chat {
             nick: nick(who),
             text: Text::new(text).unwrap(),
@@ -290,6 +291,7 @@ fn history_on_join_is_marked() {
         &relay(&RelayMsg::Event {
             seq: 6,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Leave {
                 nick: nick("bob"),
                 reason: LeaveReason::Quit,
