@@ -332,4 +332,24 @@ mod tests {
         h.timeout();
         assert_eq!(h.room.member_count(), 1);
     }
+
+    #[test]
+    fn unacknowledged_privates_follow_the_member_to_its_new_address() {
+        let mut h = Harness::new();
+        let token = token_in(&h.join_structured(1, "alice"));
+        h.join_structured(3, "bob");
+        h.send(3, "PMSG 1 alice psst");
+        // Alice's client died before it could ACK.
+        let sent = h.send(2, &resume_hello(&h, 2, "alice", None, &token));
+        let private: Vec<String> = to(&sent, 2)
+            .into_iter()
+            .filter(|s| s.starts_with("PRIVATE "))
+            .collect();
+        assert_eq!(private, ["PRIVATE 1 bob psst"]);
+        h.advance_ms(1_000);
+        assert_eq!(to(&h.timeout(), 2), ["PRIVATE 1 bob psst"]);
+        h.send(2, "ACK 1");
+        h.advance_ms(10_000);
+        assert!(h.timeout().is_empty());
+    }
 }

@@ -493,6 +493,8 @@ impl Room {
             why: "its member reconnected from another address",
         });
         self.welcome(ctx.from, out);
+        self.privates
+            .moved(&mut self.roster, ctx.from, ctx.now_ms, &mut self.stats, out);
         let counted = self.roster.len();
         self.membership_event(RoomEvent::Reconnect(nick), counted, out);
     }
