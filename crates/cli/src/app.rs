@@ -511,7 +511,11 @@ fn run_terminal(
                     "the relay refused the nickname {nick}: {reason}"
                 )));
                 nick = ask_nick(&mut editor)?;
-                shared.session().retry_with(nick.clone(), Instant::now());
+                // The resume file (and any token in it) is per nickname.
+                let (fresh, state) =
+                    new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
+                *lock(&shared.state) = state;
+                *shared.session() = fresh;
             }
             JoinOutcome::NoRelay => return Err(CliError::NoRelay(label)),
             JoinOutcome::Ended(code) => return Ok(code),
