@@ -174,3 +174,21 @@ fn a_history_line_carries_how_long_ago_it_was_said() {
     // A relay that states no time: the plain history line.
     assert!(matches!(shown(&b)[..], [Line::Chat { history: true, .. }]));
 }
+
+#[test]
+fn after_quitting_the_saved_state_still_says_what_was_shown() {
+    let now = Instant::now();
+    let mut s = Session::new(nick("alice"), now, 1);
+    s.handle_timeout(now);
+    s.handle_datagram(now, b"COOKIE 0123456789abcdef");
+    s.handle_datagram(now, &ranged_welcome(5, 6, TOKEN));
+    s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "six"));
+    s.quit(now);
+    assert_eq!(
+        s.resume_state(),
+        Some(ResumeState {
+            token: Token::new(TOKEN).unwrap(),
+            since: Some(6)
+        })
+    );
+}

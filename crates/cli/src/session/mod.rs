@@ -278,8 +278,17 @@ impl Session {
             let quit = ClientMsg::Quit(self.nick.clone());
             send(&mut self.budget, now, &quit, &mut out);
         }
-        self.state = State::Ended;
+        self.end();
         out
+    }
+
+    /// The session is over; what was shown is kept for
+    /// [`Session::resume_state`] (a new process resumes after it).
+    fn end(&mut self) {
+        if let State::Joined(link) = &self.state {
+            self.delivered = Some(link.delivered_through());
+        }
+        self.state = State::Ended;
     }
 
     /// The earliest instant at which [`Session::handle_timeout`] has
@@ -354,7 +363,7 @@ impl Session {
             State::Ended => {}
             State::Joining(joining) => {
                 if joining.give_up_at(self.last_rx).is_some_and(|t| now >= t) {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::NoRelay);
                 } else if now >= joining.next_hello {
                     joining.hello_sent(now);
@@ -465,7 +474,7 @@ impl Session {
             }
             RelayMsg::Error { code, reason } => match code {
                 ErrorCode::NickTaken | ErrorCode::NickInvalid if !rejoin => {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::Refused {
                         code,
                         reason: reason.to_string(),
@@ -509,7 +518,7 @@ impl Session {
                 code: ByeCode::Kicked,
                 reason,
             } => {
-                self.state = State::Ended;
+                self.end();
                 out.push(Action::Show(Line::Notice(format!(
                     "you were removed by the host: {reason}"
                 ))));
@@ -608,7 +617,7 @@ impl Session {
             },
             RelayMsg::Bye { code, reason } => match code {
                 ByeCode::Kicked => {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::Show(Line::Notice(format!(
                         "you were removed by the host: {reason}"
                     ))));
@@ -730,7 +739,7 @@ impl Session {
     }
 
     fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
-        self.state = State::Ended;
+        self.end();
         out.push(Action::Show(Line::Error(format!(
             "the relay refused to let us join: {reason}"
         ))));
