@@ -37,7 +37,7 @@ impl ResumeKeys {
         id
     }
 
-    fn mac(&self, join_id: u64, nick: &Nick) -> u64 {
+    pub(crate) fn mac(&self, join_id: u64, nick: &Nick) -> u64 {
         let key = nick.key();
         let mut buf = Vec::with_capacity(9 + key.len());
         buf.push(b'R');
@@ -47,23 +47,42 @@ impl ResumeKeys {
     }
 
     /// The token of membership `join_id` under `nick`.
+    #[cfg(test)]
     pub(crate) fn token(&self, join_id: u64, nick: &Nick) -> Token {
-        let s = format!("{join_id:016x}{:016x}", self.mac(join_id, nick));
-        Token::new(&s).expect("32 hex digits are a token")
+        ResumeKeys::token_of(join_id, self.mac(join_id, nick))
     }
 
-    /// The join id `token` names, if it is a token this relay run made for
-    /// `nick`.
-    pub(crate) fn check(&self, token: &Token, nick: &Nick) -> Option<u64> {
+    /// The token with this join id and MAC.
+    pub(crate) fn token_of(join_id: u64, mac: u64) -> Token {
+        Token::new(&format!("{join_id:016x}{mac:016x}")).expect("32 hex digits are a token")
+    }
+
+    fn parse(token: &Token) -> Option<(u64, u64)> {
         let s = token.as_str();
         if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let join_id = u64::from_str_radix(&s[..16], 16).ok()?;
         let mac = u64::from_str_radix(&s[16..], 16).ok()?;
+        Some((join_id, mac))
+    }
+
+    /// Whether `token` is the one with this join id and MAC (a member's own,
+    /// kept with it).
+    pub(crate) fn matches(token: &Token, join_id: u64, mac: u64) -> bool {
+        let Some((id, got)) = ResumeKeys::parse(token) else {
+            return false;
+        };
         // Compare without an early exit on the first differing byte.
-        let diff = mac ^ self.mac(join_id, nick);
-        (std::hint::black_box(diff) == 0 && join_id != 0).then_some(join_id)
+        let diff = (got ^ mac) | (id ^ join_id);
+        std::hint::black_box(diff) == 0 && join_id != 0
+    }
+
+    /// The join id `token` names, if it is a token this relay run made for
+    /// `nick` (used when nobody holds `nick`: only to trust `since`).
+    pub(crate) fn check(&self, token: &Token, nick: &Nick) -> Option<u64> {
+        let (join_id, _) = ResumeKeys::parse(token)?;
+        ResumeKeys::matches(token, join_id, self.mac(join_id, nick)).then_some(join_id)
     }
 }
 
@@ -351,5 +370,24 @@ mod tests {
         h.send(2, "ACK 1");
         h.advance_ms(10_000);
         assert!(h.timeout().is_empty());
+    }
+
+    #[test]
+    fn the_token_still_works_after_a_rename_and_only_for_that_member() {
+        let mut h = Harness::new();
+        let token = token_in(&h.join_structured(1, "alice"));
+        h.join_structured(3, "bob");
+        h.send(1, "NICK alice.w");
+        let sent = h.send(4, &resume_hello(&h, 4, "bob", None, &token));
+        assert!(sent[0].1.starts_with("ERROR nick-taken"), "{sent:?}");
+        let sent = h.send(2, &resume_hello(&h, 2, "alice.w", None, &token));
+        assert!(
+            sent[0].1.starts_with("WELCOME udpchat/1 alice.w "),
+            "{sent:?}"
+        );
+        assert_eq!(
+            members(&h),
+            [("alice.w".into(), addr(2)), ("bob".into(), addr(3))]
+        );
     }
 }

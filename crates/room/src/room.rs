@@ -143,7 +143,7 @@ impl Room {
             let unreachable = self
                 .roster
                 .get(&addr)
-                .is_some_and(|m| m.unreachable_since_ms.is_some());
+                .is_some_and(|m| m.unreachable_since_ms != 0);
             if unreachable {
                 self.leave(addr, LeaveReason::Unreachable, out);
             } else {
@@ -373,12 +373,18 @@ impl Room {
         }
         // A valid token proves this relay run handed it out, so `since`
         // belongs to this run's numbering; without one it is ignored.
-        let token_id = options
-            .resume
-            .as_ref()
-            .and_then(|token| self.resume.check(token, &nick));
+        // The holder's token was made for the nickname it joined with (it
+        // may have renamed since).
+        let holder = self.roster.addr_of(&nick.key());
+        let token_id = options.resume.as_ref().and_then(|token| {
+            match holder.and_then(|h| self.roster.get(&h)) {
+                Some(member) => ResumeKeys::matches(token, member.join_id, member.token_mac)
+                    .then_some(member.join_id),
+                None => self.resume.check(token, &nick),
+            }
+        });
         let since = token_id.and(options.since);
-        if let Some(holder) = self.roster.addr_of(&nick.key()) {
+        if let Some(holder) = holder {
             if self.may_take_over(ctx, holder, dialect, token_id) {
                 self.take_over(ctx, holder, dialect, since, out);
                 return Ok(());
@@ -517,6 +523,7 @@ impl Room {
             member.join_seq = join_seq;
             member.history_from = history_from;
             member.join_id = join_id;
+            member.token_mac = self.resume.mac(join_id, &member.nick);
         }
     }
 
@@ -723,7 +730,7 @@ impl Room {
             ping_interval: secs(self.config.ping_interval),
             idle_timeout: secs(self.config.idle_timeout),
             history_from: Some(history_from),
-            resume: Some(self.resume.token(member.join_id, &member.nick)),
+            resume: Some(ResumeKeys::token_of(member.join_id, member.token_mac)),
         };
         self.send_to_member(addr, dialect, &msg, out);
         if dialect != Dialect::Structured || history_from > join_seq {

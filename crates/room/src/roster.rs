@@ -34,9 +34,12 @@ pub(crate) struct Member {
     pub(crate) history_from: u64,
     /// Numbers this membership for its resume token (0: none).
     pub(crate) join_id: u64,
+    /// The MAC of its resume token, made over the nickname the membership
+    /// began with (a rename does not change the token).
+    pub(crate) token_mac: u64,
     /// When the OS reported its port unreachable (a structured member in
-    /// its grace period; cleared by any command from it).
-    pub(crate) unreachable_since_ms: Option<u64>,
+    /// its grace period; cleared by any command from it); 0: it was not.
+    pub(crate) unreachable_since_ms: u64,
 }
 
 impl Member {
@@ -149,7 +152,7 @@ impl Roster {
     pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) {
         if let Some(member) = self.members.get_mut(&addr) {
             member.last_heard_ms = now_ms;
-            member.unreachable_since_ms = None;
+            member.unreachable_since_ms = 0;
         }
     }
 
@@ -164,8 +167,8 @@ impl Roster {
         if member.dialect != Dialect::Structured || grace == 0 {
             return false;
         }
-        if member.unreachable_since_ms.is_none() {
-            member.unreachable_since_ms = Some(now_ms);
+        if member.unreachable_since_ms == 0 {
+            member.unreachable_since_ms = now_ms.max(1);
             let generation = member.generation;
             self.idle_timers.push(Reverse(IdleTimer {
                 due_ms: now_ms + grace,
@@ -180,8 +183,8 @@ impl Roster {
     fn due_ms(&self, member: &Member) -> u64 {
         let idle = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
         match member.unreachable_since_ms {
-            Some(since) => idle.min(since + self.unreachable_grace_ms),
-            None => idle,
+            0 => idle,
+            since => idle.min(since + self.unreachable_grace_ms),
         }
     }
 
@@ -210,7 +213,8 @@ impl Roster {
                 join_seq: 0,
                 history_from: 1,
                 join_id: 0,
-                unreachable_since_ms: None,
+                token_mac: 0,
+                unreachable_since_ms: 0,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -269,7 +273,7 @@ impl Roster {
         let generation = self.next_generation();
         member.generation = generation;
         member.last_heard_ms = now_ms;
-        member.unreachable_since_ms = None;
+        member.unreachable_since_ms = 0;
         if member.dialect != dialect && dialect != Dialect::Structured {
             member.outbox.clear();
         }
