@@ -41,9 +41,11 @@ fn one_shot_pipe_sends_its_line_and_exits_zero() {
     let bob = Client::joined(&addr, "bob");
 
     // printf 'hello\n' | udpchat --nick bot
+    let state = crate::support::process::fresh_state_dir("state");
     let mut child = Command::new(env!("CARGO_BIN_EXE_udpchat"))
         .args(["--relay", &addr, "--nick", "bot"])
         .env_remove("UDPCHAT_RELAY")
+        .env("UDPCHAT_STATE_DIR", &state.0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -63,9 +65,11 @@ fn relay_address_comes_from_the_environment() {
     let relay = relay();
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
+    let state = crate::support::process::fresh_state_dir("state");
     let mut child = Command::new(env!("CARGO_BIN_EXE_udpchat"))
         .args(["--nick", "envy"])
         .env("UDPCHAT_RELAY", &addr)
+        .env("UDPCHAT_STATE_DIR", &state.0)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -175,7 +179,11 @@ fn late_joiner_sees_recent_history_marked_as_history() {
         .wait_contains("alice (you): said before bob came");
     let bob = Client::joined(&addr, "bob");
     let line = bob.stdout.wait_contains("said before bob came");
-    assert_eq!(line, "[history] alice: said before bob came");
+    // `[history HH:MM]`: when it was said (the relay's `ago=`), local time.
+    let (stamp, rest) = line.split_once("] ").expect("a stamp");
+    assert_eq!(rest, "alice: said before bob came", "{line}");
+    let hhmm = stamp.strip_prefix("[history ").expect("history stamp");
+    assert!(hhmm.len() == 5 && hhmm.as_bytes()[2] == b':', "{line}");
 }
 
 #[test]

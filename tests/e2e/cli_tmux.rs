@@ -20,8 +20,12 @@ impl Tmux {
         let tmux = Tmux {
             socket: format!("udpchat-test-{name}-{}", std::process::id()),
         };
+        // Resume state in the temp directory, not the real home.
+        let state =
+            std::env::temp_dir().join(format!("udpchat-test-{}-tmux-state", std::process::id()));
         let command = format!(
-            "env NO_COLOR=1 LANG=C.UTF-8 {} {args}",
+            "env NO_COLOR=1 LANG=C.UTF-8 UDPCHAT_STATE_DIR={} {} {args}",
+            state.display(),
             env!("CARGO_BIN_EXE_udpchat")
         );
         let started = tmux.run(&[

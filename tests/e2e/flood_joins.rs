@@ -53,6 +53,8 @@ fn hello(nick: &str) -> Vec<u8> {
         version: Token::new(VERSION).expect("valid"),
         nick: Nick::new(nick).expect("valid"),
         cookie: None,
+        since: None,
+        resume: None,
     }
     .encode()
 }

@@ -14,6 +14,7 @@
 mod support;
 
 mod cli_chat;
+mod cli_resume;
 mod cli_tmux;
 mod cli_untrusted_relay;
 mod flood_joins;

@@ -129,3 +129,32 @@ fn no_classic_refuses_classic_joins() {
     let reply = a.recv_text();
     assert!(reply.starts_with("ERROR classic-disabled"), "got {reply:?}");
 }
+
+#[test]
+fn a_restarted_course_client_reclaims_its_silent_nickname_from_a_new_port() {
+    let relay = Relay::start(&["--classic-reclaim-after", "1s"]);
+    let watcher = Member::new(relay.addr);
+    watcher.join_classic("watcher");
+    assert_eq!(watcher.recv_text(), "* watcher joined");
+    let old = Member::new(relay.addr);
+    old.join_classic("alice");
+    assert_eq!(old.recv_text(), "* alice joined");
+    assert_eq!(watcher.recv_text(), "* alice joined");
+    // The course client is closed without Q and started again (a new port
+    // of the same address): at first the old one may still be in use...
+    let new = Member::new(relay.addr);
+    new.send("N alice");
+    assert!(
+        new.recv_text().starts_with("ERROR nick-taken"),
+        "too soon to reclaim"
+    );
+    // ...once it has been silent for --classic-reclaim-after, it is hers.
+    std::thread::sleep(Duration::from_millis(1_100));
+    new.send("N alice");
+    assert_eq!(new.recv_text(), "OK");
+    assert_eq!(new.recv_text(), "* alice reconnected");
+    assert_eq!(watcher.recv_text(), "* alice reconnected");
+    new.send("M alice back");
+    assert_eq!(watcher.recv_text(), "alice: back");
+    old.expect_silence(QUIET);
+}

@@ -87,6 +87,20 @@ fn late_joiner_gets_recent_history_before_its_join() {
         unreachable!()
     };
     assert_eq!(last_seq, 2);
+    // History is contiguous (every kind), so a lost one is a visible gap.
+    let first = carol.recv_msg();
+    assert!(
+        matches!(
+            first,
+            RelayMsg::Event {
+                seq: 1,
+                origin: Origin::History,
+                ago: _,
+                event: RoomEvent::Join(_)
+            }
+        ),
+        "got {first:?}"
+    );
     let history = carol.recv_msg();
     assert!(
         matches!(
@@ -94,6 +108,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
             RelayMsg::Event {
                 seq: 2,
                 origin: Origin::History,
+                ago: _,
                 event: RoomEvent::Chat { .. }
             }
         ),
@@ -106,6 +121,7 @@ fn late_joiner_gets_recent_history_before_its_join() {
             RelayMsg::Event {
                 seq: 3,
                 origin: Origin::Live,
+                ago: _,
                 event: RoomEvent::Join(_)
             }
         ),
@@ -145,6 +161,7 @@ fn structured_impersonation_is_refused() {
     let mallory = Member::new(relay.addr);
     mallory.join_structured("mallory");
     let _ = alice.recv_msg();
+    let _history = mallory.recv_msg(); // EVENT 1 history JOIN alice
     let _ = mallory.recv_msg();
 
     mallory.send("M alice I am alice");

@@ -133,6 +133,7 @@ mod tests {
         let structured = RelayMsg::Event {
             seq: 9,
             origin: udpchat_proto::Origin::Live,
+            ago: None,
             event,
         }
         .encode();

@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -21,8 +22,9 @@ use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, DEFAULT_PORT};
 
 use crate::command::{parse_input, refusal_text, split_long_line, typed_messages, Input};
-use crate::render::{input_rows, render, Line, Style};
+use crate::render::{input_rows, render, render_said, Line, Style};
 use crate::session::{Action, Session};
+use crate::state::{data_dir, StateFile};
 use crate::text::sanitize;
 use crate::{Args, CliError};
 
@@ -197,7 +199,15 @@ impl Printer {
     }
 
     fn show(&self, line: &Line) {
-        let text = render(line, &self.style());
+        let text = match line {
+            Line::Said { ago, line } => {
+                let said = OffsetDateTime::now_utc() - *ago;
+                let said = self.offset.map_or(said, |o| said.to_offset(o));
+                let hhmm = format!("{:02}:{:02}", said.hour(), said.minute());
+                render_said(line, &self.style(), &hhmm)
+            }
+            _ => render(line, &self.style()),
+        };
         let editing = lock(&self.editing);
         if *editing {
             // Not under `editing`: this may block until the editor reads
@@ -293,6 +303,8 @@ struct Shared {
     stop: AtomicBool,
     /// Set when the session ended on the relay's side (kicked).
     ended: Mutex<Option<u8>>,
+    /// Where the resume token is kept for a new process, if anywhere.
+    state: Mutex<Option<StateFile>>,
 }
 
 /// What the handshake ended with.
@@ -331,7 +343,19 @@ impl Shared {
                 }
             }
         }
+        self.save_state();
         outcome
+    }
+
+    /// Saves the resume token and the last event shown, when they changed.
+    fn save_state(&self) {
+        let mut state = lock(&self.state);
+        let Some(file) = state.as_mut() else {
+            return;
+        };
+        if let Some(resume) = self.session().resume_state() {
+            file.save(Instant::now(), &resume);
+        }
     }
 
     fn session(&self) -> MutexGuard<'_, Session> {
@@ -414,13 +438,23 @@ fn leave_on_interrupt(shared: &Arc<Shared>) {
     }
 }
 
-fn new_session(nick: Nick, no_repair: bool) -> Session {
-    let session = Session::new(nick, Instant::now(), private_id_seed());
+/// The session, resuming the membership a previous process saved (if
+/// any), and the file to save ours to.
+fn new_session(
+    nick: Nick,
+    no_repair: bool,
+    state_dir: Option<&Path>,
+    relay: &str,
+) -> (Session, Option<StateFile>) {
+    let mut session = Session::new(nick.clone(), Instant::now(), private_id_seed());
     if no_repair {
-        session.without_repair()
-    } else {
-        session
+        session = session.without_repair();
     }
+    let mut state = data_dir(state_dir).map(|dir| StateFile::new(&dir, relay, &nick));
+    if let Some(saved) = state.as_mut().and_then(StateFile::load) {
+        session = session.with_resume(saved);
+    }
+    (session, state)
 }
 
 fn private_id_seed() -> u64 {
@@ -444,12 +478,14 @@ fn run_piped(
 ) -> Result<u8, CliError> {
     let no_repair = args.no_repair;
     let nick = check_nick(&args.nick.ok_or(CliError::NickRequired)?)?;
+    let (session, state) = new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(new_session(nick.clone(), no_repair)),
+        session: Mutex::new(session),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
+        state: Mutex::new(state),
     });
     leave_on_interrupt(&shared);
     match shared.join() {
@@ -531,12 +567,14 @@ fn run_terminal(
         }
         None => ask_nick(&mut editor)?,
     };
+    let (session, state) = new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
     let shared = Arc::new(Shared {
         socket,
-        session: Mutex::new(new_session(nick.clone(), no_repair)),
+        session: Mutex::new(session),
         printer,
         stop: AtomicBool::new(false),
         ended: Mutex::new(None),
+        state: Mutex::new(state),
     });
     leave_on_interrupt(&shared);
     if shared.printer.offset.is_none() {
@@ -552,7 +590,11 @@ fn run_terminal(
                     "the relay refused the nickname {nick}: {reason}"
                 )));
                 nick = ask_nick(&mut editor)?;
-                shared.session().retry_with(nick.clone(), Instant::now());
+                // The resume file (and any token in it) is per nickname.
+                let (fresh, state) =
+                    new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
+                *lock(&shared.state) = state;
+                *shared.session() = fresh;
             }
             JoinOutcome::NoRelay => return Err(CliError::NoRelay(label)),
             JoinOutcome::Ended(code) => return Ok(code),

@@ -12,6 +12,7 @@ pub mod command;
 pub mod reassembly;
 pub mod render;
 pub mod session;
+pub mod state;
 pub mod text;
 
 mod app;
@@ -69,6 +70,12 @@ pub struct Args {
     /// (to measure what loss repair costs on a network).
     #[arg(long)]
     pub no_repair: bool,
+
+    /// Where to keep the resume token that gives a restarted client its
+    /// nickname back at once (default: the platform's data directory,
+    /// e.g. ~/.local/share/udpchat).
+    #[arg(long, value_name = "DIR", env = "UDPCHAT_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Entry point called by the binary: parses arguments, runs, prints an

@@ -125,6 +125,9 @@ pub struct Reassembly {
     missing: BTreeMap<u64, Attempt>,
     /// Requests per missing event before it counts as lost (0: never ask).
     max_tries: u32,
+    /// `WELCOME` stated the history range: history events are numbered
+    /// contiguously and repaired like live ones.
+    ranged: bool,
 }
 
 impl Reassembly {
@@ -141,7 +144,26 @@ impl Reassembly {
             held: BTreeMap::new(),
             missing: BTreeMap::new(),
             max_tries: MAX_TRIES,
+            ranged: false,
         }
+    }
+
+    /// Starts after `WELCOME ... <last_seq> ... <history_from> ...`: events
+    /// `history_from..=last_seq` are the history (said before we joined)
+    /// and, like every later event, are expected: whatever of them does not
+    /// arrive is asked for with `RESEND`.
+    pub fn with_history(now: Instant, last_seq: u64, history_from: u64) -> Reassembly {
+        let mut r = Reassembly::new(last_seq);
+        let from = history_from
+            .clamp(1, r.next)
+            .max(r.next.saturating_sub(MAX_WINDOW));
+        r.next = from;
+        r.known_last = from - 1;
+        r.ranged = true;
+        let mut out = Vec::new();
+        r.extend_known(now, last_seq.min(u64::MAX - 1), &mut out);
+        debug_assert!(out.is_empty());
+        r
     }
 
     /// Never asks for missing events: a gap is reported lost as soon as a
@@ -177,7 +199,7 @@ impl Reassembly {
         event: RoomEvent,
     ) -> Vec<Output> {
         let mut out = Vec::new();
-        if origin == Origin::History {
+        if origin == Origin::History && !self.ranged {
             // History precedes our JOIN and is not contiguous (only some
             // kinds are kept): show each once, in order, never as a gap.
             if seq <= self.base && seq > self.history_shown {
@@ -338,7 +360,7 @@ impl Reassembly {
             if seq > cursor {
                 push_lost(out, cursor, seq - 1, LossReason::TooFarBehind);
             }
-            emit(out, seq, slot);
+            emit(out, seq, slot, self.base);
             cursor = seq + 1;
         }
         if cursor < limit {
@@ -351,18 +373,19 @@ impl Reassembly {
     /// Delivers what is contiguous from `next`.
     fn flush(&mut self, out: &mut Vec<Output>) {
         while let Some(slot) = self.held.remove(&self.next) {
-            emit(out, self.next, slot);
+            emit(out, self.next, slot, self.base);
             self.next += 1;
         }
     }
 }
 
-fn emit(out: &mut Vec<Output>, seq: u64, slot: Slot) {
+/// Events up to `base` (the join point) were said before we joined.
+fn emit(out: &mut Vec<Output>, seq: u64, slot: Slot, base: u64) {
     match slot {
         Slot::Event(event) => out.push(Output::Deliver {
             seq,
             event,
-            history: false,
+            history: seq <= base,
         }),
         Slot::Lost(reason) => push_lost(out, seq, seq, reason),
     }

@@ -85,6 +85,14 @@ pub enum Line {
     Error(String),
     /// The command list.
     Help,
+    /// A history line whose time the relay stated: said `ago` before it
+    /// was handed to the screen (shown `[history HH:MM]`).
+    Said {
+        /// How long ago.
+        ago: std::time::Duration,
+        /// The history line.
+        line: Box<Line>,
+    },
 }
 
 /// How to render: colours, wrapping, the time stamp.
@@ -120,8 +128,22 @@ const DIM: &str = "\x1b[2m";
 /// Renders `line` as one or more terminal lines joined with `\n` (no
 /// trailing newline). Every string from the relay is sanitized here.
 pub fn render(line: &Line, style: &Style) -> String {
+    render_with(line, style, None)
+}
+
+/// Renders a history line said at local time `said` (`HH:MM`):
+/// `[history HH:MM] ...`.
+pub fn render_said(line: &Line, style: &Style, said: &str) -> String {
+    render_with(line, style, Some(said))
+}
+
+fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
     if let Line::Help = line {
         return HELP.to_owned();
+    }
+    if let Line::Said { line, .. } = line {
+        // Without a clock here: the app turns `ago` into a time.
+        return render_with(line, style, said);
     }
     let history = matches!(
         line,
@@ -134,7 +156,10 @@ pub fn render(line: &Line, style: &Style) -> String {
     // The stamp: time for live lines, a marker for history (whose time we
     // do not know).
     let stamp = if history {
-        "[history] ".to_owned()
+        match said {
+            Some(said) => format!("[history {said}] "),
+            None => "[history] ".to_owned(),
+        }
     } else if style.time.is_empty() {
         String::new()
     } else {
@@ -205,7 +230,7 @@ pub fn render(line: &Line, style: &Style) -> String {
         }
         Line::Notice(text) => ("* ".into(), YELLOW, text.clone(), YELLOW),
         Line::Error(text) => ("! ".into(), RED, text.clone(), RED),
-        Line::Help => unreachable!("handled above"),
+        Line::Help | Line::Said { .. } => unreachable!("handled above"),
     };
     let body = sanitize(&body);
     let stamp_color = if history { DIM } else { "" };
@@ -381,6 +406,22 @@ mod tests {
             ),
             "[history] bob: old"
         );
+        // With the time the relay stated (the app turns `ago` into HH:MM).
+        let old = Line::Chat {
+            nick: "bob".into(),
+            text: "old".into(),
+            own: false,
+            history: true,
+        };
+        assert_eq!(
+            render_said(&old, &style, "08:47"),
+            "[history 08:47] bob: old"
+        );
+        let said = Line::Said {
+            ago: std::time::Duration::from_secs(60),
+            line: Box::new(old),
+        };
+        assert_eq!(render(&said, &style), "[history] bob: old");
         assert_eq!(render(&Line::Error("no".into()), &style), "09:05 ! no");
     }
 

@@ -141,6 +141,10 @@ impl StructuredClient {
             .iter()
             .filter_map(|s| match &s.line {
                 Line::Chat { nick, text, .. } => Some((s.at, Chat::new(nick, text))),
+                Line::Said { line, .. } => match &**line {
+                    Line::Chat { nick, text, .. } => Some((s.at, Chat::new(nick, text))),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect()
@@ -483,6 +487,8 @@ impl NaiveClient {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
             nick: self.nick.clone(),
             cookie: self.cookie,
+            since: None,
+            resume: None,
         }
         .encode()
     }

@@ -25,6 +25,8 @@ pub fn render(msg: &RelayMsg, lang: Lang) -> Option<String> {
             RoomEvent::Chat { nick, text } => format!("{nick}: {text}"),
             RoomEvent::Join(nick) if zh => format!("* {nick} 加入了聊天室"),
             RoomEvent::Join(nick) => format!("* {nick} joined"),
+            RoomEvent::Reconnect(nick) if zh => format!("* {nick} 重新连接了"),
+            RoomEvent::Reconnect(nick) => format!("* {nick} reconnected"),
             RoomEvent::Leave { nick, reason } => match (reason, zh) {
                 (LeaveReason::Quit, false) => format!("* {nick} left"),
                 (LeaveReason::Timeout, false) => format!("* {nick} left (timed out)"),
@@ -93,6 +95,8 @@ mod tests {
             last_seq: 0,
             ping_interval: 15,
             idle_timeout: 60,
+            history_from: Some(1),
+            resume: None,
         };
         assert_eq!(render(&msg, Lang::En).as_deref(), Some("OK"));
         assert_eq!(render(&msg, Lang::Zh).as_deref(), Some("OK"));
@@ -103,6 +107,7 @@ mod tests {
         let msg = RelayMsg::Event {
             seq: 1,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Chat {
                 nick: Nick::new("小明").unwrap(),
                 text: Text::new("你好 world").unwrap(),

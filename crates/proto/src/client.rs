@@ -34,9 +34,10 @@ pub enum ClientMsg {
     Ping(Option<Token>),
     /// `NICK <new>`: change nickname.
     Rename(Nick),
-    /// `HELLO <version> <nick> <cookie>|- [<padding>]`: join in the
-    /// structured dialect. Without a cookie the datagram is padded to at
-    /// least [`MIN_HELLO_LEN`] bytes; the padding is not kept.
+    /// `HELLO <version> <nick> <cookie>|- [since=<seq>] [resume=<token>]
+    /// [<padding>]`: join in the structured dialect. Without a cookie the
+    /// datagram is padded to at least [`MIN_HELLO_LEN`] bytes; the padding
+    /// is not kept.
     Hello {
         /// The dialect version the client speaks, e.g. `udpchat/1`.
         version: Token,
@@ -44,6 +45,12 @@ pub enum ClientMsg {
         nick: Nick,
         /// The cookie from the relay's `COOKIE` answer, if the client has one.
         cookie: Option<Cookie>,
+        /// `since=<seq>`: the client has every room event up to `seq` of this
+        /// relay run (from an earlier membership); history starts after it.
+        since: Option<u64>,
+        /// `resume=<token>`: the token of an earlier `WELCOME`, to take over
+        /// that membership from a new address.
+        resume: Option<Token>,
     },
     /// `PMSG <id> <to> <text>`: a private message the relay acknowledges with
     /// `SENT <id> ...`; the client retransmits until then and the relay
@@ -140,8 +147,19 @@ impl ClientMsg {
                     "-" => None,
                     c => Some(Cookie::parse(c)?),
                 };
+                let mut since = None;
+                let mut resume = None;
+                let mut field = f.optional();
+                if let Some(n) = field.and_then(|x| x.strip_prefix("since=")) {
+                    since = Some(crate::fields::parse_number(n, "since")?);
+                    field = f.optional();
+                }
+                if let Some(t) = field.and_then(|x| x.strip_prefix("resume=")) {
+                    resume = Some(Token::new(t)?);
+                    field = f.optional();
+                }
                 // Padding: anything printable, ignored.
-                if let Some(pad) = f.optional() {
+                if let Some(pad) = field {
                     if pad.is_empty() || !pad.bytes().all(|b| b.is_ascii_graphic()) {
                         return Err(ParseError::BadToken);
                     }
@@ -151,6 +169,8 @@ impl ClientMsg {
                     version,
                     nick,
                     cookie,
+                    since,
+                    resume,
                 }
             }
             "PMSG" => {
@@ -207,16 +227,25 @@ impl ClientMsg {
             ClientMsg::Hello {
                 version,
                 nick,
-                cookie: Some(cookie),
-            } => format!("HELLO {version} {nick} {cookie}"),
-            ClientMsg::Hello {
-                version,
-                nick,
-                cookie: None,
+                cookie,
+                since,
+                resume,
             } => {
-                let mut s = format!("HELLO {version} {nick} - ");
-                let pad = MIN_HELLO_LEN.saturating_sub(s.len()).max(1);
-                s.extend(std::iter::repeat_n('=', pad));
+                let mut s = match cookie {
+                    Some(cookie) => format!("HELLO {version} {nick} {cookie}"),
+                    None => format!("HELLO {version} {nick} -"),
+                };
+                if let Some(since) = since {
+                    s.push_str(&format!(" since={since}"));
+                }
+                if let Some(resume) = resume {
+                    s.push_str(&format!(" resume={resume}"));
+                }
+                if cookie.is_none() {
+                    s.push(' ');
+                    let pad = MIN_HELLO_LEN.saturating_sub(s.len()).max(1);
+                    s.extend(std::iter::repeat_n('=', pad));
+                }
                 s
             }
             ClientMsg::PrivateReliable { id, to, text } => format!("PMSG {id} {to} {text}"),
@@ -400,6 +429,8 @@ mod tests {
             version: Token::new(crate::VERSION).unwrap(),
             nick: nick("a"),
             cookie: None,
+            since: None,
+            resume: None,
         };
         let bytes = hello.encode();
         assert!(bytes.len() >= MIN_HELLO_LEN);

@@ -92,6 +92,9 @@ pub enum RoomEvent {
     },
     /// A member joined.
     Join(Nick),
+    /// A member came back from a new address (a restarted client) and took
+    /// over its membership: no `LEAVE`, no `JOIN`.
+    Reconnect(Nick),
     /// A member left.
     Leave {
         /// Who.
@@ -115,27 +118,40 @@ pub enum RoomEvent {
 pub enum RelayMsg {
     /// `COOKIE <cookie>`: echo this in `HELLO` to prove the address is yours.
     Cookie(Cookie),
-    /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>`:
-    /// the join is complete.
+    /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>
+    /// [<history-from> [<resume>]]`: the join is complete.
     Welcome {
         /// The dialect version.
         version: Token,
         /// The nickname the member holds.
         nick: Nick,
-        /// The newest room event's sequence number (0 if none yet); the next
-        /// live event will be `last_seq + 1`.
+        /// The member's join point: the newest room event's sequence number
+        /// when this membership began (0 if none yet). A repeated `WELCOME`
+        /// states the same number; every event after it is the member's.
         last_seq: u64,
         /// Seconds between the client's pings.
         ping_interval: u32,
         /// Seconds of silence after which the relay evicts the member.
         idle_timeout: u32,
+        /// The first event of the history that comes with this membership:
+        /// events `history_from..=last_seq` are sent with origin `history`
+        /// (none if `history_from > last_seq`). Absent from older relays.
+        history_from: Option<u64>,
+        /// The resume token of this membership (`HELLO ... resume=<token>`
+        /// takes it over from a new address). Needs `history_from`.
+        resume: Option<Token>,
     },
-    /// `EVENT <seq> <origin> <kind> ...`: a numbered room event.
+    /// `EVENT <seq> <origin> [ago=<seconds>] <kind> ...`: a numbered room
+    /// event.
     Event {
         /// The relay-assigned sequence number, from 1, increasing by 1.
         seq: u64,
         /// Live, resent, or history on join.
         origin: Origin,
+        /// `ago=<seconds>`: how long before this datagram the relay
+        /// numbered the event (history and resent events; absent on live
+        /// ones and from older relays).
+        ago: Option<u32>,
         /// What happened.
         event: RoomEvent,
     },
@@ -227,6 +243,14 @@ impl RelayMsg {
                 let last_seq = f.number("last-seq")?;
                 let ping_interval = small(f.number("ping-interval")?, "ping-interval")?;
                 let idle_timeout = small(f.number("idle-timeout")?, "idle-timeout")?;
+                let history_from = f
+                    .optional()
+                    .map(|n| crate::fields::parse_number(n, "history-from"))
+                    .transpose()?;
+                let resume = match history_from {
+                    Some(_) => f.optional().map(Token::new).transpose()?,
+                    None => None,
+                };
                 f.end()?;
                 RelayMsg::Welcome {
                     version,
@@ -234,13 +258,21 @@ impl RelayMsg {
                     last_seq,
                     ping_interval,
                     idle_timeout,
+                    history_from,
+                    resume,
                 }
             }
             "EVENT" => {
                 let mut f = Fields::new("EVENT", rest);
                 let seq = f.number("seq")?;
                 let origin = Origin::parse(f.next("origin")?)?;
-                let event = match f.next("kind")? {
+                let mut kind = f.next("kind")?;
+                let mut ago = None;
+                if let Some(n) = kind.strip_prefix("ago=") {
+                    ago = Some(small(crate::fields::parse_number(n, "ago")?, "ago")?);
+                    kind = f.next("kind")?;
+                }
+                let event = match kind {
                     "CHAT" => {
                         let nick = f.nick("nickname")?;
                         RoomEvent::Chat {
@@ -252,6 +284,11 @@ impl RelayMsg {
                         let nick = f.nick("nickname")?;
                         f.end()?;
                         RoomEvent::Join(nick)
+                    }
+                    "RECONNECT" => {
+                        let nick = f.nick("nickname")?;
+                        f.end()?;
+                        RoomEvent::Reconnect(nick)
                     }
                     "LEAVE" => {
                         let nick = f.nick("nickname")?;
@@ -273,7 +310,12 @@ impl RelayMsg {
                         })
                     }
                 };
-                RelayMsg::Event { seq, origin, event }
+                RelayMsg::Event {
+                    seq,
+                    origin,
+                    ago,
+                    event,
+                }
             }
             "PRIVATE" => {
                 let mut f = Fields::new("PRIVATE", rest);
@@ -374,15 +416,35 @@ impl RelayMsg {
                 last_seq,
                 ping_interval,
                 idle_timeout,
-            } => write!(
-                out,
-                "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
-            ),
-            RelayMsg::Event { seq, origin, event } => {
+                history_from,
+                resume,
+            } => {
+                let _ = write!(
+                    out,
+                    "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
+                );
+                match (history_from, resume) {
+                    (Some(from), Some(resume)) => write!(out, " {from} {resume}"),
+                    (Some(from), None) => write!(out, " {from}"),
+                    // A token needs the field before it.
+                    (None, Some(resume)) => write!(out, " {} {resume}", last_seq + 1),
+                    (None, None) => Ok(()),
+                }
+            }
+            RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event,
+            } => {
                 let _ = write!(out, "EVENT {seq} {} ", origin.as_str());
+                if let Some(ago) = ago {
+                    let _ = write!(out, "ago={ago} ");
+                }
                 match event {
                     RoomEvent::Chat { nick, text } => write!(out, "CHAT {nick} {text}"),
                     RoomEvent::Join(nick) => write!(out, "JOIN {nick}"),
+                    RoomEvent::Reconnect(nick) => write!(out, "RECONNECT {nick}"),
                     RoomEvent::Leave { nick, reason } => {
                         write!(out, "LEAVE {nick} {}", reason.as_str())
                     }
@@ -474,6 +536,7 @@ mod tests {
         let msg = RelayMsg::Event {
             seq: 7,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Chat {
                 nick: nick("bob"),
                 text: Text::new("hi  there").unwrap(),

@@ -137,13 +137,22 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (nick(), text()).prop_map(|(to, text)| ClientMsg::Private { to, text }),
         prop::option::of(token()).prop_map(ClientMsg::Ping),
         nick().prop_map(ClientMsg::Rename),
-        (token(), nick(), prop::option::of(cookie())).prop_map(|(version, nick, cookie)| {
-            ClientMsg::Hello {
-                version,
-                nick,
-                cookie,
-            }
-        }),
+        (
+            token(),
+            nick(),
+            prop::option::of(cookie()),
+            prop::option::of(number()),
+            prop::option::of(token())
+        )
+            .prop_map(|(version, nick, cookie, since, resume)| {
+                ClientMsg::Hello {
+                    version,
+                    nick,
+                    cookie,
+                    since,
+                    resume,
+                }
+            }),
         (number(), nick(), text()).prop_map(|(id, to, text)| ClientMsg::PrivateReliable {
             id,
             to,
@@ -159,6 +168,7 @@ fn room_event() -> impl Strategy<Value = RoomEvent> {
     prop_oneof![
         (nick(), text()).prop_map(|(nick, text)| RoomEvent::Chat { nick, text }),
         nick().prop_map(RoomEvent::Join),
+        nick().prop_map(RoomEvent::Reconnect),
         (nick(), leave_reason()).prop_map(|(nick, reason)| RoomEvent::Leave { nick, reason }),
         (nick(), nick()).prop_map(|(old, new)| RoomEvent::Rename { old, new }),
         text().prop_map(RoomEvent::Host),
@@ -169,20 +179,33 @@ fn room_event() -> impl Strategy<Value = RoomEvent> {
 fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
     prop_oneof![
         cookie().prop_map(RelayMsg::Cookie),
-        (token(), nick(), number(), small(), small()).prop_map(
-            |(version, nick, last_seq, ping_interval, idle_timeout)| RelayMsg::Welcome {
-                version,
-                nick,
-                last_seq,
-                ping_interval,
-                idle_timeout,
+        (
+            token(),
+            nick(),
+            number(),
+            small(),
+            small(),
+            prop::option::of((number(), prop::option::of(token())))
+        )
+            .prop_map(
+                |(version, nick, last_seq, ping_interval, idle_timeout, tail)| RelayMsg::Welcome {
+                    version,
+                    nick,
+                    last_seq,
+                    ping_interval,
+                    idle_timeout,
+                    history_from: tail.as_ref().map(|t| t.0),
+                    resume: tail.and_then(|t| t.1),
+                }
+            ),
+        (number(), origin(), prop::option::of(small()), room_event()).prop_map(
+            |(seq, origin, ago, event)| RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event
             }
         ),
-        (number(), origin(), room_event()).prop_map(|(seq, origin, event)| RelayMsg::Event {
-            seq,
-            origin,
-            event
-        }),
         (number(), nick(), text()).prop_map(|(pid, from, text)| RelayMsg::Private {
             pid,
             from,

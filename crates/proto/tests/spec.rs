@@ -340,9 +340,10 @@ fn worst_case_datagram_is_the_one_the_spec_names() {
     let worst = RelayMsg::Event {
         seq: u64::MAX,
         origin: Origin::History,
+        ago: Some(u32::MAX),
         event: RoomEvent::Chat { nick, text },
     };
     let len = worst.encode().len();
-    assert_eq!(len, 905);
+    assert_eq!(len, 920);
     assert!(SPEC.contains(&format!("at or below {len} bytes")));
 }

@@ -45,6 +45,16 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "2h", value_parser = parse_duration)]
     pub classic_idle_timeout: Duration,
 
+    /// A classic `N nick` from a new port of the same IP address takes the nickname back once its
+    /// old address has been silent this long (a course client restarted without `Q`); 0s: never.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration_or_zero)]
+    pub classic_reclaim_after: Duration,
+
+    /// A structured member whose port is reported unreachable (its client died) stays this long, so
+    /// that the restarted client takes its nickname back ("reconnected"); 0s: it leaves at once.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration_or_zero)]
+    pub unreachable_grace: Duration,
+
     /// Refuse the classic dialect; accept only structured clients (HELLO with a cookie).
     #[arg(long)]
     pub no_classic: bool,
@@ -73,7 +83,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub history: u32,
 
-    /// Recent chat and host messages replayed to a structured client when it joins (0 = none).
+    /// Recent room events replayed to a structured client when it joins (0 = none).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub history_on_join: u32,
 
@@ -136,6 +146,8 @@ impl Args {
             history: self.history as usize,
             history_on_join: self.history_on_join as usize,
             announce_limit: self.announce_limit as usize,
+            classic_reclaim_after: self.classic_reclaim_after,
+            unreachable_grace: self.unreachable_grace,
             ..Config::default()
         }
     }

@@ -65,6 +65,7 @@ impl Transcript {
         let msg = RelayMsg::Event {
             seq: seq.unwrap_or(0),
             origin: Origin::Live,
+            ago: None,
             event: event.clone(),
         };
         let text = classic::render(&msg, self.lang).unwrap_or_default();

@@ -28,11 +28,20 @@ pub struct Config {
     pub stranger_replies_per_sec: u32,
     /// Room events kept for `RESEND`.
     pub history: usize,
-    /// CHAT/HOST events replayed to a new structured member (0 = off).
+    /// Room events replayed to a new structured member (0 = off).
     pub history_on_join: usize,
     /// JOIN and LEAVE are announced to the room only while it holds at most
     /// this many members, the joiner or leaver counted (0 = never).
     pub announce_limit: usize,
+    /// A classic `N nick` from a new port of the same IP address takes over
+    /// `nick`'s classic membership once the old address has been silent this
+    /// long (a course client restarted without sending `Q`); zero: never.
+    pub classic_reclaim_after: Duration,
+    /// A structured member whose port the OS reports unreachable (its
+    /// client died) stays a member this long, silent, so that the restarted
+    /// client can resume it with its token (`RECONNECT`, no `LEAVE`); zero:
+    /// removed at once, like a classic member.
+    pub unreachable_grace: Duration,
 }
 
 impl Default for Config {
@@ -50,6 +59,8 @@ impl Default for Config {
             history: 1024,
             history_on_join: 20,
             announce_limit: 200,
+            classic_reclaim_after: Duration::from_secs(30),
+            unreachable_grace: Duration::from_secs(10),
         }
     }
 }

@@ -63,6 +63,9 @@ pub fn config() -> Config {
         history_on_join: 4,
         // Below max_clients, so both sides of the limit are reached.
         announce_limit: 3,
+        // Reachable: SOURCES share IP addresses.
+        classic_reclaim_after: Duration::from_secs(30),
+        unreachable_grace: Duration::from_secs(10),
     }
 }
 
@@ -559,6 +562,7 @@ impl Harness {
             .count();
         assert!(chats <= 1, "{step:?} relayed {chats} chats");
         let mut left_by_timeout = Vec::new();
+        let mut reconnected = Vec::new();
         for event in &self.out.events {
             let event = match event {
                 Event::Room { seq, event } => {
@@ -575,7 +579,10 @@ impl Harness {
                 // but it has no number and must be a JOIN or LEAVE.
                 Event::Unannounced { event } => {
                     assert!(
-                        matches!(event, RoomEvent::Join(_) | RoomEvent::Leave { .. }),
+                        matches!(
+                            event,
+                            RoomEvent::Join(_) | RoomEvent::Leave { .. } | RoomEvent::Reconnect(_)
+                        ),
                         "unannounced {event:?}"
                     );
                     event
@@ -603,6 +610,24 @@ impl Harness {
                         "second JOIN for {from} ({nick})"
                     );
                 }
+                // A takeover: the sender now holds a nickname another
+                // address held, which lost it.
+                (Step::Datagram(..), RoomEvent::Reconnect(nick)) => {
+                    let from = sender.expect("datagram step has a sender");
+                    assert_eq!(
+                        nick_of(after, &from),
+                        Some(nick.key()),
+                        "RECONNECT {nick} but {from} does not hold it"
+                    );
+                    assert!(
+                        !before.contains_key(&from),
+                        "{from} was a member and reconnected as {nick}"
+                    );
+                    let old = before.iter().find(|(_, (n, _))| n.key() == nick.key());
+                    let (old, _) = old.unwrap_or_else(|| panic!("nobody held {nick} before"));
+                    assert_eq!(old.ip(), from.ip(), "classic takeover from another IP");
+                    reconnected.push(nick.key());
+                }
                 (Step::Datagram(..), RoomEvent::Leave { nick, reason }) => {
                     let from = sender.expect("datagram step has a sender");
                     match reason {
@@ -611,8 +636,11 @@ impl Harness {
                             Some(nick.key()),
                             "{from} made {nick} quit"
                         ),
-                        // Idle eviction may run lazily on any input.
-                        LeaveReason::Timeout => left_by_timeout.push(nick.key()),
+                        // Idle eviction (and the end of an unreachable
+                        // member's grace) may run lazily on any input.
+                        LeaveReason::Timeout | LeaveReason::Unreachable => {
+                            left_by_timeout.push(nick.key())
+                        }
                         _ => panic!("a datagram caused LEAVE {nick} {reason:?}"),
                     }
                 }
@@ -650,7 +678,7 @@ impl Harness {
                     Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
                     RoomEvent::Leave {
                         nick,
-                        reason: LeaveReason::Timeout,
+                        reason: LeaveReason::Timeout | LeaveReason::Unreachable,
                     },
                 ) => left_by_timeout.push(nick.key()),
                 (Step::Shutdown, RoomEvent::Leave { .. }) => {}
@@ -665,7 +693,7 @@ impl Harness {
             }
             let explained = match step {
                 Step::Kick(..) | Step::Unreachable(_) | Step::Shutdown => true,
-                _ => left_by_timeout.contains(&nick.key()),
+                _ => left_by_timeout.contains(&nick.key()) || reconnected.contains(&nick.key()),
             };
             assert!(explained, "{addr} lost {nick} during {step:?}");
         }

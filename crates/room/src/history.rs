@@ -10,6 +10,8 @@ use udpchat_proto::{RoomEvent, MAX_RESEND};
 /// the first one is stored.
 pub(crate) struct History {
     events: VecDeque<RoomEvent>,
+    /// When each of `events` was numbered (the room's milliseconds).
+    times: VecDeque<u64>,
     /// Sequence number of `events[0]` (meaningless while empty).
     first_seq: u64,
     capacity: usize,
@@ -31,6 +33,7 @@ impl History {
     pub(crate) fn new(capacity: usize) -> History {
         History {
             events: VecDeque::new(),
+            times: VecDeque::new(),
             first_seq: 1,
             capacity,
             last_seq: 0,
@@ -42,11 +45,18 @@ impl History {
         self.last_seq
     }
 
-    /// Numbers `event` and keeps it; returns its sequence number.
-    pub(crate) fn record(&mut self, event: RoomEvent) -> u64 {
+    /// Numbers `event`, said at `at_ms`, and keeps it; returns its
+    /// sequence number.
+    pub(crate) fn record(&mut self, event: RoomEvent, at_ms: u64) -> u64 {
         self.last_seq += 1;
-        self.push(self.last_seq, event);
+        self.push_at(self.last_seq, event, at_ms);
         self.last_seq
+    }
+
+    /// When event `seq` was numbered, if still held.
+    pub(crate) fn time_of(&self, seq: u64) -> Option<u64> {
+        let index = seq.checked_sub(self.first_seq)?;
+        self.times.get(usize::try_from(index).ok()?).copied()
     }
 
     /// What a `RESEND <first> <last>` gets: at most [`MAX_RESEND`] events
@@ -66,26 +76,20 @@ impl History {
         })
     }
 
-    /// The newest `n` CHAT and HOST events, oldest first: what a joining
-    /// structured member is shown.
-    pub(crate) fn recent_talk(&self, n: usize) -> Vec<(u64, &RoomEvent)> {
-        let mut recent: Vec<(u64, &RoomEvent)> = self
-            .iter()
-            .rev()
-            .filter(|(_, e)| matches!(e, RoomEvent::Chat { .. } | RoomEvent::Host(_)))
-            .take(n)
-            .collect();
-        recent.reverse();
-        recent
+    /// Records event `seq` with time 0 (tests).
+    #[cfg(test)]
+    fn push(&mut self, seq: u64, event: RoomEvent) {
+        self.push_at(seq, event, 0);
     }
 
     /// Records event `seq`, which must be one more than the last recorded.
-    fn push(&mut self, seq: u64, event: RoomEvent) {
+    fn push_at(&mut self, seq: u64, event: RoomEvent, at_ms: u64) {
         if self.capacity == 0 {
             return;
         }
         if self.events.len() == self.capacity {
             self.events.pop_front();
+            self.times.pop_front();
             self.first_seq += 1;
         }
         if self.events.is_empty() {
@@ -93,6 +97,7 @@ impl History {
         }
         debug_assert_eq!(seq, self.first_seq + self.events.len() as u64);
         self.events.push_back(event);
+        self.times.push_back(at_ms);
     }
 
     #[cfg(any(test, feature = "fuzzing"))]
@@ -112,6 +117,7 @@ impl History {
     }
 
     /// Every held event with its sequence number, oldest first.
+    #[cfg(test)]
     fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &RoomEvent)> {
         let first = self.first_seq;
         self.events
@@ -170,9 +176,10 @@ mod tests {
         assert_eq!(
             to(&sent, 2),
             [
-                "WELCOME udpchat/1 bob 3 15 60",
-                "EVENT 2 history CHAT alice one",
-                "EVENT 3 history HOST two",
+                "WELCOME udpchat/1 bob 3 15 60 1 <token>",
+                "EVENT 1 history ago=0 JOIN alice",
+                "EVENT 2 history ago=0 CHAT alice one",
+                "EVENT 3 history ago=0 HOST two",
                 "EVENT 4 live JOIN bob",
             ]
         );
@@ -180,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn history_on_join_is_only_the_most_recent_chat_and_host_events() {
+    fn history_on_join_is_the_most_recent_events_of_any_kind() {
         let mut h = Harness::with(Config {
             history_on_join: 2,
             ..Config::default()
@@ -191,16 +198,43 @@ mod tests {
         }
         h.send(1, "NICK alicia");
         let sent = h.join_structured(2, "bob");
-        let history: Vec<&str> = to(&sent, 2)
+        let history: Vec<String> = to(&sent, 2)
             .into_iter()
             .filter(|s| s.contains(" history "))
             .collect();
+        // Contiguous, so that the client can tell a lost one from a skipped
+        // one: WELCOME states the range.
         assert_eq!(
             history,
             [
-                "EVENT 3 history CHAT alice b",
-                "EVENT 4 history CHAT alice c"
+                "EVENT 4 history ago=0 CHAT alice c",
+                "EVENT 5 history ago=0 RENAME alice alicia"
             ]
+        );
+        assert_eq!(to(&sent, 2)[0], "WELCOME udpchat/1 bob 5 15 60 4 <token>");
+    }
+
+    #[test]
+    fn history_and_resent_events_say_how_long_ago_they_were_numbered() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 early");
+        h.advance_ms(90_500);
+        h.send(1, "SAY 2 late");
+        h.advance_ms(30_000);
+        let sent = h.join_structured(2, "bob");
+        assert_eq!(
+            to(&sent, 2)[1..4],
+            [
+                "EVENT 1 history ago=120 JOIN alice",
+                "EVENT 2 history ago=120 CHAT alice early",
+                "EVENT 3 history ago=30 CHAT alice late",
+            ]
+        );
+        assert_eq!(to(&sent, 2)[4], "EVENT 4 live JOIN bob");
+        assert_eq!(
+            to(&h.send(2, "RESEND 2 2"), 2),
+            ["EVENT 2 resend ago=120 CHAT alice early"]
         );
     }
 
@@ -225,7 +259,10 @@ mod tests {
         let sent = h.send(1, "RESEND 2 99");
         assert_eq!(
             to(&sent, 1),
-            ["EVENT 2 resend CHAT alice a", "EVENT 3 resend CHAT alice b"]
+            [
+                "EVENT 2 resend ago=0 CHAT alice a",
+                "EVENT 3 resend ago=0 CHAT alice b"
+            ]
         );
     }
 
@@ -244,8 +281,8 @@ mod tests {
             to(&sent, 1),
             [
                 "GONE 1 2",
-                "EVENT 3 resend CHAT alice b",
-                "EVENT 4 resend CHAT alice c"
+                "EVENT 3 resend ago=0 CHAT alice b",
+                "EVENT 4 resend ago=0 CHAT alice c"
             ]
         );
     }
@@ -262,7 +299,7 @@ mod tests {
         }
         let sent = h.send(1, "RESEND 1 1000");
         assert_eq!(sent.len(), 64);
-        assert_eq!(sent[63].1, "EVENT 64 resend CHAT alice 62");
+        assert_eq!(sent[63].1, "EVENT 64 resend ago=0 CHAT alice 62");
     }
 
     #[test]

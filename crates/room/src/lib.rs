@@ -40,6 +40,7 @@ mod outbox;
 mod output;
 mod private;
 mod refusal;
+mod resume;
 mod room;
 mod roster;
 #[cfg(test)]

@@ -129,6 +129,8 @@ pub struct Stats {
     pub joins: u64,
     /// Members that left (any reason).
     pub leaves: u64,
+    /// Memberships taken over from a new address (`RECONNECT`).
+    pub reconnects: u64,
 }
 
 /// `s` as message text, or `fallback` if `s` breaks the text rules.

@@ -142,6 +142,36 @@ impl Privates {
         }
     }
 
+    /// The member now at `to` came from another address (a resume): its
+    /// unacknowledged `PRIVATE`s go to the new address at once, with a
+    /// fresh retransmission schedule (the old timers find nobody there).
+    pub(crate) fn moved(
+        &mut self,
+        roster: &mut Roster,
+        to: SocketAddr,
+        now_ms: u64,
+        stats: &mut Stats,
+        out: &mut Outputs,
+    ) {
+        let Some(pending) = roster.get_mut(&to).and_then(|m| m.outbox.0.as_mut()) else {
+            return;
+        };
+        for entry in pending.iter_mut() {
+            entry.first_sent_ms = now_ms;
+            entry.retransmits = 0;
+            stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to,
+                bytes: Rc::clone(&entry.bytes),
+            });
+            self.retransmits.push(Reverse(RetransmitTimer {
+                due_ms: now_ms + RETRANSMIT_AFTER_MS[0],
+                addr: to,
+                pid: entry.pid,
+            }));
+        }
+    }
+
     /// When [`Privates::handle_timeout`] next has work.
     pub(crate) fn deadline(&self) -> Option<u64> {
         self.retransmits.peek().map(|Reverse(t)| t.due_ms)
@@ -244,7 +274,7 @@ mod tests {
                 h.send(n, "PING");
             }
             let sent = h.timeout();
-            if to(&sent, 2).contains(&"PRIVATE 1 alice psst") {
+            if to(&sent, 2).contains(&"PRIVATE 1 alice psst".to_owned()) {
                 at.push(ms);
             }
         }

@@ -33,6 +33,7 @@ use crate::history::History;
 use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
+use crate::resume::ResumeKeys;
 use crate::roster::{same_nick, Roster};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
@@ -42,7 +43,10 @@ pub struct Room {
     stats: Stats,
     /// Every time is kept as milliseconds since this instant.
     start: Instant,
+    /// The latest time the shell passed in (stamps history entries).
+    now_ms: u64,
     cookies: CookieJar,
+    resume: ResumeKeys,
     pub(crate) roster: Roster,
     pub(crate) limits: Limits,
     flood: FloodGuard,
@@ -57,7 +61,9 @@ impl Room {
         Room {
             stats: Stats::default(),
             start: now,
+            now_ms: 0,
             cookies: CookieJar::new(key),
+            resume: ResumeKeys::new(key),
             roster: Roster::new(&config),
             limits: Limits::new(&config),
             flood: FloodGuard::new(&config),
@@ -78,6 +84,7 @@ impl Room {
     ) {
         self.stats.datagrams_in += 1;
         let now_ms = self.ms(now);
+        self.now_ms = self.now_ms.max(now_ms);
         let member = self.roster.get(&from).map(|m| m.dialect);
         let ctx = Context::new(now_ms, from, member, bytes);
         // The rate limit comes before any parsing or fan-out work.
@@ -113,7 +120,17 @@ impl Room {
     }
 
     /// The OS reported `addr` unreachable (ICMP port unreachable).
-    pub fn handle_unreachable(&mut self, _now: Instant, addr: SocketAddr, out: &mut Outputs) {
+    /// A structured member is kept silent for [`Config::unreachable_grace`]
+    /// (its restarted client may resume it), then leaves as unreachable.
+    pub fn handle_unreachable(&mut self, now: Instant, addr: SocketAddr, out: &mut Outputs) {
+        self.now_ms = self.now_ms.max(self.ms(now));
+        if self.roster.mark_unreachable(addr, self.ms(now)) {
+            out.events.push(Event::Dropped {
+                addr,
+                why: "port unreachable; kept for a resume during the grace period",
+            });
+            return;
+        }
         self.leave(addr, LeaveReason::Unreachable, out);
     }
 
@@ -121,8 +138,17 @@ impl Room {
     /// [`Room::poll_timeout`] passes.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
         let now_ms = self.ms(now);
+        self.now_ms = self.now_ms.max(now_ms);
         while let Some(addr) = self.roster.next_idle(now_ms) {
-            self.evict(addr, out);
+            let unreachable = self
+                .roster
+                .get(&addr)
+                .is_some_and(|m| m.unreachable_since_ms != 0);
+            if unreachable {
+                self.leave(addr, LeaveReason::Unreachable, out);
+            } else {
+                self.evict(addr, out);
+            }
         }
         self.privates
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
@@ -148,10 +174,11 @@ impl Room {
     /// Operator console: a HOST room event. Err if the text breaks the text rules.
     pub fn host_message(
         &mut self,
-        _now: Instant,
+        now: Instant,
         text: &str,
         out: &mut Outputs,
     ) -> Result<u64, ParseError> {
+        self.now_ms = self.now_ms.max(self.ms(now));
         let text = Text::new(text)?;
         Ok(self.room_event(RoomEvent::Host(text), out))
     }
@@ -160,11 +187,12 @@ impl Room {
     /// An empty or invalid reason is replaced by a default one.
     pub fn kick(
         &mut self,
-        _now: Instant,
+        now: Instant,
         nick: &str,
         reason: &str,
         out: &mut Outputs,
     ) -> Result<(), ErrorCode> {
+        self.now_ms = self.now_ms.max(self.ms(now));
         let addr = self
             .roster
             .addr_of(&nick.to_lowercase())
@@ -239,13 +267,24 @@ impl Room {
         match msg {
             ClientMsg::Join(nick) => {
                 let (_, line_ending) = strip_line_ending(bytes);
-                self.handle_join(ctx, nick, Dialect::Classic(line_ending), out)
+                self.handle_join(
+                    ctx,
+                    nick,
+                    Dialect::Classic(line_ending),
+                    JoinOptions::default(),
+                    out,
+                )
             }
             ClientMsg::Hello {
                 version,
                 nick,
                 cookie,
-            } => self.handle_hello(ctx, bytes.len(), version, nick, cookie, out),
+                since,
+                resume,
+            } => {
+                let options = JoinOptions { since, resume };
+                self.handle_hello(ctx, bytes.len(), version, nick, cookie, options, out)
+            }
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
                 self.room_event(RoomEvent::Chat { nick, text }, out);
@@ -313,6 +352,7 @@ impl Room {
         ctx: Context,
         nick: Nick,
         dialect: Dialect,
+        options: JoinOptions,
         out: &mut Outputs,
     ) -> Result<(), Refusal> {
         if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
@@ -331,7 +371,24 @@ impl Room {
             self.welcome(ctx.from, out);
             return Ok(());
         }
-        if self.roster.addr_of(&nick.key()).is_some() {
+        // A valid token proves this relay run handed it out, so `since`
+        // belongs to this run's numbering; without one it is ignored.
+        // The holder's token was made for the nickname it joined with (it
+        // may have renamed since).
+        let holder = self.roster.addr_of(&nick.key());
+        let token_id = options.resume.as_ref().and_then(|token| {
+            match holder.and_then(|h| self.roster.get(&h)) {
+                Some(member) => ResumeKeys::matches(token, member.join_id, member.token_mac)
+                    .then_some(member.join_id),
+                None => self.resume.check(token, &nick),
+            }
+        });
+        let since = token_id.and(options.since);
+        if let Some(holder) = holder {
+            if self.may_take_over(ctx, holder, dialect, token_id) {
+                self.take_over(ctx, holder, dialect, since, out);
+                return Ok(());
+            }
             return Err(Refusal::NickTaken(nick));
         }
         let members = self.roster.len();
@@ -341,6 +398,7 @@ impl Room {
         let bucket = self.limits.bucket_for_joiner(ctx.from, ctx.now_ms);
         self.roster
             .insert(ctx.from, nick.clone(), dialect, bucket, ctx.now_ms);
+        self.start_membership(ctx.from, since);
         self.stats.joins += 1;
         out.events.push(Event::Joined {
             addr: ctx.from,
@@ -353,6 +411,7 @@ impl Room {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_hello(
         &mut self,
         ctx: Context,
@@ -360,6 +419,7 @@ impl Room {
         version: Token,
         nick: Nick,
         cookie: Option<Cookie>,
+        options: JoinOptions,
         out: &mut Outputs,
     ) -> Result<(), Refusal> {
         let valid = cookie.is_some_and(|c| self.cookies.is_valid(ctx.from, c, ctx.now_ms));
@@ -379,7 +439,92 @@ impl Room {
         if version.as_str() != VERSION {
             return Err(Refusal::BadVersion(version));
         }
-        self.handle_join(ctx, nick, Dialect::Structured, out)
+        self.handle_join(ctx, nick, Dialect::Structured, options, out)
+    }
+
+    /// Whether the join from `ctx.from` may take over the membership at
+    /// `holder` (which holds the nickname asked for):
+    /// - with the resume token of exactly that membership (`token_id`);
+    /// - a classic join from the same IP address (another port: a course
+    ///   client restarted without `Q`) while the holder is a classic member
+    ///   silent for at least [`Config::classic_reclaim_after`].
+    fn may_take_over(
+        &self,
+        ctx: Context,
+        holder: SocketAddr,
+        dialect: Dialect,
+        token_id: Option<u64>,
+    ) -> bool {
+        let Some(member) = self.roster.get(&holder) else {
+            return false;
+        };
+        if token_id.is_some_and(|id| id == member.join_id) {
+            return true;
+        }
+        let after =
+            u64::try_from(self.config.classic_reclaim_after.as_millis()).unwrap_or(u64::MAX);
+        matches!(dialect, Dialect::Classic(_))
+            && matches!(member.dialect, Dialect::Classic(_))
+            && after > 0
+            && holder.ip() == ctx.from.ip()
+            && ctx.now_ms.saturating_sub(member.last_heard_ms()) >= after
+    }
+
+    /// Moves the membership at `holder` to `ctx.from`: the old address is
+    /// dropped without a `LEAVE`, the room sees `RECONNECT`, the member gets
+    /// `WELCOME` (or `OK`) with a new join point, a new token and the
+    /// history after `since`.
+    fn take_over(
+        &mut self,
+        ctx: Context,
+        holder: SocketAddr,
+        dialect: Dialect,
+        since: Option<u64>,
+        out: &mut Outputs,
+    ) {
+        if !self
+            .roster
+            .move_member(holder, ctx.from, dialect, ctx.now_ms)
+        {
+            return;
+        }
+        self.start_membership(ctx.from, since);
+        let Some(member) = self.roster.get(&ctx.from) else {
+            return;
+        };
+        let nick = member.nick.clone();
+        self.stats.reconnects += 1;
+        out.events.push(Event::Dropped {
+            addr: holder,
+            why: "its member reconnected from another address",
+        });
+        self.welcome(ctx.from, out);
+        self.privates
+            .moved(&mut self.roster, ctx.from, ctx.now_ms, &mut self.stats, out);
+        let counted = self.roster.len();
+        self.membership_event(RoomEvent::Reconnect(nick), counted, out);
+    }
+
+    /// A membership (new or taken over) begins at `addr`: its join point is
+    /// the newest event now, it gets a new join id (so older tokens stop
+    /// working), and its history starts after `since` or, without it,
+    /// [`Config::history_on_join`] events before the join point.
+    fn start_membership(&mut self, addr: SocketAddr, since: Option<u64>) {
+        let join_seq = self.history.last_seq();
+        let after_join = join_seq.saturating_add(1);
+        let from = match since {
+            Some(since) => since.saturating_add(1),
+            None => after_join.saturating_sub(self.config.history_on_join as u64),
+        };
+        let oldest = self.history.oldest_seq().unwrap_or(after_join);
+        let history_from = from.max(oldest).clamp(1, after_join);
+        let join_id = self.resume.next_id();
+        if let Some(member) = self.roster.get_mut(&addr) {
+            member.join_seq = join_seq;
+            member.history_from = history_from;
+            member.join_id = join_id;
+            member.token_mac = self.resume.mac(join_id, &member.nick);
+        }
     }
 
     /// `SAY`: like `M` as the nickname the address holds, relayed once per
@@ -532,6 +677,7 @@ impl Room {
             let msg = RelayMsg::Event {
                 seq,
                 origin: Origin::Resend,
+                ago: Some(self.ago(seq)),
                 event: event.clone(),
             };
             let bytes = self.renderer.encode(&msg);
@@ -566,28 +712,40 @@ impl Room {
     }
 
     /// WELCOME (or the classic `OK`) to a member, and for a structured one
-    /// the recent CHAT/HOST history.
+    /// its history: the events from its `history_from` to its join point
+    /// (at most the newest [`HISTORY_BURST`] of them; the client asks for
+    /// the rest with `RESEND`). A repeated WELCOME states the same join
+    /// point and history range, so what the client lost meanwhile is a gap
+    /// it repairs.
     fn welcome(&mut self, addr: SocketAddr, out: &mut Outputs) {
         let Some(member) = self.roster.get(&addr) else {
             return;
         };
         let dialect = member.dialect;
+        let (join_seq, history_from) = (member.join_seq, member.history_from);
         let msg = RelayMsg::Welcome {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
             nick: member.nick.clone(),
-            last_seq: self.history.last_seq(),
+            last_seq: join_seq,
             ping_interval: secs(self.config.ping_interval),
             idle_timeout: secs(self.config.idle_timeout),
+            history_from: Some(history_from),
+            resume: Some(ResumeKeys::token_of(member.join_id, member.token_mac)),
         };
         self.send_to_member(addr, dialect, &msg, out);
-        if dialect != Dialect::Structured || self.config.history_on_join == 0 {
+        if dialect != Dialect::Structured || history_from > join_seq {
             return;
         }
-        for (seq, event) in self.history.recent_talk(self.config.history_on_join) {
+        let first = history_from.max(join_seq.saturating_sub(HISTORY_BURST - 1));
+        let events: Vec<(u64, RoomEvent)> = (first..=join_seq)
+            .filter_map(|seq| Some((seq, self.history.get(seq)?.clone())))
+            .collect();
+        for (seq, event) in events {
             let msg = RelayMsg::Event {
                 seq,
                 origin: Origin::History,
-                event: event.clone(),
+                ago: Some(self.ago(seq)),
+                event,
             };
             let bytes = self.renderer.encode(&msg);
             self.stats.datagrams_out += 1;
@@ -658,11 +816,12 @@ impl Room {
         let msg = RelayMsg::Event {
             seq,
             origin: Origin::Live,
+            ago: None,
             event,
         };
         self.broadcast(&msg, out);
         if let RelayMsg::Event { event, .. } = msg {
-            let recorded = self.history.record(event);
+            let recorded = self.history.record(event, self.now_ms);
             debug_assert_eq!(recorded, seq);
         }
         seq
@@ -746,6 +905,12 @@ impl Room {
         self.reply(ctx, &reply, out);
     }
 
+    /// Whole seconds since event `seq` was numbered (0 if not held).
+    fn ago(&self, seq: u64) -> u32 {
+        let at = self.history.time_of(seq).unwrap_or(self.now_ms);
+        u32::try_from(self.now_ms.saturating_sub(at) / 1000).unwrap_or(u32::MAX)
+    }
+
     fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
@@ -755,6 +920,17 @@ impl Room {
     pub(crate) fn cookie_for(&self, addr: SocketAddr, now: Instant) -> Cookie {
         self.cookies.current(addr, self.ms(now))
     }
+}
+
+/// Most history events sent with one `WELCOME`.
+const HISTORY_BURST: u64 = udpchat_proto::MAX_RESEND;
+
+/// What a join may carry besides the nickname (`HELLO`'s `since=` and
+/// `resume=`).
+#[derive(Default)]
+struct JoinOptions {
+    since: Option<u64>,
+    resume: Option<Token>,
 }
 
 fn secs(d: Duration) -> u32 {
@@ -1052,12 +1228,14 @@ mod tests {
         assert_eq!(h.room.last_seq(), 2);
         let sent = h.join_structured(2, "b");
         assert_eq!(
-            sent,
+            to(&sent, 2),
             [
-                (2, "WELCOME udpchat/1 b 2 15 60".to_owned()),
-                (2, "EVENT 2 history CHAT a hi".to_owned()),
+                "WELCOME udpchat/1 b 2 15 60 1 <token>",
+                "EVENT 1 history ago=0 JOIN a",
+                "EVENT 2 history ago=0 CHAT a hi",
             ]
         );
+        assert_eq!(sent.len(), 3);
         assert_eq!(h.room.last_seq(), 2);
         // Chat still reaches everyone, with the next number.
         let sent = h.send(2, "M b hello");

@@ -27,6 +27,26 @@ pub(crate) struct Member {
     /// The last [`ID_WINDOW`] `PMSG` and `SAY` ids this member sent. Gone
     /// with the member: a client that joins again starts a fresh ring.
     pub(crate) recent_ids: RecentIds,
+    /// The join point: the newest event number when this membership began
+    /// (`WELCOME`'s `last-seq`, the same in every repeated `WELCOME`).
+    pub(crate) join_seq: u64,
+    /// The first event of the history this membership is sent.
+    pub(crate) history_from: u64,
+    /// Numbers this membership for its resume token (0: none).
+    pub(crate) join_id: u64,
+    /// The MAC of its resume token, made over the nickname the membership
+    /// began with (a rename does not change the token).
+    pub(crate) token_mac: u64,
+    /// When the OS reported its port unreachable (a structured member in
+    /// its grace period; cleared by any command from it); 0: it was not.
+    pub(crate) unreachable_since_ms: u64,
+}
+
+impl Member {
+    /// When the member's address last sent a well-formed command.
+    pub(crate) fn last_heard_ms(&self) -> u64 {
+        self.last_heard_ms
+    }
 }
 
 /// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
@@ -74,6 +94,7 @@ pub(crate) struct Roster {
     next_generation: u64,
     structured_idle_ms: u64,
     classic_idle_ms: u64,
+    unreachable_grace_ms: u64,
 }
 
 impl Roster {
@@ -86,6 +107,7 @@ impl Roster {
             next_generation: 1,
             structured_idle_ms: ms(config.idle_timeout),
             classic_idle_ms: ms(config.classic_idle_timeout),
+            unreachable_grace_ms: ms(config.unreachable_grace),
         }
     }
 
@@ -130,6 +152,39 @@ impl Roster {
     pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) {
         if let Some(member) = self.members.get_mut(&addr) {
             member.last_heard_ms = now_ms;
+            member.unreachable_since_ms = 0;
+        }
+    }
+
+    /// The OS reported `addr` unreachable. A structured member is kept for
+    /// the grace period (true); anyone else is for the caller to remove
+    /// (false).
+    pub(crate) fn mark_unreachable(&mut self, addr: SocketAddr, now_ms: u64) -> bool {
+        let grace = self.unreachable_grace_ms;
+        let Some(member) = self.members.get_mut(&addr) else {
+            return false;
+        };
+        if member.dialect != Dialect::Structured || grace == 0 {
+            return false;
+        }
+        if member.unreachable_since_ms == 0 {
+            member.unreachable_since_ms = now_ms.max(1);
+            let generation = member.generation;
+            self.idle_timers.push(Reverse(IdleTimer {
+                due_ms: now_ms + grace,
+                addr,
+                generation,
+            }));
+        }
+        true
+    }
+
+    /// When the member at `addr` is due for removal.
+    fn due_ms(&self, member: &Member) -> u64 {
+        let idle = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+        match member.unreachable_since_ms {
+            0 => idle,
+            since => idle.min(since + self.unreachable_grace_ms),
         }
     }
 
@@ -155,6 +210,11 @@ impl Roster {
                 bucket,
                 outbox: Outbox::default(),
                 recent_ids: RecentIds::default(),
+                join_seq: 0,
+                history_from: 1,
+                join_id: 0,
+                token_mac: 0,
+                unreachable_since_ms: 0,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -197,6 +257,39 @@ impl Roster {
         Some(std::mem::replace(&mut member.nick, new))
     }
 
+    /// Moves the member at `old` to `new` (a restarted client taking over its
+    /// membership): same nickname and state, a fresh idle timer in
+    /// `dialect`. The caller checked that `new` is not a member.
+    pub(crate) fn move_member(
+        &mut self,
+        old: SocketAddr,
+        new: SocketAddr,
+        dialect: Dialect,
+        now_ms: u64,
+    ) -> bool {
+        let Some(mut member) = self.members.remove(&old) else {
+            return false;
+        };
+        let generation = self.next_generation();
+        member.generation = generation;
+        member.last_heard_ms = now_ms;
+        member.unreachable_since_ms = 0;
+        if member.dialect != dialect && dialect != Dialect::Structured {
+            member.outbox.clear();
+        }
+        member.dialect = dialect;
+        self.by_nick.insert(member.nick.key(), new);
+        self.members.insert(new, member);
+        let due_ms = now_ms + self.idle_timeout_ms(dialect);
+        self.idle_timers.push(Reverse(IdleTimer {
+            due_ms,
+            addr: new,
+            generation,
+        }));
+        self.compact_idle_timers();
+        true
+    }
+
     /// Removes the member at `addr`.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<Member> {
         let member = self.members.remove(&addr)?;
@@ -228,7 +321,7 @@ impl Roster {
             if member.generation != timer.generation {
                 continue;
             }
-            let due_ms = member.last_heard_ms + self.idle_timeout_ms(member.dialect);
+            let due_ms = self.due_ms(member);
             if due_ms > now_ms {
                 self.idle_timers
                     .push(Reverse(IdleTimer { due_ms, ..timer }));
@@ -378,9 +471,12 @@ mod tests {
     fn repeated_valid_hello_gets_welcome_without_second_join() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
+        h.send(1, "SAY 1 hi");
         let sent = h.join_structured(1, "alice");
-        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 1 15 60"]);
-        assert_eq!(h.room.last_seq(), 1);
+        // The same join point and history range as the first WELCOME, not
+        // the newest event: what came since is the client's to repair.
+        assert_eq!(to(&sent, 1), ["WELCOME udpchat/1 alice 0 15 60 1 <token>"]);
+        assert_eq!(h.room.last_seq(), 2);
     }
 
     #[test]

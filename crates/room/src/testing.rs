@@ -97,12 +97,33 @@ impl Harness {
     }
 }
 
-/// The texts sent to `addr(n)`, in order.
-pub(crate) fn to(sent: &[(u8, String)], n: u8) -> Vec<&str> {
+/// The texts sent to `addr(n)`, in order, a `WELCOME`'s resume token
+/// written `<token>`.
+pub(crate) fn to(sent: &[(u8, String)], n: u8) -> Vec<String> {
     sent.iter()
         .filter(|(m, _)| *m == n)
-        .map(|(_, s)| s.as_str())
+        .map(|(_, s)| untoken(s))
         .collect()
+}
+
+/// `s` with a `WELCOME`'s resume token written `<token>`.
+pub(crate) fn untoken(s: &str) -> String {
+    match s.rsplit_once(' ') {
+        Some((head, token)) if s.starts_with("WELCOME ") && token.len() == 32 => {
+            format!("{head} <token>")
+        }
+        _ => s.to_owned(),
+    }
+}
+
+/// The resume token of the last `WELCOME` in `sent`.
+pub(crate) fn token_in(sent: &[(u8, String)]) -> String {
+    let welcome = sent
+        .iter()
+        .rev()
+        .find(|(_, s)| s.starts_with("WELCOME "))
+        .expect("a WELCOME");
+    welcome.1.rsplit_once(' ').unwrap().1.to_owned()
 }
 
 /// A cookie-less `HELLO` padded to `MIN_HELLO_LEN`.
@@ -112,6 +133,8 @@ pub(crate) fn padded_hello(nick: &str) -> String {
             version: Token::new(VERSION).unwrap(),
             nick: Nick::new(nick).unwrap(),
             cookie: None,
+            since: None,
+            resume: None,
         }
         .encode(),
     )

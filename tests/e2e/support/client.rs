@@ -14,6 +14,8 @@ pub const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_udpchat");
 /// A running `udpchat` in piped mode.
 pub struct Client {
     child: Child,
+    /// The resume-state directory this client owns (removed on drop).
+    owned_state: Option<super::process::TempDir>,
     pub stdout: Lines,
     pub stderr: Lines,
     stdin: Option<ChildStdin>,
@@ -26,8 +28,24 @@ impl Client {
     }
 
     /// Starts `udpchat --relay addr --nick nick EXTRA...` with piped stdin.
+    /// Its resume state goes to a temporary directory of its own.
     pub fn start_with(relay: &str, nick: Option<&str>, extra: &[&str]) -> Client {
+        let dir = super::process::fresh_state_dir("state");
+        let mut client = Client::start_in(relay, nick, extra, &dir.0);
+        client.owned_state = Some(dir);
+        client
+    }
+
+    /// Like [`Client::start_with`], keeping its resume state in `state_dir`
+    /// (a restarted client given the same one resumes its membership).
+    pub fn start_in(
+        relay: &str,
+        nick: Option<&str>,
+        extra: &[&str],
+        state_dir: &std::path::Path,
+    ) -> Client {
         let mut cmd = Command::new(CLIENT_BIN);
+        cmd.env("UDPCHAT_STATE_DIR", state_dir);
         cmd.arg("--relay").arg(relay).args(extra);
         if let Some(nick) = nick {
             cmd.arg("--nick").arg(nick);
@@ -44,6 +62,7 @@ impl Client {
         let stdin = child.stdin.take();
         Client {
             child,
+            owned_state: None,
             stdout,
             stderr,
             stdin,
@@ -57,20 +76,26 @@ impl Client {
 
     /// Like [`Client::joined`], with extra arguments.
     pub fn joined_with(relay: &str, nick: &str, extra: &[&str]) -> Client {
-        let mut client = Client::start_with(relay, Some(nick), extra);
-        let want = format!("* {nick} joined");
+        let client = Client::start_with(relay, Some(nick), extra);
+        client.until_shown(&format!("* {nick} joined"))
+    }
+
+    /// Waits until a line containing `want` shows (panics if the client
+    /// exits first or [`WAIT`] passes).
+    pub fn until_shown(mut self, want: &str) -> Client {
+        let nick = want;
         let deadline = Instant::now() + WAIT;
-        while !client.stdout.all().iter().any(|l| l.contains(&want)) {
-            let exited = client.child.try_wait().ok().flatten();
+        while !self.stdout.all().iter().any(|l| l.contains(want)) {
+            let exited = self.child.try_wait().ok().flatten();
             assert!(
                 exited.is_none() && Instant::now() < deadline,
-                "{nick} did not join ({exited:?}); stdout {:#?} stderr {:#?}",
-                client.stdout.all(),
-                client.stderr.all()
+                "{nick:?} did not show ({exited:?}); stdout {:#?} stderr {:#?}",
+                self.stdout.all(),
+                self.stderr.all()
             );
             thread::sleep(Duration::from_millis(20));
         }
-        client
+        self
     }
 
     /// The process id.

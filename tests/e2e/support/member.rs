@@ -194,6 +194,8 @@ impl Member {
             version: version.clone(),
             nick: nick.clone(),
             cookie: None,
+            since: None,
+            resume: None,
         };
         self.send(hello.encode());
         let cookie = match self.recv_msg() {
@@ -205,6 +207,8 @@ impl Member {
                 version,
                 nick,
                 cookie: Some(cookie),
+                since: None,
+                resume: None,
             }
             .encode(),
         );

@@ -81,3 +81,21 @@ impl Drop for TempFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// A fresh, empty directory for one client's resume state (`--state-dir`,
+/// `UDPCHAT_STATE_DIR`), so no test touches the real home's data directory.
+/// Removed (with what is in it) on drop.
+pub fn fresh_state_dir(name: &str) -> TempDir {
+    let dir = TempDir(TempFile::new(name).0.clone());
+    let _ = std::fs::remove_dir_all(&dir.0);
+    dir
+}
+
+/// A temporary directory, removed with its contents on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -112,6 +112,7 @@ impl Relay {
         RelayMsg::Event {
             seq: self.seq,
             origin: Origin::Live,
+            ago: None,
             event,
         }
     }
@@ -148,6 +149,8 @@ impl Relay {
                     last_seq: self.seq,
                     ping_interval: 15,
                     idle_timeout: 60,
+                    history_from: None,
+                    resume: None,
                 };
                 vec![welcome, self.event(RoomEvent::Join(nick))]
             }
@@ -171,6 +174,7 @@ impl Relay {
                     Some(RelayMsg::Event {
                         seq,
                         origin: Origin::Resend,
+                        ago: None,
                         event,
                     })
                 })

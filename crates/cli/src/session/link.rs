@@ -43,11 +43,15 @@ impl Link {
     pub(super) fn new(
         now: Instant,
         last_seq: u64,
+        history_from: Option<u64>,
         ping_interval: u32,
         idle_timeout: u32,
         repair: bool,
     ) -> Link {
-        let mut reassembly = Reassembly::new(last_seq);
+        let mut reassembly = match history_from {
+            Some(from) => Reassembly::with_history(now, last_seq, from),
+            None => Reassembly::new(last_seq),
+        };
         if !repair {
             reassembly = reassembly.without_repair();
         }
@@ -68,6 +72,11 @@ impl Link {
         // reveals it: ask soon rather than at the next keepalive.
         link.schedule_tail_check(now);
         link
+    }
+
+    /// Every room event up to this one was shown or reported missed.
+    pub(super) fn delivered_through(&self) -> u64 {
+        self.reassembly.delivered_through()
     }
 
     /// The relay sent something only a member gets.

@@ -16,6 +16,8 @@
 
 #[cfg(test)]
 mod deadlines;
+#[cfg(test)]
+mod join_tests;
 mod link;
 mod outbox;
 mod pacing;
@@ -170,6 +172,25 @@ pub struct Session {
     notices: Notices,
     /// Ask for missed events and resend lost own messages (the default).
     repair: bool,
+    /// The resume token of our membership, if the relay gave one (kept for
+    /// a rejoin, and by the app in a file for a new process).
+    resume: Option<Token>,
+    /// Every room event up to this one was shown (while not joined; a
+    /// joined session asks its link). Sent as `since=` with the token.
+    delivered: Option<u64>,
+    /// When the relay says history events not shown yet were said (from
+    /// their `ago=`), by sequence number.
+    said_at: std::collections::BTreeMap<u64, Instant>,
+}
+
+/// What a client needs to take its membership back after a restart: the
+/// relay's resume token and the last room event it showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeState {
+    /// From `WELCOME`.
+    pub token: Token,
+    /// Every room event up to this one was shown (`HELLO ... since=`).
+    pub since: Option<u64>,
 }
 
 impl Session {
@@ -189,7 +210,30 @@ impl Session {
             budget: Budget::new(now),
             notices: Notices::default(),
             repair: true,
+            resume: None,
+            delivered: None,
+            said_at: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Joins with a resume token saved by an earlier process: the relay
+    /// hands us our nickname back at once (the old process may have died
+    /// without leaving) and sends only the events after `since`.
+    pub fn with_resume(mut self, state: ResumeState) -> Session {
+        self.resume = Some(state.token);
+        self.delivered = state.since;
+        self
+    }
+
+    /// What to save to take this membership back from a new process; `None`
+    /// until the relay gave a token.
+    pub fn resume_state(&self) -> Option<ResumeState> {
+        let token = self.resume.clone()?;
+        let since = match &self.state {
+            State::Joined(link) => Some(link.delivered_through()),
+            _ => self.delivered,
+        };
+        Some(ResumeState { token, since })
     }
 
     /// Turns loss repair off: missed room events are only reported, lost
@@ -234,8 +278,17 @@ impl Session {
             let quit = ClientMsg::Quit(self.nick.clone());
             send(&mut self.budget, now, &quit, &mut out);
         }
-        self.state = State::Ended;
+        self.end();
         out
+    }
+
+    /// The session is over; what was shown is kept for
+    /// [`Session::resume_state`] (a new process resumes after it).
+    fn end(&mut self) {
+        if let State::Joined(link) = &self.state {
+            self.delivered = Some(link.delivered_through());
+        }
+        self.state = State::Ended;
     }
 
     /// The earliest instant at which [`Session::handle_timeout`] has
@@ -310,7 +363,7 @@ impl Session {
             State::Ended => {}
             State::Joining(joining) => {
                 if joining.give_up_at(self.last_rx).is_some_and(|t| now >= t) {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::NoRelay);
                 } else if now >= joining.next_hello {
                     joining.hello_sent(now);
@@ -382,10 +435,22 @@ impl Session {
                 last_seq,
                 ping_interval,
                 idle_timeout,
+                history_from,
+                resume,
                 ..
             } => {
                 self.nick = nick.clone();
-                let mut link = Link::new(now, last_seq, ping_interval, idle_timeout, self.repair);
+                if resume.is_some() {
+                    self.resume = resume;
+                }
+                let mut link = Link::new(
+                    now,
+                    last_seq,
+                    history_from,
+                    ping_interval,
+                    idle_timeout,
+                    self.repair,
+                );
                 out.push(Action::Joined {
                     nick: nick.clone(),
                     rejoin,
@@ -409,7 +474,7 @@ impl Session {
             }
             RelayMsg::Error { code, reason } => match code {
                 ErrorCode::NickTaken | ErrorCode::NickInvalid if !rejoin => {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::Refused {
                         code,
                         reason: reason.to_string(),
@@ -453,7 +518,7 @@ impl Session {
                 code: ByeCode::Kicked,
                 reason,
             } => {
-                self.state = State::Ended;
+                self.end();
                 out.push(Action::Show(Line::Notice(format!(
                     "you were removed by the host: {reason}"
                 ))));
@@ -470,9 +535,21 @@ impl Session {
             return;
         };
         match msg {
-            RelayMsg::Event { seq, origin, event } => {
+            RelayMsg::Event {
+                seq,
+                origin,
+                ago,
+                event,
+            } => {
+                if let Some(at) = ago.and_then(|s| now.checked_sub(Duration::from_secs(s.into()))) {
+                    if seq > link.delivered_through() && self.said_at.len() < 4096 {
+                        self.said_at.insert(seq, at);
+                    }
+                }
                 let outputs = link.handle_event(now, seq, origin, event);
+                let through = link.delivered_through();
                 self.apply(now, outputs, out);
+                self.said_at.retain(|&s, _| s > through);
                 // The echo of our message may have come: send the next.
                 self.drain_outbox(now, out);
             }
@@ -540,7 +617,7 @@ impl Session {
             },
             RelayMsg::Bye { code, reason } => match code {
                 ByeCode::Kicked => {
-                    self.state = State::Ended;
+                    self.end();
                     out.push(Action::Show(Line::Notice(format!(
                         "you were removed by the host: {reason}"
                     ))));
@@ -569,8 +646,19 @@ impl Session {
     fn apply(&mut self, now: Instant, outputs: Vec<reassembly::Output>, out: &mut Vec<Action>) {
         for output in outputs {
             match output {
-                reassembly::Output::Deliver { event, history, .. } => {
-                    let line = self.event_line(event, history);
+                reassembly::Output::Deliver {
+                    seq,
+                    event,
+                    history,
+                } => {
+                    let mut line = self.event_line(event, history);
+                    let said = self.said_at.remove(&seq);
+                    if let (true, Some(at)) = (history, said) {
+                        line = Line::Said {
+                            ago: now.saturating_duration_since(at),
+                            line: Box::new(line),
+                        };
+                    }
                     out.push(Action::Show(line));
                 }
                 reassembly::Output::Lost { from, to, reason } => {
@@ -641,6 +729,8 @@ impl Session {
                     history,
                 }
             }
+            RoomEvent::Reconnect(nick) if !history => Line::Notice(format!("{nick} reconnected")),
+            RoomEvent::Reconnect(nick) => Line::Notice(format!("[history] {nick} reconnected")),
             RoomEvent::Host(text) => Line::Host {
                 text: text.to_string(),
                 history,
@@ -649,7 +739,7 @@ impl Session {
     }
 
     fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
-        self.state = State::Ended;
+        self.end();
         out.push(Action::Show(Line::Error(format!(
             "the relay refused to let us join: {reason}"
         ))));
@@ -665,6 +755,9 @@ impl Session {
         out.push(Action::Show(Line::Notice(
             "connection lost, rejoining…".into(),
         )));
+        if let State::Joined(link) = &self.state {
+            self.delivered = Some(link.delivered_through());
+        }
         self.state = State::Joining(Joining::new(now, true));
     }
 
@@ -673,6 +766,9 @@ impl Session {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
             nick: self.nick.clone(),
             cookie: self.cookie,
+            // Only the HELLO with a cookie counts; the first stays small.
+            since: self.cookie.and(self.resume.as_ref()).and(self.delivered),
+            resume: self.cookie.and(self.resume.clone()),
         };
         send(&mut self.budget, now, &hello, out);
     }

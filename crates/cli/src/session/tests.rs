@@ -46,6 +46,8 @@ pub(super) fn welcome(nick: &str, last_seq: u64) -> Vec<u8> {
         last_seq,
         ping_interval: 15,
         idle_timeout: 60,
+        history_from: None,
+        resume: None,
     })
 }
 
@@ -53,6 +55,7 @@ pub(super) fn chat_event(seq: u64, origin: Origin, who: &str, text: &str) -> Vec
     relay(&RelayMsg::Event {
         seq,
         origin,
+        ago: None,
         event: RoomEvent::Chat {
             nick: nick(who),
             text: Text::new(text).unwrap(),
@@ -288,6 +291,7 @@ fn history_on_join_is_marked() {
         &relay(&RelayMsg::Event {
             seq: 6,
             origin: Origin::Live,
+            ago: None,
             event: RoomEvent::Leave {
                 nick: nick("bob"),
                 reason: LeaveReason::Quit,
