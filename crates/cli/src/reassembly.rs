@@ -25,13 +25,16 @@ pub const MAX_RESEND: u64 = 64;
 
 /// How long to wait before the first request for a gap (reordered datagrams
 /// usually fill it by then), then the base of the doubling re-request delay.
+/// The base is the retransmission timeout the session measures (see
+/// [`Reassembly::set_retry_base`]); this before it is set.
 const FIRST_DELAY: Duration = Duration::from_millis(40);
 const RETRY_BASE: Duration = Duration::from_millis(300);
-const RETRY_CAP: Duration = Duration::from_secs(2);
-/// Requests per missing event before it counts as lost: with a fifth of
-/// the datagrams lost each way a request fails about a third of the time,
-/// so ten (about 15 s in all) leave a one in 30 000 chance of giving up.
-const MAX_TRIES: u32 = 10;
+const RETRY_CAP: Duration = Duration::from_secs(3);
+/// Requests per missing event before it counts as lost: with 30% of the
+/// datagrams lost each way a request fails about half the time, so sixteen
+/// (about 30 s in all, the waits capped at 3 s) leave a one in 50 000
+/// chance of giving up.
+const MAX_TRIES: u32 = 16;
 /// Requests after which the user is told events are being waited for.
 const TRIES_BEFORE_WAITING: u32 = 2;
 
@@ -96,12 +99,11 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn due(&self) -> Instant {
+    fn due(&self, base: Duration) -> Instant {
         let wait = if self.tries == 0 {
             FIRST_DELAY
         } else {
-            RETRY_BASE
-                .saturating_mul(1 << (self.tries - 1).min(8))
+            base.saturating_mul(1 << (self.tries - 1).min(8))
                 .min(RETRY_CAP)
         };
         self.since + wait
@@ -125,6 +127,8 @@ pub struct Reassembly {
     missing: BTreeMap<u64, Attempt>,
     /// Requests per missing event before it counts as lost (0: never ask).
     max_tries: u32,
+    /// Wait after the first request, doubled after each.
+    retry_base: Duration,
 }
 
 impl Reassembly {
@@ -141,7 +145,13 @@ impl Reassembly {
             held: BTreeMap::new(),
             missing: BTreeMap::new(),
             max_tries: MAX_TRIES,
+            retry_base: RETRY_BASE,
         }
+    }
+
+    /// Times re-requests from this (the measured retransmission timeout).
+    pub fn set_retry_base(&mut self, base: Duration) {
+        self.retry_base = base;
     }
 
     /// Never asks for missing events: a gap is reported lost as soon as a
@@ -233,7 +243,7 @@ impl Reassembly {
         let mut exhausted = Vec::new();
         let mut due = Vec::new();
         for (&seq, attempt) in &self.missing {
-            if attempt.due() <= now {
+            if attempt.due(self.retry_base) <= now {
                 if attempt.tries >= self.max_tries {
                     exhausted.push(seq);
                 } else {
@@ -280,7 +290,7 @@ impl Reassembly {
     /// budget: the earlier of [`Reassembly::next_request`] and
     /// [`Reassembly::next_give_up`]. `None` while nothing is missing.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.missing.values().map(Attempt::due).min()
+        self.missing.values().map(|a| a.due(self.retry_base)).min()
     }
 
     /// When [`Reassembly::poll`] next wants to request a missing event (it
@@ -289,7 +299,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries < self.max_tries)
-            .map(Attempt::due)
+            .map(|a| a.due(self.retry_base))
             .min()
     }
 
@@ -299,7 +309,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries >= self.max_tries)
-            .map(Attempt::due)
+            .map(|a| a.due(self.retry_base))
             .min()
     }
 
@@ -474,7 +484,7 @@ mod tests {
         let mut asked = 0;
         let mut waiting = false;
         let mut lost = None;
-        for _ in 0..200 {
+        for _ in 0..600 {
             now += Duration::from_millis(100);
             for o in r.poll(now, 8) {
                 match o {
