@@ -44,6 +44,9 @@ const RENAME_WAIT: Duration = Duration::from_millis(300);
 const GRACE_MAX: Duration = Duration::from_secs(60);
 /// ... and how long to keep waiting when repair makes no progress.
 const GRACE_STALL: Duration = Duration::from_secs(5);
+/// ... or, before the relay has said how many events there are (repair has
+/// no goal yet, and the question is repeated meanwhile), this long.
+const GRACE_UNANSWERED: Duration = Duration::from_secs(15);
 
 /// Runs the client; returns the exit code.
 pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
@@ -420,15 +423,21 @@ fn run_piped(
         let (actions, _) = shared.handle_timers();
         let _ = shared.perform(actions);
         let now = Instant::now();
-        let (caught_up, now_progress) = {
+        let (caught_up, now_progress, answered) = {
             let session = shared.session();
-            (session.is_caught_up(), session.progress())
+            let answered = session.shortfall().missing.is_some();
+            (session.is_caught_up(), session.progress(), answered)
         };
         if now_progress != progress {
             progress = now_progress;
             last_progress = now;
         }
-        let stalled = now.saturating_duration_since(last_progress) >= GRACE_STALL;
+        let stall = if answered {
+            GRACE_STALL
+        } else {
+            GRACE_UNANSWERED
+        };
+        let stalled = now.saturating_duration_since(last_progress) >= stall;
         if caught_up || stalled || now >= start + GRACE_MAX {
             break;
         }
@@ -441,7 +450,7 @@ fn run_piped(
     shared.quit();
     shared.stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
-    Ok(if shortfall.is_nothing() { 0 } else { 1 })
+    Ok(if shortfall.anything_lost() { 1 } else { 0 })
 }
 
 /// What piped mode says on stderr when it leaves without everything.

@@ -20,6 +20,10 @@ use udpchat_proto::{Origin, RoomEvent};
 /// The most sequence numbers tracked (missing or held) at once.
 pub const MAX_WINDOW: u64 = 4096;
 
+/// Missing events this close (or closer) to a range being requested join
+/// it.
+const MERGE_GAP: u64 = 4;
+
 /// The most events one `RESEND` asks for (the relay clamps to 64 too).
 pub const MAX_RESEND: u64 = 64;
 
@@ -29,12 +33,12 @@ pub const MAX_RESEND: u64 = 64;
 /// [`Reassembly::set_retry_base`]); this before it is set.
 const FIRST_DELAY: Duration = Duration::from_millis(40);
 const RETRY_BASE: Duration = Duration::from_millis(300);
-const RETRY_CAP: Duration = Duration::from_secs(3);
+const RETRY_CAP: Duration = Duration::from_secs(1);
 /// Requests per missing event before it counts as lost: with 30% of the
-/// datagrams lost each way a request fails about half the time, so sixteen
-/// (about 30 s in all, the waits capped at 3 s) leave a one in 50 000
+/// datagrams lost each way a request fails about half the time, so thirty
+/// (about 30 s in all, the waits capped at 1 s) leave a one in a billion
 /// chance of giving up.
-const MAX_TRIES: u32 = 16;
+const MAX_TRIES: u32 = 30;
 /// Requests after which the user is told events are being waited for.
 const TRIES_BEFORE_WAITING: u32 = 2;
 
@@ -265,7 +269,10 @@ impl Reassembly {
             }
             let count = ranges.len();
             match ranges.last_mut() {
-                Some((from, to)) if *to + 1 == seq && seq - *from < MAX_RESEND => *to = seq,
+                // Close gaps go in one request (what we have in between
+                // comes again and is dropped): requests cost our budget,
+                // answers do not.
+                Some((from, to)) if seq - *to <= MERGE_GAP && seq - *from < MAX_RESEND => *to = seq,
                 _ if count >= budget => break,
                 _ => ranges.push((seq, seq)),
             }

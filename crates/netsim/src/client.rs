@@ -28,6 +28,7 @@ const GRACE_POLL: Duration = Duration::from_millis(20);
 /// in the cli's app.rs), mirrored here.
 const GRACE_MAX: Duration = Duration::from_secs(60);
 const GRACE_STALL: Duration = Duration::from_secs(5);
+const GRACE_UNANSWERED: Duration = Duration::from_secs(15);
 
 /// How often the classic and naive clients repeat a join attempt.
 const JOIN_RETRY: Duration = Duration::from_millis(300);
@@ -263,7 +264,14 @@ impl StructuredClient {
             grace.progress = progress;
             grace.last_progress = now;
         }
-        let stalled = now.saturating_duration_since(grace.last_progress) >= GRACE_STALL;
+        // Until the relay says how many events there are, repair has no
+        // goal yet: wait longer (the question is repeated meanwhile).
+        let stall = if self.session.shortfall().missing.is_some() {
+            GRACE_STALL
+        } else {
+            GRACE_UNANSWERED
+        };
+        let stalled = now.saturating_duration_since(grace.last_progress) >= stall;
         if self.session.is_caught_up() || stalled || now >= grace.start + GRACE_MAX {
             self.shortfall = Some(self.session.shortfall());
             let actions = self.session.quit(now);

@@ -33,7 +33,7 @@ pub(crate) struct Member {
 pub(crate) const SAY_HOLD_MAX: usize = 32;
 /// Longest a `SAY` waits for a missing earlier id, in milliseconds (checked
 /// when the member next sends a `SAY` or `PMSG`).
-pub(crate) const SAY_HOLD_MS: u64 = 5000;
+pub(crate) const SAY_HOLD_MS: u64 = 10_000;
 
 /// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
 /// client keeps its ids unique across the two), with the sequence number

@@ -43,6 +43,12 @@ struct Scenario {
     /// How much later than when ticking a datagram may go (zero unless the
     /// scenario says why).
     slack: Duration,
+    /// How many copies of one datagram the two runs may differ by (and then
+    /// their times are not compared pairwise): a retransmission repeated
+    /// for many seconds on a timeout measured from round trips that differ
+    /// by up to a tick drifts differently in each, so one run can be a copy
+    /// ahead when the link is declared lost.
+    extra_copies: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,9 +367,17 @@ fn same_either_way(scenario: &Scenario) -> Run {
     );
     for (m, poll_at) in &poll_copies {
         let tick_at = &tick_copies[m];
-        assert_eq!(poll_at.len(), tick_at.len(), "copies of {m:?}");
-        for (p, t) in poll_at.iter().zip(tick_at) {
-            assert!(p <= &(*t + scenario.slack), "{m:?} at {p:?}, not by {t:?}");
+        assert!(
+            poll_at.len().abs_diff(tick_at.len()) <= scenario.extra_copies,
+            "copies of {m:?}: {} polling, {} ticking",
+            poll_at.len(),
+            tick_at.len()
+        );
+        // With copies allowed to differ, the pairs no longer line up.
+        if scenario.extra_copies == 0 {
+            for (p, t) in poll_at.iter().zip(tick_at) {
+                assert!(p <= &(*t + scenario.slack), "{m:?} at {p:?}, not by {t:?}");
+            }
         }
     }
     let says = |r: &Run| {
@@ -373,7 +387,16 @@ fn same_either_way(scenario: &Scenario) -> Run {
             .map(|(_, m)| m.clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(says(&poll), says(&tick));
+    let dedup = |mut v: Vec<String>| {
+        v.dedup();
+        v
+    };
+    if scenario.extra_copies == 0 {
+        assert_eq!(says(&poll), says(&tick));
+    } else {
+        // The order of our messages, repeats aside.
+        assert_eq!(dedup(says(&poll)), dedup(says(&tick)));
+    }
     // What is shown: the same, room events in the same order.
     let sorted = |r: &Run| {
         let mut all: Vec<String> = r.other.iter().map(|a| format!("{a:?}")).collect();
@@ -488,6 +511,8 @@ fn restart_and_lost_link_rejoin_as_when_ticking() {
         // 46 s, then the relay ignores 4 HELLOs before it answers.
         silence: Some((10_000, 4)),
         end: 80_000,
+        // "during" is sent again every second (the timeout's cap) for 26 s.
+        extra_copies: 1,
         ..Scenario::default()
     });
     // Two to join, one after the restart, five after the link is lost.

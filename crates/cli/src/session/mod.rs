@@ -198,9 +198,16 @@ pub struct Shortfall {
 }
 
 impl Shortfall {
-    /// True if nothing is missing or lost.
+    /// True if nothing is missing or lost, and the relay said how many
+    /// events there were.
     pub fn is_nothing(&self) -> bool {
         self.unconfirmed == 0 && self.missing == Some(0) && self.lost == 0
+    }
+
+    /// True if something is known to be missing or lost (an unanswered
+    /// question about the relay's newest event is not).
+    pub fn anything_lost(&self) -> bool {
+        self.unconfirmed > 0 || self.missing.unwrap_or(0) > 0 || self.lost > 0
     }
 }
 
@@ -268,14 +275,15 @@ impl Session {
         }
     }
 
-    /// Something that grows while repair makes progress (events shown or
-    /// given up on, own messages confirmed), for noticing a stall.
+    /// Something that changes while repair makes progress (events shown
+    /// or given up on, own messages confirmed, the relay's answer to the
+    /// end-of-input question), for noticing a stall.
     pub fn progress(&self) -> u64 {
-        let through = match &self.state {
-            State::Joined(link) => link.delivered_through(),
-            _ => 0,
+        let (through, answered) = match &self.state {
+            State::Joined(link) => (link.delivered_through(), link.sync_target().is_some()),
+            _ => (0, false),
         };
-        through.wrapping_sub(self.unsettled() as u64)
+        through.wrapping_sub(self.unsettled() as u64) ^ (u64::from(answered) << 63)
     }
 
     /// Turns loss repair off: missed room events are only reported, lost

@@ -15,6 +15,8 @@ use crate::render::Line;
 /// Own messages in flight at once (the relay keeps a member's `SAY`s in id
 /// order, holding up to 32 that arrive ahead of a missing one).
 pub(super) const WINDOW: usize = 16;
+/// Of those, how many of the oldest are sent again when overdue.
+const RETRANSMIT_FRONT: usize = 3;
 /// Own messages remembered until their echo comes back, and for how long.
 const UNECHOED_MAX: usize = 64;
 const UNECHOED_AGE: Duration = Duration::from_secs(30);
@@ -149,13 +151,15 @@ impl Outbox {
         }
     }
 
-    /// Sends the oldest message in flight again if its echo is overdue:
-    /// either the `SAY` was lost (the relay relays it now, and the later
-    /// ones it held behind it) or its echo was (the relay sends the echo
-    /// again). Only the oldest: the relay relays our `SAY`s in id order, so
-    /// the later ones wait behind it there, and a later one whose echo is
-    /// lost is fetched by repair as a gap in the room's events. Paid from
-    /// the repair allowance. Only while joined.
+    /// Sends the oldest messages in flight (at most [`RETRANSMIT_FRONT`])
+    /// again if their echo is overdue: either the `SAY` was lost (the relay
+    /// relays it now, and the later ones it held behind it) or its echo was
+    /// (the relay sends the echo again). Only the oldest few: the relay
+    /// relays our `SAY`s in id order, so later ones wait behind a lost one
+    /// there, and a later one whose echo is lost is fetched by repair as a
+    /// gap in the room's events; more than one because the oldest's echo
+    /// may be what was lost while the next `SAY` was. Paid from the repair
+    /// allowance. Only while joined.
     pub(super) fn retransmit(
         &mut self,
         now: Instant,
@@ -167,20 +171,22 @@ impl Outbox {
         if !repair {
             return;
         }
-        let Some(u) = self.unechoed.front_mut() else {
-            return;
-        };
-        if u.retry_at > now || !budget.try_take(now) {
-            return;
+        for u in self.unechoed.iter_mut().take(RETRANSMIT_FRONT) {
+            if u.retry_at > now {
+                continue;
+            }
+            if !budget.try_take(now) {
+                return;
+            }
+            u.retries = u.retries.saturating_add(1);
+            u.sent_at = now;
+            u.retry_at = now + rtt.backoff(u.retries);
+            let say = ClientMsg::Say {
+                id: u.id,
+                text: u.text.clone(),
+            };
+            out.push(Action::Send(say.encode()));
         }
-        u.retries = u.retries.saturating_add(1);
-        u.sent_at = now;
-        u.retry_at = now + rtt.backoff(u.retries);
-        let say = ClientMsg::Say {
-            id: u.id,
-            text: u.text.clone(),
-        };
-        out.push(Action::Send(say.encode()));
     }
 
     /// Gives up on messages whose echo has not come for [`UNECHOED_AGE`],
@@ -221,6 +227,13 @@ impl Outbox {
             }
         }
         self.opened = true;
+        // Progress: the relay is reachable. Like TCP on a new ACK, the
+        // oldest ones go back to the plain timeout (they may have waited at
+        // the relay behind the one just confirmed, unanswered).
+        let rto = rtt.rto();
+        for u in self.unechoed.iter_mut().take(RETRANSMIT_FRONT) {
+            u.retry_at = u.retry_at.min(u.sent_at + rto);
+        }
         if self.echoes.len() == ECHOES_REMEMBERED {
             self.echoes.pop_front();
         }
@@ -240,9 +253,12 @@ impl Outbox {
             .then(|| self.rename_hold.map_or(token, |hold| hold.max(token)));
         let retry = self
             .unechoed
-            .front()
+            .iter()
+            .take(RETRANSMIT_FRONT)
             .filter(|_| repair)
-            .map(|u| u.retry_at.max(repair_budget.token_at()));
+            .map(|u| u.retry_at)
+            .min()
+            .map(|t| t.max(repair_budget.token_at()));
         let expiry = self.unechoed.front().map(|u| u.at + UNECHOED_AGE);
         [drain, retry, expiry].into_iter().flatten().min()
     }
@@ -414,8 +430,8 @@ mod tests {
             }
         }
         assert_eq!(notice, Some(30_000));
-        // 300 ms, 600 ms, 1.2 s, 2.4 s, then every 3 s.
-        assert!((10..=13).contains(&tries), "{tries} tries");
+        // 300 ms, 600 ms, then every second.
+        assert!((27..=32).contains(&tries), "{tries} tries");
     }
 
     #[test]
