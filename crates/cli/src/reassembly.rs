@@ -30,15 +30,16 @@ pub const MAX_RESEND: u64 = 64;
 /// How long to wait before the first request for a gap (reordered datagrams
 /// usually fill it by then), then the base of the doubling re-request delay.
 /// The base is the retransmission timeout the session measures (see
-/// [`Reassembly::set_retry_base`]); this before it is set.
+/// [`Reassembly::set_retry`]); this before it is set.
 const FIRST_DELAY: Duration = Duration::from_millis(40);
 const RETRY_BASE: Duration = Duration::from_millis(300);
 const RETRY_CAP: Duration = Duration::from_secs(1);
 /// Requests per missing event before it counts as lost: with 30% of the
-/// datagrams lost each way a request fails about half the time, so thirty
-/// (about 30 s in all, the waits capped at 1 s) leave a one in a billion
-/// chance of giving up.
-const MAX_TRIES: u32 = 30;
+/// datagrams lost each way a request fails about half the time; the waits
+/// are capped at a quarter second to a second (the session's backoff cap),
+/// so this many make 30 s to 2 minutes of asking before giving up, which
+/// also outlasts a short outage.
+const MAX_TRIES: u32 = 120;
 /// Requests after which the user is told events are being waited for.
 const TRIES_BEFORE_WAITING: u32 = 2;
 
@@ -103,12 +104,11 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn due(&self, base: Duration) -> Instant {
+    fn due(&self, base: Duration, cap: Duration) -> Instant {
         let wait = if self.tries == 0 {
             FIRST_DELAY
         } else {
-            base.saturating_mul(1 << (self.tries - 1).min(8))
-                .min(RETRY_CAP)
+            base.saturating_mul(1 << (self.tries - 1).min(8)).min(cap)
         };
         self.since + wait
     }
@@ -131,8 +131,10 @@ pub struct Reassembly {
     missing: BTreeMap<u64, Attempt>,
     /// Requests per missing event before it counts as lost (0: never ask).
     max_tries: u32,
-    /// Wait after the first request, doubled after each.
+    /// Wait after the first request, doubled after each...
     retry_base: Duration,
+    /// ... up to this.
+    retry_cap: Duration,
 }
 
 impl Reassembly {
@@ -150,12 +152,15 @@ impl Reassembly {
             missing: BTreeMap::new(),
             max_tries: MAX_TRIES,
             retry_base: RETRY_BASE,
+            retry_cap: RETRY_CAP,
         }
     }
 
-    /// Times re-requests from this (the measured retransmission timeout).
-    pub fn set_retry_base(&mut self, base: Duration) {
+    /// Times re-requests from this (the measured retransmission timeout),
+    /// doubling up to `cap` (at most 1 s).
+    pub fn set_retry(&mut self, base: Duration, cap: Duration) {
         self.retry_base = base;
+        self.retry_cap = cap.min(RETRY_CAP);
     }
 
     /// Never asks for missing events: a gap is reported lost as soon as a
@@ -247,7 +252,7 @@ impl Reassembly {
         let mut exhausted = Vec::new();
         let mut due = Vec::new();
         for (&seq, attempt) in &self.missing {
-            if attempt.due(self.retry_base) <= now {
+            if attempt.due(self.retry_base, self.retry_cap) <= now {
                 if attempt.tries >= self.max_tries {
                     exhausted.push(seq);
                 } else {
@@ -297,7 +302,10 @@ impl Reassembly {
     /// budget: the earlier of [`Reassembly::next_request`] and
     /// [`Reassembly::next_give_up`]. `None` while nothing is missing.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.missing.values().map(|a| a.due(self.retry_base)).min()
+        self.missing
+            .values()
+            .map(|a| a.due(self.retry_base, self.retry_cap))
+            .min()
     }
 
     /// When [`Reassembly::poll`] next wants to request a missing event (it
@@ -306,7 +314,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries < self.max_tries)
-            .map(|a| a.due(self.retry_base))
+            .map(|a| a.due(self.retry_base, self.retry_cap))
             .min()
     }
 
@@ -316,7 +324,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries >= self.max_tries)
-            .map(|a| a.due(self.retry_base))
+            .map(|a| a.due(self.retry_base, self.retry_cap))
             .min()
     }
 
@@ -491,7 +499,7 @@ mod tests {
         let mut asked = 0;
         let mut waiting = false;
         let mut lost = None;
-        for _ in 0..600 {
+        for _ in 0..2000 {
             now += Duration::from_millis(100);
             for o in r.poll(now, 8) {
                 match o {
@@ -651,7 +659,7 @@ mod tests {
         r.handle_event(start, u64::MAX - 1, Origin::Live, chat(0));
         r.handle_event(start, u64::MAX, Origin::Live, chat(0));
         // Give up on everything missing: delivery reaches the top.
-        for i in 1..100 {
+        for i in 1..400 {
             r.poll(start + Duration::from_secs(i), 8);
         }
         assert_eq!(r.missing(), 0);

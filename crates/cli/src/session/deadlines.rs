@@ -361,12 +361,18 @@ fn same_either_way(scenario: &Scenario) -> Run {
         copies
     };
     let (poll_copies, tick_copies) = (copies(&poll), copies(&tick));
-    assert_eq!(
-        poll_copies.keys().collect::<Vec<_>>(),
-        tick_copies.keys().collect::<Vec<_>>()
-    );
+    // A datagram only one run sent is allowed within `extra_copies`.
+    let none = Vec::new();
+    for (m, tick_at) in &tick_copies {
+        if !poll_copies.contains_key(m) {
+            assert!(
+                tick_at.len() <= scenario.extra_copies,
+                "{m:?} only when ticking"
+            );
+        }
+    }
     for (m, poll_at) in &poll_copies {
-        let tick_at = &tick_copies[m];
+        let tick_at = tick_copies.get(m).unwrap_or(&none);
         assert!(
             poll_at.len().abs_diff(tick_at.len()) <= scenario.extra_copies,
             "copies of {m:?}: {} polling, {} ticking",
@@ -455,13 +461,20 @@ fn lost_echo_retransmission_and_resend_match_ticking() {
         ],
         lost_to_relay: vec![("SAY 2 two", 1)],
         end: 20_000,
+        // Whether RESEND 7 7 goes depends on whether the answer to the
+        // repeated SAY 1 (event 7 again) comes before its first request is
+        // due, which a 50 ms tick can change.
+        extra_copies: 1,
         ..Scenario::default()
     });
-    assert_eq!(count(&run, "SAY 1 one"), 2);
+    // "one" goes three times: its echo is lost, and so is the answer to
+    // the first repeat (event 7 again); the second repeat's answer comes.
+    assert_eq!(count(&run, "SAY 1 one"), 3);
     assert_eq!(count(&run, "SAY 2 two"), 2);
     assert_eq!(count(&run, "SAY 3 three"), 1);
-    // The repeated SAY 1 draws event 7 again: one request for it suffices.
-    assert_eq!(count(&run, "RESEND 7 7"), 1);
+    // The repeated SAY 1 draws event 7 again, so at most one request for
+    // it (none when ticking).
+    assert!(count(&run, "RESEND 7 7") <= 1);
     assert_eq!(count(&run, "RESEND 10 10"), 1);
 }
 

@@ -48,6 +48,10 @@ pub(super) struct Link {
     /// The tail check in progress: runs until a `PONG` answers a ping sent
     /// after the activity that started it.
     tail: Option<Tail>,
+    /// Tail checks answered since the last live event: the next one is
+    /// asked twice as late (others may still be sending, and their last
+    /// event may be lost too), until the keepalive takes over.
+    followups: u32,
     /// The token of the next ping.
     next_token: u64,
     /// Recent pings: token and when sent.
@@ -83,6 +87,7 @@ impl Link {
             ping_interval,
             next_ping: now + ping_interval,
             tail: None,
+            followups: 0,
             next_token: 1,
             pings: VecDeque::new(),
             sync: None,
@@ -212,6 +217,7 @@ impl Link {
         if origin == Origin::Live {
             // Once the room goes quiet, ask whether its last event reached
             // us (a busy room reveals gaps by itself).
+            self.followups = 0;
             self.schedule_tail_check(now + TAIL_CHECK);
         }
         self.reassembly.handle_event(now, seq, origin, event)
@@ -238,7 +244,14 @@ impl Link {
                 }
             }
             if self.tail.is_some_and(|t| token >= t.first_token) {
+                // Answered. Ask again later, twice as late each time, while
+                // that is sooner than the keepalive.
+                self.followups = self.followups.saturating_add(1);
+                let later = TAIL_CHECK.saturating_mul(1 << self.followups.min(16));
                 self.tail = None;
+                if later < self.ping_interval {
+                    self.schedule_tail_check(now + later);
+                }
             }
         }
         if last_seq < self.reassembly.known_last() {
@@ -271,7 +284,7 @@ impl Link {
         rtt: &Rtt,
         budget: &mut Budget,
     ) -> Vec<reassembly::Output> {
-        self.reassembly.set_retry_base(rtt.rto());
+        self.reassembly.set_retry(rtt.rto(), rtt.backoff_cap());
         let allowed = budget.whole_tokens(now, RESEND_PER_POLL);
         self.reassembly.poll(now, allowed)
     }
@@ -406,25 +419,38 @@ mod tests {
         }
         // Unanswered: after 0.5 s of quiet, then backing off from the
         // round trip (measured by the first PONG: at the 50 ms floor) up to
-        // 1 s, for as long as no PONG answers.
-        let mut want = vec![500, 600, 800, 1200, 2000];
-        want.extend((3..14).map(|s| s * 1000));
-        assert_eq!(pings, want);
+        // four timeouts, at least 250 ms (300 ms in steps of 100 ms), for
+        // as long as no PONG answers.
+        assert_eq!(pings[..3], [500, 600, 800]);
+        assert!(
+            pings.windows(2).skip(2).all(|w| w[1] - w[0] == 300),
+            "{pings:?}"
+        );
+        assert!(pings.len() > 40);
         // A PONG to a ping from before the activity does not answer it.
         s.handle_datagram(quiet, b"PONG 6 1");
         let now = quiet + Duration::from_millis(14_000);
-        assert_eq!(sent(&s.handle_timeout(now)), ["PING 18"]);
+        assert!(sent(&s.handle_timeout(now))[0].starts_with("PING "));
 
         s.handle_datagram(now, &chat_event(7, Origin::Live, "bob", "more"));
         let now = now + TAIL_CHECK;
-        assert_eq!(sent(&s.handle_timeout(now)), ["PING 19"]);
-        s.handle_datagram(now, b"PONG 7 19");
+        let ping = sent(&s.handle_timeout(now)).remove(0);
+        let token = ping.strip_prefix("PING ").unwrap();
+        s.handle_datagram(now, format!("PONG 7 {token}").as_bytes());
+        // Answered: asked again only 1 s later (twice the quiet time, in
+        // case others' last events are lost too), not before.
+        let mut next = None;
         for ms in (100..8000).step_by(100) {
             let later = now + Duration::from_millis(ms);
-            assert!(!sent(&s.handle_timeout(later))
+            if sent(&s.handle_timeout(later))
                 .iter()
-                .any(|m| m.starts_with("PING")));
+                .any(|m| m.starts_with("PING"))
+            {
+                next = Some(ms);
+                break;
+            }
         }
+        assert_eq!(next, Some(1000));
     }
 
     #[test]

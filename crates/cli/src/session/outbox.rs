@@ -357,16 +357,18 @@ mod tests {
             says(&s.handle_input(now, Input::Say(Text::new("lost").unwrap()))),
             ["SAY 1 lost"]
         );
-        assert!(says(&s.handle_timeout(now + Duration::from_millis(200))).is_empty());
-        // No echo in time: the same SAY again, with a ping whose PONG would
-        // reveal an echo we missed.
+        let early = now + SAY_RETRY_FIRST - Duration::from_millis(1);
+        assert!(says(&s.handle_timeout(early)).is_empty());
+        // No echo in time (the timeout before a round trip is measured):
+        // the same SAY again.
         let t = now + SAY_RETRY_FIRST;
         let a = s.handle_timeout(t);
         // No PING with it: the relay answers a repeat with the event.
         assert_eq!(sent(&a), ["SAY 1 lost"]);
-        // Then with backoff: 600 ms later, not before.
-        assert!(says(&s.handle_timeout(t + Duration::from_millis(500))).is_empty());
-        let t = t + Duration::from_millis(600);
+        // Then with backoff: twice the timeout later, not before.
+        let again = t + SAY_RETRY_FIRST * 2;
+        assert!(says(&s.handle_timeout(again - Duration::from_millis(1))).is_empty());
+        let t = again;
         assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 lost"]);
         // The echo settles it: nothing more goes out.
         s.handle_datagram(t, &chat_event(6, Origin::Live, "alice", "lost"));
@@ -430,8 +432,8 @@ mod tests {
             }
         }
         assert_eq!(notice, Some(30_000));
-        // 300 ms, 600 ms, then every second.
-        assert!((27..=32).contains(&tries), "{tries} tries");
+        // 100 ms, 200 ms, then every 400 ms (four timeouts).
+        assert!((70..=80).contains(&tries), "{tries} tries");
     }
 
     #[test]

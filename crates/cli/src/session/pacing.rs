@@ -23,7 +23,9 @@ pub(super) const REPAIR_PER_SEC: u32 = 20;
 /// sending: waiting longer only makes the burst last longer.
 pub(super) const RTO_MIN: Duration = Duration::from_millis(50);
 pub(super) const RTO_MAX: Duration = Duration::from_secs(1);
-pub(super) const RTO_INITIAL: Duration = Duration::from_millis(300);
+pub(super) const RTO_INITIAL: Duration = Duration::from_millis(100);
+/// The least cap of the backoff (see [`Rtt::backoff_cap`]).
+pub(super) const BACKOFF_CAP_MIN: Duration = Duration::from_millis(250);
 
 /// The round trip to the relay, measured (RFC 6298): smoothed round trip
 /// and its variation, from samples of exchanges that were not repeated
@@ -58,9 +60,20 @@ impl Rtt {
     }
 
     /// The timeout after `tries` unanswered tries: doubled each time, at
-    /// most [`RTO_MAX`].
+    /// most [`Rtt::backoff_cap`].
     pub(super) fn backoff(&self, tries: u32) -> Duration {
-        self.rto().saturating_mul(1 << tries.min(8)).min(RTO_MAX)
+        self.rto()
+            .saturating_mul(1 << tries.min(8))
+            .min(self.backoff_cap())
+    }
+
+    /// The longest wait between tries: four timeouts, within
+    /// [`BACKOFF_CAP_MIN`]..=[`RTO_MAX`]. Near a relay, a lost request is
+    /// asked again within a quarter second rather than a second: what we
+    /// repeat is small, paced by the repair allowance, and a link that
+    /// loses in bursts is left only by sending.
+    pub(super) fn backoff_cap(&self) -> Duration {
+        (self.rto() * 4).clamp(BACKOFF_CAP_MIN, RTO_MAX)
     }
 }
 
@@ -212,7 +225,8 @@ mod tests {
         }
         assert_eq!(rtt.rto(), RTO_MIN);
         assert_eq!(rtt.backoff(1), RTO_MIN * 2);
-        assert_eq!(rtt.backoff(20), RTO_MAX);
+        // Four timeouts, but not under a quarter second.
+        assert_eq!(rtt.backoff(20), BACKOFF_CAP_MIN);
         rtt.sample(Duration::from_secs(30));
         assert_eq!(rtt.rto(), RTO_MAX);
     }
