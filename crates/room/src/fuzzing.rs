@@ -691,6 +691,17 @@ impl Harness {
                     },
                 ) => left_by_timeout.push(nick.key()),
                 (Step::Shutdown, RoomEvent::Leave { .. }) => {}
+                // A held SAY that waited long enough (its sender a member
+                // before the step).
+                (
+                    Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
+                    RoomEvent::Chat { nick, .. },
+                ) => {
+                    assert!(
+                        before.values().any(|(n, _)| n.key() == nick.key()),
+                        "a timer relayed a chat of {nick}, no member"
+                    );
+                }
                 (step, event) => panic!("step {step:?} caused room event {event:?}"),
             }
         }

@@ -18,6 +18,8 @@
 //!   reported as [`Event::Unannounced`] (log and transcript, no sequence
 //!   number); `WHO` still lists the members.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -33,7 +35,7 @@ use crate::history::History;
 use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
-use crate::roster::{same_nick, Roster};
+use crate::roster::{same_nick, Roster, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -49,6 +51,9 @@ pub struct Room {
     privates: Privates,
     pub(crate) history: History,
     renderer: Renderer,
+    /// When a held `SAY` has waited long enough, and whose: checked by the
+    /// timer (lazily: a member may have left, or its SAYs gone since).
+    say_holds: BinaryHeap<Reverse<(u64, SocketAddr)>>,
 }
 
 impl Room {
@@ -64,6 +69,7 @@ impl Room {
             privates: Privates::new(),
             history: History::new(config.history),
             renderer: Renderer::new(config.lang),
+            say_holds: BinaryHeap::new(),
             config,
         }
     }
@@ -128,6 +134,15 @@ impl Room {
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
         self.limits.handle_timeout(now_ms);
         self.flood.handle_timeout(now_ms, &mut out.events);
+        // SAYs that waited long enough for a missing one go (a client
+        // that never retransmits must not hold its later SAYs forever).
+        while let Some(&Reverse((due, addr))) = self.say_holds.peek() {
+            if due > now_ms {
+                break;
+            }
+            self.say_holds.pop();
+            self.release_says(addr, now_ms, out);
+        }
     }
 
     /// When [`Room::handle_timeout`] should next be called (it may be
@@ -138,6 +153,7 @@ impl Room {
             self.privates.deadline(),
             self.limits.deadline(),
             self.flood.deadline(),
+            self.say_holds.peek().map(|Reverse((due, _))| *due),
         ]
         .into_iter()
         .flatten()
@@ -411,7 +427,7 @@ impl Room {
                     self.reply(ctx, &msg, out);
                 }
             }
-            self.release_says(ctx, out);
+            self.release_says(ctx.from, ctx.now_ms, out);
             return Ok(());
         }
         if member.recent_ids.is_held(id) {
@@ -421,8 +437,11 @@ impl Room {
             });
         } else if member.recent_ids.admit(id, text.clone(), ctx.now_ms) {
             self.relay_say(ctx.from, id, text, out);
+        } else {
+            let due = ctx.now_ms.saturating_add(SAY_HOLD_MS);
+            self.say_holds.push(Reverse((due, ctx.from)));
         }
-        self.release_says(ctx, out);
+        self.release_says(ctx.from, ctx.now_ms, out);
         Ok(())
     }
 
@@ -439,14 +458,15 @@ impl Room {
         }
     }
 
-    /// Relays the sender's held `SAY`s that may go now, in id order.
-    fn release_says(&mut self, ctx: Context, out: &mut Outputs) {
+    /// Relays the held `SAY`s of the member at `addr` that may go now, in
+    /// id order.
+    fn release_says(&mut self, addr: SocketAddr, now_ms: u64, out: &mut Outputs) {
         while let Some((id, text)) = self
             .roster
-            .get_mut(&ctx.from)
-            .and_then(|m| m.recent_ids.release(ctx.now_ms))
+            .get_mut(&addr)
+            .and_then(|m| m.recent_ids.release(now_ms))
         {
-            self.relay_say(ctx.from, id, text, out);
+            self.relay_say(addr, id, text, out);
         }
     }
 
@@ -530,7 +550,7 @@ impl Room {
             text,
         });
         // Its id may be the one held SAYs wait for.
-        self.release_says(ctx, out);
+        self.release_says(ctx.from, ctx.now_ms, out);
         Ok(())
     }
 
@@ -939,6 +959,18 @@ mod tests {
             to(&h.send(1, "SAY 2 two"), 1),
             ["EVENT 4 resend CHAT alice two"]
         );
+    }
+
+    #[test]
+    fn the_timer_releases_held_says_of_a_client_that_never_retransmits() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 one");
+        assert_eq!(h.send(1, "SAY 3 three"), []);
+        h.advance_ms(crate::roster::SAY_HOLD_MS - 1);
+        assert_eq!(h.timeout(), []);
+        h.advance_ms(1);
+        assert_eq!(to(&h.timeout(), 1), ["EVENT 3 live CHAT alice three"]);
     }
 
     #[test]

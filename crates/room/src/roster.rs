@@ -31,9 +31,11 @@ pub(crate) struct Member {
 
 /// Most `SAY`s a member may have waiting for a missing earlier id.
 pub(crate) const SAY_HOLD_MAX: usize = 32;
-/// Longest a `SAY` waits for a missing earlier id, in milliseconds (checked
-/// when the member next sends a `SAY` or `PMSG`).
-pub(crate) const SAY_HOLD_MS: u64 = 10_000;
+/// Longest a `SAY` waits for a missing earlier id, in milliseconds (the
+/// room's timer checks; a `SAY` or `PMSG` from the member does too). Our
+/// client repeats a lost `SAY` within a second at most, several times in
+/// this while.
+pub(crate) const SAY_HOLD_MS: u64 = 5_000;
 
 /// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
 /// client keeps its ids unique across the two), with the sequence number
