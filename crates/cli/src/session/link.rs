@@ -478,3 +478,59 @@ mod tests {
         assert!(!s.is_joined());
     }
 }
+
+#[cfg(test)]
+mod end_of_input_tests {
+    use std::time::{Duration, Instant};
+
+    use udpchat_proto::Origin;
+
+    use super::super::tests::{chat_event, joined, sent};
+    use super::super::Shortfall;
+
+    /// The token of the one `PING` among `sent`.
+    fn ping_token(sent: &[String]) -> String {
+        let ping = sent
+            .iter()
+            .find(|m| m.starts_with("PING "))
+            .expect("a PING");
+        ping["PING ".len()..].to_owned()
+    }
+
+    #[test]
+    fn piped_mode_is_caught_up_only_with_everything_up_to_the_relays_newest_at_the_end() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        // The tail check after WELCOME asks with token 1, unanswered yet.
+        let now = start + super::TAIL_CHECK;
+        assert_eq!(ping_token(&sent(&s.handle_timeout(now))), "1");
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "one"));
+        s.end_of_input(now);
+        assert!(!s.is_caught_up(), "the relay has not said its newest yet");
+        assert_eq!(s.shortfall().missing, None);
+        // The question goes at once, with a fresh token.
+        let token = ping_token(&sent(&s.handle_timeout(now)));
+        // A PONG to an older ping does not answer it.
+        s.handle_datagram(now, b"PONG 8 1");
+        assert_eq!(s.shortfall().missing, None);
+        // The answer: 8 is the newest, we have up to 6.
+        s.handle_datagram(now, format!("PONG 8 {token}").as_bytes());
+        assert!(!s.is_caught_up());
+        assert_eq!(
+            s.shortfall(),
+            Shortfall {
+                unconfirmed: 0,
+                missing: Some(2),
+                lost: 0
+            }
+        );
+        assert!(s.shortfall().anything_lost());
+        // Repair asks for them; they come.
+        let later = now + Duration::from_millis(100);
+        assert!(sent(&s.handle_timeout(later)).contains(&"RESEND 7 8".to_owned()));
+        s.handle_datagram(later, &chat_event(7, Origin::Resend, "bob", "two"));
+        s.handle_datagram(later, &chat_event(8, Origin::Resend, "bob", "three"));
+        assert!(s.is_caught_up());
+        assert!(s.shortfall().is_nothing());
+    }
+}
