@@ -23,7 +23,7 @@ use udpchat_proto::{Nick, DEFAULT_PORT};
 
 use crate::command::{parse_input, refusal_text, split_long_line, typed_messages, Input};
 use crate::render::{input_rows, render, render_said, Line, Style};
-use crate::session::{Action, Session};
+use crate::session::{Action, Session, Shortfall};
 use crate::state::{data_dir, StateFile};
 use crate::text::sanitize;
 use crate::{Args, CliError};
@@ -47,12 +47,14 @@ const READ_WAIT_MIN: Duration = Duration::from_millis(1);
 const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// How long the prompt waits for the relay to confirm a `/nick`.
 const RENAME_WAIT: Duration = Duration::from_millis(300);
-/// After end of input in piped mode: the least and most time to wait for
-/// our messages to be echoed before leaving.
-const GRACE_MIN: Duration = Duration::from_millis(300);
+/// After end of input in piped mode: the most time to wait for our
+/// messages to be confirmed and the room's to arrive before leaving...
 const GRACE_MAX: Duration = Duration::from_secs(60);
-/// ... and how long to keep waiting when nothing gets echoed any more.
+/// ... and how long to keep waiting when repair makes no progress.
 const GRACE_STALL: Duration = Duration::from_secs(5);
+/// ... or, before the relay has said how many events there are (repair has
+/// no goal yet, and the question is repeated meanwhile), this long.
+const GRACE_UNANSWERED: Duration = Duration::from_secs(15);
 
 /// Runs the client; returns the exit code.
 pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
@@ -523,32 +525,69 @@ fn run_piped(
         }
     }
 
-    // End of input: give our last messages time to be sent (they are paced)
-    // and echoed, then leave. Wait while that makes progress, within bounds.
+    // End of input: leave once our messages are confirmed and we have
+    // every room event up to the relay's newest as of now, or when repair
+    // stops making progress (mirrored in crates/netsim/src/client.rs).
     let start = Instant::now();
+    shared.session().end_of_input(start);
     let mut last_progress = start;
-    let mut unsettled = shared.session().unsettled();
+    let mut progress = shared.session().progress();
     loop {
+        // The reader may sleep until a deadline set before the end of
+        // input: run what is due from here too.
+        let (actions, _) = shared.handle_timers();
+        let _ = shared.perform(actions);
         let now = Instant::now();
-        let left = shared.session().unsettled();
-        if left < unsettled {
-            unsettled = left;
+        let (caught_up, now_progress, answered) = {
+            let session = shared.session();
+            let answered = session.shortfall().missing.is_some();
+            (session.is_caught_up(), session.progress(), answered)
+        };
+        if now_progress != progress {
+            progress = now_progress;
             last_progress = now;
         }
-        let stalled = now.saturating_duration_since(last_progress) >= GRACE_STALL;
-        if (left == 0 && now >= start + GRACE_MIN) || stalled || now >= start + GRACE_MAX {
+        let stall = if answered {
+            GRACE_STALL
+        } else {
+            GRACE_UNANSWERED
+        };
+        let stalled = now.saturating_duration_since(last_progress) >= stall;
+        if caught_up || stalled || now >= start + GRACE_MAX {
             break;
         }
         thread::sleep(Duration::from_millis(20));
     }
-    let left = shared.session().unsettled();
-    if left > 0 {
-        eprintln!("udpchat: {left} message(s) may not have reached the relay");
+    let shortfall = shared.session().shortfall();
+    for line in shortfall_lines(&shortfall) {
+        eprintln!("udpchat: {line}");
     }
     shared.quit();
     shared.stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
-    Ok(0)
+    Ok(if shortfall.anything_lost() { 1 } else { 0 })
+}
+
+/// What piped mode says on stderr when it leaves without everything.
+fn shortfall_lines(s: &Shortfall) -> Vec<String> {
+    let mut lines = Vec::new();
+    if s.unconfirmed > 0 {
+        lines.push(format!(
+            "{} of our message(s) not confirmed by the relay; they may not have arrived",
+            s.unconfirmed
+        ));
+    }
+    match s.missing {
+        None => lines.push(
+            "the relay never said how many room messages there were; some may be missing".into(),
+        ),
+        Some(0) => {}
+        Some(n) => lines.push(format!("{n} room message(s) not received")),
+    }
+    if s.lost > 0 {
+        lines.push(format!("{} room message(s) lost for good", s.lost));
+    }
+    lines
 }
 
 fn run_terminal(

@@ -20,18 +20,26 @@ use udpchat_proto::{Origin, RoomEvent};
 /// The most sequence numbers tracked (missing or held) at once.
 pub const MAX_WINDOW: u64 = 4096;
 
+/// Missing events this close (or closer) to a range being requested join
+/// it.
+const MERGE_GAP: u64 = 4;
+
 /// The most events one `RESEND` asks for (the relay clamps to 64 too).
 pub const MAX_RESEND: u64 = 64;
 
 /// How long to wait before the first request for a gap (reordered datagrams
 /// usually fill it by then), then the base of the doubling re-request delay.
+/// The base is the retransmission timeout the session measures (see
+/// [`Reassembly::set_retry`]); this before it is set.
 const FIRST_DELAY: Duration = Duration::from_millis(40);
 const RETRY_BASE: Duration = Duration::from_millis(300);
-const RETRY_CAP: Duration = Duration::from_secs(2);
-/// Requests per missing event before it counts as lost: with a fifth of
-/// the datagrams lost each way a request fails about a third of the time,
-/// so ten (about 15 s in all) leave a one in 30 000 chance of giving up.
-const MAX_TRIES: u32 = 10;
+const RETRY_CAP: Duration = Duration::from_secs(1);
+/// Requests per missing event before it counts as lost: with 30% of the
+/// datagrams lost each way a request fails about half the time; the waits
+/// are capped at a quarter second to a second (the session's backoff cap),
+/// so this many make 30 s to 2 minutes of asking before giving up, which
+/// also outlasts a short outage.
+const MAX_TRIES: u32 = 120;
 /// Requests after which the user is told events are being waited for.
 const TRIES_BEFORE_WAITING: u32 = 2;
 
@@ -96,13 +104,11 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn due(&self) -> Instant {
+    fn due(&self, base: Duration, cap: Duration) -> Instant {
         let wait = if self.tries == 0 {
             FIRST_DELAY
         } else {
-            RETRY_BASE
-                .saturating_mul(1 << (self.tries - 1).min(8))
-                .min(RETRY_CAP)
+            base.saturating_mul(1 << (self.tries - 1).min(8)).min(cap)
         };
         self.since + wait
     }
@@ -128,6 +134,10 @@ pub struct Reassembly {
     /// `WELCOME` stated the history range: history events are numbered
     /// contiguously and repaired like live ones.
     ranged: bool,
+    /// Wait after the first request, doubled after each...
+    retry_base: Duration,
+    /// ... up to this.
+    retry_cap: Duration,
 }
 
 impl Reassembly {
@@ -145,6 +155,8 @@ impl Reassembly {
             missing: BTreeMap::new(),
             max_tries: MAX_TRIES,
             ranged: false,
+            retry_base: RETRY_BASE,
+            retry_cap: RETRY_CAP,
         }
     }
 
@@ -164,6 +176,13 @@ impl Reassembly {
         r.extend_known(now, last_seq.min(u64::MAX - 1), &mut out);
         debug_assert!(out.is_empty());
         r
+    }
+
+    /// Times re-requests from this (the measured retransmission timeout),
+    /// doubling up to `cap` (at most 1 s).
+    pub fn set_retry(&mut self, base: Duration, cap: Duration) {
+        self.retry_base = base;
+        self.retry_cap = cap.min(RETRY_CAP);
     }
 
     /// Never asks for missing events: a gap is reported lost as soon as a
@@ -255,7 +274,7 @@ impl Reassembly {
         let mut exhausted = Vec::new();
         let mut due = Vec::new();
         for (&seq, attempt) in &self.missing {
-            if attempt.due() <= now {
+            if attempt.due(self.retry_base, self.retry_cap) <= now {
                 if attempt.tries >= self.max_tries {
                     exhausted.push(seq);
                 } else {
@@ -277,7 +296,10 @@ impl Reassembly {
             }
             let count = ranges.len();
             match ranges.last_mut() {
-                Some((from, to)) if *to + 1 == seq && seq - *from < MAX_RESEND => *to = seq,
+                // Close gaps go in one request (what we have in between
+                // comes again and is dropped): requests cost our budget,
+                // answers do not.
+                Some((from, to)) if seq - *to <= MERGE_GAP && seq - *from < MAX_RESEND => *to = seq,
                 _ if count >= budget => break,
                 _ => ranges.push((seq, seq)),
             }
@@ -302,7 +324,10 @@ impl Reassembly {
     /// budget: the earlier of [`Reassembly::next_request`] and
     /// [`Reassembly::next_give_up`]. `None` while nothing is missing.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.missing.values().map(Attempt::due).min()
+        self.missing
+            .values()
+            .map(|a| a.due(self.retry_base, self.retry_cap))
+            .min()
     }
 
     /// When [`Reassembly::poll`] next wants to request a missing event (it
@@ -311,7 +336,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries < self.max_tries)
-            .map(Attempt::due)
+            .map(|a| a.due(self.retry_base, self.retry_cap))
             .min()
     }
 
@@ -321,7 +346,7 @@ impl Reassembly {
         self.missing
             .values()
             .filter(|a| a.tries >= self.max_tries)
-            .map(Attempt::due)
+            .map(|a| a.due(self.retry_base, self.retry_cap))
             .min()
     }
 
@@ -497,7 +522,7 @@ mod tests {
         let mut asked = 0;
         let mut waiting = false;
         let mut lost = None;
-        for _ in 0..200 {
+        for _ in 0..2000 {
             now += Duration::from_millis(100);
             for o in r.poll(now, 8) {
                 match o {
@@ -657,7 +682,7 @@ mod tests {
         r.handle_event(start, u64::MAX - 1, Origin::Live, chat(0));
         r.handle_event(start, u64::MAX, Origin::Live, chat(0));
         // Give up on everything missing: delivery reaches the top.
-        for i in 1..100 {
+        for i in 1..400 {
             r.poll(start + Duration::from_secs(i), 8);
         }
         assert_eq!(r.missing(), 0);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_cli::command::{parse_input, split_long_line, Input};
 use udpchat_cli::render::Line;
-use udpchat_cli::session::{Action, Session};
+use udpchat_cli::session::{Action, Session, Shortfall};
 use udpchat_proto::{ClientMsg, Cookie, Nick, RelayMsg, RoomEvent, Text, Token, VERSION};
 
 /// How often a structured client's session gets a timeout tick: the
@@ -24,11 +24,11 @@ use udpchat_proto::{ClientMsg, Cookie, Nick, RelayMsg, RoomEvent, Text, Token, V
 /// are settled (the app's grace loop sleeps 20 ms between checks).
 const GRACE_POLL: Duration = Duration::from_millis(20);
 
-/// Piped mode's quit timers after end of input (`GRACE_MIN`, `GRACE_MAX`,
-/// `GRACE_STALL` in the cli's app.rs), mirrored here.
-const GRACE_MIN: Duration = Duration::from_millis(300);
+/// Piped mode's quit timers after end of input (`GRACE_MAX`, `GRACE_STALL`
+/// in the cli's app.rs), mirrored here.
 const GRACE_MAX: Duration = Duration::from_secs(60);
 const GRACE_STALL: Duration = Duration::from_secs(5);
+const GRACE_UNANSWERED: Duration = Duration::from_secs(15);
 
 /// How often the classic and naive clients repeat a join attempt.
 const JOIN_RETRY: Duration = Duration::from_millis(300);
@@ -66,7 +66,7 @@ pub struct Shown {
 struct Grace {
     start: Instant,
     last_progress: Instant,
-    unsettled: usize,
+    progress: u64,
 }
 
 /// The real client's session, driven as the binary's piped mode drives it.
@@ -83,8 +83,8 @@ pub struct StructuredClient {
     shown: Vec<Shown>,
     /// Set when the client stopped: quit, ended, refused or no relay.
     stopped_at: Option<Instant>,
-    /// Messages still unsettled when piped mode gave up waiting.
-    left_unsettled: usize,
+    /// What was still missing when piped mode left.
+    shortfall: Option<Shortfall>,
     ended: Option<String>,
 }
 
@@ -107,7 +107,7 @@ impl StructuredClient {
             joined_at: None,
             shown: Vec::new(),
             stopped_at: None,
-            left_unsettled: 0,
+            shortfall: None,
             ended: None,
         }
     }
@@ -157,7 +157,13 @@ impl StructuredClient {
 
     /// How many own messages were still unconfirmed when it quit.
     pub fn left_unsettled(&self) -> usize {
-        self.left_unsettled
+        self.shortfall.map_or(0, |s| s.unconfirmed)
+    }
+
+    /// What piped mode was still missing when it left (the binary says it
+    /// on stderr and exits non-zero unless nothing).
+    pub fn shortfall(&self) -> Option<Shortfall> {
+        self.shortfall
     }
 
     /// Why the session ended by itself, if it did (kicked, refused, no
@@ -240,31 +246,38 @@ impl StructuredClient {
             }
         }
         if self.input_ended && self.grace.is_none() {
+            self.session.end_of_input(now);
             self.grace = Some(Grace {
                 start: now,
                 last_progress: now,
-                unsettled: self.session.unsettled(),
+                progress: self.session.progress(),
             });
         }
     }
 
-    /// Piped mode after end of input: wait while our messages get echoed,
-    /// within bounds, then leave.
+    /// Piped mode after end of input: leave once our messages are
+    /// confirmed and we have every event up to the relay's newest at the
+    /// end of input, or when repair stops making progress (or at most
+    /// after [`GRACE_MAX`]).
     fn check_grace(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         let Some(grace) = self.grace.as_mut() else {
             return;
         };
-        let left = self.session.unsettled();
-        if left < grace.unsettled {
-            grace.unsettled = left;
+        let progress = self.session.progress();
+        if progress != grace.progress {
+            grace.progress = progress;
             grace.last_progress = now;
         }
-        let stalled = now.saturating_duration_since(grace.last_progress) >= GRACE_STALL;
-        if (left == 0 && now >= grace.start + GRACE_MIN)
-            || stalled
-            || now >= grace.start + GRACE_MAX
-        {
-            self.left_unsettled = left;
+        // Until the relay says how many events there are, repair has no
+        // goal yet: wait longer (the question is repeated meanwhile).
+        let stall = if self.session.shortfall().missing.is_some() {
+            GRACE_STALL
+        } else {
+            GRACE_UNANSWERED
+        };
+        let stalled = now.saturating_duration_since(grace.last_progress) >= stall;
+        if self.session.is_caught_up() || stalled || now >= grace.start + GRACE_MAX {
+            self.shortfall = Some(self.session.shortfall());
             let actions = self.session.quit(now);
             self.perform(now, actions, out);
             self.stopped_at = Some(now);

@@ -10,9 +10,10 @@ use udpchat_room::Config;
 
 const NICKS: [&str; 3] = ["ann", "ben", "cat"];
 
-/// Today's clients do complete at 20% loss, but slowly (real runs saw
-/// 24-106 s after the last line typed); this leaves room for the slowest
-/// seeds without hiding a client that never completes.
+/// Before issue 11 the clients completed at 20% loss only slowly (real runs
+/// saw 24-106 s after the last line typed); this generous limit stays so
+/// that a client that never completes is caught, not a slow one (the
+/// timing targets are in delivery.rs).
 const VIRTUAL_LIMIT: Duration = Duration::from_secs(600);
 
 /// The room as the end-to-end tests start it: `--history-on-join 1000`, so
@@ -198,7 +199,7 @@ fn without_loss_everything_arrives_at_once_and_nothing_is_repaired() {
         .filter(|r| r.bytes.starts_with(b"RESEND"))
         .count();
     assert_eq!(resends, 0);
-    // 150 messages at the client's pace (12 at once, then 4 a second).
+    // 150 messages at the client's pace (30 at once, then 15 a second).
     let slowest = outcome.completion.iter().flatten().max().copied();
     assert!(slowest < Some(Duration::from_secs(15)), "{slowest:?}");
 }

@@ -44,8 +44,8 @@ fn measure(kind: ClientKind, loss: f64, seed: u64) -> Measurement {
         sim.set_links(c, impaired, impaired);
     }
     sim.reset_wire();
-    // The real client paces itself (burst 12, then 4 a second); the naive
-    // one sends at that rate.
+    // The real client paces itself (burst 30, then 15 a second); the naive
+    // one sends 4 a second (the real client's pace before issue 11).
     let interval = if kind == ClientKind::Naive {
         Duration::from_millis(250)
     } else {

@@ -72,11 +72,11 @@ pub struct Args {
     pub lang: LangArg,
 
     /// Datagrams one address may send in a burst before it is rate-limited.
-    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 80, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
     /// Datagrams per second one address may send on average.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_sec: u32,
 
     /// Room events kept for clients that ask to have missed events resent.
@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(config.classic_idle_timeout, Duration::from_secs(7200));
         assert!(config.classic);
         assert_eq!(config.lang, Lang::En);
-        assert_eq!((config.rate_burst, config.rate_per_sec), (20, 5));
+        assert_eq!((config.rate_burst, config.rate_per_sec), (80, 40));
         assert_eq!((config.history, config.history_on_join), (1024, 20));
         assert_eq!(config.announce_limit, 200);
         assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));

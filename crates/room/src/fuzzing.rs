@@ -23,10 +23,12 @@
 //!   in the structured dialect whoever sends it);
 //! - nothing is sent to an address that is neither the sender nor a member;
 //!   a `COOKIE` answer is never larger than its request;
-//! - a datagram relays at most one chat; a member's `SAY` is relayed
-//!   exactly once per id, and a `PMSG` delivered at most once per id, within
-//!   the room's window of [`ID_WINDOW`] recent ids (checked against a model
-//!   of that window);
+//! - a datagram relays at most one chat plus the `SAY`s it releases from
+//!   its sender's hold (at most `SAY_HOLD_MAX + 1` wait); a member's `SAY`
+//!   is relayed exactly once per id (held, then relayed: what a step relays
+//!   plus what stays held equals what was held plus the new id), and a
+//!   `PMSG` delivered at most once per id, within the room's window of
+//!   [`ID_WINDOW`] recent ids (checked against a model of that window);
 //! - room events are numbered 1, 2, 3, ... without gaps; resends and history
 //!   replays only carry events the bounded history can still hold; the
 //!   datagrams one step produces are bounded.
@@ -352,6 +354,7 @@ impl Harness {
     /// Applies one step and checks every invariant.
     pub fn step(&mut self, step: &Step) {
         let before = self.members();
+        let held_before = self.held_says();
         let rate_limited_before = self.room.stats().rate_limited;
         self.out.clear();
         let mut sender = None;
@@ -412,7 +415,16 @@ impl Harness {
         self.check_events(step, sender, &before, &after);
         self.check_transmits(sender, &request, seq_before, &before, &after);
         let rate_limited = self.room.stats().rate_limited > rate_limited_before;
-        self.check_ids(sender, &request, rate_limited, &before, &after);
+        self.check_ids(sender, &request, rate_limited, &before, &after, held_before);
+    }
+
+    /// How many `SAY`s each member has waiting for an earlier id.
+    fn held_says(&self) -> HashMap<SocketAddr, usize> {
+        self.room
+            .roster
+            .iter()
+            .map(|(addr, m)| (*addr, m.recent_ids.held_len()))
+            .collect()
     }
 
     /// `SAY` and `PMSG` against the model of the room's id window: an id in
@@ -425,6 +437,7 @@ impl Harness {
         rate_limited: bool,
         before: &Members,
         after: &Members,
+        held_before: HashMap<SocketAddr, usize>,
     ) {
         // The room forgets a member's ids when it leaves.
         self.recent_ids.retain(|addr, _| after.contains_key(addr));
@@ -459,14 +472,37 @@ impl Harness {
             Ok(ClientMsg::PrivateReliable { id, .. }) => (id, "PMSG", privates),
             _ => return,
         };
+        let held_before = held_before.get(&from).copied().unwrap_or(0);
+        let held_after = self.held_says().get(&from).copied().unwrap_or(0);
+        assert!(
+            held_after <= crate::roster::SAY_HOLD_MAX + 1,
+            "{held_after} SAYs held for {from}"
+        );
         let window = self.recent_ids.entry(from).or_default();
-        if window.contains(&id) {
-            assert_eq!(count, 0, "{kind} {id} from {from} went out again");
+        let repeated = window.contains(&id);
+        if kind == "SAY" {
+            // Conservation: each SAY id goes into the hold or out to the
+            // room once; a repeat adds nothing.
+            let new = usize::from(!repeated);
+            assert_eq!(
+                chats + held_after,
+                held_before + new,
+                "SAY {id} from {from}: {chats} relayed, {held_before} held before, {held_after} after"
+            );
+        } else {
+            assert_eq!(
+                chats + held_after,
+                held_before,
+                "PMSG {id} from {from}: {chats} SAYs relayed, {held_before} held before, {held_after} after"
+            );
+        }
+        if repeated {
+            if kind == "PMSG" {
+                assert_eq!(count, 0, "{kind} {id} from {from} went out again");
+            }
             return;
         }
-        if kind == "SAY" {
-            assert_eq!(count, 1, "new SAY {id} from {from} relayed {count} times");
-        } else if count == 0 {
+        if kind == "PMSG" && count == 0 {
             return; // refused (no such nick): not remembered
         }
         if window.len() == ID_WINDOW {
@@ -560,7 +596,8 @@ impl Harness {
                 )
             })
             .count();
-        assert!(chats <= 1, "{step:?} relayed {chats} chats");
+        let most = 2 + crate::roster::SAY_HOLD_MAX;
+        assert!(chats <= most, "{step:?} relayed {chats} chats");
         let mut left_by_timeout = Vec::new();
         let mut reconnected = Vec::new();
         for event in &self.out.events {
@@ -682,6 +719,17 @@ impl Harness {
                     },
                 ) => left_by_timeout.push(nick.key()),
                 (Step::Shutdown, RoomEvent::Leave { .. }) => {}
+                // A held SAY that waited long enough (its sender a member
+                // before the step).
+                (
+                    Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
+                    RoomEvent::Chat { nick, .. },
+                ) => {
+                    assert!(
+                        before.values().any(|(n, _)| n.key() == nick.key()),
+                        "a timer relayed a chat of {nick}, no member"
+                    );
+                }
                 (step, event) => panic!("step {step:?} caused room event {event:?}"),
             }
         }

@@ -18,6 +18,8 @@
 //!   reported as [`Event::Unannounced`] (log and transcript, no sequence
 //!   number); `WHO` still lists the members.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,7 @@ use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::resume::ResumeKeys;
-use crate::roster::{same_nick, Roster};
+use crate::roster::{same_nick, Roster, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -53,6 +55,9 @@ pub struct Room {
     privates: Privates,
     pub(crate) history: History,
     renderer: Renderer,
+    /// When a held `SAY` has waited long enough, and whose: checked by the
+    /// timer (lazily: a member may have left, or its SAYs gone since).
+    say_holds: BinaryHeap<Reverse<(u64, SocketAddr)>>,
 }
 
 impl Room {
@@ -70,6 +75,7 @@ impl Room {
             privates: Privates::new(),
             history: History::new(config.history),
             renderer: Renderer::new(config.lang),
+            say_holds: BinaryHeap::new(),
             config,
         }
     }
@@ -154,6 +160,15 @@ impl Room {
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
         self.limits.handle_timeout(now_ms);
         self.flood.handle_timeout(now_ms, &mut out.events);
+        // SAYs that waited long enough for a missing one go (a client
+        // that never retransmits must not hold its later SAYs forever).
+        while let Some(&Reverse((due, addr))) = self.say_holds.peek() {
+            if due > now_ms {
+                break;
+            }
+            self.say_holds.pop();
+            self.release_says(addr, now_ms, out);
+        }
     }
 
     /// When [`Room::handle_timeout`] should next be called (it may be
@@ -164,6 +179,7 @@ impl Room {
             self.privates.deadline(),
             self.limits.deadline(),
             self.flood.deadline(),
+            self.say_holds.peek().map(|Reverse((due, _))| *due),
         ]
         .into_iter()
         .flatten()
@@ -528,8 +544,10 @@ impl Room {
     }
 
     /// `SAY`: like `M` as the nickname the address holds, relayed once per
-    /// id. A repeat is dropped silently: its CHAT event is in history, and a
-    /// client that missed the echo learns of it from `PONG` and `RESEND`.
+    /// id and in id order per member: a `SAY` that arrives ahead of a
+    /// missing id waits (bounded: see `RecentIds::release` in the roster). A repeat of
+    /// a relayed one is answered, to the sender only, with its `CHAT` event
+    /// again (origin `resend`): its echo was lost.
     fn handle_say(
         &mut self,
         ctx: Context,
@@ -538,16 +556,64 @@ impl Room {
         out: &mut Outputs,
     ) -> Result<(), Refusal> {
         let member = self.roster.get_mut(&ctx.from).ok_or(Refusal::NotJoined)?;
-        if !member.recent_ids.remember(id) {
+        let dialect = member.dialect;
+        if let Some(seq) = member.recent_ids.seq_of(id) {
             out.events.push(Event::Dropped {
                 addr: ctx.from,
                 why: "repeated SAY id (relayed already)",
             });
+            if let Some(event) = self.history.get(seq).filter(|_| seq > 0) {
+                if dialect == Dialect::Structured {
+                    let msg = RelayMsg::Event {
+                        seq,
+                        origin: Origin::Resend,
+                        ago: Some(self.ago(seq)),
+                        event: event.clone(),
+                    };
+                    self.reply(ctx, &msg, out);
+                }
+            }
+            self.release_says(ctx.from, ctx.now_ms, out);
             return Ok(());
         }
-        let nick = member.nick.clone();
-        self.room_event(RoomEvent::Chat { nick, text }, out);
+        if member.recent_ids.is_held(id) {
+            out.events.push(Event::Dropped {
+                addr: ctx.from,
+                why: "repeated SAY id (waiting for an earlier one)",
+            });
+        } else if member.recent_ids.admit(id, text.clone(), ctx.now_ms) {
+            self.relay_say(ctx.from, id, text, out);
+        } else {
+            let due = ctx.now_ms.saturating_add(SAY_HOLD_MS);
+            self.say_holds.push(Reverse((due, ctx.from)));
+        }
+        self.release_says(ctx.from, ctx.now_ms, out);
         Ok(())
+    }
+
+    /// Relays `SAY id` of the member at `addr` as its `CHAT` event.
+    fn relay_say(&mut self, addr: SocketAddr, id: u64, text: Text, out: &mut Outputs) {
+        let Some(member) = self.roster.get(&addr) else {
+            return;
+        };
+        let nick = member.nick.clone();
+        let seq = self.room_event(RoomEvent::Chat { nick, text }, out);
+        if let Some(member) = self.roster.get_mut(&addr) {
+            member.recent_ids.remember(id, seq);
+            member.recent_ids.relayed(id);
+        }
+    }
+
+    /// Relays the held `SAY`s of the member at `addr` that may go now, in
+    /// id order.
+    fn release_says(&mut self, addr: SocketAddr, now_ms: u64, out: &mut Outputs) {
+        while let Some((id, text)) = self
+            .roster
+            .get_mut(&addr)
+            .and_then(|m| m.recent_ids.release(now_ms))
+        {
+            self.relay_say(addr, id, text, out);
+        }
     }
 
     fn handle_who(&mut self, ctx: Context, out: &mut Outputs) -> Result<(), Refusal> {
@@ -595,7 +661,7 @@ impl Room {
             return Ok(());
         };
         if let Some(id) = id {
-            sender.recent_ids.remember(id);
+            sender.recent_ids.remember(id, 0);
         }
         let from_nick = sender.nick.clone();
         let Some(recipient) = self.roster.get_mut(&to_addr) else {
@@ -629,6 +695,8 @@ impl Room {
             to: to_nick,
             text,
         });
+        // Its id may be the one held SAYs wait for.
+        self.release_says(ctx.from, ctx.now_ms, out);
         Ok(())
     }
 
@@ -984,12 +1052,14 @@ mod tests {
     }
 
     #[test]
-    fn repeated_say_id_is_dropped_silently() {
+    fn repeated_say_id_is_answered_with_its_event_to_the_sender_only() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
         h.join_structured(2, "bob");
         assert_eq!(h.send(1, "SAY 9 once").len(), 2);
-        assert_eq!(h.send(1, "SAY 9 once"), []);
+        let again = h.send(1, "SAY 9 once");
+        assert_eq!(to(&again, 1), ["EVENT 3 resend ago=0 CHAT alice once"]);
+        assert_eq!(again.len(), 1);
         assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
         // The same id from another member is that member's own message,
         // and a new id from the first member goes through.
@@ -1008,9 +1078,90 @@ mod tests {
         for id in 0..65 {
             h.send(1, &format!("SAY {id} m{id}"));
         }
-        // Id 1 is still in the window, id 0 fell out of it.
-        assert_eq!(h.send(1, "SAY 1 m1"), []);
-        assert_eq!(h.send(1, "SAY 0 m0").len(), 1);
+        // Id 1 is still in the window (answered with its event again), id
+        // 0 fell out of it (relayed again).
+        assert_eq!(
+            to(&h.send(1, "SAY 1 m1"), 1),
+            ["EVENT 3 resend ago=0 CHAT alice m1"]
+        );
+        assert_eq!(
+            to(&h.send(1, "SAY 0 m0"), 1),
+            ["EVENT 67 live CHAT alice m0"]
+        );
+    }
+
+    #[test]
+    fn says_ahead_of_a_missing_id_wait_and_go_in_id_order() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        assert_eq!(
+            to(&h.send(1, "SAY 10 one"), 2),
+            ["EVENT 3 live CHAT alice one"]
+        );
+        // 11 is lost on the way; 12 and 13 wait for it.
+        assert_eq!(h.send(1, "SAY 12 three"), []);
+        assert_eq!(h.send(1, "SAY 13 four"), []);
+        // A repeat of a waiting one is not relayed either.
+        assert_eq!(h.send(1, "SAY 12 three"), []);
+        let sent = h.send(1, "SAY 11 two");
+        assert_eq!(
+            to(&sent, 2),
+            [
+                "EVENT 4 live CHAT alice two",
+                "EVENT 5 live CHAT alice three",
+                "EVENT 6 live CHAT alice four"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_say_is_waited_for_only_so_long() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 one");
+        assert_eq!(h.send(1, "SAY 3 three"), []);
+        h.advance_ms(crate::roster::SAY_HOLD_MS);
+        // Its retransmission finds the wait over: it goes without 2.
+        assert_eq!(
+            to(&h.send(1, "SAY 3 three"), 1),
+            ["EVENT 3 live CHAT alice three"]
+        );
+        // 2 comes after all: relayed late, once.
+        assert_eq!(
+            to(&h.send(1, "SAY 2 two"), 1),
+            ["EVENT 4 live CHAT alice two"]
+        );
+        assert_eq!(
+            to(&h.send(1, "SAY 2 two"), 1),
+            ["EVENT 4 resend ago=0 CHAT alice two"]
+        );
+    }
+
+    #[test]
+    fn the_timer_releases_held_says_of_a_client_that_never_retransmits() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 one");
+        assert_eq!(h.send(1, "SAY 3 three"), []);
+        h.advance_ms(crate::roster::SAY_HOLD_MS - 1);
+        assert_eq!(h.timeout(), []);
+        h.advance_ms(1);
+        assert_eq!(to(&h.timeout(), 1), ["EVENT 3 live CHAT alice three"]);
+    }
+
+    #[test]
+    fn a_pmsg_id_fills_the_gap_say_ids_wait_at() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.send(1, "SAY 1 one");
+        assert_eq!(h.send(1, "SAY 3 three"), []);
+        let sent = h.send(1, "PMSG 2 bob psst");
+        assert_eq!(
+            to(&sent, 2).last().map(String::as_str),
+            Some("EVENT 4 live CHAT alice three")
+        );
     }
 
     #[test]
@@ -1041,7 +1192,11 @@ mod tests {
         h.join_structured(1, "alice");
         h.send(1, "SAY 1 once");
         h.join_structured(1, "alice");
-        assert_eq!(h.send(1, "SAY 1 once"), []);
+        let again = h.send(1, "SAY 1 once");
+        assert!(
+            to(&again, 1)[0].contains(" resend ago=0 CHAT alice once"),
+            "{again:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use udpchat_proto::{Nick, ID_WINDOW};
+use udpchat_proto::{Nick, Text, ID_WINDOW};
 
 use crate::limits::Bucket;
 use crate::outbox::Outbox;
@@ -49,30 +49,128 @@ impl Member {
     }
 }
 
+/// Most `SAY`s a member may have waiting for a missing earlier id.
+pub(crate) const SAY_HOLD_MAX: usize = 32;
+/// Longest a `SAY` waits for a missing earlier id, in milliseconds (the
+/// room's timer checks; a `SAY` or `PMSG` from the member does too). Our
+/// client repeats a lost `SAY` within a second at most, several times in
+/// this while.
+pub(crate) const SAY_HOLD_MS: u64 = 5_000;
+
 /// A member's ring of recent `PMSG`/`SAY` ids (one ring for both: a
-/// client keeps its ids unique across the two).
+/// client keeps its ids unique across the two), with the sequence number
+/// of each relayed `SAY`'s `CHAT` event, and the `SAY`s that arrived ahead
+/// of a missing id.
 #[derive(Default)]
 #[allow(clippy::box_collection)]
-pub(crate) struct RecentIds(Option<Box<VecDeque<u64>>>);
+pub(crate) struct RecentIds(Option<Box<Ids>>);
+
+#[derive(Default)]
+pub(crate) struct Ids {
+    /// Ids and the `CHAT` event's sequence number (0 for a `PMSG`).
+    ring: VecDeque<(u64, u64)>,
+    /// The `SAY` id relayed next; `None` before the first.
+    pub(crate) expect: Option<u64>,
+    /// `SAY`s above `expect`, waiting: id to text and when it came.
+    pub(crate) held: BTreeMap<u64, (Text, u64)>,
+}
 
 impl RecentIds {
-    /// Whether `id` is in the window.
-    pub(crate) fn contains(&self, id: u64) -> bool {
-        self.0.as_ref().is_some_and(|ids| ids.contains(&id))
+    fn ids(&mut self) -> &mut Ids {
+        self.0.get_or_insert_with(Default::default)
     }
 
-    /// Adds `id`, forgetting the oldest beyond [`ID_WINDOW`]. False if it
-    /// was there already.
-    pub(crate) fn remember(&mut self, id: u64) -> bool {
-        let ids = self.0.get_or_insert_with(Default::default);
-        if ids.contains(&id) {
+    /// Whether `id` is in the window.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|ids| ids.ring.iter().any(|&(i, _)| i == id))
+    }
+
+    /// The sequence number of the `CHAT` event `SAY id` became, if it is in
+    /// the window (0 if the id was a `PMSG`).
+    pub(crate) fn seq_of(&self, id: u64) -> Option<u64> {
+        let ids = self.0.as_ref()?;
+        ids.ring
+            .iter()
+            .find(|&&(i, _)| i == id)
+            .map(|&(_, seq)| seq)
+    }
+
+    /// How many `SAY`s wait for an earlier id.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn held_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |ids| ids.held.len())
+    }
+
+    /// Whether `SAY id` is waiting for an earlier id.
+    pub(crate) fn is_held(&self, id: u64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|ids| ids.held.contains_key(&id))
+    }
+
+    /// Adds `id` (relayed as event `seq`, 0 for a `PMSG`), forgetting the
+    /// oldest beyond [`ID_WINDOW`]. False if it was there already.
+    pub(crate) fn remember(&mut self, id: u64, seq: u64) -> bool {
+        if self.contains(id) {
             return false;
         }
-        if ids.len() == ID_WINDOW {
-            ids.pop_front();
+        let ids = self.ids();
+        if ids.ring.len() == ID_WINDOW {
+            ids.ring.pop_front();
         }
-        ids.push_back(id);
+        ids.ring.push_back((id, seq));
         true
+    }
+
+    /// Decides about a new `SAY id`: true if it goes to the room now,
+    /// false if it waits (held) for a missing earlier id. The first `SAY`
+    /// of a membership, a late one below `expect` and one far ahead (a
+    /// restarted client's new counter) go at once.
+    pub(crate) fn admit(&mut self, id: u64, text: Text, now_ms: u64) -> bool {
+        let ids = self.ids();
+        match ids.expect {
+            Some(expect) if id > expect && id - expect <= ID_WINDOW as u64 => {
+                ids.held.insert(id, (text, now_ms));
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Notes `SAY id` relayed: the next one expected follows it.
+    pub(crate) fn relayed(&mut self, id: u64) {
+        let ids = self.ids();
+        if ids.expect.is_none_or(|e| id >= e) {
+            ids.expect = Some(id.wrapping_add(1));
+        }
+    }
+
+    /// The next held `SAY` that may go now, removed: the one at `expect`;
+    /// past an id another `PMSG` took; or, when too many wait or the oldest
+    /// has waited [`SAY_HOLD_MS`], the lowest held one (the missing one is
+    /// given up on; it is relayed late if it ever comes).
+    pub(crate) fn release(&mut self, now_ms: u64) -> Option<(u64, Text)> {
+        let ids = self.0.as_mut()?;
+        loop {
+            let expect = ids.expect?;
+            let (&first, _) = ids.held.iter().next()?;
+            if first <= expect {
+                let (text, _) = ids.held.remove(&first)?;
+                return Some((first, text));
+            }
+            if ids.ring.iter().any(|&(i, _)| i == expect) {
+                ids.expect = Some(expect.wrapping_add(1));
+                continue;
+            }
+            let oldest = ids.held.values().map(|&(_, at)| at).min().unwrap_or(now_ms);
+            if ids.held.len() > SAY_HOLD_MAX || now_ms.saturating_sub(oldest) >= SAY_HOLD_MS {
+                let (text, _) = ids.held.remove(&first)?;
+                return Some((first, text));
+            }
+            return None;
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! `EVENT 7 live ...`, say), so both runs lose the same ones although the
 //! second sends sooner.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{ClientMsg, Cookie, Nick, Origin, RelayMsg, RoomEvent, Text, Token, VERSION};
@@ -43,6 +43,12 @@ struct Scenario {
     /// How much later than when ticking a datagram may go (zero unless the
     /// scenario says why).
     slack: Duration,
+    /// How many copies of one datagram the two runs may differ by (and then
+    /// their times are not compared pairwise): a retransmission repeated
+    /// for many seconds on a timeout measured from round trips that differ
+    /// by up to a tick drifts differently in each, so one run can be a copy
+    /// ahead when the link is declared lost.
+    extra_copies: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +82,8 @@ enum Arrival {
 struct Relay {
     seq: u64,
     events: BTreeMap<u64, RoomEvent>,
-    said: HashSet<u64>,
+    /// SAY ids relayed, with their event's number.
+    said: HashMap<u64, u64>,
     nick: Nick,
     joined: bool,
     /// `HELLO`s still to ignore while silent.
@@ -92,7 +99,7 @@ impl Relay {
         Relay {
             seq: 5,
             events: BTreeMap::new(),
-            said: HashSet::new(),
+            said: HashMap::new(),
             nick: nick("alice"),
             joined: false,
             silent_for: 0,
@@ -156,13 +163,21 @@ impl Relay {
             }
             _ if !self.joined => vec![not_joined()],
             ClientMsg::Say { id, text } => {
-                if !self.said.insert(id) {
-                    return Vec::new();
+                // A repeat draws its event again (PROTOCOL.md section 8).
+                if let Some(&seq) = self.said.get(&id) {
+                    return vec![RelayMsg::Event {
+                        seq,
+                        origin: Origin::Resend,
+                        ago: Some(0),
+                        event: self.events[&seq].clone(),
+                    }];
                 }
-                vec![self.event(RoomEvent::Chat {
+                let event = self.event(RoomEvent::Chat {
                     nick: self.nick.clone(),
                     text,
-                })]
+                });
+                self.said.insert(id, self.seq);
+                vec![event]
             }
             ClientMsg::Ping(token) => vec![RelayMsg::Pong {
                 last_seq: self.seq,
@@ -351,15 +366,29 @@ fn same_either_way(scenario: &Scenario) -> Run {
         copies
     };
     let (poll_copies, tick_copies) = (copies(&poll), copies(&tick));
-    assert_eq!(
-        poll_copies.keys().collect::<Vec<_>>(),
-        tick_copies.keys().collect::<Vec<_>>()
-    );
+    // A datagram only one run sent is allowed within `extra_copies`.
+    let none = Vec::new();
+    for (m, tick_at) in &tick_copies {
+        if !poll_copies.contains_key(m) {
+            assert!(
+                tick_at.len() <= scenario.extra_copies,
+                "{m:?} only when ticking"
+            );
+        }
+    }
     for (m, poll_at) in &poll_copies {
-        let tick_at = &tick_copies[m];
-        assert_eq!(poll_at.len(), tick_at.len(), "copies of {m:?}");
-        for (p, t) in poll_at.iter().zip(tick_at) {
-            assert!(p <= &(*t + scenario.slack), "{m:?} at {p:?}, not by {t:?}");
+        let tick_at = tick_copies.get(m).unwrap_or(&none);
+        assert!(
+            poll_at.len().abs_diff(tick_at.len()) <= scenario.extra_copies,
+            "copies of {m:?}: {} polling, {} ticking",
+            poll_at.len(),
+            tick_at.len()
+        );
+        // With copies allowed to differ, the pairs no longer line up.
+        if scenario.extra_copies == 0 {
+            for (p, t) in poll_at.iter().zip(tick_at) {
+                assert!(p <= &(*t + scenario.slack), "{m:?} at {p:?}, not by {t:?}");
+            }
         }
     }
     let says = |r: &Run| {
@@ -369,7 +398,16 @@ fn same_either_way(scenario: &Scenario) -> Run {
             .map(|(_, m)| m.clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(says(&poll), says(&tick));
+    let dedup = |mut v: Vec<String>| {
+        v.dedup();
+        v
+    };
+    if scenario.extra_copies == 0 {
+        assert_eq!(says(&poll), says(&tick));
+    } else {
+        // The order of our messages, repeats aside.
+        assert_eq!(dedup(says(&poll)), dedup(says(&tick)));
+    }
     // What is shown: the same, room events in the same order.
     let sorted = |r: &Run| {
         let mut all: Vec<String> = r.other.iter().map(|a| format!("{a:?}")).collect();
@@ -428,12 +466,20 @@ fn lost_echo_retransmission_and_resend_match_ticking() {
         ],
         lost_to_relay: vec![("SAY 2 two", 1)],
         end: 20_000,
+        // Whether RESEND 7 7 goes depends on whether the answer to the
+        // repeated SAY 1 (event 7 again) comes before its first request is
+        // due, which a 50 ms tick can change.
+        extra_copies: 1,
         ..Scenario::default()
     });
-    assert_eq!(count(&run, "SAY 1 one"), 2);
+    // "one" goes three times: its echo is lost, and so is the answer to
+    // the first repeat (event 7 again); the second repeat's answer comes.
+    assert_eq!(count(&run, "SAY 1 one"), 3);
     assert_eq!(count(&run, "SAY 2 two"), 2);
     assert_eq!(count(&run, "SAY 3 three"), 1);
-    assert_eq!(count(&run, "RESEND 7 7"), 2);
+    // The repeated SAY 1 draws event 7 again, so at most one request for
+    // it (none when ticking).
+    assert!(count(&run, "RESEND 7 7") <= 1);
     assert_eq!(count(&run, "RESEND 10 10"), 1);
 }
 
@@ -483,6 +529,8 @@ fn restart_and_lost_link_rejoin_as_when_ticking() {
         // 46 s, then the relay ignores 4 HELLOs before it answers.
         silence: Some((10_000, 4)),
         end: 80_000,
+        // "during" is sent again every second (the timeout's cap) for 26 s.
+        extra_copies: 1,
         ..Scenario::default()
     });
     // Two to join, one after the restart, five after the link is lost.

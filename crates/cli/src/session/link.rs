@@ -1,28 +1,43 @@
 //! The link to the relay while joined: the room's numbered events put back
-//! in order, keepalive, the tail check after activity, and the membership
-//! probe that notices a relay which forgot us. Exists only while joined: a
-//! rejoin starts a fresh one from the new `WELCOME`.
+//! in order, keepalive, the tail check after activity (pings matched to
+//! their `PONG` by token), and the membership probe that notices a relay
+//! which forgot us. Exists only while joined: a rejoin starts a fresh one
+//! from the new `WELCOME`.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use udpchat_proto::{ClientMsg, Origin, RoomEvent};
+use udpchat_proto::{ClientMsg, Origin, RoomEvent, Token};
 
-use super::pacing::Budget;
+use super::pacing::{Budget, Rtt};
 use super::{send, Action};
 use crate::reassembly::{self, Reassembly};
 
 /// Pings missed before the connection counts as lost.
 const PINGS_BEFORE_LOST: u32 = 3;
-/// After activity, ask for the relay's newest sequence number this soon, so
-/// a lost last message is noticed without waiting for the next keepalive.
-pub(super) const TAIL_CHECK: Duration = Duration::from_millis(1000);
-/// Tail-check pings sent (1 s, 2 s, 4 s apart) until one is answered.
-const TAIL_CHECKS: u32 = 3;
+/// After activity, ask for the relay's newest sequence number once the
+/// room has been quiet this long, so a lost last message is noticed
+/// without waiting for the next keepalive.
+pub(super) const TAIL_CHECK: Duration = Duration::from_millis(500);
 /// Resend requests allowed per poll.
 const RESEND_PER_POLL: usize = 4;
+/// Pings remembered for matching their `PONG` (round-trip samples).
+const PINGS_REMEMBERED: usize = 8;
 /// The least step of [`Instant`]: a deadline "after" an instant is this
 /// much later.
 const TICK: Duration = Duration::from_nanos(1);
+
+/// A question "what is your newest event?" that must be answered by a
+/// `PONG` to a ping sent after it was asked.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    /// The first ping token that counts as an answer.
+    first_token: u64,
+    /// When to ping (again).
+    next_at: Instant,
+    /// Pings sent for it so far.
+    tries: u32,
+}
 
 /// One joined relay session (one `WELCOME`).
 #[derive(Debug)]
@@ -30,9 +45,20 @@ pub(super) struct Link {
     reassembly: Reassembly,
     ping_interval: Duration,
     next_ping: Instant,
-    tail_check: Option<Instant>,
-    /// Tail-check pings still to send if none is answered.
-    tail_checks_left: u32,
+    /// The tail check in progress: runs until a `PONG` answers a ping sent
+    /// after the activity that started it.
+    tail: Option<Tail>,
+    /// Tail checks answered since the last live event: the next one is
+    /// asked twice as late (others may still be sending, and their last
+    /// event may be lost too), until the keepalive takes over.
+    followups: u32,
+    /// The token of the next ping.
+    next_token: u64,
+    /// Recent pings: token and when sent.
+    pings: VecDeque<(u64, Instant)>,
+    /// End of input: the first token whose `PONG` tells the relay's newest
+    /// number then, and that number once known.
+    sync: Option<(u64, Option<u64>)>,
     /// When the relay last sent something only a member gets (anything but
     /// `PONG`, which strangers get too), or we last probed membership.
     last_member_rx: Instant,
@@ -64,13 +90,16 @@ impl Link {
             reassembly,
             ping_interval,
             next_ping: now + ping_interval,
-            tail_check: None,
-            tail_checks_left: 0,
+            tail: None,
+            followups: 0,
+            next_token: 1,
+            pings: VecDeque::new(),
+            sync: None,
             last_member_rx: now,
         };
         // Our JOIN event follows the WELCOME; if it is lost, only a PONG
         // reveals it: ask soon rather than at the next keepalive.
-        link.schedule_tail_check(now);
+        link.schedule_tail_check(now + TAIL_CHECK);
         link
     }
 
@@ -99,17 +128,17 @@ impl Link {
     pub(super) fn handle_timeout(
         &mut self,
         now: Instant,
+        rtt: &Rtt,
         budget: &mut Budget,
         out: &mut Vec<Action>,
     ) {
-        let tail_due = self.tail_check.is_some_and(|t| t <= now);
+        let tail_due = self.tail.is_some_and(|t| t.next_at <= now);
         if now >= self.next_ping || tail_due {
-            if tail_due {
-                // Again later, in case this ping or its PONG is lost.
-                self.tail_checks_left = self.tail_checks_left.saturating_sub(1);
-                let done = TAIL_CHECKS - self.tail_checks_left;
-                self.tail_check = (self.tail_checks_left > 0)
-                    .then(|| now + TAIL_CHECK.saturating_mul(1 << done.min(8)));
+            if let Some(tail) = self.tail.as_mut().filter(|_| tail_due) {
+                // Again later, in case this ping or its PONG is lost: until
+                // answered, backing off from the measured round trip.
+                tail.tries = tail.tries.saturating_add(1);
+                tail.next_at = now + rtt.backoff(tail.tries).max(rtt.rto());
             }
             self.ping(now, budget, out);
         }
@@ -124,10 +153,18 @@ impl Link {
         }
     }
 
-    /// Keepalive and "what is your newest event?" in one.
+    /// Keepalive and "what is your newest event?" in one, with a fresh
+    /// token.
     pub(super) fn ping(&mut self, now: Instant, budget: &mut Budget, out: &mut Vec<Action>) {
         self.next_ping = now + self.ping_interval;
-        send(budget, now, &ClientMsg::Ping(None), out);
+        let token = self.next_token;
+        self.next_token += 1;
+        if self.pings.len() == PINGS_REMEMBERED {
+            self.pings.pop_front();
+        }
+        self.pings.push_back((token, now));
+        let token = Token::new(&token.to_string()).expect("a number is a token");
+        send(budget, now, &ClientMsg::Ping(Some(token)), out);
     }
 
     /// Asks for our newest event again: a member gets it, a stranger gets
@@ -142,9 +179,35 @@ impl Link {
         send(budget, now, &probe, out);
     }
 
-    fn schedule_tail_check(&mut self, now: Instant) {
-        self.tail_check = Some(now + TAIL_CHECK);
-        self.tail_checks_left = TAIL_CHECKS;
+    /// Starts (or restarts) the tail check: a ping at `at`, and only a
+    /// `PONG` to a ping from then on answers it.
+    fn schedule_tail_check(&mut self, at: Instant) {
+        self.tail = Some(Tail {
+            first_token: self.next_token,
+            next_at: at,
+            tries: 0,
+        });
+    }
+
+    /// End of input: ask now for the relay's newest number; once a `PONG`
+    /// answers, [`Link::synced_through`] says it.
+    pub(super) fn start_sync(&mut self, now: Instant) {
+        if self.sync.is_none() {
+            self.sync = Some((self.next_token, None));
+            self.schedule_tail_check(now);
+        }
+    }
+
+    /// [`Link::start_sync`] if input has ended (a new link after a rejoin).
+    pub(super) fn start_sync_if(&mut self, input_ended: bool, now: Instant) {
+        if input_ended {
+            self.start_sync(now);
+        }
+    }
+
+    /// The relay's newest number as of the end of input, once known.
+    pub(super) fn sync_target(&self) -> Option<u64> {
+        self.sync.and_then(|(_, target)| target)
     }
 
     /// `EVENT <seq> <origin> ...`.
@@ -158,22 +221,43 @@ impl Link {
         if origin == Origin::Live {
             // Once the room goes quiet, ask whether its last event reached
             // us (a busy room reveals gaps by itself).
-            self.schedule_tail_check(now);
+            self.followups = 0;
+            self.schedule_tail_check(now + TAIL_CHECK);
         }
         self.reassembly.handle_event(now, seq, origin, event)
     }
 
-    /// `PONG <last-seq>`: answers the tail question. Returns what the
-    /// reassembly makes of it, or `None` if it needs checking first.
+    /// `PONG <last-seq> [token]`: answers the tail question if it answers a
+    /// ping sent since it was asked. Returns what the reassembly makes of
+    /// it, or `None` if it needs checking first.
     pub(super) fn handle_pong(
         &mut self,
         now: Instant,
         last_seq: u64,
+        token: Option<&Token>,
+        rtt: &mut Rtt,
         budget: &mut Budget,
         out: &mut Vec<Action>,
     ) -> Option<Vec<reassembly::Output>> {
-        self.tail_check = None;
-        self.tail_checks_left = 0;
+        let token = token.and_then(|t| t.to_string().parse::<u64>().ok());
+        if let Some(token) = token {
+            if let Some(i) = self.pings.iter().position(|&(t, _)| t == token) {
+                // Each ping has its own token: the sample is unambiguous.
+                if let Some((_, sent)) = self.pings.remove(i) {
+                    rtt.sample(now.saturating_duration_since(sent));
+                }
+            }
+            if self.tail.is_some_and(|t| token >= t.first_token) {
+                // Answered. Ask again later, twice as late each time, while
+                // that is sooner than the keepalive.
+                self.followups = self.followups.saturating_add(1);
+                let later = TAIL_CHECK.saturating_mul(1 << self.followups.min(16));
+                self.tail = None;
+                if later < self.ping_interval {
+                    self.schedule_tail_check(now + later);
+                }
+            }
+        }
         if last_seq < self.reassembly.known_last() {
             // A restarted relay (numbering from 1 again), or just a PONG
             // the network delayed behind newer events. Ask something only a
@@ -182,6 +266,11 @@ impl Link {
             self.probe(now, budget, out);
             None
         } else {
+            if let (Some(token), Some((first, target @ None))) = (token, self.sync.as_mut()) {
+                if token >= *first {
+                    *target = Some(last_seq);
+                }
+            }
             // If our echo was lost, this reveals it and repair fetches it.
             Some(self.reassembly.handle_last_seq(now, last_seq))
         }
@@ -196,8 +285,10 @@ impl Link {
     pub(super) fn poll_reassembly(
         &mut self,
         now: Instant,
+        rtt: &Rtt,
         budget: &mut Budget,
     ) -> Vec<reassembly::Output> {
+        self.reassembly.set_retry(rtt.rto(), rtt.backoff_cap());
         let allowed = budget.whole_tokens(now, RESEND_PER_POLL);
         self.reassembly.poll(now, allowed)
     }
@@ -215,7 +306,7 @@ impl Link {
             .map(|t| t.max(budget.token_at()));
         [
             lost,
-            self.tail_check,
+            self.tail.map(|t| t.next_at),
             probe,
             request,
             self.reassembly.next_give_up(),
@@ -299,7 +390,7 @@ mod tests {
         let mut s = joined(now);
         // Ask for the newest number while we know 5...
         let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
-        assert!(ping.contains(&"PING".to_owned()), "{ping:?}");
+        assert!(ping.iter().any(|m| m.starts_with("PING ")), "{ping:?}");
         // ...event 6 overtakes the answer, which says 5.
         s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
         let a = s.handle_datagram(now, b"PONG 5");
@@ -316,8 +407,8 @@ mod tests {
         let start = Instant::now();
         let mut s = joined(start);
         // WELCOME's own tail check, answered.
-        s.handle_timeout(start + TAIL_CHECK);
-        s.handle_datagram(start + TAIL_CHECK, b"PONG 5");
+        assert_eq!(sent(&s.handle_timeout(start + TAIL_CHECK)), ["PING 1"]);
+        s.handle_datagram(start + TAIL_CHECK, b"PONG 5 1");
         let quiet = start + Duration::from_secs(2);
         s.handle_datagram(quiet, &chat_event(6, Origin::Live, "bob", "last words"));
         let mut pings = Vec::new();
@@ -330,21 +421,40 @@ mod tests {
                 pings.push(ms);
             }
         }
-        // Unanswered: 1 s, then 2 s and 4 s later; then only keepalive.
-        assert_eq!(pings, [1000, 3000, 7000]);
+        // Unanswered: after 0.5 s of quiet, then backing off from the
+        // round trip (measured by the first PONG: at the 50 ms floor) up to
+        // four timeouts, at least 250 ms (300 ms in steps of 100 ms), for
+        // as long as no PONG answers.
+        assert_eq!(pings[..3], [500, 600, 800]);
+        assert!(
+            pings.windows(2).skip(2).all(|w| w[1] - w[0] == 300),
+            "{pings:?}"
+        );
+        assert!(pings.len() > 40);
+        // A PONG to a ping from before the activity does not answer it.
+        s.handle_datagram(quiet, b"PONG 6 1");
+        let now = quiet + Duration::from_millis(14_000);
+        assert!(sent(&s.handle_timeout(now))[0].starts_with("PING "));
 
-        s.handle_datagram(quiet, &chat_event(7, Origin::Live, "bob", "more"));
-        let now = quiet + Duration::from_millis(1000);
-        assert!(sent(&s.handle_timeout(now))
-            .iter()
-            .any(|m| m.starts_with("PING")));
-        s.handle_datagram(now, b"PONG 7");
-        for ms in (1100..8000).step_by(100) {
-            let later = quiet + Duration::from_millis(ms);
-            assert!(!sent(&s.handle_timeout(later))
+        s.handle_datagram(now, &chat_event(7, Origin::Live, "bob", "more"));
+        let now = now + TAIL_CHECK;
+        let ping = sent(&s.handle_timeout(now)).remove(0);
+        let token = ping.strip_prefix("PING ").unwrap();
+        s.handle_datagram(now, format!("PONG 7 {token}").as_bytes());
+        // Answered: asked again only 1 s later (twice the quiet time, in
+        // case others' last events are lost too), not before.
+        let mut next = None;
+        for ms in (100..8000).step_by(100) {
+            let later = now + Duration::from_millis(ms);
+            if sent(&s.handle_timeout(later))
                 .iter()
-                .any(|m| m.starts_with("PING")));
+                .any(|m| m.starts_with("PING"))
+            {
+                next = Some(ms);
+                break;
+            }
         }
+        assert_eq!(next, Some(1000));
     }
 
     #[test]
@@ -370,5 +480,61 @@ mod tests {
         // A relay that forgot us says so, and we rejoin.
         s.handle_datagram(start, b"ERROR not-joined you have not joined");
         assert!(!s.is_joined());
+    }
+}
+
+#[cfg(test)]
+mod end_of_input_tests {
+    use std::time::{Duration, Instant};
+
+    use udpchat_proto::Origin;
+
+    use super::super::tests::{chat_event, joined, sent};
+    use super::super::Shortfall;
+
+    /// The token of the one `PING` among `sent`.
+    fn ping_token(sent: &[String]) -> String {
+        let ping = sent
+            .iter()
+            .find(|m| m.starts_with("PING "))
+            .expect("a PING");
+        ping["PING ".len()..].to_owned()
+    }
+
+    #[test]
+    fn piped_mode_is_caught_up_only_with_everything_up_to_the_relays_newest_at_the_end() {
+        let start = Instant::now();
+        let mut s = joined(start);
+        // The tail check after WELCOME asks with token 1, unanswered yet.
+        let now = start + super::TAIL_CHECK;
+        assert_eq!(ping_token(&sent(&s.handle_timeout(now))), "1");
+        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "one"));
+        s.end_of_input(now);
+        assert!(!s.is_caught_up(), "the relay has not said its newest yet");
+        assert_eq!(s.shortfall().missing, None);
+        // The question goes at once, with a fresh token.
+        let token = ping_token(&sent(&s.handle_timeout(now)));
+        // A PONG to an older ping does not answer it.
+        s.handle_datagram(now, b"PONG 8 1");
+        assert_eq!(s.shortfall().missing, None);
+        // The answer: 8 is the newest, we have up to 6.
+        s.handle_datagram(now, format!("PONG 8 {token}").as_bytes());
+        assert!(!s.is_caught_up());
+        assert_eq!(
+            s.shortfall(),
+            Shortfall {
+                unconfirmed: 0,
+                missing: Some(2),
+                lost: 0
+            }
+        );
+        assert!(s.shortfall().anything_lost());
+        // Repair asks for them; they come.
+        let later = now + Duration::from_millis(100);
+        assert!(sent(&s.handle_timeout(later)).contains(&"RESEND 7 8".to_owned()));
+        s.handle_datagram(later, &chat_event(7, Origin::Resend, "bob", "two"));
+        s.handle_datagram(later, &chat_event(8, Origin::Resend, "bob", "three"));
+        assert!(s.is_caught_up());
+        assert!(s.shortfall().is_nothing());
     }
 }

@@ -10,7 +10,8 @@
 //!   membership probe), which exists only inside [`State::Joined`];
 //! - `outbox`: our chat messages, from typed to echoed;
 //! - `privates`: private messages in both directions;
-//! - `pacing`: the sending budget and the notice rate limits.
+//! - `pacing`: the sending budgets (what the user does, and repair apart),
+//!   the measured round trip, and the notice rate limits.
 //!
 //! `deadlines` (tests) checks [`Session::poll_timeout`] against ticking.
 
@@ -28,8 +29,8 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    ByeCode, ClientMsg, Cookie, ErrorCode, Nick, ParseError, RelayMsg, RoomEvent, Text, Token,
-    MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+    ByeCode, ClientMsg, Cookie, ErrorCode, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text,
+    Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
 };
 
 use crate::command::Input;
@@ -39,7 +40,7 @@ use crate::text::sanitize;
 
 use link::Link;
 use outbox::Outbox;
-use pacing::{Budget, NoticeKind, Notices};
+use pacing::{Budget, NoticeKind, Notices, Rtt};
 use privates::Privates;
 
 /// First wait before retransmitting `HELLO`; it doubles on each try.
@@ -81,6 +82,9 @@ pub enum Action {
     },
 }
 
+// One session holds one State for its life: boxing the link would save
+// nothing worth an allocation per join.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum State {
     Joining(Joining),
@@ -169,6 +173,12 @@ pub struct Session {
     privates: Privates,
     ids: MessageIds,
     budget: Budget,
+    /// The allowance for repair: retransmitted `SAY`s, `RESEND`, pings.
+    repair_budget: Budget,
+    /// The measured round trip to the relay.
+    rtt: Rtt,
+    /// Room events reported lost for good (given up on, or gone).
+    lost_events: u64,
     notices: Notices,
     /// Ask for missed events and resend lost own messages (the default).
     repair: bool,
@@ -181,6 +191,35 @@ pub struct Session {
     /// When the relay says history events not shown yet were said (from
     /// their `ago=`), by sequence number.
     said_at: std::collections::BTreeMap<u64, Instant>,
+    /// Piped mode: input has ended (see [`Session::end_of_input`]).
+    input_ended: bool,
+}
+
+/// What piped mode is still waiting for when it leaves (see
+/// [`Session::shortfall`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shortfall {
+    /// Own messages (chat and private) not confirmed by the relay.
+    pub unconfirmed: usize,
+    /// Room events up to the relay's newest at the end of input not shown
+    /// yet; `None` if the relay never told us its newest.
+    pub missing: Option<u64>,
+    /// Room events reported lost for good.
+    pub lost: u64,
+}
+
+impl Shortfall {
+    /// True if nothing is missing or lost, and the relay said how many
+    /// events there were.
+    pub fn is_nothing(&self) -> bool {
+        self.unconfirmed == 0 && self.missing == Some(0) && self.lost == 0
+    }
+
+    /// True if something is known to be missing or lost (an unanswered
+    /// question about the relay's newest event is not).
+    pub fn anything_lost(&self) -> bool {
+        self.unconfirmed > 0 || self.missing.unwrap_or(0) > 0 || self.lost > 0
+    }
 }
 
 /// What a client needs to take its membership back after a restart: the
@@ -208,11 +247,15 @@ impl Session {
             privates: Privates::default(),
             ids: MessageIds { next: first_id },
             budget: Budget::new(now),
+            repair_budget: Budget::repair(now),
+            rtt: Rtt::default(),
+            lost_events: 0,
             notices: Notices::default(),
             repair: true,
             resume: None,
             delivered: None,
             said_at: std::collections::BTreeMap::new(),
+            input_ended: false,
         }
     }
 
@@ -234,6 +277,57 @@ impl Session {
             _ => self.delivered,
         };
         Some(ResumeState { token, since })
+    }
+
+    /// Piped mode: input has ended. Asks the relay for its newest event now
+    /// (again after a rejoin), so that [`Session::is_caught_up`] can tell
+    /// when we have everything said up to this moment; the ping goes out at
+    /// the next [`Session::handle_timeout`], due at once.
+    pub fn end_of_input(&mut self, now: Instant) {
+        self.input_ended = true;
+        if let State::Joined(link) = &mut self.state {
+            link.start_sync(now);
+        }
+    }
+
+    /// Piped mode may leave: own messages all confirmed, and every room
+    /// event up to the relay's newest at the end of input shown (or
+    /// reported lost).
+    pub fn is_caught_up(&self) -> bool {
+        let State::Joined(link) = &self.state else {
+            return false;
+        };
+        self.is_settled()
+            && link
+                .sync_target()
+                .is_some_and(|target| link.delivered_through() >= target)
+    }
+
+    /// What is still missing: own messages unconfirmed, room events not
+    /// shown up to the relay's newest at the end of input, events lost.
+    pub fn shortfall(&self) -> Shortfall {
+        let missing = match &self.state {
+            State::Joined(link) => link
+                .sync_target()
+                .map(|target| target.saturating_sub(link.delivered_through())),
+            _ => None,
+        };
+        Shortfall {
+            unconfirmed: self.unsettled(),
+            missing,
+            lost: self.lost_events,
+        }
+    }
+
+    /// Something that changes while repair makes progress (events shown
+    /// or given up on, own messages confirmed, the relay's answer to the
+    /// end-of-input question), for noticing a stall.
+    pub fn progress(&self) -> u64 {
+        let (through, answered) = match &self.state {
+            State::Joined(link) => (link.delivered_through(), link.sync_target().is_some()),
+            _ => (0, false),
+        };
+        through.wrapping_sub(self.unsettled() as u64) ^ (u64::from(answered) << 63)
     }
 
     /// Turns loss repair off: missed room events are only reported, lost
@@ -304,8 +398,10 @@ impl Session {
             State::Ended => None,
             State::Joining(joining) => Some(joining.poll_timeout(self.last_rx)),
             State::Joined(link) => {
-                let link = link.poll_timeout(self.last_rx, &self.budget);
-                let outbox = self.outbox.poll_timeout(self.repair, &self.budget);
+                let link = link.poll_timeout(self.last_rx, &self.repair_budget);
+                let outbox =
+                    self.outbox
+                        .poll_timeout(self.repair, &self.budget, &self.repair_budget);
                 let privates = self.privates.poll_timeout();
                 Some(
                     [outbox, privates]
@@ -375,18 +471,25 @@ impl Session {
                     self.start_rejoin(now, None, &mut out);
                     return out;
                 }
-                link.handle_timeout(now, &mut self.budget, &mut out);
-                self.outbox
-                    .drain(now, self.repair, &mut self.budget, &mut self.ids, &mut out);
-                if self
-                    .outbox
-                    .retransmit(now, self.repair, &mut self.budget, &mut out)
-                {
-                    link.ping(now, &mut self.budget, &mut out);
-                }
+                link.handle_timeout(now, &self.rtt, &mut self.repair_budget, &mut out);
+                self.outbox.drain(
+                    now,
+                    self.repair,
+                    &self.rtt,
+                    &mut self.budget,
+                    &mut self.ids,
+                    &mut out,
+                );
+                self.outbox.retransmit(
+                    now,
+                    self.repair,
+                    &self.rtt,
+                    &mut self.repair_budget,
+                    &mut out,
+                );
                 self.privates.retransmit(now, &mut self.budget, &mut out);
                 self.outbox.expire(now, &mut out);
-                let outputs = link.poll_reassembly(now, &mut self.budget);
+                let outputs = link.poll_reassembly(now, &self.rtt, &mut self.repair_budget);
                 self.apply(now, outputs, &mut out);
             }
         }
@@ -461,14 +564,12 @@ impl Session {
                 // What was in flight goes again at once, with its id.
                 self.privates.resend_all(now);
                 self.outbox.resend_all(now);
+                let rtt = self.rtt;
                 self.outbox
-                    .drain(now, self.repair, &mut self.budget, &mut self.ids, out);
-                if self
-                    .outbox
-                    .retransmit(now, self.repair, &mut self.budget, out)
-                {
-                    link.ping(now, &mut self.budget, out);
-                }
+                    .drain(now, self.repair, &rtt, &mut self.budget, &mut self.ids, out);
+                self.outbox
+                    .retransmit(now, self.repair, &rtt, &mut self.repair_budget, out);
+                link.start_sync_if(self.input_ended, now);
                 self.privates.retransmit(now, &mut self.budget, out);
                 self.state = State::Joined(link);
             }
@@ -546,6 +647,13 @@ impl Session {
                         self.said_at.insert(seq, at);
                     }
                 }
+                // Our own message confirmed as soon as it arrives, whatever
+                // gaps other people's messages have.
+                if let RoomEvent::Chat { nick, text } = &event {
+                    if origin != Origin::History && nick.key() == self.nick.key() {
+                        self.outbox.handle_echo(now, seq, text, &mut self.rtt);
+                    }
+                }
                 let outputs = link.handle_event(now, seq, origin, event);
                 let through = link.delivered_through();
                 self.apply(now, outputs, out);
@@ -573,8 +681,15 @@ impl Session {
                 pages,
                 nicks: nicks.iter().map(Nick::to_string).collect(),
             })),
-            RelayMsg::Pong { last_seq, .. } => {
-                if let Some(outputs) = link.handle_pong(now, last_seq, &mut self.budget, out) {
+            RelayMsg::Pong { last_seq, token } => {
+                if let Some(outputs) = link.handle_pong(
+                    now,
+                    last_seq,
+                    token.as_ref(),
+                    &mut self.rtt,
+                    &mut self.repair_budget,
+                    out,
+                ) {
                     self.apply(now, outputs, out);
                     self.drain_outbox(now, out);
                 }
@@ -638,8 +753,14 @@ impl Session {
 
     /// Sends queued messages while they may go. Only while joined.
     fn drain_outbox(&mut self, now: Instant, out: &mut Vec<Action>) {
-        self.outbox
-            .drain(now, self.repair, &mut self.budget, &mut self.ids, out);
+        self.outbox.drain(
+            now,
+            self.repair,
+            &self.rtt,
+            &mut self.budget,
+            &mut self.ids,
+            out,
+        );
     }
 
     /// Turns reassembly outputs into lines and requests.
@@ -663,6 +784,7 @@ impl Session {
                 }
                 reassembly::Output::Lost { from, to, reason } => {
                     let n = to - from + 1;
+                    self.lost_events = self.lost_events.saturating_add(n);
                     let what = if n == 1 {
                         "1 message".to_owned()
                     } else {
@@ -680,7 +802,8 @@ impl Session {
                     out.push(Action::Show(Line::Notice(text)));
                 }
                 reassembly::Output::Request { from, to } => {
-                    send(&mut self.budget, now, &ClientMsg::Resend { from, to }, out);
+                    let resend = ClientMsg::Resend { from, to };
+                    send(&mut self.repair_budget, now, &resend, out);
                 }
                 reassembly::Output::Waiting { missing } => {
                     if self.notices.due(now, NoticeKind::Waiting) {
@@ -699,9 +822,6 @@ impl Session {
         match event {
             RoomEvent::Chat { nick, text } => {
                 let own = !history && nick.key() == self.nick.key();
-                if own {
-                    self.outbox.handle_echo(&text);
-                }
                 Line::Chat {
                     nick: nick.to_string(),
                     text: text.to_string(),

@@ -1,24 +1,28 @@
-//! Our own chat messages: queued as typed, sent one at a time as `SAY`,
-//! sent again (same id) while the echo is late, matched against the echo,
-//! and given up after a while.
+//! Our own chat messages: queued as typed, sent as `SAY` with several in
+//! flight, sent again (same id) when the echo is later than the measured
+//! round trip allows, confirmed by the echo whatever gaps other people's
+//! messages have, and given up after a while.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{ClientMsg, Text};
 
-use super::pacing::Budget;
+use super::pacing::{Budget, Rtt};
 use super::{Action, MessageIds};
 use crate::render::Line;
 
-/// An own message whose echo is not back is sent again (same id) this long
-/// after it went out; the wait doubles on each try up to [`SAY_RETRY_CAP`].
-pub(super) const SAY_RETRY_FIRST: Duration = Duration::from_millis(300);
-const SAY_RETRY_CAP: Duration = Duration::from_secs(2);
-/// Own messages remembered until their echo comes back (more than one only
-/// without repair), and for how long.
+/// Own messages in flight at once (the relay keeps a member's `SAY`s in id
+/// order, holding up to 32 that arrive ahead of a missing one).
+pub(super) const WINDOW: usize = 16;
+/// Of those, how many of the oldest are sent again when overdue.
+const RETRANSMIT_FRONT: usize = 3;
+/// Own messages remembered until their echo comes back, and for how long.
 const UNECHOED_MAX: usize = 64;
 const UNECHOED_AGE: Duration = Duration::from_secs(30);
+/// Sequence numbers of echoes remembered, so that a copy the network
+/// repeats does not confirm another message with the same text.
+const ECHOES_REMEMBERED: usize = 256;
 /// How long messages typed after `/nick` wait for the rename to take effect,
 /// so that the room sees them after it, under the new nickname.
 const RENAME_HOLD: Duration = Duration::from_secs(2);
@@ -30,10 +34,15 @@ struct Unechoed {
     text: Text,
     /// When it was first sent.
     at: Instant,
+    /// When it was last sent.
+    sent_at: Instant,
     /// When to send it again if the echo is still not back.
     retry_at: Instant,
     /// Times sent again.
     retries: u32,
+    /// Sent when nothing older was in flight: the relay relayed it at once
+    /// (nothing to wait behind), so its round trip is a fair sample.
+    alone: bool,
 }
 
 /// Our chat messages from typed to echoed.
@@ -41,9 +50,14 @@ struct Unechoed {
 pub(super) struct Outbox {
     /// Typed, not sent yet.
     queue: VecDeque<Text>,
-    /// Sent and waiting for their echo, oldest first; with repair at most
-    /// one, so our messages reach the room in the order typed.
+    /// Sent and waiting for their echo, oldest first.
     unechoed: VecDeque<Unechoed>,
+    /// Whether the relay has echoed one of our `SAY`s since we joined: until
+    /// then only one goes at a time, so the relay's idea of our next id
+    /// starts from our first (PROTOCOL.md section 8, per-sender order).
+    opened: bool,
+    /// Sequence numbers of the echoes that confirmed a message.
+    echoes: VecDeque<u64>,
     /// Until when our messages wait for a rename we asked for.
     rename_hold: Option<Instant>,
 }
@@ -74,20 +88,33 @@ impl Outbox {
         self.rename_hold = None;
     }
 
-    /// After a rejoin: a message in flight goes again at once, with its id.
-    /// A relay that forgot us relays it, one that did not drops it if it had
-    /// it already.
+    /// After a (re)join: what is in flight goes again at once, with its id.
+    /// A relay that forgot us relays it, one that did not sends its echo
+    /// again. Sequence numbers of a new relay run start over.
     pub(super) fn resend_all(&mut self, now: Instant) {
+        self.opened = false;
+        self.echoes.clear();
         for u in &mut self.unechoed {
             u.retry_at = now;
         }
     }
 
-    /// Sends queued messages while they may go. Only while joined.
+    fn window(&self, repair: bool) -> usize {
+        match (repair, self.opened) {
+            // Without repair nothing is sent again, so nothing waits.
+            (false, _) => usize::MAX,
+            (true, true) => WINDOW,
+            (true, false) => 1,
+        }
+    }
+
+    /// Sends queued messages while the window and the budget allow. Only
+    /// while joined.
     pub(super) fn drain(
         &mut self,
         now: Instant,
         repair: bool,
+        rtt: &Rtt,
         budget: &mut Budget,
         ids: &mut MessageIds,
         out: &mut Vec<Action>,
@@ -95,12 +122,7 @@ impl Outbox {
         if self.rename_hold.is_some_and(|t| now < t) {
             return;
         }
-        // One message in flight at a time: the relay relays each SAY id
-        // once but in the order SAYs arrive, so a lost message sent again
-        // would overtake the ones sent after it. Stop-and-wait keeps our
-        // messages in the order typed.
-        // (Without repair nothing is sent again, so nothing waits.)
-        while (self.unechoed.is_empty() || !repair)
+        while self.unechoed.len() < self.window(repair)
             && !self.queue.is_empty()
             && budget.try_take(now)
         {
@@ -116,48 +138,55 @@ impl Outbox {
             if self.unechoed.len() >= UNECHOED_MAX {
                 self.unechoed.pop_front();
             }
+            let alone = self.unechoed.is_empty();
             self.unechoed.push_back(Unechoed {
+                alone,
                 id,
                 text,
                 at: now,
-                retry_at: now + SAY_RETRY_FIRST,
+                sent_at: now,
+                retry_at: now + rtt.rto(),
                 retries: 0,
             });
         }
     }
 
-    /// Sends our message in flight again if its echo is overdue: either the
-    /// `SAY` was lost (the relay relays it now) or its echo was (the relay
-    /// drops the repeat). Returns true if it went: the caller then sends a
-    /// `PING`, whose `PONG` shows an event we missed, which repair fetches.
-    /// Only while joined.
+    /// Sends the oldest messages in flight (at most [`RETRANSMIT_FRONT`])
+    /// again if their echo is overdue: either the `SAY` was lost (the relay
+    /// relays it now, and the later ones it held behind it) or its echo was
+    /// (the relay sends the echo again). Only the oldest few: the relay
+    /// relays our `SAY`s in id order, so later ones wait behind a lost one
+    /// there, and a later one whose echo is lost is fetched by repair as a
+    /// gap in the room's events; more than one because the oldest's echo
+    /// may be what was lost while the next `SAY` was. Paid from the repair
+    /// allowance. Only while joined.
     pub(super) fn retransmit(
         &mut self,
         now: Instant,
         repair: bool,
+        rtt: &Rtt,
         budget: &mut Budget,
         out: &mut Vec<Action>,
-    ) -> bool {
+    ) {
         if !repair {
-            return false;
+            return;
         }
-        let Some(u) = self.unechoed.front_mut() else {
-            return false;
-        };
-        if u.retry_at > now || !budget.try_take(now) {
-            return false;
+        for u in self.unechoed.iter_mut().take(RETRANSMIT_FRONT) {
+            if u.retry_at > now {
+                continue;
+            }
+            if !budget.try_take(now) {
+                return;
+            }
+            u.retries = u.retries.saturating_add(1);
+            u.sent_at = now;
+            u.retry_at = now + rtt.backoff(u.retries);
+            let say = ClientMsg::Say {
+                id: u.id,
+                text: u.text.clone(),
+            };
+            out.push(Action::Send(say.encode()));
         }
-        u.retries = u.retries.saturating_add(1);
-        u.retry_at = now
-            + SAY_RETRY_FIRST
-                .saturating_mul(1 << u.retries.min(8))
-                .min(SAY_RETRY_CAP);
-        let say = ClientMsg::Say {
-            id: u.id,
-            text: u.text.clone(),
-        };
-        out.push(Action::Send(say.encode()));
-        true
     }
 
     /// Gives up on messages whose echo has not come for [`UNECHOED_AGE`],
@@ -180,23 +209,57 @@ impl Outbox {
         }
     }
 
-    /// Our own message came back from the room: the oldest unechoed one
-    /// with that text is settled.
-    pub(super) fn handle_echo(&mut self, text: &Text) {
-        if let Some(i) = self.unechoed.iter().position(|u| &u.text == text) {
-            self.unechoed.remove(i);
+    /// Our own message came back from the room as event `seq` (live, or
+    /// resent because we repeated its `SAY`): the oldest unechoed one with
+    /// that text is confirmed. Its round trip is a sample only if it was
+    /// sent once (Karn's rule) and nothing older was in flight then (it
+    /// did not wait at the relay behind a lost one).
+    pub(super) fn handle_echo(&mut self, now: Instant, seq: u64, text: &Text, rtt: &mut Rtt) {
+        if self.echoes.contains(&seq) {
+            return;
         }
+        let Some(i) = self.unechoed.iter().position(|u| &u.text == text) else {
+            return;
+        };
+        if let Some(u) = self.unechoed.remove(i) {
+            if u.retries == 0 && u.alone {
+                rtt.sample(now.saturating_duration_since(u.sent_at));
+            }
+        }
+        self.opened = true;
+        // Progress: the relay is reachable. Like TCP on a new ACK, the
+        // oldest ones go back to the plain timeout (they may have waited at
+        // the relay behind the one just confirmed, unanswered).
+        let rto = rtt.rto();
+        for u in self.unechoed.iter_mut().take(RETRANSMIT_FRONT) {
+            u.retry_at = u.retry_at.min(u.sent_at + rto);
+        }
+        if self.echoes.len() == ECHOES_REMEMBERED {
+            self.echoes.pop_front();
+        }
+        self.echoes.push_back(seq);
     }
 
     /// When [`Outbox::drain`], [`Outbox::retransmit`] or [`Outbox::expire`]
     /// next have something to do, if called in that order.
-    pub(super) fn poll_timeout(&self, repair: bool, budget: &Budget) -> Option<Instant> {
+    pub(super) fn poll_timeout(
+        &self,
+        repair: bool,
+        budget: &Budget,
+        repair_budget: &Budget,
+    ) -> Option<Instant> {
         let token = budget.token_at();
-        let drain = (!self.queue.is_empty() && (self.unechoed.is_empty() || !repair))
+        let drain = (!self.queue.is_empty() && self.unechoed.len() < self.window(repair))
             .then(|| self.rename_hold.map_or(token, |hold| hold.max(token)));
-        let front = self.unechoed.front();
-        let retry = front.filter(|_| repair).map(|u| u.retry_at.max(token));
-        let expiry = front.map(|u| u.at + UNECHOED_AGE);
+        let retry = self
+            .unechoed
+            .iter()
+            .take(RETRANSMIT_FRONT)
+            .filter(|_| repair)
+            .map(|u| u.retry_at)
+            .min()
+            .map(|t| t.max(repair_budget.token_at()));
+        let expiry = self.unechoed.front().map(|u| u.at + UNECHOED_AGE);
         [drain, retry, expiry].into_iter().flatten().min()
     }
 }
@@ -207,9 +270,9 @@ mod tests {
 
     use udpchat_proto::{Origin, Text};
 
+    use super::super::pacing::RTO_INITIAL as SAY_RETRY_FIRST;
     use super::super::pacing::{BUDGET_BURST, BUDGET_PER_SEC};
     use super::super::tests::{chat_event, joined, nick, says, sent, shown};
-    use super::SAY_RETRY_FIRST;
     use crate::command::Input;
     use crate::render::Line;
 
@@ -234,33 +297,33 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_lines_goes_one_at_a_time_paced_and_in_order() {
+    fn a_burst_of_lines_goes_paced_in_order_first_alone_then_several_in_flight() {
         let start = Instant::now();
         let mut s = joined(start);
         let mut actions = Vec::new();
-        for i in 0..40 {
+        for i in 0..60 {
             actions.extend(s.handle_input(
                 start,
                 Input::Say(Text::new(&format!("line {i:02}")).unwrap()),
             ));
         }
-        let mut order = Vec::new();
+        // The first goes alone: the relay learns our first id from it.
+        assert_eq!(says(&actions), ["SAY 1 line 00"]);
+        let mut order: Vec<String> = Vec::new();
+        let mut in_flight: Vec<String> = Vec::new();
+        let mut most_in_flight = 0;
         let mut seq = 5;
         let mut t = start;
         for _ in 0..400 {
-            for m in sent(&actions) {
-                if let Some(rest) = m.strip_prefix("SAY ") {
-                    let (id, text) = rest.split_once(' ').unwrap();
-                    // Ids count up: each message is new.
-                    assert_eq!(id, (order.len() + 1).to_string());
-                    order.push(text.to_owned());
-                    seq += 1;
-                    // Nothing else goes out before this one's echo.
-                    actions = s.handle_timeout(t);
-                    assert!(!sent(&actions).iter().any(|m| m.starts_with("SAY ")));
-                    actions = s.handle_datagram(t, &chat_event(seq, Origin::Live, "alice", text));
-                }
+            for m in says(&actions) {
+                let rest = m.strip_prefix("SAY ").unwrap();
+                let (id, text) = rest.split_once(' ').unwrap();
+                // Ids count up: each message is new.
+                assert_eq!(id, (order.len() + 1).to_string());
+                order.push(text.to_owned());
+                in_flight.push(text.to_owned());
             }
+            most_in_flight = most_in_flight.max(in_flight.len());
             let allowed = f64::from(BUDGET_BURST)
                 + f64::from(BUDGET_PER_SEC) * (t - start).as_secs_f64()
                 + 1.0;
@@ -270,11 +333,19 @@ mod tests {
                 order.len(),
                 t - start
             );
-            t += Duration::from_millis(50);
+            // The relay echoes what is in flight 20 ms later.
+            t += Duration::from_millis(20);
+            actions = Vec::new();
+            for text in in_flight.drain(..) {
+                seq += 1;
+                actions
+                    .extend(s.handle_datagram(t, &chat_event(seq, Origin::Live, "alice", &text)));
+            }
             actions.extend(s.handle_timeout(t));
         }
-        let want: Vec<String> = (0..40).map(|i| format!("line {i:02}")).collect();
+        let want: Vec<String> = (0..60).map(|i| format!("line {i:02}")).collect();
         assert_eq!(order, want);
+        assert_eq!(most_in_flight, super::WINDOW);
         assert!(s.is_settled());
     }
 
@@ -286,16 +357,18 @@ mod tests {
             says(&s.handle_input(now, Input::Say(Text::new("lost").unwrap()))),
             ["SAY 1 lost"]
         );
-        assert!(says(&s.handle_timeout(now + Duration::from_millis(200))).is_empty());
-        // No echo in time: the same SAY again, with a ping whose PONG would
-        // reveal an echo we missed.
+        let early = now + SAY_RETRY_FIRST - Duration::from_millis(1);
+        assert!(says(&s.handle_timeout(early)).is_empty());
+        // No echo in time (the timeout before a round trip is measured):
+        // the same SAY again.
         let t = now + SAY_RETRY_FIRST;
         let a = s.handle_timeout(t);
-        assert_eq!(says(&a), ["SAY 1 lost"]);
-        assert!(sent(&a).contains(&"PING".to_owned()), "{a:?}");
-        // Then with backoff: 600 ms later, not before.
-        assert!(says(&s.handle_timeout(t + Duration::from_millis(500))).is_empty());
-        let t = t + Duration::from_millis(600);
+        // No PING with it: the relay answers a repeat with the event.
+        assert_eq!(sent(&a), ["SAY 1 lost"]);
+        // Then with backoff: twice the timeout later, not before.
+        let again = t + SAY_RETRY_FIRST * 2;
+        assert!(says(&s.handle_timeout(again - Duration::from_millis(1))).is_empty());
+        let t = again;
         assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 lost"]);
         // The echo settles it: nothing more goes out.
         s.handle_datagram(t, &chat_event(6, Origin::Live, "alice", "lost"));
@@ -359,8 +432,8 @@ mod tests {
             }
         }
         assert_eq!(notice, Some(30_000));
-        // 300 ms, 600 ms, 1.2 s, then every 2 s.
-        assert!((14..=17).contains(&tries), "{tries} tries");
+        // 100 ms, 200 ms, then every 400 ms (four timeouts).
+        assert!((70..=80).contains(&tries), "{tries} tries");
     }
 
     #[test]
