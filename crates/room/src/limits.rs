@@ -92,6 +92,14 @@ impl Limits {
         }
     }
 
+    /// Empties the bucket of `addr` if it is a tracked stranger (see
+    /// [`Bucket::drain`]).
+    pub(crate) fn drain_stranger(&mut self, addr: SocketAddr, now_ms: u64) {
+        if let Some(bucket) = self.strangers.get_mut(&addr) {
+            bucket.drain(now_ms);
+        }
+    }
+
     /// Spends one reply to a non-member from the global budget; false if
     /// it is exhausted.
     pub(crate) fn reply_to_stranger(&mut self, now_ms: u64) -> bool {
@@ -178,6 +186,40 @@ mod tests {
                 addr: crate::testing::addr(1)
             }]
         );
+    }
+
+    #[test]
+    fn a_flooders_block_ends_without_a_burst_of_its_messages() {
+        let mut h = Harness::with(Config {
+            rate_burst: 40,
+            rate_per_sec: 40,
+            ..Config::default()
+        });
+        h.join_classic(1, "flood");
+        h.join_classic(2, "bob");
+        // 40 allowed, one refused, then 100 silent: blocked for 1 s.
+        for _ in 0..(41 + super::flood::TRIGGER) {
+            h.send(1, "M flood x");
+        }
+        let due = h.room.poll_timeout().expect("the block ends");
+        h.out.clear();
+        h.room.handle_timeout(due, &mut h.out);
+        assert!(h
+            .out
+            .events
+            .iter()
+            .any(|e| matches!(e, crate::Event::Unblock { .. })));
+        // The bucket refilled 40 tokens during the block; they are gone.
+        let wait = due.saturating_duration_since(h.now());
+        h.advance_ms(wait.as_millis() as u64 + 1);
+        let burst: usize = (0..40).map(|_| to(&h.send(1, "M flood y"), 2).len()).sum();
+        assert!(
+            burst <= 1,
+            "{burst} flood lines reached bob right after the block"
+        );
+        // Its rate still applies afterwards: one token every 25 ms.
+        h.advance_ms(100);
+        assert_eq!(to(&h.send(1, "M flood z"), 2), ["flood: z"]);
     }
 
     #[test]

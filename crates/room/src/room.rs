@@ -159,7 +159,16 @@ impl Room {
         self.privates
             .handle_timeout(now_ms, &mut self.roster, &mut self.stats, out);
         self.limits.handle_timeout(now_ms);
-        self.flood.handle_timeout(now_ms, &mut out.events);
+        // A flooder's bucket refilled while the kernel dropped its
+        // datagrams: empty it, or the block's end releases a burst of its
+        // messages, each fanned out to every member (measured: honest p99
+        // 14 ms instead of 1 ms at a limit of 80 + 40/s).
+        for addr in self.flood.handle_timeout(now_ms, &mut out.events) {
+            match self.roster.get_mut(&addr) {
+                Some(member) => member.bucket.drain(now_ms),
+                None => self.limits.drain_stranger(addr, now_ms),
+            }
+        }
         // SAYs that waited long enough for a missing one go (a client
         // that never retransmits must not hold its later SAYs forever).
         while let Some(&Reverse((due, addr))) = self.say_holds.peek() {

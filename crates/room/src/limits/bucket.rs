@@ -91,6 +91,15 @@ impl Bucket {
         }
     }
 
+    /// Empties the bucket (and stays silent about it): a flooder whose
+    /// kernel block ends must not find the tokens that refilled meanwhile,
+    /// or it gets them all at once, each fanned out to every member.
+    pub(crate) fn drain(&mut self, now_ms: u64) {
+        self.milli = 0;
+        self.last_ms = self.last_ms.max(now_ms);
+        self.warned = true;
+    }
+
     /// Whether the bucket has refilled completely (so forgetting it changes
     /// nothing).
     pub(crate) fn is_full(&self, rate: Rate, now_ms: u64) -> bool {

@@ -78,15 +78,23 @@ impl FloodGuard {
         });
     }
 
-    /// Ends the blocks that are over, with an [`Event::Unblock`] each.
-    pub(crate) fn handle_timeout(&mut self, now_ms: u64, events: &mut Vec<Event>) {
+    /// Ends the blocks that are over, with an [`Event::Unblock`] each;
+    /// returns their addresses (whose buckets the room then drains).
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now_ms: u64,
+        events: &mut Vec<Event>,
+    ) -> Vec<SocketAddr> {
+        let mut ended = Vec::new();
         self.blocked.retain(|&(addr, until)| {
             let over = until <= now_ms;
             if over {
                 events.push(Event::Unblock { addr });
+                ended.push(addr);
             }
             !over
         });
+        ended
     }
 
     /// When the next block ends.
