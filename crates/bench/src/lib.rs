@@ -268,7 +268,8 @@ mod tests {
             .unwrap()
             .ip()
             .is_loopback());
-        // Non-loopback targets are refused before any socket exists.
+        // Non-loopback targets are refused before any socket exists (these
+        // addresses are only parsed; nothing is sent to them).
         assert!(matches!(
             loopback_target("10.0.0.1:10024"),
             Err(BenchError::NotLoopback(_))

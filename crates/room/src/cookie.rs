@@ -66,6 +66,8 @@ mod tests {
         s.parse().unwrap()
     }
 
+    // The addresses below are only hashed into cookies; nothing is sent.
+
     #[test]
     fn cookie_is_valid_in_its_slot_and_the_next_only() {
         let jar = CookieJar::new([7; 16]);
