@@ -40,6 +40,9 @@ pub(crate) struct Context {
     pub(crate) from: SocketAddr,
     /// How replies (and refusals) to the sender go out.
     pub(crate) reply: Recipient,
+    /// The datagram's length in bytes (a reply must never be longer than
+    /// an unvalidated request).
+    pub(crate) len: usize,
 }
 
 impl Context {
@@ -59,6 +62,7 @@ impl Context {
             now_ms,
             from,
             reply,
+            len: bytes.len(),
         }
     }
 

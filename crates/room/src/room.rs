@@ -308,7 +308,7 @@ impl Room {
                 resume,
             } => {
                 let options = JoinOptions { since, resume };
-                self.handle_hello(ctx, bytes.len(), version, nick, cookie, options, out)
+                self.handle_hello(ctx, version, nick, cookie, options, out)
             }
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
@@ -440,7 +440,6 @@ impl Room {
     fn handle_hello(
         &mut self,
         ctx: Context,
-        len: usize,
         version: Token,
         nick: Nick,
         cookie: Option<Cookie>,
@@ -449,7 +448,7 @@ impl Room {
     ) -> Result<(), Refusal> {
         let valid = cookie.is_some_and(|c| self.cookies.is_valid(ctx.from, c, ctx.now_ms));
         if !valid {
-            if cookie.is_none() && len < MIN_HELLO_LEN {
+            if cookie.is_none() && ctx.len < MIN_HELLO_LEN {
                 // The answer must never be larger than the request.
                 out.events.push(Event::Dropped {
                     addr: ctx.from,
