@@ -12,11 +12,10 @@ use unicode_width::UnicodeWidthChar;
 /// Says whether `c` must be shown escaped rather than passed to the terminal.
 ///
 /// The set is the one the protocol refuses in text (C0, DEL, C1, U+2028/2029,
-/// bidi overrides and isolates) plus the invisible bidi marks (U+061C,
-/// U+200E, U+200F), which cannot hide anything alone but have no business in
-/// a chat line either.
+/// bidi overrides and isolates, and the invisible format characters such as
+/// U+200B and the direction marks U+061C, U+200E, U+200F).
 pub fn must_escape(c: char) -> bool {
-    udpchat_proto::check_text_char(c).is_err() || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}')
+    udpchat_proto::check_text_char(c).is_err()
 }
 
 /// Replaces every character [`must_escape`] flags with a visible escape such

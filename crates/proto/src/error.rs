@@ -49,8 +49,9 @@ pub enum ParseError {
     /// Message text over the length limit.
     #[error("message of {0} bytes is too long; at most {MAX_TEXT_BYTES} bytes")]
     TextTooLong(usize),
-    /// Message text with a control character or bidi override.
-    #[error("message contains the control character {}; remove it and send again", describe_char(*.0))]
+    /// Message text with a control character, bidi override or invisible
+    /// format character.
+    #[error("message contains {}; remove it and send again", forbidden_char(*.0))]
     ControlChar(u32),
     /// A number field that is not a canonical decimal number.
     #[error("{0} must be a decimal number")]
@@ -69,6 +70,16 @@ pub enum ParseError {
         /// What was found.
         value: String,
     },
+}
+
+/// "the control character U+0007" or "an invisible character (U+200B)".
+fn forbidden_char(c: u32) -> String {
+    match char::from_u32(c) {
+        Some(ch) if crate::fields::is_invisible(ch) => {
+            format!("an invisible character (U+{c:04X})")
+        }
+        _ => format!("the control character {}", describe_char(c)),
+    }
 }
 
 fn describe_char(c: u32) -> String {

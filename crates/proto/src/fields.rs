@@ -35,16 +35,32 @@ pub fn strip_line_ending(bytes: &[u8]) -> (&[u8], LineEnding) {
 /// Refused: C0 controls (U+0000–U+001F, including TAB, CR and LF: an embedded
 /// newline would let a user forge a system line), DEL and the C1 controls
 /// (U+007F–U+009F, ESC and CSI above all), the line and paragraph separators
-/// U+2028–U+2029, and the bidirectional overrides and isolates U+202A–U+202E
-/// and U+2066–U+2069, which can make a line display as something else.
+/// U+2028–U+2029, the bidirectional overrides and isolates U+202A–U+202E
+/// and U+2066–U+2069, which can make a line display as something else, and
+/// the invisible format characters (see [`is_invisible`]).
 pub fn check_text_char(c: char) -> Result<(), ParseError> {
     let bad = matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || is_invisible(c);
     if bad {
         Err(ParseError::ControlChar(c as u32))
     } else {
         Ok(())
     }
+}
+
+/// Whether `c` is an invisible format character refused in text: the
+/// zero-width space U+200B, the directional marks U+200E, U+200F and
+/// U+061C, the word joiner U+2060, the byte-order mark U+FEFF and the tag
+/// characters U+E0000–U+E007F. They show nothing, so they can hide text from
+/// a reader, make two lines that look alike differ, or ride along unseen to
+/// classic clients and the transcript. The joiners U+200C and U+200D stay
+/// allowed: Persian, Indic scripts and emoji sequences need them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{2060}' | '\u{feff}'
+    ) || ('\u{e0000}'..='\u{e007f}').contains(&c)
 }
 
 /// A valid nickname: 1 to 24 characters (at most 64 bytes of UTF-8), each a
@@ -251,6 +267,34 @@ impl<'a> Fields<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn invisible_format_characters_are_refused_with_words_a_student_knows() {
+        for c in [
+            '\u{200b}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{61c}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{e0041}',
+        ] {
+            let err = check_text_char(c).unwrap_err();
+            assert_eq!(err, ParseError::ControlChar(c as u32));
+            let text = err.to_string();
+            assert!(text.contains("an invisible character (U+"), "{text}");
+            assert!(Text::new(&format!("a{c}b")).is_err());
+        }
+        // The joiners stay: Persian, Indic scripts and emoji need them.
+        for ok in ["می\u{200c}خواهم", "👨\u{200d}👩\u{200d}👧", "क्\u{200d}ष"] {
+            assert!(Text::new(ok).is_ok(), "{ok:?}");
+        }
+        assert!(check_text_char('\u{7}')
+            .unwrap_err()
+            .to_string()
+            .contains("the control character U+0007"));
+    }
+
     use super::*;
 
     #[test]

@@ -23,7 +23,9 @@ mod relay;
 
 pub use client::ClientMsg;
 pub use error::{ErrorCode, ParseError};
-pub use fields::{check_text_char, strip_line_ending, Cookie, LineEnding, Nick, Text, Token};
+pub use fields::{
+    check_text_char, is_invisible, strip_line_ending, Cookie, LineEnding, Nick, Text, Token,
+};
 pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};
 
 /// The UDP port a relay listens on unless told otherwise.

@@ -61,7 +61,7 @@ fn text_char() -> impl Strategy<Value = char> {
         6 => prop::char::range('!', '~'),
         3 => prop::char::range('\u{4e00}', '\u{9fa5}'),
         2 => prop::char::range('\u{1f300}', '\u{1f64f}'), // emoji, 4 bytes
-        1 => select(vec!['\u{a0}', '\u{200d}', '\u{fe0f}', '\u{feff}', '\u{10ffff}', '\u{e000}']),
+        1 => select(vec!['\u{a0}', '\u{200d}', '\u{fe0f}', '\u{200c}', '\u{10ffff}', '\u{e000}']),
         2 => any::<char>().prop_map(|c| {
             if udpchat_proto::check_text_char(c).is_ok() { c } else { '?' }
         }),
