@@ -35,8 +35,10 @@ pub use error::CliError;
         disturb what you are typing; pasting several lines sends each as its own \
         message, in order. With stdin not a terminal (a pipe or a file), every \
         line read is sent as a message (lines starting with / are commands), incoming \
-        events are printed one per line, and at the end of input the client leaves and \
-        exits 0.",
+        events are printed one per line, and at the end of input the client waits until \
+        its messages are confirmed and it has everything said up to then (or repair \
+        stops making progress), leaves, and exits 0; if anything was lost it says \
+        what on stderr and exits 1.",
     after_help = "Commands (type them at the prompt, or pipe them in):\n  \
         /who             who is in the room\n  \
         /msg NICK text   private message to NICK\n  \
