@@ -65,6 +65,42 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Nothing received yet; `flood_words` 64-bit words for the flood ids
+    /// seen (0 without flooders).
+    pub(super) fn new(
+        epoch: Instant,
+        dialect: Dialect,
+        clients: Vec<Client>,
+        flood_words: usize,
+    ) -> State {
+        State {
+            epoch,
+            dialect,
+            members: clients.len() as u32,
+            clients,
+            buf: Vec::with_capacity(1024),
+            joined: 0,
+            join_refused: None,
+            last_join: None,
+            round_base: 0,
+            copies: Vec::new(),
+            settled: Vec::new(),
+            in_flight: 0,
+            delivered: 0,
+            duplicates: 0,
+            hist: Histogram::new(),
+            first_send: None,
+            last_delivery: None,
+            flood_seen: vec![0; flood_words],
+            flood_accepted: 0,
+            other: 0,
+            errors: BTreeMap::new(),
+            datagrams: 0,
+            last_datagram: epoch,
+            refused: 0,
+        }
+    }
+
     pub(super) fn handle(&mut self, index: usize, d: &[u8], now: Instant, now_ns: u64) {
         self.datagrams += 1;
         self.last_datagram = now;
@@ -158,41 +194,17 @@ mod tests {
     fn state(clients: usize) -> State {
         let epoch = Instant::now();
         let relay: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        State {
-            epoch,
-            dialect: Dialect::Classic,
-            clients: (0..clients)
-                .map(|i| Client {
-                    socket: net::client_socket(relay, 1 << 16).unwrap().0,
-                    nick: format!("t{i}"),
-                    state: JoinState::Waiting,
-                    attempts: 1,
-                    next_retry: epoch,
-                    last_send: epoch,
-                })
-                .collect(),
-            members: clients as u32,
-            buf: Vec::new(),
-            joined: 0,
-            join_refused: None,
-            last_join: None,
-            round_base: 0,
-            copies: Vec::new(),
-            settled: Vec::new(),
-            in_flight: 0,
-            delivered: 0,
-            duplicates: 0,
-            hist: Histogram::new(),
-            first_send: None,
-            last_delivery: None,
-            flood_seen: vec![0; 4],
-            flood_accepted: 0,
-            other: 0,
-            errors: BTreeMap::new(),
-            datagrams: 0,
-            last_datagram: epoch,
-            refused: 0,
-        }
+        let clients = (0..clients)
+            .map(|i| Client {
+                socket: net::client_socket(relay, 1 << 16).unwrap().0,
+                nick: format!("t{i}"),
+                state: JoinState::Waiting,
+                attempts: 1,
+                next_retry: epoch,
+                last_send: epoch,
+            })
+            .collect();
+        State::new(epoch, Dialect::Classic, clients, 4)
     }
 
     fn line(id: u64, tag: u8) -> Vec<u8> {

@@ -7,7 +7,7 @@
 //! cannot outrun the receiver. Flooding runs in its own thread, because a
 //! flood that waited for the receiver would not be one.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::thread;
@@ -147,32 +147,7 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
         readiness,
         batch: net::recv_batch(),
         ready: Vec::with_capacity(1024),
-        st: State {
-            epoch,
-            dialect: opts.dialect,
-            clients,
-            members: total as u32,
-            buf: Vec::with_capacity(1024),
-            joined: 0,
-            join_refused: None,
-            last_join: None,
-            round_base: 0,
-            copies: Vec::new(),
-            settled: Vec::new(),
-            in_flight: 0,
-            delivered: 0,
-            duplicates: 0,
-            hist: Histogram::new(),
-            first_send: None,
-            last_delivery: None,
-            flood_seen: vec![0; flood_bits],
-            flood_accepted: 0,
-            other: 0,
-            errors: BTreeMap::new(),
-            datagrams: 0,
-            last_datagram: epoch,
-            refused: 0,
-        },
+        st: State::new(epoch, opts.dialect, clients, flood_bits),
         sent: 0,
         next_sender: 0,
         flight: VecDeque::new(),
