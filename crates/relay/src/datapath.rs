@@ -15,6 +15,8 @@ use std::net::SocketAddr;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use udpchat_udp::{RecvBatch, SendBatch};
+#[cfg(doc)]
+use udpchat_udp::UnreachableReport;
 
 use crate::Transmit;
 
@@ -39,8 +41,12 @@ pub struct DataStats {
     pub queue_drops: u64,
     /// Sends that failed for a reason other than a full buffer.
     pub send_errors: u64,
-    /// ICMP port-unreachable reports read from the error queue.
+    /// ICMP port-unreachable reports read from the error queue (believed
+    /// or not).
     pub unreachable_reports: u64,
+    /// Of those, the ones ignored because the ICMP did not come from the
+    /// reported address's own IP (forged, or a router's opinion).
+    pub unreachable_ignored: u64,
 }
 
 /// The socket and everything that moves datagrams through it.
@@ -263,11 +269,26 @@ impl DataPath {
 
     /// Reads the socket's error queue; remembers unreachable peers for
     /// [`DataPath::take_unreachable`]. Returns how many errors were read.
+    ///
+    /// A report is believed only if the ICMP came from the reported
+    /// address's own IP ([`UnreachableReport::from_destination`]): anyone
+    /// can send an ICMP quoting a made-up header, and a stranger's claim
+    /// that a member's port is closed must not cost the member anything.
     pub(crate) fn drain_error_queue(&mut self) -> usize {
         let unreachable = &mut self.unreachable;
         let stats = &mut self.stats;
-        udpchat_udp::drain_error_queue(&self.socket, |addr| {
+        udpchat_udp::drain_error_queue(&self.socket, |report| {
             stats.unreachable_reports += 1;
+            if !report.from_destination() {
+                stats.unreachable_ignored += 1;
+                log::debug!(
+                    "ignored an ICMP port unreachable for {} from {:?}: not from that address",
+                    report.destination,
+                    report.offender
+                );
+                return;
+            }
+            let addr = report.destination;
             if !unreachable.contains(&addr) {
                 unreachable.push(addr);
             }

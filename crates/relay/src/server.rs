@@ -443,7 +443,7 @@ impl Server {
                 return;
             }
             for addr in &addrs {
-                log::debug!("ICMP port unreachable from {addr}");
+                log::debug!("ICMP port unreachable from {addr} itself");
                 self.room.handle_unreachable(now, *addr, &mut self.out);
                 if self.out.transmits.len() >= DISPATCH_AT {
                     self.dispatch();
@@ -460,10 +460,11 @@ impl Server {
             queue_drops,
             send_errors,
             unreachable_reports,
+            unreachable_ignored,
         } = self.net.stats;
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
-             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports}; flooders blocked {}",
+             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports} (ignored, not from the member's address: {unreachable_ignored}); flooders blocked {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,

@@ -6,7 +6,8 @@
 //!   (Linux `recvmmsg`/`sendmmsg`), one `recv_from`/`send_to` at a time
 //!   elsewhere, with the same results.
 //! - [`enable_unreachable_reports`] and [`drain_error_queue`]: learn that a
-//!   peer's port is closed (Linux `IP_RECVERR` and the socket error queue).
+//!   peer's port is closed (Linux `IP_RECVERR` and the socket error queue),
+//!   and who says so ([`UnreachableReport`]).
 //! - [`set_receive_buffer`], [`set_send_buffer`]: large socket buffers
 //!   (Linux `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` where permitted).
 //! - [`set_blocked_sources`]: make the kernel drop a flooder's datagrams
@@ -34,7 +35,7 @@ mod options;
 mod sockopt;
 
 pub use batch::{RecvBatch, SendBatch};
-pub use errqueue::{drain_error_queue, enable_unreachable_reports};
+pub use errqueue::{drain_error_queue, enable_unreachable_reports, UnreachableReport};
 pub use filter::{set_blocked_sources, MAX_BLOCKED};
 pub use options::{set_receive_buffer, set_send_buffer, Buffer};
 
