@@ -50,8 +50,10 @@ pub struct Args {
     #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration_or_zero)]
     pub classic_reclaim_after: Duration,
 
-    /// A structured member whose port is reported unreachable (its client died) stays this long, so
-    /// that the restarted client takes its nickname back ("reconnected"); 0s: it leaves at once.
+    /// A member whose port is reported unreachable (ICMP from its own IP address; its client may have
+    /// died) is sent nothing more, and leaves only if it stays silent this long (or reports keep
+    /// coming this long); anything it sends restores it, and a restarted structured client takes its
+    /// nickname back ("reconnected"); 0s: it leaves at the first report.
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration_or_zero)]
     pub unreachable_grace: Duration,
 

@@ -119,6 +119,20 @@ impl Privates {
             return;
         };
         let entry = &mut pending[index];
+        let scheduled = RETRANSMIT_AFTER_MS
+            .get(usize::from(entry.retransmits))
+            .map(|after| entry.first_sent_ms + after);
+        if scheduled != Some(timer.due_ms) {
+            // An older schedule's timer (the member resumed or spoke again
+            // after a port unreachable, and got a fresh one).
+            return;
+        }
+        if member.unreachable_since_ms != 0 {
+            // Muted by a port unreachable: not sent, not counted, no next
+            // timer; its first command sends it again with a fresh
+            // schedule (`moved`).
+            return;
+        }
         stats.datagrams_out += 1;
         out.transmits.push(Transmit {
             to: timer.addr,
@@ -142,9 +156,10 @@ impl Privates {
         }
     }
 
-    /// The member now at `to` came from another address (a resume): its
-    /// unacknowledged `PRIVATE`s go to the new address at once, with a
-    /// fresh retransmission schedule (the old timers find nobody there).
+    /// The member now at `to` came from another address (a resume), or
+    /// spoke again after a port unreachable had muted it: its
+    /// unacknowledged `PRIVATE`s go to it at once, with a fresh
+    /// retransmission schedule (older timers find nothing or repeat one).
     pub(crate) fn moved(
         &mut self,
         roster: &mut Roster,

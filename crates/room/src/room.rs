@@ -36,7 +36,7 @@ use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::resume::ResumeKeys;
-use crate::roster::{same_nick, Roster, SAY_HOLD_MS};
+use crate::roster::{same_nick, Roster, Unreachable, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -117,27 +117,42 @@ impl Room {
             Err(err) => return self.handle_malformed(ctx, bytes, err, out),
         };
         // Only a well-formed command keeps a member alive: junk (or a stale
-        // peer's stray datagrams) must not hold its seat forever.
-        self.roster.heard(from, now_ms);
+        // peer's stray datagrams) must not hold its seat forever. It also
+        // ends a muting by a port unreachable: the member is there after
+        // all, and gets its waiting private messages at once (what it
+        // missed of the room it asks for with RESEND).
+        if self.roster.heard(from, now_ms) {
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "heard from again after a port unreachable; sending to it again",
+            });
+            self.privates
+                .moved(&mut self.roster, from, now_ms, &mut self.stats, out);
+        }
         let ctx = ctx.for_command(&msg, bytes);
         if let Err(refusal) = self.dispatch(ctx, msg, bytes, out) {
             self.refuse(ctx, refusal, out);
         }
     }
 
-    /// The OS reported `addr` unreachable (ICMP port unreachable).
-    /// A structured member is kept silent for [`Config::unreachable_grace`]
-    /// (its restarted client may resume it), then leaves as unreachable.
+    /// The OS reported `addr` unreachable (ICMP port unreachable; the
+    /// shell passes only reports sent from `addr`'s own IP address).
+    /// It is a hint: nothing more is sent to the member (no fan-out, no
+    /// retransmission) until it speaks again, which restores it at once.
+    /// It leaves as unreachable if it stays silent for
+    /// [`Config::unreachable_grace`] (a restarted structured client may
+    /// resume it meanwhile), or if reports keep coming for that long; at
+    /// once if the grace is zero.
     pub fn handle_unreachable(&mut self, now: Instant, addr: SocketAddr, out: &mut Outputs) {
         self.now_ms = self.now_ms.max(self.ms(now));
-        if self.roster.mark_unreachable(addr, self.ms(now)) {
-            out.events.push(Event::Dropped {
+        match self.roster.mark_unreachable(addr, self.ms(now)) {
+            Unreachable::NotAMember => {}
+            Unreachable::Muted => out.events.push(Event::Dropped {
                 addr,
-                why: "port unreachable; kept for a resume during the grace period",
-            });
-            return;
+                why: "port unreachable; nothing sent to it until it speaks again or its grace period ends",
+            }),
+            Unreachable::Leave => self.leave(addr, LeaveReason::Unreachable, out),
         }
-        self.leave(addr, LeaveReason::Unreachable, out);
     }
 
     /// Timers: idle eviction, private-message retransmission. Call when
@@ -689,8 +704,11 @@ impl Room {
                 self.privates
                     .track(outbox, to_addr, pid, kept, ctx.now_ms, out);
             }
-            self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit { to: to_addr, bytes });
+            // A muted recipient gets it (from its outbox) when it speaks.
+            if recipient.unreachable_since_ms == 0 {
+                self.stats.datagrams_out += 1;
+                out.transmits.push(Transmit { to: to_addr, bytes });
+            }
         }
         let sent = RelayMsg::Sent {
             id,
@@ -904,11 +922,15 @@ impl Room {
     }
 
     /// Sends `msg` to every member, rendering it once per dialect and line
-    /// ending: recipients share the bytes.
+    /// ending: recipients share the bytes. Muted members (reported
+    /// unreachable, silent since) are skipped.
     fn broadcast(&mut self, msg: &RelayMsg, out: &mut Outputs) {
         let mut renderings: [Option<Option<Rc<[u8]>>>; 3] = [None, None, None];
         let mut sent = 0;
         for (addr, member) in self.roster.iter() {
+            if member.unreachable_since_ms != 0 {
+                continue;
+            }
             let slot = &mut renderings[rendering_index(member.dialect)];
             let bytes = slot.get_or_insert_with(|| self.renderer.render(msg, member.dialect));
             if let Some(bytes) = bytes {
@@ -938,7 +960,8 @@ impl Room {
         self.send(0, addr, Recipient::Member(dialect), msg, out);
     }
 
-    /// Sends one reply. Replies to strangers spend the global budget.
+    /// Sends one reply. Replies to strangers spend the global budget;
+    /// nothing goes to a muted member.
     fn send(
         &mut self,
         now_ms: u64,
@@ -948,6 +971,13 @@ impl Room {
         out: &mut Outputs,
     ) {
         let dialect = match to {
+            Recipient::Member(_) if self.roster.is_muted(&addr) => {
+                out.events.push(Event::Dropped {
+                    addr,
+                    why: "not sent: the member's port was reported unreachable",
+                });
+                return;
+            }
             Recipient::Member(dialect) => dialect,
             Recipient::Stranger(dialect) => {
                 if !self.limits.reply_to_stranger(now_ms) {

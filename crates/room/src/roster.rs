@@ -37,9 +37,23 @@ pub(crate) struct Member {
     /// The MAC of its resume token, made over the nickname the membership
     /// began with (a rename does not change the token).
     pub(crate) token_mac: u64,
-    /// When the OS reported its port unreachable (a structured member in
-    /// its grace period; cleared by any command from it); 0: it was not.
+    /// When the OS reported its port unreachable: from then on nothing is
+    /// sent to it (it is in its grace period; any command from it clears
+    /// this); 0: it was not.
     pub(crate) unreachable_since_ms: u64,
+}
+
+/// What an unreachable report about an address does ([`Roster::mark_unreachable`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unreachable {
+    /// Not a member: nothing.
+    NotAMember,
+    /// The member is muted (nothing is sent to it) until it speaks again or
+    /// its grace period ends.
+    Muted,
+    /// The member is to leave now: there is no grace period, or reports
+    /// have kept coming for a whole grace period.
+    Leave,
 }
 
 impl Member {
@@ -193,6 +207,11 @@ pub(crate) struct Roster {
     structured_idle_ms: u64,
     classic_idle_ms: u64,
     unreachable_grace_ms: u64,
+    /// Members' runs of unreachable reports: the first and the latest
+    /// report (a run goes on while reports come less than the grace period
+    /// apart; a command from the member does not end it). Kept apart from
+    /// [`Member`], which stays small, and only for members reported.
+    report_runs: HashMap<SocketAddr, (u64, u64)>,
 }
 
 impl Roster {
@@ -206,6 +225,7 @@ impl Roster {
             structured_idle_ms: ms(config.idle_timeout),
             classic_idle_ms: ms(config.classic_idle_timeout),
             unreachable_grace_ms: ms(config.unreachable_grace),
+            report_runs: HashMap::new(),
         }
     }
 
@@ -246,26 +266,50 @@ impl Roster {
             .filter_map(|addr| Some((*addr, self.members.get(addr)?)))
     }
 
-    /// A well-formed command from `addr` keeps it alive.
-    pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) {
-        if let Some(member) = self.members.get_mut(&addr) {
-            member.last_heard_ms = now_ms;
-            member.unreachable_since_ms = 0;
-        }
-    }
-
-    /// The OS reported `addr` unreachable. A structured member is kept for
-    /// the grace period (true); anyone else is for the caller to remove
-    /// (false).
-    pub(crate) fn mark_unreachable(&mut self, addr: SocketAddr, now_ms: u64) -> bool {
-        let grace = self.unreachable_grace_ms;
+    /// A well-formed command from `addr` keeps it alive, and ends its
+    /// muting if a port unreachable had muted it: true then (the caller
+    /// sends it what waits).
+    pub(crate) fn heard(&mut self, addr: SocketAddr, now_ms: u64) -> bool {
         let Some(member) = self.members.get_mut(&addr) else {
             return false;
         };
-        if member.dialect != Dialect::Structured || grace == 0 {
-            return false;
+        member.last_heard_ms = now_ms;
+        std::mem::take(&mut member.unreachable_since_ms) != 0
+    }
+
+    /// Whether nothing may be sent to `addr` now: it is a member the OS
+    /// reported unreachable, silent since.
+    pub(crate) fn is_muted(&self, addr: &SocketAddr) -> bool {
+        self.members
+            .get(addr)
+            .is_some_and(|m| m.unreachable_since_ms != 0)
+    }
+
+    /// The OS reported `addr` unreachable (the shell checked the report came
+    /// from its own IP address). The report is a hint, not a verdict: the
+    /// member is muted, and leaves only if it stays silent for the grace
+    /// period (by its idle timer) or reports keep coming for a whole grace
+    /// period (reports less than the grace period apart, the last at least
+    /// the grace period after the first, even if it spoke in between).
+    /// Without a grace period it leaves at once.
+    pub(crate) fn mark_unreachable(&mut self, addr: SocketAddr, now_ms: u64) -> Unreachable {
+        let grace = self.unreachable_grace_ms;
+        let Some(member) = self.members.get_mut(&addr) else {
+            return Unreachable::NotAMember;
+        };
+        if grace == 0 {
+            return Unreachable::Leave;
+        }
+        let run = self.report_runs.entry(addr).or_insert((now_ms, now_ms));
+        if now_ms.saturating_sub(run.1) >= grace {
+            *run = (now_ms, now_ms);
+        }
+        run.1 = now_ms;
+        if now_ms.saturating_sub(run.0) >= grace {
+            return Unreachable::Leave;
         }
         if member.unreachable_since_ms == 0 {
+            // 0 means "not reported"; the room's clock starts at 0.
             member.unreachable_since_ms = now_ms.max(1);
             let generation = member.generation;
             self.idle_timers.push(Reverse(IdleTimer {
@@ -274,7 +318,7 @@ impl Roster {
                 generation,
             }));
         }
-        true
+        Unreachable::Muted
     }
 
     /// When the member at `addr` is due for removal.
@@ -372,6 +416,7 @@ impl Roster {
         member.generation = generation;
         member.last_heard_ms = now_ms;
         member.unreachable_since_ms = 0;
+        self.report_runs.remove(&old);
         if member.dialect != dialect && dialect != Dialect::Structured {
             member.outbox.clear();
         }
@@ -390,6 +435,7 @@ impl Roster {
 
     /// Removes the member at `addr`.
     pub(crate) fn remove(&mut self, addr: SocketAddr) -> Option<Member> {
+        self.report_runs.remove(&addr);
         let member = self.members.remove(&addr)?;
         self.by_nick.remove(&member.nick.key());
         Some(member)
@@ -401,6 +447,7 @@ impl Roster {
         self.members.clear();
         self.by_nick.clear();
         self.idle_timers.clear();
+        self.report_runs.clear();
         count
     }
 
@@ -705,15 +752,167 @@ mod tests {
 
     #[test]
     fn unreachable_member_is_removed_with_leave_unreachable() {
+        // A client that really exited: one report, then silence.
         let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.advance_ms(1_000);
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(1), &mut h.out);
+        assert!(h.sent().is_empty(), "no LEAVE during the grace period");
+        h.advance_ms(10_000);
+        let sent = h.timeout();
+        assert_eq!(to(&sent, 2), ["EVENT 3 live LEAVE alice unreachable"]);
+        assert!(to(&sent, 1).is_empty(), "nothing to a closed port");
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn without_a_grace_period_an_unreachable_member_leaves_at_once() {
+        let mut h = Harness::with(Config {
+            unreachable_grace: Duration::ZERO,
+            ..Config::default()
+        });
         h.join_classic(1, "alice");
         h.join_structured(2, "bob");
         h.out.clear();
         let now = h.now();
         h.room.handle_unreachable(now, addr(1), &mut h.out);
         assert_eq!(to(&h.sent(), 2), ["EVENT 3 live LEAVE alice unreachable"]);
-        assert!(to(&h.sent(), 1).is_empty());
+    }
+
+    /// Reports `addr(n)` unreachable now; returns what was sent.
+    fn report(h: &mut Harness, n: u8) -> Vec<(u8, String)> {
+        h.out.clear();
+        let now = h.now();
+        h.room.handle_unreachable(now, addr(n), &mut h.out);
+        h.sent()
+    }
+
+    #[test]
+    fn a_reported_member_is_sent_nothing_until_it_speaks() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.join_structured(3, "carol");
+        assert!(report(&mut h, 1).is_empty());
+        assert!(report(&mut h, 2).is_empty());
+        // No fan-out to either, the rest of the room as before.
+        let sent = h.send(3, "SAY 1 hello");
+        assert_eq!(to(&sent, 3), ["EVENT 4 live CHAT carol hello"]);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        // No private message either, and no retransmission of it.
+        let sent = h.send(3, "PMSG 2 bob psst");
+        assert_eq!(to(&sent, 3), ["SENT 2 bob psst"]);
+        assert!(to(&sent, 2).is_empty());
+        for _ in 0..9 {
+            h.advance_ms(1_000);
+            assert!(to(&h.timeout(), 2).is_empty());
+        }
+        // The host's kick sends no BYE to the closed port either.
+        h.out.clear();
+        let now = h.now();
+        h.room.kick(now, "alice", "", &mut h.out).unwrap();
+        assert!(to(&h.sent(), 1).is_empty(), "{:?}", h.sent());
+    }
+
+    #[test]
+    fn a_reported_member_that_speaks_is_restored_and_gets_what_waits() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        h.join_structured(3, "carol");
+        report(&mut h, 1);
+        report(&mut h, 2);
+        h.send(3, "SAY 1 missed");
+        h.send(3, "PMSG 2 bob psst");
+        h.advance_ms(9_000);
+        // Bob speaks: his waiting private message comes at once, and he
+        // repairs the missed chat with RESEND like any loss.
+        let sent = h.send(2, "PING");
+        assert_eq!(to(&sent, 2), ["PRIVATE 1 carol psst", "PONG 4"]);
+        assert_eq!(
+            to(&h.send(2, "RESEND 4 4"), 2),
+            ["EVENT 4 resend ago=9 CHAT carol missed"]
+        );
+        // Both get the room again.
+        h.send(1, "M alice back");
+        let sent = h.send(3, "SAY 3 again");
+        assert_eq!(to(&sent, 1), ["carol: again"]);
+        assert_eq!(to(&sent, 2), ["EVENT 6 live CHAT carol again"]);
+        // And stay, well past the grace period.
+        h.advance_ms(20_000);
+        h.timeout();
+        assert_eq!(h.room.member_count(), 3);
+        // The private message is retransmitted again until acknowledged.
+        h.send(2, "ACK 1");
+    }
+
+    #[test]
+    fn a_reported_member_that_stays_silent_leaves_after_the_grace() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.join_structured(2, "bob");
+        h.advance_ms(3_000);
+        report(&mut h, 1);
+        h.advance_ms(9_999);
+        assert!(h.timeout().is_empty());
+        assert_eq!(h.room.member_count(), 2);
+        h.advance_ms(1);
+        let sent = h.timeout();
+        assert_eq!(to(&sent, 2), ["EVENT 3 live LEAVE alice unreachable"]);
+        assert!(to(&sent, 1).is_empty(), "no BYE to a closed port");
+        // The grace is silence after the report: speaking restarts it.
+        report(&mut h, 2);
+        h.advance_ms(6_000);
+        h.send(2, "PING");
+        h.advance_ms(6_000);
+        assert!(h.timeout().is_empty());
         assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn a_burst_of_reports_is_one_report() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        for _ in 0..28_232 {
+            report(&mut h, 1);
+        }
+        h.advance_ms(5_000);
+        h.send(1, "WHO");
+        h.advance_ms(60_000);
+        h.timeout();
+        assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn reports_that_keep_coming_for_the_grace_end_the_membership() {
+        // Its port draws a report after every datagram, but something
+        // keeps speaking from it: after a grace period of reports (each
+        // less than the grace apart) it leaves.
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_structured(2, "bob");
+        report(&mut h, 1);
+        for _ in 0..3 {
+            h.advance_ms(3_000);
+            h.send(1, "WHO");
+            assert!(report(&mut h, 1).is_empty());
+        }
+        assert_eq!(h.room.member_count(), 2);
+        h.advance_ms(1_000);
+        h.send(1, "WHO");
+        let sent = report(&mut h, 1);
+        assert_eq!(to(&sent, 2), ["EVENT 3 live LEAVE alice unreachable"]);
+        // Reports far apart are separate runs: no eviction.
+        h.join_classic(1, "alice");
+        for _ in 0..5 {
+            report(&mut h, 1);
+            h.advance_ms(10_000);
+            h.send(1, "WHO");
+        }
+        assert_eq!(h.room.member_count(), 2);
     }
 
     #[test]
