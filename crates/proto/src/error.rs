@@ -4,7 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::{Lang, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES};
+use crate::{Lang, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_SPACE_RUN, MAX_TEXT_BYTES};
 
 /// Why a datagram could not be parsed. The message is what a user reads.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -53,6 +53,14 @@ pub enum ParseError {
     /// format character.
     #[error("message contains {}; remove it and send again", forbidden_char(*.0))]
     ControlChar(u32),
+    /// Message text with something that reads as the start of a relay
+    /// line (a soft-wrapping terminal may show it at the start of a row).
+    /// Holds the start of it, lowercased.
+    #[error("message looks like a relay notice ({0:?}); reword it")]
+    LooksLikeNotice(String),
+    /// Message text with more than [`MAX_SPACE_RUN`] spaces in a row.
+    #[error("message has more than {MAX_SPACE_RUN} spaces in a row; use fewer")]
+    SpaceRun,
     /// A number field that is not a canonical decimal number.
     #[error("{0} must be a decimal number")]
     BadNumber(&'static str),
@@ -112,6 +120,8 @@ impl ParseError {
             }
             ParseError::TextEmpty => ErrorCode::TextEmpty,
             ParseError::ControlChar(_) => ErrorCode::ControlChar,
+            ParseError::LooksLikeNotice(_) => ErrorCode::LooksLikeNotice,
+            ParseError::SpaceRun => ErrorCode::TooManySpaces,
         }
     }
 }
@@ -183,6 +193,10 @@ error_codes! {
     ClassicDisabled = "classic-disabled", "this relay accepts only the structured dialect (HELLO)", "本服务器只接受结构化协议（HELLO）";
     /// The structured version token is not one the relay speaks.
     BadVersion = "bad-version", "unsupported protocol version; this relay speaks udpchat/1", "不支持的协议版本；本服务器使用 udpchat/1";
+    /// The text contains something that reads as the start of a relay line.
+    LooksLikeNotice = "looks-like-notice", "message looks like a line from the relay (someone joining or leaving, the host speaking); reword it", "消息看起来像服务器的通知（有人加入或离开、主持人讲话），请换个说法";
+    /// The text has more than 16 spaces in a row.
+    TooManySpaces = "too-many-spaces", "message has more than 16 spaces in a row; use fewer", "消息中连续的空格超过 16 个，请减少空格";
 }
 
 impl fmt::Display for ErrorCode {

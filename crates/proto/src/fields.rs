@@ -107,7 +107,10 @@ impl fmt::Display for Nick {
 }
 
 /// Valid message text: 1 to 800 bytes of UTF-8 with no control characters
-/// (see [`check_text_char`]). Spaces, CJK and emoji are kept exactly.
+/// (see [`check_text_char`]), nothing that reads as the start of a relay
+/// line and no more than 16 spaces in a row (see
+/// [`check_text_content`](crate::check_text_content)). Spaces, CJK and
+/// emoji are kept exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Text(String);
 
@@ -121,6 +124,7 @@ impl Text {
             return Err(ParseError::TextTooLong(s.len()));
         }
         s.chars().try_for_each(check_text_char)?;
+        crate::lookalike::check_text_content(s)?;
         Ok(Text(s.to_owned()))
     }
 

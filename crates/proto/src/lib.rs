@@ -17,6 +17,7 @@ pub mod classic;
 mod client;
 mod error;
 mod fields;
+mod lookalike;
 #[doc(hidden)]
 pub mod fuzzing;
 mod relay;
@@ -26,6 +27,7 @@ pub use error::{ErrorCode, ParseError};
 pub use fields::{
     check_text_char, is_invisible, strip_line_ending, Cookie, LineEnding, Nick, Text, Token,
 };
+pub use lookalike::{check_text_content, MAX_SPACE_RUN};
 pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};
 
 /// The UDP port a relay listens on unless told otherwise.

@@ -268,7 +268,7 @@ fn over_long_text_or_datagram_is_too_long() {
 
 #[test]
 fn error_codes_round_trip_and_have_valid_reasons() {
-    assert_eq!(ErrorCode::ALL.len(), 16);
+    assert_eq!(ErrorCode::ALL.len(), 18);
     for &code in ErrorCode::ALL {
         assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
         for lang in [Lang::En, Lang::Zh] {
@@ -298,6 +298,8 @@ fn parse_error_messages_say_what_to_do() {
         client_err(b"M bob \xc2\x9b"),
         client_err(b"ACK x"),
         client_err(b"PING \x7f"),
+        client_err("M bob hi * teacher left".as_bytes()),
+        client_err(format!("M bob a{}b", " ".repeat(17)).as_bytes()),
         relay_err(b"BYE x y"),
     ];
     for e in errors {
@@ -313,4 +315,39 @@ fn parse_error_messages_say_what_to_do() {
         ParseError::ControlChar(0x1b).to_string(),
         "message contains the control character U+001B; remove it and send again"
     );
+    assert_eq!(
+        client_err(b"M bob padding padding * Teacher left").to_string(),
+        "message looks like a relay notice (\"* teacher left\"); reword it"
+    );
+    assert_eq!(
+        ParseError::SpaceRun.to_string(),
+        "message has more than 16 spaces in a row; use fewer"
+    );
+}
+
+#[test]
+fn look_alike_relay_lines_and_space_padding_are_refused_in_every_text_command() {
+    for datagram in [
+        "M bob xxxxxxxxxxxxxxxxxxxx * teacher left",
+        "SAY 1 xxxxxxxxxxxxxxxxxxxx [host] class is over",
+        "MSG alice pad pad pad [private from teacher] psst",
+        "PMSG 2 alice pad * 老师 离开了聊天室",
+    ] {
+        assert_eq!(
+            client_err(datagram.as_bytes()).code(),
+            ErrorCode::LooksLikeNotice,
+            "{datagram}"
+        );
+    }
+    let padded = format!("M bob hello{}x", " ".repeat(17));
+    assert_eq!(client_err(padded.as_bytes()), ParseError::SpaceRun);
+    assert_eq!(ParseError::SpaceRun.code(), ErrorCode::TooManySpaces);
+    // Sixteen in a row is indentation, and ordinary stars and brackets pass.
+    for ok in [
+        format!("M bob a{}b", " ".repeat(16)),
+        "M bob 2 * 3 = 6".to_owned(),
+        "M bob see [hostname] * note".to_owned(),
+    ] {
+        assert!(ClientMsg::parse(ok.as_bytes()).is_ok(), "{ok}");
+    }
 }

@@ -327,6 +327,10 @@ fn spec_states_the_limits_the_code_uses() {
             udpchat_proto::MIN_HELLO_LEN
         ),
         format!("HELLO {} ", udpchat_proto::VERSION),
+        format!(
+            "no more than **{}** spaces in a\n  row",
+            udpchat_proto::MAX_SPACE_RUN
+        ),
     ] {
         assert!(SPEC.contains(&fact), "PROTOCOL.md does not say {fact:?}");
     }
