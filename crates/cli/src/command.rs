@@ -305,6 +305,42 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_relay_lines_and_padding_are_refused_before_sending() {
+        let line = format!("see you{}* teacher left", " ".repeat(10));
+        let e = parse_input(&line).unwrap_err();
+        assert!(
+            matches!(e, InputError::Text(ParseError::LooksLikeNotice(_))),
+            "{e:?}"
+        );
+        assert!(
+            refusal_text(&line, &e)
+                .ends_with("message looks like a relay notice (\"* teacher left\"); reword it"),
+            "{}",
+            refusal_text(&line, &e)
+        );
+        for line in ["/msg bob hi [host] class is over", "[主持人] 下课"] {
+            assert!(
+                matches!(
+                    parse_input(line),
+                    Err(InputError::Text(ParseError::LooksLikeNotice(_)))
+                ),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse_input(&format!("a{}b", " ".repeat(17))),
+            Err(InputError::Text(ParseError::SpaceRun))
+        );
+        // Five tabs expand to 20 spaces; four (16) are fine.
+        assert_eq!(
+            parse_input("\t\t\t\t\tx"),
+            Err(InputError::Text(ParseError::SpaceRun))
+        );
+        assert!(matches!(parse_input("\t\t\t\tx"), Ok(Input::Say(_))));
+        assert_eq!(parse_input("2 * 3 = 6"), Ok(say("2 * 3 = 6")));
+    }
+
+    #[test]
     fn too_long_text_is_refused() {
         assert!(matches!(
             parse_input(&"x".repeat(801)),

@@ -216,6 +216,50 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_relay_lines_are_refused_with_words_a_student_reads() {
+        let mut h = Harness::new();
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        let padded = format!("M alice see you{}* teacher left\n", "x".repeat(60));
+        assert_eq!(
+            h.send(1, &padded),
+            [(
+                1,
+                "ERROR looks-like-notice: message looks like a line from the relay \
+                 (someone joining or leaving, the host speaking); reword it"
+                    .to_owned()
+            )]
+        );
+        let spaces = format!("M alice hi{}[host] class is over\n", " ".repeat(17));
+        assert_eq!(
+            h.send(1, &spaces),
+            [(
+                1,
+                "ERROR too-many-spaces: message has more than 16 spaces in a row; use fewer"
+                    .to_owned()
+            )]
+        );
+        assert!(!h.out.events.iter().any(|e| matches!(e, Event::Room { .. })));
+        // Ordinary stars and brackets go through.
+        let sent = h.send(1, "M alice 2 * 3 = 6, see [hostname]\n");
+        assert_eq!(to(&sent, 2), ["alice: 2 * 3 = 6, see [hostname]"]);
+    }
+
+    #[test]
+    fn zh_refusals_of_look_alike_lines_are_in_chinese() {
+        let mut h = Harness::with(crate::Config {
+            lang: Lang::Zh,
+            ..crate::Config::default()
+        });
+        h.join_classic(1, "alice");
+        let sent = h.send(1, "M alice * 老师 离开了聊天室\n");
+        assert_eq!(
+            to(&sent, 1),
+            ["错误 looks-like-notice: 消息看起来像服务器的通知（有人加入或离开、主持人讲话），请换个说法"]
+        );
+    }
+
+    #[test]
     fn refused_event_carries_the_code_and_the_log_detail() {
         let mut h = Harness::new();
         h.join_classic(1, "alice");
