@@ -17,9 +17,9 @@ pub mod classic;
 mod client;
 mod error;
 mod fields;
-mod lookalike;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lookalike;
 mod relay;
 
 pub use client::ClientMsg;

@@ -28,7 +28,13 @@ use crate::{ErrorCode, ParseError};
 pub const MAX_SPACE_RUN: usize = 16;
 
 /// Openers of relay lines in brackets (compared lowercased).
-const BRACKET_OPENERS: &[&str] = &["[host]", "[主持人]", "[private from ", "[private to ", "[私信"];
+const BRACKET_OPENERS: &[&str] = &[
+    "[host]",
+    "[主持人]",
+    "[private from ",
+    "[private to ",
+    "[私信",
+];
 
 /// What follows `* ` in the relay's own star lines (lowercased).
 const STAR_LINES: &[&str] = &[
@@ -127,9 +133,7 @@ fn star_notice(folded: &str) -> Option<usize> {
         if STAR_LINES.iter().any(|l| rest.starts_with(l)) {
             return true;
         }
-        let word_end = rest
-            .find(|c: char| !is_nick_char(c))
-            .unwrap_or(rest.len());
+        let word_end = rest.find(|c: char| !is_nick_char(c)).unwrap_or(rest.len());
         let (word, after) = rest.split_at(word_end);
         if word.is_empty() {
             return false;
@@ -296,7 +300,7 @@ mod tests {
             to: nick.clone(),
             text: text.clone(),
         });
-        msgs.extend(RelayMsg::who_pages(&[nick.clone()]));
+        msgs.extend(RelayMsg::who_pages(std::slice::from_ref(&nick)));
         for code in [ByeCode::Shutdown, ByeCode::Kicked, ByeCode::Timeout] {
             msgs.push(RelayMsg::Bye {
                 code,
@@ -329,7 +333,10 @@ mod tests {
 
     #[test]
     fn long_space_runs_are_refused() {
-        assert_eq!(check_text_content(&" ".repeat(17)), Err(ParseError::SpaceRun));
+        assert_eq!(
+            check_text_content(&" ".repeat(17)),
+            Err(ParseError::SpaceRun)
+        );
         assert!(refused(&format!("a{}b", " ".repeat(17))));
         // Other spaces pad as well.
         assert!(refused(&format!("a{}b", "\u{3000}".repeat(17))));

@@ -81,7 +81,9 @@ fn text() -> impl Strategy<Value = Text> {
     ]
     .prop_filter("not empty", |s| !s.is_empty())
     // Random text could (rarely) pad or look like a relay line.
-    .prop_filter("content rules", |s| udpchat_proto::check_text_content(s).is_ok())
+    .prop_filter("content rules", |s| {
+        udpchat_proto::check_text_content(s).is_ok()
+    })
     .prop_map(|s| Text::new(&s).expect("strategy makes valid text"))
 }
 

@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
-use udpchat_udp::{RecvBatch, SendBatch};
 #[cfg(doc)]
 use udpchat_udp::UnreachableReport;
+use udpchat_udp::{RecvBatch, SendBatch};
 
 use crate::Transmit;
 

@@ -354,6 +354,11 @@ impl Harness {
     /// Applies one step and checks every invariant.
     pub fn step(&mut self, step: &Step) {
         let before = self.members();
+        let muted_before: Vec<SocketAddr> = before
+            .keys()
+            .filter(|addr| self.room.roster.is_muted(addr))
+            .copied()
+            .collect();
         let held_before = self.held_says();
         let rate_limited_before = self.room.stats().rate_limited;
         self.out.clear();
@@ -411,6 +416,16 @@ impl Harness {
             }
         }
         let after = self.members();
+        // Nothing goes to a member muted by a port unreachable that stays
+        // muted (it did not speak).
+        for t in &self.out.transmits {
+            assert!(
+                !(muted_before.contains(&t.to) && self.room.roster.is_muted(&t.to)),
+                "datagram to muted {}: {:?}",
+                t.to,
+                String::from_utf8_lossy(&t.bytes)
+            );
+        }
         let seq_before = self.last_seq;
         self.check_events(step, sender, &before, &after);
         self.check_transmits(sender, &request, seq_before, &before, &after);

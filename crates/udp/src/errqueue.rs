@@ -128,8 +128,8 @@ pub fn drain_error_queue(
                     && header.cmsg_type == libc::IP_RECVERR)
                     || (header.cmsg_level == libc::SOL_IPV6
                         && header.cmsg_type == libc::IPV6_RECVERR);
-                let data_len = (header.cmsg_len as usize)
-                    .saturating_sub(libc::CMSG_LEN(0) as usize);
+                let data_len =
+                    (header.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
                 if is_recverr && data_len >= EE_LEN {
                     let data = libc::CMSG_DATA(cmsg);
                     let ee: libc::sock_extended_err = std::ptr::read_unaligned(data.cast());
@@ -297,7 +297,12 @@ mod tests {
             }
             !(sum as u16)
         }
-        fn ipv4_header(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, proto: u8, len: usize) -> Vec<u8> {
+        fn ipv4_header(
+            src: std::net::Ipv4Addr,
+            dst: std::net::Ipv4Addr,
+            proto: u8,
+            len: usize,
+        ) -> Vec<u8> {
             let mut h = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0];
             h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
             h.extend_from_slice(&src.octets());
@@ -316,7 +321,12 @@ mod tests {
         icmp.extend_from_slice(&quoted);
         let sum = checksum(&icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut packet = ipv4_header(offender, *from.ip(), libc::IPPROTO_ICMP as u8, 20 + icmp.len());
+        let mut packet = ipv4_header(
+            offender,
+            *from.ip(),
+            libc::IPPROTO_ICMP as u8,
+            20 + icmp.len(),
+        );
         packet.extend_from_slice(&icmp);
         // SAFETY: plain system calls on a descriptor this function owns;
         // the buffers outlive them.
