@@ -214,6 +214,45 @@ fn client_closed_without_quit_leaves_as_unreachable() {
     again.join_classic("ghost");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_member_reported_unreachable_that_speaks_again_is_restored() {
+    // A long grace: this test is about the way back, not the eviction.
+    let relay = Relay::start(&["--unreachable-grace", "120s"]);
+    let alice = Member::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let ghost = Member::new(relay.addr);
+    ghost.join_classic("ghost");
+    alice.expect("* ghost joined");
+    let ghost_addr = ghost.addr();
+    // Its port closes; the relay's next datagrams to it draw ICMP port
+    // unreachable from its own address (127.0.0.1): muted, not removed.
+    drop(ghost);
+    let muted = eventually(|| {
+        alice.send("M alice anyone there?");
+        std::thread::sleep(Duration::from_millis(200));
+        relay.stderr().contains("port reported unreachable")
+    });
+    assert!(muted, "ghost was never muted; stderr:\n{}", relay.stderr());
+    // The same port open again (a client that was only away): it speaks,
+    // and gets the room again at once.
+    let Ok(socket) = UdpSocket::bind(ghost_addr) else {
+        eprintln!("skipped: {ghost_addr} was taken meanwhile");
+        return;
+    };
+    let ghost = Member {
+        socket,
+        relay: relay.addr,
+    };
+    ghost.send("WHO");
+    ghost.expect("* online (2): alice, ghost");
+    relay.expect_stderr("spoke again");
+    alice.send("M alice welcome back");
+    ghost.expect("alice: welcome back");
+    assert!(!relay.stderr().contains("left (unreachable)"));
+}
+
 #[test]
 fn refusals_are_logged_as_warnings() {
     let relay = Relay::start(&[]);

@@ -64,6 +64,16 @@ impl Recorder {
             Event::Refused { addr, code, detail } => {
                 self.refusals.refused(Instant::now(), *addr, *code, detail);
             }
+            Event::Muted { addr, nick } => {
+                log::info!(
+                    "{nick} at {addr}: port reported unreachable; nothing is sent to it until it speaks again"
+                );
+            }
+            Event::Restored { addr, nick } => {
+                log::info!(
+                    "{nick} at {addr} spoke again after a port unreachable; sending to it again"
+                );
+            }
             Event::Dropped { addr, why } => {
                 log::debug!("dropped a datagram from {addr}: {why}");
             }

@@ -86,6 +86,21 @@ pub enum Event {
         /// The former flooder.
         addr: SocketAddr,
     },
+    /// The OS reported a member's port unreachable: nothing is sent to it
+    /// until it speaks again ([`Event::Restored`]) or it leaves (info).
+    Muted {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+    },
+    /// A muted member spoke again: it gets datagrams again (info).
+    Restored {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+    },
     /// Input dropped without a reply (debug).
     Dropped {
         /// Who sent it.

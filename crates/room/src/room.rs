@@ -122,10 +122,12 @@ impl Room {
         // all, and gets its waiting private messages at once (what it
         // missed of the room it asks for with RESEND).
         if self.roster.heard(from, now_ms) {
-            out.events.push(Event::Dropped {
-                addr: from,
-                why: "heard from again after a port unreachable; sending to it again",
-            });
+            if let Some(member) = self.roster.get(&from) {
+                out.events.push(Event::Restored {
+                    addr: from,
+                    nick: member.nick.clone(),
+                });
+            }
             self.privates
                 .moved(&mut self.roster, from, now_ms, &mut self.stats, out);
         }
@@ -147,10 +149,15 @@ impl Room {
         self.now_ms = self.now_ms.max(self.ms(now));
         match self.roster.mark_unreachable(addr, self.ms(now)) {
             Unreachable::NotAMember => {}
-            Unreachable::Muted => out.events.push(Event::Dropped {
-                addr,
-                why: "port unreachable; nothing sent to it until it speaks again or its grace period ends",
-            }),
+            Unreachable::Muted { first: false } => {}
+            Unreachable::Muted { first: true } => {
+                if let Some(member) = self.roster.get(&addr) {
+                    out.events.push(Event::Muted {
+                        addr,
+                        nick: member.nick.clone(),
+                    });
+                }
+            }
             Unreachable::Leave => self.leave(addr, LeaveReason::Unreachable, out),
         }
     }
@@ -971,13 +978,7 @@ impl Room {
         out: &mut Outputs,
     ) {
         let dialect = match to {
-            Recipient::Member(_) if self.roster.is_muted(&addr) => {
-                out.events.push(Event::Dropped {
-                    addr,
-                    why: "not sent: the member's port was reported unreachable",
-                });
-                return;
-            }
+            Recipient::Member(_) if self.roster.is_muted(&addr) => return,
             Recipient::Member(dialect) => dialect,
             Recipient::Stranger(dialect) => {
                 if !self.limits.reply_to_stranger(now_ms) {

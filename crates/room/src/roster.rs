@@ -49,8 +49,11 @@ pub(crate) enum Unreachable {
     /// Not a member: nothing.
     NotAMember,
     /// The member is muted (nothing is sent to it) until it speaks again or
-    /// its grace period ends.
-    Muted,
+    /// its grace period ends; `first`: it was not muted before.
+    Muted {
+        /// Whether this report muted it (it was not muted already).
+        first: bool,
+    },
     /// The member is to leave now: there is no grace period, or reports
     /// have kept coming for a whole grace period.
     Leave,
@@ -308,7 +311,8 @@ impl Roster {
         if now_ms.saturating_sub(run.0) >= grace {
             return Unreachable::Leave;
         }
-        if member.unreachable_since_ms == 0 {
+        let first = member.unreachable_since_ms == 0;
+        if first {
             // 0 means "not reported"; the room's clock starts at 0.
             member.unreachable_since_ms = now_ms.max(1);
             let generation = member.generation;
@@ -318,7 +322,7 @@ impl Roster {
                 generation,
             }));
         }
-        Unreachable::Muted
+        Unreachable::Muted { first }
     }
 
     /// When the member at `addr` is due for removal.
