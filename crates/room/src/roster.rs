@@ -503,7 +503,8 @@ impl Roster {
             .iter()
             .map(|(addr, m)| {
                 Reverse(IdleTimer {
-                    due_ms: m.last_heard_ms + self.idle_timeout_ms(m.dialect),
+                    // The real due time: a muted member's grace ends sooner.
+                    due_ms: self.due_ms(m),
                     addr: *addr,
                     generation: m.generation,
                 })
@@ -874,6 +875,29 @@ mod tests {
         h.advance_ms(6_000);
         assert!(h.timeout().is_empty());
         assert_eq!(h.room.member_count(), 1);
+    }
+
+    #[test]
+    fn the_grace_survives_a_compaction_of_the_idle_timers() {
+        let mut h = Harness::with(Config {
+            rate_burst: 10_000,
+            ..Config::default()
+        });
+        h.join_classic(1, "alice");
+        h.join_classic(2, "bob");
+        h.advance_ms(1_000);
+        report(&mut h, 1);
+        // Join churn rebuilds the timer heap from the members.
+        for i in 0..200 {
+            h.send(3, &format!("N c{i}"));
+            h.send(3, &format!("Q c{i}"));
+        }
+        h.advance_ms(10_000);
+        let sent = h.timeout();
+        assert!(
+            sent.iter().any(|(_, s)| s == "* alice left (unreachable)"),
+            "{sent:?}"
+        );
     }
 
     #[test]
