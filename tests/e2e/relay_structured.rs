@@ -221,6 +221,29 @@ fn ipv6_client_closed_without_quit_leaves_as_unreachable() {
     alice.nudge_until("M alice hello?", "* ghost left (unreachable)");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn structured_client_that_exits_is_still_evicted_within_seconds() {
+    // The ICMP must come from the member's own address (127.0.0.1, as a real
+    // closed port's does), and the member must then stay silent for the
+    // grace (2 s here).
+    let relay = Relay::start(&["--unreachable-grace", "2s"]);
+    let alice = Member::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let ghost = Member::new(relay.addr);
+    ghost.join_structured("ghost");
+    alice.expect("* ghost joined");
+    let closed = std::time::Instant::now();
+    drop(ghost);
+    alice.nudge_until("M alice hello?", "* ghost left (unreachable)");
+    eprintln!(
+        "structured ghost evicted {:?} after its port closed",
+        closed.elapsed()
+    );
+    relay.expect_stderr("ghost left (unreachable)");
+}
+
 /// Whether an IPv6 wildcard socket here also receives IPv4 (dual stack).
 fn dual_stack_available() -> bool {
     let Ok(v6) = std::net::UdpSocket::bind("[::]:0") else {
