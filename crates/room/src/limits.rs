@@ -428,6 +428,9 @@ impl Limits {
 const EVICT_PROBES: usize = 64;
 
 #[cfg(test)]
+mod hostile_tests;
+
+#[cfg(test)]
 mod tests {
     use crate::testing::{to, Harness};
     use crate::Config;
