@@ -74,9 +74,7 @@ pub(crate) const PRUNE_EVERY_MS: u64 = 10_000;
 /// The address an IPv4-mapped IPv6 address stands for; others unchanged.
 pub(crate) fn ip_key(addr: SocketAddr) -> IpAddr {
     match addr.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         ip => ip,
     }
 }
@@ -270,7 +268,9 @@ impl Limits {
                     return false;
                 }
                 bucket.try_take_n(member_rate, now_ms, cost);
-                state.reply_bytes.try_take_n(rates.reply_bytes, now_ms, cost);
+                state
+                    .reply_bytes
+                    .try_take_n(rates.reply_bytes, now_ms, cost);
                 true
             }
             None => {
@@ -296,10 +296,7 @@ impl Limits {
 
     /// How many members `addr`'s IP address has.
     pub(crate) fn members_on(&self, addr: SocketAddr) -> u32 {
-        self.members_per_ip
-            .get(&ip_key(addr))
-            .copied()
-            .unwrap_or(0)
+        self.members_per_ip.get(&ip_key(addr)).copied().unwrap_or(0)
     }
 
     /// A member now uses `addr` (joined, or moved there).
@@ -387,7 +384,11 @@ impl Limits {
             return false;
         }
         let cookies = self.ip_rates.cookies;
-        if !self.ip_mut(ip_key(to), now_ms).cookies.try_take(cookies, now_ms) {
+        if !self
+            .ip_mut(ip_key(to), now_ms)
+            .cookies
+            .try_take(cookies, now_ms)
+        {
             return false;
         }
         self.stranger_budget.try_take(rate, now_ms)
@@ -412,8 +413,7 @@ impl Limits {
     pub(crate) fn deadline(&self) -> Option<u64> {
         // O(1): an IP address without members is likely among them if
         // there are more IP states than member addresses.
-        let prunable =
-            !self.strangers.is_empty() || self.ips.len() > self.members_per_ip.len();
+        let prunable = !self.strangers.is_empty() || self.ips.len() > self.members_per_ip.len();
         prunable.then_some(self.next_prune_ms)
     }
 

@@ -96,7 +96,10 @@ impl Room {
         // The rate limit comes before any parsing or fan-out work.
         let validated = member == Some(Dialect::Structured);
         let bucket = self.roster.get_mut(&from).map(|m| &mut m.bucket);
-        match self.limits.take(bucket, from, bytes.len(), validated, now_ms) {
+        match self
+            .limits
+            .take(bucket, from, bytes.len(), validated, now_ms)
+        {
             Take::Allowed => {}
             Take::FirstExcess => {
                 self.stats.rate_limited += 1;
@@ -980,7 +983,13 @@ impl Room {
     /// [`Room::over_budget`]). Replies to a non-member also spend the
     /// global stranger budget (a `COOKIE`, `cookie`, within its IP
     /// address's share of it).
-    fn send_replies(&mut self, ctx: Context, replies: &[Rc<[u8]>], cookie: bool, out: &mut Outputs) {
+    fn send_replies(
+        &mut self,
+        ctx: Context,
+        replies: &[Rc<[u8]>],
+        cookie: bool,
+        out: &mut Outputs,
+    ) {
         let cost = replies.iter().map(|bytes| bytes.len()).sum();
         if !self.charge(ctx, cost) {
             self.over_budget(ctx, out);

@@ -128,8 +128,10 @@ fn max_per_ip_refuses_a_fifth_member_with_ip_full() {
     let sent = h.send_from(port_of_one_host(200), "N fifth");
     assert_eq!(
         sent,
-        ["ERROR ip-full: this computer already has 4 members in the room; \
-          the relay allows 4 per address (--max-per-ip)"]
+        [
+            "ERROR ip-full: this computer already has 4 members in the room; \
+          the relay allows 4 per address (--max-per-ip)"
+        ]
     );
     // The same IP address written as IPv4-mapped IPv6 counts as it.
     let mapped: SocketAddr = "[::ffff:10.9.9.9]:300".parse().unwrap();
@@ -161,7 +163,10 @@ fn max_per_ip_refusal_is_in_chinese_too() {
     });
     assert_eq!(h.send_from(port_of_one_host(1), "N a")[0], "OK");
     let sent = h.send_from(port_of_one_host(2), "N b");
-    assert!(sent[0].starts_with("错误 ip-full: 这台电脑已有 1 个成员"), "{sent:?}");
+    assert!(
+        sent[0].starts_with("错误 ip-full: 这台电脑已有 1 个成员"),
+        "{sent:?}"
+    );
 }
 
 #[test]
@@ -170,7 +175,10 @@ fn join_churn_from_one_host_is_bounded_by_its_join_bucket() {
     let a = port_of_one_host(1);
     let mut joins = 0;
     for i in 0..50 {
-        if h.send_from(a, &format!("N n{i}")).first().is_some_and(|s| s == "OK") {
+        if h.send_from(a, &format!("N n{i}"))
+            .first()
+            .is_some_and(|s| s == "OK")
+        {
             joins += 1;
         }
         h.send_from(a, &format!("Q n{i}"));
@@ -189,7 +197,11 @@ fn bytes_both_ways(
     let (mut sent, mut received) = (0, 0);
     for i in 0..count {
         received += bytes.len();
-        sent += h.send_from(from(i), bytes).iter().map(String::len).sum::<usize>();
+        sent += h
+            .send_from(from(i), bytes)
+            .iter()
+            .map(String::len)
+            .sum::<usize>();
     }
     (sent, received)
 }
