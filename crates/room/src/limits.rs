@@ -1,6 +1,9 @@
 //! Rate limits: a token bucket per address (a member's travels with it, a
-//! stranger's is kept here) and the global budget for replies to
-//! non-members.
+//! stranger's is kept here), per-IP aggregates on top of them (datagrams,
+//! joins, reply bytes, the 3x anti-amplification credit, a `COOKIE` share),
+//! members per IP address, and the global budget for replies to
+//! non-members. None can be switched off by filling a table: a full table
+//! means one shared strict bucket, never "allowed".
 //!
 //! What happens to a datagram over its limit: the first one since the
 //! bucket was full is refused with one `ERROR rate-limited`
