@@ -204,8 +204,8 @@ impl Limits {
     /// from `member` (its own bucket) if it is a member, else from its
     /// stranger bucket (the overflow bucket if the table is full), then
     /// from its IP address's aggregate bucket. A datagram from an
-    /// unvalidated address (`validated` false) earns its IP address reply
-    /// credit.
+    /// unvalidated address (`validated` false) within its address's limit
+    /// earns its IP address reply credit.
     pub(crate) fn take(
         &mut self,
         member: Option<&mut Bucket>,
@@ -231,14 +231,16 @@ impl Limits {
                 }
             }
         };
+        // A datagram over its address's limit costs no more work (a flood
+        // is dropped as cheaply as before) and earns no credit.
+        if take != Take::Allowed {
+            return take;
+        }
         let ip_rate = self.ip_rates.datagrams;
         let state = self.ip_mut(ip_key(from), now_ms);
         if !validated {
             let earned = (len as u64).saturating_mul(AMPLIFICATION);
             state.credit = state.credit.saturating_add(earned).min(MAX_CREDIT);
-        }
-        if take != Take::Allowed {
-            return take;
         }
         state.datagrams.take(ip_rate, now_ms)
     }
