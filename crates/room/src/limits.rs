@@ -218,7 +218,8 @@ impl Limits {
         let take = match member {
             Some(bucket) => bucket.take(rate, now_ms),
             None => {
-                let full = self.strangers.len() >= MAX_STRANGERS;
+                let tracked = self.strangers.contains_key(&from);
+                let full = !tracked && !self.make_room(now_ms);
                 match self.strangers.get_mut(&from) {
                     Some(bucket) => bucket.take(rate, now_ms),
                     None if full => self.overflow.take(rate, now_ms),
@@ -346,25 +347,38 @@ impl Limits {
     /// changes nothing) makes room; failing that, the leaver's state is
     /// merged into the overflow bucket it will use from now on.
     pub(crate) fn keep_leavers_bucket(&mut self, addr: SocketAddr, bucket: Bucket, now_ms: u64) {
-        if self.strangers.len() >= MAX_STRANGERS {
-            let rate = self.member_rate;
-            let refilled = self
-                .strangers
-                .iter()
-                .take(EVICT_PROBES)
-                .find(|(_, b)| b.is_full(rate, now_ms))
-                .map(|(a, _)| *a);
-            match refilled {
-                Some(victim) => {
-                    self.strangers.remove(&victim);
-                }
-                None => {
-                    self.overflow.merge_stricter(bucket, rate, now_ms);
-                    return;
-                }
-            }
+        if self.make_room(now_ms) {
+            self.strangers.insert(addr, bucket);
+        } else {
+            self.overflow
+                .merge_stricter(bucket, self.member_rate, now_ms);
         }
-        self.strangers.insert(addr, bucket);
+    }
+
+    /// Whether the stranger table has room for one more bucket, making it
+    /// if it is full by forgetting a refilled bucket (which changes
+    /// nothing) among the first [`EVICT_PROBES`]: a spray of datagrams
+    /// from many ports fills the table with buckets that refill within
+    /// 1/rate, so newcomers still get their own bucket; only buckets kept
+    /// drained hold the table full.
+    fn make_room(&mut self, now_ms: u64) -> bool {
+        if self.strangers.len() < MAX_STRANGERS {
+            return true;
+        }
+        let rate = self.member_rate;
+        let refilled = self
+            .strangers
+            .iter()
+            .take(EVICT_PROBES)
+            .find(|(_, b)| b.is_full(rate, now_ms))
+            .map(|(a, _)| *a);
+        match refilled {
+            Some(victim) => {
+                self.strangers.remove(&victim);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Empties the bucket of `addr` if it is a tracked stranger (see

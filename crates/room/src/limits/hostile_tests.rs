@@ -45,6 +45,14 @@ fn a_full_stranger_table_means_one_shared_strict_bucket_not_allowed() {
         .collect();
     assert!(!joined.contains(&"OK".to_owned()), "{joined:?}");
     assert_eq!(h.room.member_count(), 0);
+
+    // Once the table's buckets have refilled, newcomers replace them and
+    // get buckets of their own: a spray from many ports does not leave
+    // everyone else sharing one bucket.
+    h.advance_ms(5_000);
+    let later = |i: u32| SocketAddr::from(([10, 3, 0, (i / 3) as u8], 1000));
+    assert_eq!(allowed(&mut h, later, 30, "M x y"), 30);
+    assert_eq!(h.room.limits.strangers(), MAX_STRANGERS);
 }
 
 #[test]
