@@ -378,3 +378,40 @@ fn a_classic_member_who_only_listens_keeps_the_room_for_two_hours() {
     }
     assert_eq!(h.room.stats().replies_over_budget, 0);
 }
+
+#[test]
+fn members_sharing_an_ip_address_share_its_reply_byte_bucket() {
+    // Eight structured members on one IP address (no --max-per-ip here),
+    // each asking twice for 64 long events (~52 KB): their own buckets
+    // would allow all 16 answers, their IP address's (4 x 128 KiB) ten.
+    let mut h = Harness::with(Config {
+        max_per_ip: 0,
+        rate_burst: 1000,
+        ..Config::default()
+    });
+    h.join_structured(1, "alice");
+    let text = "y".repeat(780);
+    for i in 0..64 {
+        h.send(1, &format!("SAY {i} {text}"));
+    }
+    let members: Vec<SocketAddr> = (0..8).map(|i| port_of_one_host(100 + i)).collect();
+    for (i, &m) in members.iter().enumerate() {
+        let cookie = h.room.cookie_for(m, h.now());
+        let sent = h.send_from(m, &format!("HELLO udpchat/1 m{i} {cookie}"));
+        assert!(sent[0].starts_with("WELCOME "), "{sent:?}");
+    }
+    let mut answered = 0;
+    for _ in 0..2 {
+        for &m in &members {
+            if h.send_from(m, "RESEND 1 64").len() == 64 {
+                answered += 1;
+            }
+        }
+    }
+    let per_answer = 64 * 810;
+    let ip_burst = (MEMBER_REPLY_BURST * IP_FACTOR) as usize;
+    // The eight WELCOMEs (with 20 events of history each) came first.
+    assert!(answered < 16);
+    assert!(answered * per_answer <= ip_burst, "{answered} answers");
+    assert!(answered >= 7, "{answered} answers");
+}
