@@ -37,8 +37,9 @@ pub(crate) const MAX_IPS: usize = 16_384;
 /// factor.
 pub(crate) const IP_FACTOR: u32 = 4;
 
-/// New memberships (joins and take-overs) per IP address: burst and refill
-/// per second.
+/// New memberships (joins and take-overs) per IP address: burst (or twice
+/// `--max-per-ip` if that is more, so a classroom behind one NAT address
+/// joins at once) and refill per second.
 pub(crate) const IP_JOIN_BURST: u32 = 8;
 /// See [`IP_JOIN_BURST`].
 pub(crate) const IP_JOINS_PER_SEC: u32 = 1;
@@ -62,7 +63,8 @@ pub(crate) const ALLOWANCE_BURST: u32 = 512;
 /// ...refilling slowly (bytes per second).
 pub(crate) const ALLOWANCE_PER_SEC: u32 = 16;
 
-/// `COOKIE` replies per IP address: burst and refill per second. They come
+/// `COOKIE` replies per IP address: burst (or `--max-per-ip` if that is
+/// more) and refill per second. They come
 /// from the global stranger budget, of which other replies to strangers may
 /// use only the part above [`COOKIE_RESERVE_PERCENT`].
 pub(crate) const IP_COOKIE_BURST: u32 = 4;
@@ -70,6 +72,9 @@ pub(crate) const IP_COOKIE_BURST: u32 = 4;
 pub(crate) const IP_COOKIES_PER_SEC: u32 = 1;
 /// The share of the global stranger budget kept for `COOKIE` replies.
 pub(crate) const COOKIE_RESERVE_PERCENT: u64 = 50;
+
+/// The most `--max-per-ip` counts for in the join and `COOKIE` bursts.
+const MAX_PER_IP_BURST: usize = 256;
 
 /// How often stranger buckets that have refilled are forgotten.
 pub(crate) const PRUNE_EVERY_MS: u64 = 10_000;
@@ -158,18 +163,28 @@ impl Limits {
             config.stranger_replies_per_sec,
         );
         let member_rate = Rate::new(config.rate_burst, config.rate_per_sec);
+        // Bursts that grow with --max-per-ip, bounded (0, no limit, counts
+        // as the bound).
+        let per_ip = match config.max_per_ip {
+            0 => MAX_PER_IP_BURST,
+            n => n.min(MAX_PER_IP_BURST),
+        };
+        let per_ip = u32::try_from(per_ip).unwrap_or(0);
         let ip_rates = IpRates {
             datagrams: Rate::new(
                 config.rate_burst.saturating_mul(IP_FACTOR),
                 config.rate_per_sec.saturating_mul(IP_FACTOR),
             ),
-            joins: Rate::new(IP_JOIN_BURST, IP_JOINS_PER_SEC),
+            joins: Rate::new(
+                IP_JOIN_BURST.max(per_ip.saturating_mul(2)),
+                IP_JOINS_PER_SEC,
+            ),
             reply_bytes: Rate::new(
                 MEMBER_REPLY_BURST.saturating_mul(IP_FACTOR),
                 MEMBER_REPLY_PER_SEC.saturating_mul(IP_FACTOR),
             ),
             allowance: Rate::new(ALLOWANCE_BURST, ALLOWANCE_PER_SEC),
-            cookies: Rate::new(IP_COOKIE_BURST, IP_COOKIES_PER_SEC),
+            cookies: Rate::new(IP_COOKIE_BURST.max(per_ip), IP_COOKIES_PER_SEC),
         };
         Limits {
             member_rate,

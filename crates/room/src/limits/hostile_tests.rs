@@ -194,6 +194,23 @@ fn join_churn_from_one_host_is_bounded_by_its_join_bucket() {
     assert_eq!(joins, super::IP_JOIN_BURST);
 }
 
+#[test]
+fn a_classroom_behind_one_nat_with_a_raised_max_per_ip_joins_at_once() {
+    let mut h = Harness::with(Config {
+        max_per_ip: 30,
+        ..Config::default()
+    });
+    for i in 0..30u16 {
+        let student = port_of_one_host(3000 + i);
+        let cookie = h.room.cookie_for(student, h.now());
+        let sent = h.send_from(student, &padded_hello(&format!("s{i}")));
+        assert!(sent[0].starts_with("COOKIE "), "{i}: {sent:?}");
+        let sent = h.send_from(student, &format!("HELLO udpchat/1 s{i} {cookie}"));
+        assert!(sent[0].starts_with("WELCOME "), "{i}: {sent:?}");
+    }
+    assert_eq!(h.room.member_count(), 30);
+}
+
 /// Reply bytes to `ip`'s addresses and datagram bytes from them, over
 /// `count` sends of `bytes` from `from(i)`.
 fn bytes_both_ways(
