@@ -84,8 +84,9 @@ pub struct Args {
     /// Most members from one IP address (IPv4-mapped IPv6 counted as IPv4); more joins get an
     /// "ip-full" error (0 = no limit). Students behind one NAT share an address: raise it for such
     /// a classroom, e.g. --max-per-ip 40. Besides, each IP address, whatever its ports, may send at
-    /// most 4 times one address's --rate-burst/--rate-per-sec, start at most 8 memberships plus 1 a
-    /// second, and draw limited reply bytes (PROTOCOL.md section 9).
+    /// most 4 times one address's --rate-burst/--rate-per-sec, start memberships in a burst of
+    /// twice this (at least 8) plus 1 a second, and draw limited reply bytes (PROTOCOL.md
+    /// section 9).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_per_ip: u32,
 
