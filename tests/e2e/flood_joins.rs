@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    check_datagram, loopback_socket, rss_kib, Ending, Member, Recorder, Relay, WAIT,
+    check_datagram, loopback_ip, loopback_socket_on, rss_kib, Ending, Member, Recorder, Relay, WAIT,
 };
 use udpchat_proto::{ClientMsg, Nick, Token, VERSION};
 
@@ -77,7 +77,11 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
     let rss_start = rss_kib(pid).expect("relay RSS readable");
 
     // Phase 1: 300 addresses, 5 rounds each of `N` with a fresh nickname.
-    let flooders: Vec<UdpSocket> = (0..FLOODERS).map(|_| loopback_socket()).collect();
+    // Each on its own loopback IP address: from one IP address the default
+    // --max-per-ip 4 would stop the flood long before --max-clients.
+    let flooders: Vec<UdpSocket> = (0..FLOODERS)
+        .map(|i| loopback_socket_on(loopback_ip(i)))
+        .collect();
     for round in 0..5 {
         for (i, s) in flooders.iter().enumerate() {
             let _ = s.send_to(format!("N f{round}x{i}").as_bytes(), relay.addr);
@@ -98,7 +102,9 @@ fn join_floods_stay_within_max_clients_cost_no_memory_and_members_keep_chatting(
 
     // Phase 2: 300 other addresses, 20 rounds each of a cookie-less HELLO
     // with a fresh nickname: half-open joins the relay must not remember.
-    let half_open: Vec<UdpSocket> = (0..FLOODERS).map(|_| loopback_socket()).collect();
+    let half_open: Vec<UdpSocket> = (0..FLOODERS)
+        .map(|i| loopback_socket_on(loopback_ip(FLOODERS + i)))
+        .collect();
     let mut hellos = 0;
     for round in 0..20 {
         for (i, s) in half_open.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! End to end: classic (N/M/Q) clients against the real relay binary.
 
-use crate::support::{Member, Relay};
+use crate::support::{loopback_ip, Member, Relay};
 use std::time::Duration;
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -157,4 +157,34 @@ fn a_restarted_course_client_reclaims_its_silent_nickname_from_a_new_port() {
     new.send("M alice back");
     assert_eq!(watcher.recv_text(), "alice: back");
     old.expect_silence(QUIET);
+}
+
+#[test]
+fn a_fifth_course_client_on_one_computer_is_refused_with_ip_full_and_others_still_chat() {
+    // Default configuration: --max-per-ip 4. Four course clients on one
+    // computer (127.0.0.1), the fifth refused; a client on another
+    // computer (127.2.x.y) joins and chats; everyone hears it.
+    let relay = Relay::start(&[]);
+    let same: Vec<Member> = (0..5).map(|_| Member::new(relay.addr)).collect();
+    for (i, m) in same.iter().take(4).enumerate() {
+        m.join_classic(&format!("s{i}"));
+    }
+    same[4].send("N s4");
+    assert_eq!(
+        same[4].recv_until("the ip-full refusal", |t| t.starts_with("ERROR")),
+        "ERROR ip-full: this computer already has 4 members in the room; \
+         the relay allows 4 per address (--max-per-ip)"
+    );
+    let other = Member::on_ip(relay.addr, loopback_ip(7));
+    other.join_classic("elsewhere");
+    other.send("M elsewhere hello from another computer");
+    for m in same.iter().take(4) {
+        m.recv_until("the chat line", |t| {
+            t == "elsewhere: hello from another computer"
+        });
+    }
+    other.recv_until("its echo", |t| {
+        t == "elsewhere: hello from another computer"
+    });
+    same[4].expect_silence(QUIET);
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{kill_9, kill_term, Ending, Member, Recorder, Relay, TempFile, WAIT};
+use crate::support::{
+    kill_9, kill_term, loopback_ip, Ending, Member, Recorder, Relay, TempFile, WAIT,
+};
 
 /// At most this many messages per sender, for at most [`MAX_LOAD_TIME`]
 /// (the load normally stops on a flag well before).
@@ -58,7 +60,9 @@ fn join_members(relay: &Relay, count: usize) -> Vec<Participant> {
     for i in 0..count {
         for kind in 0..3 {
             let nick = format!("{}{i}", ["bare", "nl", "st"][kind]);
-            let client = Member::new(relay.addr);
+            // One loopback IP address each, as in a classroom (the
+            // default --max-per-ip is 4).
+            let client = Member::on_ip(relay.addr, loopback_ip(3 * i + kind));
             let (ending, structured) = match kind {
                 0 => {
                     client.join_classic(&nick);

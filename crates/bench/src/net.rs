@@ -36,6 +36,40 @@ pub fn client_socket(peer: SocketAddr, rcvbuf: usize) -> io::Result<(UdpSocket, 
         SocketAddr::V4(_) => (std::net::Ipv4Addr::LOCALHOST, 0).into(),
         SocketAddr::V6(_) => (std::net::Ipv6Addr::LOCALHOST, 0).into(),
     };
+    open_socket(bind, peer, rcvbuf)
+}
+
+/// Like [`client_socket`], for simulated member number `index`: towards an
+/// IPv4 loopback relay it binds its own loopback IP address
+/// ([`member_ip`]), so that the members look like separate computers and
+/// the relay's per-IP limits (default `--max-per-ip 4`) apply as in a
+/// classroom, without raising them.
+pub fn member_socket(
+    peer: SocketAddr,
+    rcvbuf: usize,
+    index: usize,
+) -> io::Result<(UdpSocket, usize)> {
+    match peer {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            open_socket((member_ip(index), 0).into(), peer, rcvbuf)
+        }
+        _ => client_socket(peer, rcvbuf),
+    }
+}
+
+/// The loopback IP address of simulated member `index`: 127.1.x.y, one per
+/// member (any 127.0.0.0/8 address can be bound on Linux), distinct for
+/// the first 65,000 members.
+pub fn member_ip(index: usize) -> std::net::Ipv4Addr {
+    let n = index % 65_000;
+    std::net::Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+fn open_socket(
+    bind: SocketAddr,
+    peer: SocketAddr,
+    rcvbuf: usize,
+) -> io::Result<(UdpSocket, usize)> {
     let socket = UdpSocket::bind(bind)?;
     let granted = udpchat_udp::set_receive_buffer(&socket, rcvbuf)?;
     socket.connect(peer)?;
@@ -83,6 +117,20 @@ impl Readiness {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn members_get_distinct_loopback_ips_that_can_be_bound() {
+        let ips: std::collections::HashSet<_> = (0..1000).map(super::member_ip).collect();
+        assert_eq!(ips.len(), 1000);
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (a, _) = super::member_socket(relay.local_addr().unwrap(), 1 << 16, 0).unwrap();
+        let (b, _) = super::member_socket(relay.local_addr().unwrap(), 1 << 16, 1).unwrap();
+        assert_ne!(a.local_addr().unwrap().ip(), b.local_addr().unwrap().ip());
+        a.send(b"x").unwrap();
+        let mut buf = [0u8; 4];
+        let (_, from) = relay.recv_from(&mut buf).unwrap();
+        assert_eq!(from.ip(), super::member_ip(0));
+    }
+
     use super::*;
 
     #[test]

@@ -389,9 +389,9 @@ impl Worker {
         if self.flows.len() >= MAX_FLOWS {
             return None;
         }
-        let mut upstream = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).ok()?;
-        upstream.connect(self.relay).ok()?;
         let index = self.flows.len();
+        let mut upstream = UdpSocket::bind(upstream_addr(self.relay, index)).ok()?;
+        upstream.connect(self.relay).ok()?;
         self.poll
             .registry()
             .register(&mut upstream, Token(FIRST_FLOW + index), Interest::READABLE)
@@ -493,6 +493,21 @@ fn direction_stats(stats: &mut ProxyStats, direction: Direction) -> &mut Directi
     match direction {
         Direction::ToRelay => &mut stats.to_relay,
         Direction::ToClient => &mut stats.to_client,
+    }
+}
+
+/// Where the upstream socket of flow `index` binds: towards a loopback
+/// IPv4 relay, its own loopback IP address (127.3.x.y; Linux lets a
+/// program bind any of 127.0.0.0/8), so that each client looks like a
+/// separate computer to the relay's per-IP limits (`--max-per-ip`, default
+/// 4), as it would in a classroom; otherwise 127.0.0.1.
+fn upstream_addr(relay: SocketAddr, index: usize) -> SocketAddr {
+    match relay {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let n = index % 65_000;
+            SocketAddr::from(([127, 3, (n / 250) as u8, (n % 250 + 1) as u8], 0))
+        }
+        _ => SocketAddr::from(([127, 0, 0, 1], 0)),
     }
 }
 

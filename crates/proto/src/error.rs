@@ -185,6 +185,8 @@ error_codes! {
     AlreadyJoined = "already-joined", "this address has already joined under another nickname; send Q first or NICK to rename", "此地址已用其他昵称加入；请先发送 Q，或用 NICK 改名";
     /// The room is at `--max-clients`.
     RoomFull = "room-full", "the room is full; try again later", "聊天室已满，请稍后再试";
+    /// The source IP address already has `--max-per-ip` members.
+    IpFull = "ip-full", "this computer already has the most members the relay allows per address (--max-per-ip); quit one first", "这台电脑已达到服务器允许的每个地址成员上限（--max-per-ip）；请先退出一个";
     /// The address is sending faster than its rate limit.
     RateLimited = "rate-limited", "you are sending too fast; wait a moment", "发送过快，请稍等";
     /// A private message names no member.

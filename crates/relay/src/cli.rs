@@ -27,6 +27,8 @@ Operator console: each line typed on standard input is sent to the room as the h
 /help lists these. End of input does not stop the relay.
 SIGINT or SIGTERM: every member is told the relay is closing, the transcript is flushed, exit 0.
 Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
+Example: a classroom whose 30 computers all reach the relay through one NAT address:
+  udpchat-relay --max-per-ip 40
 Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
@@ -80,6 +82,15 @@ pub struct Args {
     /// Datagrams per second one address may send on average.
     #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_per_sec: u32,
+
+    /// Most members from one IP address (IPv4-mapped IPv6 counted as IPv4); more joins get an
+    /// "ip-full" error (0 = no limit). Students behind one NAT share an address: raise it for such
+    /// a classroom, e.g. --max-per-ip 40. Besides, each IP address, whatever its ports, may send at
+    /// most 4 times one address's --rate-burst/--rate-per-sec, start memberships in a burst of
+    /// twice this (at least 8) plus 1 a second, and draw limited reply bytes (PROTOCOL.md
+    /// section 9).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_per_ip: u32,
 
     /// Room events kept for clients that ask to have missed events resent.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -138,6 +149,7 @@ impl Args {
         let ping_interval = (self.idle_timeout / 4).max(Duration::from_secs(1));
         Config {
             max_clients: self.max_clients as usize,
+            max_per_ip: self.max_per_ip as usize,
             idle_timeout: self.idle_timeout,
             classic_idle_timeout: self.classic_idle_timeout,
             ping_interval,
@@ -240,8 +252,22 @@ mod tests {
         assert_eq!((config.rate_burst, config.rate_per_sec), (80, 40));
         assert_eq!((config.history, config.history_on_join), (1024, 20));
         assert_eq!(config.announce_limit, 200);
+        assert_eq!(config.max_per_ip, 4);
         assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));
         assert_eq!(args.recv_buffer, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn max_per_ip_is_a_flag_and_zero_means_no_limit() {
+        let config = |v: &str| {
+            Args::try_parse_from(["udpchat-relay", "--max-per-ip", v])
+                .unwrap()
+                .room_config()
+                .max_per_ip
+        };
+        assert_eq!(config("40"), 40);
+        assert_eq!(config("0"), 0);
+        assert!(Args::try_parse_from(["udpchat-relay", "--max-per-ip", "-1"]).is_err());
     }
 
     #[test]

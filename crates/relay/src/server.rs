@@ -463,7 +463,7 @@ impl Server {
             unreachable_ignored,
         } = self.net.stats;
         log::info!(
-            "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
+            "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}, replies over budget {}; \
              sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports} (ignored, not from the member's address: {unreachable_ignored}); flooders blocked {}",
             self.room.member_count(),
             room.datagrams_in,
@@ -471,6 +471,7 @@ impl Server {
             room.refused,
             room.rate_limited,
             room.stranger_replies_dropped,
+            room.replies_over_budget,
             self.net.queued(),
             self.stats.peak_outputs,
             self.stats.kernel_blocks,
@@ -563,8 +564,10 @@ mod tests {
         let addr = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::bind(addr, Config::default(), Settings::default(), None).unwrap();
         let relay = server.local_addr();
+        // One loopback IP address each (127.0.1.x): the default
+        // --max-per-ip is 4.
         let members: Vec<std::net::UdpSocket> = (0..MEMBERS)
-            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .map(|i| std::net::UdpSocket::bind(format!("127.0.1.{}:0", i + 1)).unwrap())
             .collect();
         let drain = |server: &mut Server| {
             server.net.readable = true;

@@ -24,6 +24,9 @@ pub struct Config {
     pub rate_burst: u32,
     /// Per-address token bucket: tokens added per second.
     pub rate_per_sec: u32,
+    /// Most members per IP address (IPv4-mapped IPv6 counted as IPv4);
+    /// 0 = no limit.
+    pub max_per_ip: usize,
     /// Global budget for replies to non-members, per second.
     pub stranger_replies_per_sec: u32,
     /// Room events kept for `RESEND`.
@@ -55,6 +58,7 @@ impl Default for Config {
             lang: Lang::En,
             rate_burst: 80,
             rate_per_sec: 40,
+            max_per_ip: 4,
             stranger_replies_per_sec: 100,
             history: 1024,
             history_on_join: 20,

@@ -60,6 +60,9 @@ pub fn config() -> Config {
         lang: udpchat_proto::Lang::En,
         rate_burst: 20,
         rate_per_sec: 5,
+        // The three SOURCES on 127.0.0.1 may all be members; a fourth
+        // membership there (a take-over from another IP) is refused.
+        max_per_ip: 3,
         stranger_replies_per_sec: 100,
         history: 16,
         history_on_join: 4,

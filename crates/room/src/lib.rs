@@ -13,8 +13,10 @@
 //!   dispatches to the handlers;
 //! - `roster`: the one-to-one address/nickname table, member state, idle
 //!   timers;
-//! - `limits`: per-address token buckets, the budget for replies to
-//!   non-members, and what happens past the limit (a [`Refusal`], then
+//! - `limits`: per-address and per-IP token buckets, members per IP
+//!   address, reply bytes charged per member and per IP address (three
+//!   times the bytes received for unvalidated ones), the budget for
+//!   replies to non-members, and what happens past the limit (a [`Refusal`], then
 //!   silence, and for a flooder [`Event::Block`] so the shell can have the
 //!   kernel drop its datagrams);
 //! - `private`: private messages waiting for their `ACK`, and their

@@ -1,6 +1,9 @@
 //! Rate limits: a token bucket per address (a member's travels with it, a
-//! stranger's is kept here) and the global budget for replies to
-//! non-members.
+//! stranger's is kept here), per-IP aggregates on top of them (datagrams,
+//! joins, reply bytes, the 3x anti-amplification credit, a `COOKIE` share),
+//! members per IP address, and the global budget for replies to
+//! non-members. None can be switched off by filling a table: a full table
+//! means one shared strict bucket, never "allowed".
 //!
 //! What happens to a datagram over its limit: the first one since the
 //! bucket was full is refused with one `ERROR rate-limited`
@@ -12,7 +15,7 @@ mod bucket;
 pub(crate) mod flood;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub(crate) use bucket::{Bucket, Rate, Take};
 pub(crate) use flood::FloodGuard;
@@ -20,21 +23,136 @@ pub(crate) use flood::FloodGuard;
 use crate::Config;
 
 /// The most rate-limit buckets kept for addresses that are not members.
-/// Beyond it, new strangers go untracked (their replies are still bounded
-/// by the global budget, and they cannot cause fan-out).
-const MAX_STRANGERS: usize = 4096;
+/// Beyond it, new strangers share one strict overflow bucket (a full table
+/// never means "allowed").
+pub(crate) const MAX_STRANGERS: usize = 4096;
+
+/// The most IP addresses with their own per-IP state; beyond it, new IP
+/// addresses share one overflow state.
+pub(crate) const MAX_IPS: usize = 16_384;
+
+/// An IP address's aggregate datagram limit is this many times one
+/// address's (`--rate-burst`, `--rate-per-sec`): a classroom behind one NAT
+/// chats normally, and a host spraying source ports gains at most this
+/// factor.
+pub(crate) const IP_FACTOR: u32 = 4;
+
+/// New memberships (joins and take-overs) per IP address: burst (or twice
+/// `--max-per-ip` if that is more, so a classroom behind one NAT address
+/// joins at once) and refill per second.
+pub(crate) const IP_JOIN_BURST: u32 = 8;
+/// See [`IP_JOIN_BURST`].
+pub(crate) const IP_JOINS_PER_SEC: u32 = 1;
+
+/// Reply bytes a validated (structured) member may draw: burst (a full
+/// room's `WHO`, a full `RESEND`, a `WELCOME` with its history each fit)
+/// and refill per second. Its IP address gets [`IP_FACTOR`] times as much.
+pub(crate) const MEMBER_REPLY_BURST: u32 = 128 * 1024;
+/// See [`MEMBER_REPLY_BURST`].
+pub(crate) const MEMBER_REPLY_PER_SEC: u32 = 16 * 1024;
+
+/// An unvalidated IP address (strangers, classic members) is sent at most
+/// this many times the bytes received from it in replies...
+pub(crate) const AMPLIFICATION: u64 = 3;
+/// ...of which at most this much is banked (a long-silent sender cannot
+/// save up for a flood of replies).
+pub(crate) const MAX_CREDIT: u64 = 3 * 64 * 1024;
+/// ...plus a small allowance per IP address, in bytes, for one error line
+/// (a course client whose `N` is refused reads why)...
+pub(crate) const ALLOWANCE_BURST: u32 = 512;
+/// ...refilling slowly (bytes per second).
+pub(crate) const ALLOWANCE_PER_SEC: u32 = 16;
+
+/// `COOKIE` replies per IP address: burst (or `--max-per-ip` if that is
+/// more) and refill per second. They come
+/// from the global stranger budget, of which other replies to strangers may
+/// use only the part above [`COOKIE_RESERVE_PERCENT`].
+pub(crate) const IP_COOKIE_BURST: u32 = 4;
+/// See [`IP_COOKIE_BURST`].
+pub(crate) const IP_COOKIES_PER_SEC: u32 = 1;
+/// The share of the global stranger budget kept for `COOKIE` replies.
+pub(crate) const COOKIE_RESERVE_PERCENT: u64 = 50;
+
+/// The most `--max-per-ip` counts for in the join and `COOKIE` bursts.
+const MAX_PER_IP_BURST: usize = 256;
 
 /// How often stranger buckets that have refilled are forgotten.
 pub(crate) const PRUNE_EVERY_MS: u64 = 10_000;
 
+/// The address an IPv4-mapped IPv6 address stands for; others unchanged.
+pub(crate) fn ip_key(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        ip => ip,
+    }
+}
+
+/// The shapes of the per-IP buckets.
+#[derive(Debug, Clone, Copy)]
+struct IpRates {
+    datagrams: Rate,
+    joins: Rate,
+    reply_bytes: Rate,
+    allowance: Rate,
+    cookies: Rate,
+}
+
+/// What one IP address (all its ports together) may still do.
+#[derive(Debug, Clone, Copy)]
+struct IpState {
+    datagrams: Bucket,
+    joins: Bucket,
+    /// Reply bytes to its validated members.
+    reply_bytes: Bucket,
+    /// The fixed allowance of reply bytes to its unvalidated addresses.
+    allowance: Bucket,
+    /// Reply bytes its unvalidated addresses have earned:
+    /// [`AMPLIFICATION`] times what they sent, less what they got.
+    credit: u64,
+    cookies: Bucket,
+}
+
+impl IpState {
+    fn new(rates: &IpRates, now_ms: u64) -> IpState {
+        IpState {
+            datagrams: Bucket::full(rates.datagrams, now_ms),
+            joins: Bucket::full(rates.joins, now_ms),
+            reply_bytes: Bucket::full(rates.reply_bytes, now_ms),
+            allowance: Bucket::full(rates.allowance, now_ms),
+            credit: 0,
+            cookies: Bucket::full(rates.cookies, now_ms),
+        }
+    }
+
+    /// Whether forgetting it changes nothing but (conservatively) the
+    /// credit.
+    fn is_idle(&self, rates: &IpRates, now_ms: u64) -> bool {
+        self.datagrams.is_full(rates.datagrams, now_ms)
+            && self.joins.is_full(rates.joins, now_ms)
+            && self.reply_bytes.is_full(rates.reply_bytes, now_ms)
+            && self.allowance.is_full(rates.allowance, now_ms)
+            && self.cookies.is_full(rates.cookies, now_ms)
+    }
+}
+
 /// The rate-limit state that is not a member's own bucket.
 pub(crate) struct Limits {
     member_rate: Rate,
+    member_reply_rate: Rate,
     /// Buckets of addresses that are not members (or no longer are).
     strangers: HashMap<SocketAddr, Bucket>,
+    /// The one bucket every stranger shares while the table is full.
+    overflow: Bucket,
     stranger_rate: Rate,
     /// The global budget for replies to non-members.
     stranger_budget: Bucket,
+    cookie_reserve: u64,
+    ip_rates: IpRates,
+    ips: HashMap<IpAddr, IpState>,
+    /// The state every IP address shares while `ips` is full.
+    ip_overflow: IpState,
+    /// Members per IP address (no entry for none).
+    members_per_ip: HashMap<IpAddr, u32>,
     next_prune_ms: u64,
 }
 
@@ -44,51 +162,237 @@ impl Limits {
             config.stranger_replies_per_sec,
             config.stranger_replies_per_sec,
         );
+        let member_rate = Rate::new(config.rate_burst, config.rate_per_sec);
+        // Bursts that grow with --max-per-ip, bounded (0, no limit, counts
+        // as the bound).
+        let per_ip = match config.max_per_ip {
+            0 => MAX_PER_IP_BURST,
+            n => n.min(MAX_PER_IP_BURST),
+        };
+        let per_ip = u32::try_from(per_ip).unwrap_or(0);
+        let ip_rates = IpRates {
+            datagrams: Rate::new(
+                config.rate_burst.saturating_mul(IP_FACTOR),
+                config.rate_per_sec.saturating_mul(IP_FACTOR),
+            ),
+            joins: Rate::new(
+                IP_JOIN_BURST.max(per_ip.saturating_mul(2)),
+                IP_JOINS_PER_SEC,
+            ),
+            reply_bytes: Rate::new(
+                MEMBER_REPLY_BURST.saturating_mul(IP_FACTOR),
+                MEMBER_REPLY_PER_SEC.saturating_mul(IP_FACTOR),
+            ),
+            allowance: Rate::new(ALLOWANCE_BURST, ALLOWANCE_PER_SEC),
+            cookies: Rate::new(IP_COOKIE_BURST.max(per_ip), IP_COOKIES_PER_SEC),
+        };
         Limits {
-            member_rate: Rate::new(config.rate_burst, config.rate_per_sec),
+            member_rate,
+            member_reply_rate: Rate::new(MEMBER_REPLY_BURST, MEMBER_REPLY_PER_SEC),
             strangers: HashMap::new(),
+            overflow: Bucket::full(member_rate, 0),
             stranger_rate,
             stranger_budget: Bucket::full(stranger_rate, 0),
+            cookie_reserve: u64::from(config.stranger_replies_per_sec) * COOKIE_RESERVE_PERCENT
+                / 100,
+            ip_rates,
+            ips: HashMap::new(),
+            ip_overflow: IpState::new(&ip_rates, 0),
+            members_per_ip: HashMap::new(),
             next_prune_ms: PRUNE_EVERY_MS,
         }
     }
 
-    /// Takes a rate-limit token for a datagram from `from`, from `member`
-    /// (its own bucket) if it is a member.
+    /// The per-IP state of `ip`, created if there is room, else the shared
+    /// overflow state.
+    fn ip_mut(&mut self, ip: IpAddr, now_ms: u64) -> &mut IpState {
+        if !self.ips.contains_key(&ip) {
+            if self.ips.len() >= MAX_IPS {
+                return &mut self.ip_overflow;
+            }
+            self.ips.insert(ip, IpState::new(&self.ip_rates, now_ms));
+        }
+        self.ips.get_mut(&ip).expect("inserted above")
+    }
+
+    /// Takes a rate-limit token for a datagram of `len` bytes from `from`:
+    /// from `member` (its own bucket) if it is a member, else from its
+    /// stranger bucket (the overflow bucket if the table is full), then
+    /// from its IP address's aggregate bucket. A datagram from an
+    /// unvalidated address (`validated` false) within its address's limit
+    /// earns its IP address reply credit.
     pub(crate) fn take(
         &mut self,
         member: Option<&mut Bucket>,
         from: SocketAddr,
+        len: usize,
+        validated: bool,
         now_ms: u64,
     ) -> Take {
         let rate = self.member_rate;
-        if let Some(bucket) = member {
-            return bucket.take(rate, now_ms);
+        let take = match member {
+            Some(bucket) => bucket.take(rate, now_ms),
+            None => {
+                let tracked = self.strangers.contains_key(&from);
+                let full = !tracked && !self.make_room(now_ms);
+                match self.strangers.get_mut(&from) {
+                    Some(bucket) => bucket.take(rate, now_ms),
+                    None if full => self.overflow.take(rate, now_ms),
+                    None => {
+                        let mut bucket = Bucket::full(rate, now_ms);
+                        let take = bucket.take(rate, now_ms);
+                        self.strangers.insert(from, bucket);
+                        take
+                    }
+                }
+            }
+        };
+        // A datagram over its address's limit costs no more work (a flood
+        // is dropped as cheaply as before) and earns no credit.
+        if take != Take::Allowed {
+            return take;
         }
-        if let Some(bucket) = self.strangers.get_mut(&from) {
-            return bucket.take(rate, now_ms);
+        let ip_rate = self.ip_rates.datagrams;
+        let state = self.ip_mut(ip_key(from), now_ms);
+        if !validated {
+            let earned = (len as u64).saturating_mul(AMPLIFICATION);
+            state.credit = state.credit.saturating_add(earned).min(MAX_CREDIT);
         }
-        if self.strangers.len() >= MAX_STRANGERS {
-            return Take::Allowed;
+        state.datagrams.take(ip_rate, now_ms)
+    }
+
+    /// A fresh reply-byte bucket for a new member.
+    pub(crate) fn member_reply_bucket(&self, now_ms: u64) -> Bucket {
+        Bucket::full(self.member_reply_rate, now_ms)
+    }
+
+    /// Charges `cost` reply bytes to `to`: to its own reply bucket
+    /// (`member`, a validated member's) and its IP address's, or, for an
+    /// unvalidated address, to its IP address's credit and then allowance.
+    /// All or nothing: false (and nothing charged) if it does not fit.
+    pub(crate) fn charge_reply(
+        &mut self,
+        member: Option<&mut Bucket>,
+        to: SocketAddr,
+        cost: usize,
+        now_ms: u64,
+    ) -> bool {
+        let cost = cost as u64;
+        let member_rate = self.member_reply_rate;
+        let rates = self.ip_rates;
+        let state = self.ip_mut(ip_key(to), now_ms);
+        match member {
+            Some(bucket) => {
+                if !bucket.has(member_rate, now_ms, cost)
+                    || !state.reply_bytes.has(rates.reply_bytes, now_ms, cost)
+                {
+                    return false;
+                }
+                bucket.try_take_n(member_rate, now_ms, cost);
+                state
+                    .reply_bytes
+                    .try_take_n(rates.reply_bytes, now_ms, cost);
+                true
+            }
+            None => {
+                let from_credit = cost.min(state.credit);
+                let rest = cost - from_credit;
+                if rest > 0 && !state.allowance.try_take_n(rates.allowance, now_ms, rest) {
+                    return false;
+                }
+                state.credit -= from_credit;
+                true
+            }
         }
-        let mut bucket = Bucket::full(rate, now_ms);
-        let take = bucket.take(rate, now_ms);
-        self.strangers.insert(from, bucket);
-        take
+    }
+
+    /// Whether `from`'s IP address may start another membership now (its
+    /// join bucket).
+    pub(crate) fn take_join(&mut self, from: SocketAddr, now_ms: u64) -> bool {
+        let rate = self.ip_rates.joins;
+        self.ip_mut(ip_key(from), now_ms)
+            .joins
+            .try_take(rate, now_ms)
+    }
+
+    /// How many members `addr`'s IP address has.
+    pub(crate) fn members_on(&self, addr: SocketAddr) -> u32 {
+        self.members_per_ip.get(&ip_key(addr)).copied().unwrap_or(0)
+    }
+
+    /// A member now uses `addr` (joined, or moved there).
+    pub(crate) fn member_added(&mut self, addr: SocketAddr) {
+        *self.members_per_ip.entry(ip_key(addr)).or_insert(0) += 1;
+    }
+
+    /// A member no longer uses `addr` (left, or moved away).
+    pub(crate) fn member_removed(&mut self, addr: SocketAddr) {
+        let ip = ip_key(addr);
+        if let Some(count) = self.members_per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.members_per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Every member is gone (the relay shuts down): nothing is left to
+    /// limit.
+    pub(crate) fn members_cleared(&mut self) {
+        self.members_per_ip.clear();
+        self.ips.clear();
     }
 
     /// The bucket a joining address takes with it: its stranger bucket, so
-    /// joining buys nothing, or a full one.
+    /// joining buys nothing; a copy of the overflow bucket if it was
+    /// untracked because the table is full (its datagrams were counted
+    /// there); else a full one.
     pub(crate) fn bucket_for_joiner(&mut self, addr: SocketAddr, now_ms: u64) -> Bucket {
-        self.strangers
-            .remove(&addr)
-            .unwrap_or_else(|| Bucket::full(self.member_rate, now_ms))
+        if let Some(bucket) = self.strangers.remove(&addr) {
+            return bucket;
+        }
+        if self.strangers.len() >= MAX_STRANGERS {
+            return self.overflow;
+        }
+        Bucket::full(self.member_rate, now_ms)
     }
 
     /// Keeps a leaver's bucket, so quitting and rejoining buys nothing.
-    pub(crate) fn keep_leavers_bucket(&mut self, addr: SocketAddr, bucket: Bucket) {
-        if self.strangers.len() < MAX_STRANGERS {
+    /// With the table full, a refilled stranger bucket (forgetting it
+    /// changes nothing) makes room; failing that, the leaver's state is
+    /// merged into the overflow bucket it will use from now on.
+    pub(crate) fn keep_leavers_bucket(&mut self, addr: SocketAddr, bucket: Bucket, now_ms: u64) {
+        if self.make_room(now_ms) {
             self.strangers.insert(addr, bucket);
+        } else {
+            self.overflow
+                .merge_stricter(bucket, self.member_rate, now_ms);
+        }
+    }
+
+    /// Whether the stranger table has room for one more bucket, making it
+    /// if it is full by forgetting a refilled bucket (which changes
+    /// nothing) among the first [`EVICT_PROBES`]: a spray of datagrams
+    /// from many ports fills the table with buckets that refill within
+    /// 1/rate, so newcomers still get their own bucket; only buckets kept
+    /// drained hold the table full.
+    fn make_room(&mut self, now_ms: u64) -> bool {
+        if self.strangers.len() < MAX_STRANGERS {
+            return true;
+        }
+        let rate = self.member_rate;
+        let refilled = self
+            .strangers
+            .iter()
+            .take(EVICT_PROBES)
+            .find(|(_, b)| b.is_full(rate, now_ms))
+            .map(|(a, _)| *a);
+        match refilled {
+            Some(victim) => {
+                self.strangers.remove(&victim);
+                true
+            }
+            None => false,
         }
     }
 
@@ -101,25 +405,50 @@ impl Limits {
     }
 
     /// Spends one reply to a non-member from the global budget; false if
-    /// it is exhausted.
-    pub(crate) fn reply_to_stranger(&mut self, now_ms: u64) -> bool {
-        self.stranger_budget.try_take(self.stranger_rate, now_ms)
+    /// it is exhausted. Only a `COOKIE` (`cookie`) may use the reserved
+    /// part, and only within its IP address's share.
+    pub(crate) fn reply_to_stranger(&mut self, to: SocketAddr, cookie: bool, now_ms: u64) -> bool {
+        let rate = self.stranger_rate;
+        if !cookie {
+            return self
+                .stranger_budget
+                .try_take_keeping(rate, now_ms, self.cookie_reserve);
+        }
+        if !self.stranger_budget.has(rate, now_ms, 1) {
+            return false;
+        }
+        let cookies = self.ip_rates.cookies;
+        if !self
+            .ip_mut(ip_key(to), now_ms)
+            .cookies
+            .try_take(cookies, now_ms)
+        {
+            return false;
+        }
+        self.stranger_budget.try_take(rate, now_ms)
     }
 
-    /// Forgets stranger buckets that have refilled, every
+    /// Forgets stranger buckets and per-IP state that have refilled, every
     /// [`PRUNE_EVERY_MS`].
     pub(crate) fn handle_timeout(&mut self, now_ms: u64) {
         if now_ms >= self.next_prune_ms {
             let rate = self.member_rate;
             self.strangers.retain(|_, b| !b.is_full(rate, now_ms));
+            let rates = self.ip_rates;
+            let members = &self.members_per_ip;
+            self.ips
+                .retain(|ip, s| members.contains_key(ip) || !s.is_idle(&rates, now_ms));
             self.next_prune_ms = now_ms + PRUNE_EVERY_MS;
         }
     }
 
-    /// When [`Limits::handle_timeout`] has work (none while no stranger is
-    /// tracked).
+    /// When [`Limits::handle_timeout`] has work (none while nothing that
+    /// could be forgotten is tracked).
     pub(crate) fn deadline(&self) -> Option<u64> {
-        (!self.strangers.is_empty()).then_some(self.next_prune_ms)
+        // O(1): an IP address without members is likely among them if
+        // there are more IP states than member addresses.
+        let prunable = !self.strangers.is_empty() || self.ips.len() > self.members_per_ip.len();
+        prunable.then_some(self.next_prune_ms)
     }
 
     #[cfg(test)]
@@ -127,6 +456,13 @@ impl Limits {
         self.strangers.len()
     }
 }
+
+/// Stranger buckets looked at for one to evict when a leaver's bucket must
+/// be kept in a full table.
+const EVICT_PROBES: usize = 64;
+
+#[cfg(test)]
+mod hostile_tests;
 
 #[cfg(test)]
 mod tests {
@@ -256,12 +592,15 @@ mod tests {
     #[test]
     fn replies_to_strangers_share_a_global_budget() {
         let mut h = Harness::with(Config {
-            stranger_replies_per_sec: 3,
+            stranger_replies_per_sec: 4,
             ..Config::default()
         });
+        // Half of it is kept for COOKIE replies.
         let replies: usize = (1..=5).map(|n| h.send(n, "PING").len()).sum();
-        assert_eq!(replies, 3);
-        assert_eq!(h.room.stats().stranger_replies_dropped, 2);
+        assert_eq!(replies, 2);
+        assert_eq!(h.room.stats().stranger_replies_dropped, 3);
+        let sent = h.send(6, &crate::testing::padded_hello("carol"));
+        assert!(sent[0].1.starts_with("COOKIE "), "{sent:?}");
         // Members are not limited by it.
         h.join_classic(10, "alice");
         h.advance_ms(1_000);

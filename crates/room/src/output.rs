@@ -140,6 +140,10 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Replies to non-members dropped by the global budget.
     pub stranger_replies_dropped: u64,
+    /// Replies not sent because they did not fit the recipient's reply
+    /// budget (bytes per member and per IP address, or three times what an
+    /// unvalidated IP address sent); the request was refused instead.
+    pub replies_over_budget: u64,
     /// Successful joins.
     pub joins: u64,
     /// Members that left (any reason).

@@ -38,6 +38,14 @@ pub enum Refusal {
         /// How many.
         members: usize,
     },
+    /// The source IP address has [`Config::max_per_ip`](crate::Config::max_per_ip) members.
+    #[error("{members} members from this IP address, limit {limit}")]
+    IpFull {
+        /// How many it has.
+        members: u32,
+        /// The limit.
+        limit: usize,
+    },
     /// A `HELLO` with a version this relay does not speak.
     #[error("version {0}")]
     BadVersion(Token),
@@ -73,6 +81,7 @@ impl Refusal {
             Refusal::AlreadyJoined { .. } => ErrorCode::AlreadyJoined,
             Refusal::NickTaken(_) | Refusal::RenameTaken(_) => ErrorCode::NickTaken,
             Refusal::RoomFull { .. } => ErrorCode::RoomFull,
+            Refusal::IpFull { .. } => ErrorCode::IpFull,
             Refusal::BadVersion(_) => ErrorCode::BadVersion,
             Refusal::NotJoined => ErrorCode::NotJoined,
             Refusal::NotYours { .. } => ErrorCode::NotYours,
@@ -104,6 +113,22 @@ impl Refusal {
     pub fn reply(&self, lang: Lang) -> RelayMsg {
         let code = self.code();
         let base = code.reason(lang);
+        if let Refusal::IpFull { members, limit } = self {
+            let reason = match lang {
+                Lang::En => format!(
+                    "this computer already has {members} members in the room; \
+                     the relay allows {limit} per address (--max-per-ip)"
+                ),
+                Lang::Zh => format!(
+                    "这台电脑已有 {members} 个成员在聊天室中；\
+                     服务器每个地址最多允许 {limit} 个（--max-per-ip）"
+                ),
+            };
+            return RelayMsg::Error {
+                code,
+                reason: text_or(&reason, base),
+            };
+        }
         let reason = match self.shown() {
             Some(shown) => text_or(&format!("{base} ({shown})"), base),
             None => text_or(base, "error"),

@@ -32,7 +32,7 @@ use udpchat_proto::{
 use crate::cookie::CookieJar;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
 use crate::history::History;
-use crate::limits::{FloodGuard, Limits, Take};
+use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::resume::ResumeKeys;
@@ -94,8 +94,12 @@ impl Room {
         let member = self.roster.get(&from).map(|m| m.dialect);
         let ctx = Context::new(now_ms, from, member, bytes);
         // The rate limit comes before any parsing or fan-out work.
+        let validated = member == Some(Dialect::Structured);
         let bucket = self.roster.get_mut(&from).map(|m| &mut m.bucket);
-        match self.limits.take(bucket, from, now_ms) {
+        match self
+            .limits
+            .take(bucket, from, bytes.len(), validated, now_ms)
+        {
             Take::Allowed => {}
             Take::FirstExcess => {
                 self.stats.rate_limited += 1;
@@ -271,6 +275,7 @@ impl Room {
         };
         self.broadcast(&msg, out);
         self.stats.leaves += self.roster.clear() as u64;
+        self.limits.members_cleared();
         self.privates.clear();
     }
 
@@ -415,7 +420,7 @@ impl Room {
             if member.dialect != dialect {
                 self.roster.switch_dialect(ctx.from, dialect, ctx.now_ms);
             }
-            self.welcome(ctx.from, out);
+            self.welcome(ctx, out);
             return Ok(());
         }
         // A valid token proves this relay run handed it out, so `since`
@@ -433,6 +438,11 @@ impl Room {
         let since = token_id.and(options.since);
         if let Some(holder) = holder {
             if self.may_take_over(ctx, holder, dialect, token_id) {
+                if ip_key(holder) != ip_key(ctx.from) {
+                    self.check_new_membership(ctx)?;
+                } else if !self.limits.take_join(ctx.from, ctx.now_ms) {
+                    return Err(Refusal::OverRateLimit);
+                }
                 self.take_over(ctx, holder, dialect, since, out);
                 return Ok(());
             }
@@ -442,9 +452,18 @@ impl Room {
         if members >= self.config.max_clients {
             return Err(Refusal::RoomFull { members });
         }
+        self.check_new_membership(ctx)?;
         let bucket = self.limits.bucket_for_joiner(ctx.from, ctx.now_ms);
-        self.roster
-            .insert(ctx.from, nick.clone(), dialect, bucket, ctx.now_ms);
+        let reply_bytes = self.limits.member_reply_bucket(ctx.now_ms);
+        self.roster.insert(
+            ctx.from,
+            nick.clone(),
+            dialect,
+            bucket,
+            reply_bytes,
+            ctx.now_ms,
+        );
+        self.limits.member_added(ctx.from);
         self.start_membership(ctx.from, since);
         self.stats.joins += 1;
         out.events.push(Event::Joined {
@@ -452,7 +471,7 @@ impl Room {
             nick: nick.clone(),
             dialect,
         });
-        self.welcome(ctx.from, out);
+        self.welcome(ctx, out);
         let counted = self.roster.len();
         self.membership_event(RoomEvent::Join(nick), counted, out);
         Ok(())
@@ -486,6 +505,21 @@ impl Room {
             return Err(Refusal::BadVersion(version));
         }
         self.handle_join(ctx, nick, Dialect::Structured, options, out)
+    }
+
+    /// Whether `ctx.from`'s IP address may have one more member now: at
+    /// most [`Config::max_per_ip`] members, and its join bucket (N/Q churn
+    /// from one host is bounded).
+    fn check_new_membership(&mut self, ctx: Context) -> Result<(), Refusal> {
+        let members = self.limits.members_on(ctx.from);
+        let limit = self.config.max_per_ip;
+        if limit > 0 && members as usize >= limit {
+            return Err(Refusal::IpFull { members, limit });
+        }
+        if !self.limits.take_join(ctx.from, ctx.now_ms) {
+            return Err(Refusal::OverRateLimit);
+        }
+        Ok(())
     }
 
     /// Whether the join from `ctx.from` may take over the membership at
@@ -534,6 +568,8 @@ impl Room {
         {
             return;
         }
+        self.limits.member_removed(holder);
+        self.limits.member_added(ctx.from);
         self.start_membership(ctx.from, since);
         let Some(member) = self.roster.get(&ctx.from) else {
             return;
@@ -544,7 +580,7 @@ impl Room {
             addr: holder,
             why: "its member reconnected from another address",
         });
-        self.welcome(ctx.from, out);
+        self.welcome(ctx, out);
         self.privates
             .moved(&mut self.roster, ctx.from, ctx.now_ms, &mut self.stats, out);
         let counted = self.roster.len();
@@ -647,11 +683,13 @@ impl Room {
     }
 
     fn handle_who(&mut self, ctx: Context, out: &mut Outputs) -> Result<(), Refusal> {
-        self.member_dialect(ctx)?;
+        let dialect = self.member_dialect(ctx)?;
         let nicks: Vec<Nick> = self.roster.sorted().map(|(_, m)| m.nick.clone()).collect();
-        for page in RelayMsg::who_pages(&nicks) {
-            self.reply(ctx, &page, out);
-        }
+        let pages: Vec<Rc<[u8]>> = RelayMsg::who_pages(&nicks)
+            .iter()
+            .filter_map(|page| self.renderer.render(page, dialect))
+            .collect();
+        self.send_replies(ctx, &pages, false, out);
         Ok(())
     }
 
@@ -768,8 +806,9 @@ impl Room {
         let Some(resend) = self.history.resend(first, last) else {
             return Ok(());
         };
+        let mut replies = Vec::new();
         if let Some((from, to)) = resend.gone {
-            self.reply(ctx, &RelayMsg::Gone { from, to }, out);
+            replies.push(self.renderer.encode(&RelayMsg::Gone { from, to }));
         }
         for seq in resend.held {
             let Some(event) = self.history.get(seq) else {
@@ -781,13 +820,11 @@ impl Room {
                 ago: Some(self.ago(seq)),
                 event: event.clone(),
             };
-            let bytes = self.renderer.encode(&msg);
-            self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit {
-                to: ctx.from,
-                bytes,
-            });
+            replies.push(self.renderer.encode(&msg));
         }
+        // All of it is charged at once: a range that does not fit is
+        // refused, not cut short.
+        self.send_replies(ctx, &replies, false, out);
         Ok(())
     }
 
@@ -818,8 +855,10 @@ impl Room {
     /// the rest with `RESEND`). A repeated WELCOME states the same join
     /// point and history range, so what the client lost meanwhile is a gap
     /// it repairs.
-    fn welcome(&mut self, addr: SocketAddr, out: &mut Outputs) {
-        let Some(member) = self.roster.get(&addr) else {
+    ///
+    /// It answers the join from `ctx.from` and is charged as one reply.
+    fn welcome(&mut self, ctx: Context, out: &mut Outputs) {
+        let Some(member) = self.roster.get(&ctx.from) else {
             return;
         };
         let dialect = member.dialect;
@@ -833,25 +872,27 @@ impl Room {
             history_from: Some(history_from),
             resume: Some(ResumeKeys::token_of(member.join_id, member.token_mac)),
         };
-        self.send_to_member(addr, dialect, &msg, out);
-        if dialect != Dialect::Structured || history_from > join_seq {
-            return;
+        let mut replies: Vec<Rc<[u8]>> = self.renderer.render(&msg, dialect).into_iter().collect();
+        if dialect == Dialect::Structured && history_from <= join_seq {
+            let first = history_from.max(join_seq.saturating_sub(HISTORY_BURST - 1));
+            for seq in first..=join_seq {
+                let Some(event) = self.history.get(seq) else {
+                    continue;
+                };
+                let msg = RelayMsg::Event {
+                    seq,
+                    origin: Origin::History,
+                    ago: Some(self.ago(seq)),
+                    event: event.clone(),
+                };
+                replies.push(self.renderer.encode(&msg));
+            }
         }
-        let first = history_from.max(join_seq.saturating_sub(HISTORY_BURST - 1));
-        let events: Vec<(u64, RoomEvent)> = (first..=join_seq)
-            .filter_map(|seq| Some((seq, self.history.get(seq)?.clone())))
-            .collect();
-        for (seq, event) in events {
-            let msg = RelayMsg::Event {
-                seq,
-                origin: Origin::History,
-                ago: Some(self.ago(seq)),
-                event,
-            };
-            let bytes = self.renderer.encode(&msg);
-            self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit { to: addr, bytes });
-        }
+        let ctx = Context {
+            reply: Recipient::Member(dialect),
+            ..ctx
+        };
+        self.send_replies(ctx, &replies, false, out);
     }
 
     /// Removes the member at `addr`, if any, and tells the rest.
@@ -861,7 +902,9 @@ impl Room {
         };
         self.stats.leaves += 1;
         // Keep its rate-limit state, so quitting and rejoining buys nothing.
-        self.limits.keep_leavers_bucket(addr, member.bucket);
+        self.limits
+            .keep_leavers_bucket(addr, member.bucket, self.now_ms);
+        self.limits.member_removed(addr);
         out.events.push(Event::Left {
             addr,
             nick: member.nick.clone(),
@@ -951,12 +994,103 @@ impl Room {
         self.stats.datagrams_out += sent;
     }
 
-    /// Answers the sender of a datagram as its context says.
+    /// Answers the sender of a datagram as its context says, charged to
+    /// its reply budget (see [`Room::send_replies`]).
     fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
-        self.send(ctx.now_ms, ctx.from, ctx.reply, msg, out);
+        let Some(bytes) = self.renderer.render(msg, reply_dialect(ctx)) else {
+            return;
+        };
+        let cookie = matches!(msg, RelayMsg::Cookie(_));
+        self.send_replies(ctx, std::slice::from_ref(&bytes), cookie, out);
     }
 
-    /// Sends to a member (no budget applies).
+    /// Sends `replies` to the sender of a datagram, all or none: their
+    /// bytes are charged to its reply budget (a structured member's own
+    /// byte bucket and its IP address's; for an unvalidated address, its IP
+    /// address's credit of three times what it sent, then the small
+    /// allowance). If they do not fit, the request is refused instead (see
+    /// [`Room::over_budget`]). Replies to a non-member also spend the
+    /// global stranger budget (a `COOKIE`, `cookie`, within its IP
+    /// address's share of it).
+    fn send_replies(
+        &mut self,
+        ctx: Context,
+        replies: &[Rc<[u8]>],
+        cookie: bool,
+        out: &mut Outputs,
+    ) {
+        if self.roster.is_muted(&ctx.from) {
+            return;
+        }
+        let cost = replies.iter().map(|bytes| bytes.len()).sum();
+        if !self.charge(ctx, cost) {
+            self.over_budget(ctx, out);
+            return;
+        }
+        if !self.budget_for_stranger(ctx, cookie, out) {
+            return;
+        }
+        for bytes in replies {
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to: ctx.from,
+                bytes: Rc::clone(bytes),
+            });
+        }
+    }
+
+    /// Charges `cost` reply bytes to the sender of a datagram; false if
+    /// they do not fit (nothing is charged then).
+    fn charge(&mut self, ctx: Context, cost: usize) -> bool {
+        let validated = self
+            .roster
+            .get_mut(&ctx.from)
+            .filter(|m| m.dialect == Dialect::Structured)
+            .map(|m| &mut m.reply_bytes);
+        self.limits
+            .charge_reply(validated, ctx.from, cost, ctx.now_ms)
+    }
+
+    /// For a non-member, spends one reply from the global budget; false
+    /// (and counted) if it is exhausted. Members pass free.
+    fn budget_for_stranger(&mut self, ctx: Context, cookie: bool, out: &mut Outputs) -> bool {
+        if self.roster.get(&ctx.from).is_some()
+            || self.limits.reply_to_stranger(ctx.from, cookie, ctx.now_ms)
+        {
+            return true;
+        }
+        self.stats.stranger_replies_dropped += 1;
+        out.events.push(Event::Dropped {
+            addr: ctx.from,
+            why: "reply budget for non-members exhausted",
+        });
+        false
+    }
+
+    /// A reply did not fit the sender's reply budget: nothing of it is
+    /// sent; the sender gets `ERROR rate-limited` if that fits, else
+    /// nothing. Counted in [`Stats::replies_over_budget`].
+    fn over_budget(&mut self, ctx: Context, out: &mut Outputs) {
+        self.stats.replies_over_budget += 1;
+        out.events.push(Event::Dropped {
+            addr: ctx.from,
+            why: "reply over the sender's reply budget",
+        });
+        let msg = Refusal::OverRateLimit.reply(self.config.lang);
+        let Some(bytes) = self.renderer.render(&msg, reply_dialect(ctx)) else {
+            return;
+        };
+        if self.charge(ctx, bytes.len()) && self.budget_for_stranger(ctx, false, out) {
+            self.stats.datagrams_out += 1;
+            out.transmits.push(Transmit {
+                to: ctx.from,
+                bytes,
+            });
+        }
+    }
+
+    /// Sends to a member, uncharged: fan-out and the relay's own messages
+    /// (`BYE`), not replies. Nothing goes to a muted member.
     fn send_to_member(
         &mut self,
         addr: SocketAddr,
@@ -964,34 +1098,9 @@ impl Room {
         msg: &RelayMsg,
         out: &mut Outputs,
     ) {
-        self.send(0, addr, Recipient::Member(dialect), msg, out);
-    }
-
-    /// Sends one reply. Replies to strangers spend the global budget;
-    /// nothing goes to a muted member.
-    fn send(
-        &mut self,
-        now_ms: u64,
-        addr: SocketAddr,
-        to: Recipient,
-        msg: &RelayMsg,
-        out: &mut Outputs,
-    ) {
-        let dialect = match to {
-            Recipient::Member(_) if self.roster.is_muted(&addr) => return,
-            Recipient::Member(dialect) => dialect,
-            Recipient::Stranger(dialect) => {
-                if !self.limits.reply_to_stranger(now_ms) {
-                    self.stats.stranger_replies_dropped += 1;
-                    out.events.push(Event::Dropped {
-                        addr,
-                        why: "reply budget for non-members exhausted",
-                    });
-                    return;
-                }
-                dialect
-            }
-        };
+        if self.roster.is_muted(&addr) {
+            return;
+        }
         if let Some(bytes) = self.renderer.render(msg, dialect) {
             self.stats.datagrams_out += 1;
             out.transmits.push(Transmit { to: addr, bytes });
@@ -1038,6 +1147,13 @@ const HISTORY_BURST: u64 = udpchat_proto::MAX_RESEND;
 struct JoinOptions {
     since: Option<u64>,
     resume: Option<Token>,
+}
+
+/// The dialect a reply to the sender of a datagram takes.
+fn reply_dialect(ctx: Context) -> Dialect {
+    match ctx.reply {
+        Recipient::Member(dialect) | Recipient::Stranger(dialect) => dialect,
+    }
 }
 
 fn secs(d: Duration) -> u32 {

@@ -22,6 +22,9 @@ pub(crate) struct Member {
     last_heard_ms: u64,
     /// Its rate limit; it goes back to the stranger table when it leaves.
     pub(crate) bucket: Bucket,
+    /// Reply bytes it may still draw (charged only while it is structured,
+    /// i.e. validated by a cookie).
+    pub(crate) reply_bytes: Bucket,
     /// Unacknowledged `PRIVATE` messages (structured members only).
     pub(crate) outbox: Outbox,
     /// The last [`ID_WINDOW`] `PMSG` and `SAY` ids this member sent. Gone
@@ -342,6 +345,7 @@ impl Roster {
         nick: Nick,
         dialect: Dialect,
         bucket: Bucket,
+        reply_bytes: Bucket,
         now_ms: u64,
     ) {
         let generation = self.next_generation();
@@ -354,6 +358,7 @@ impl Roster {
                 generation,
                 last_heard_ms: now_ms,
                 bucket,
+                reply_bytes,
                 outbox: Outbox::default(),
                 recent_ids: RecentIds::default(),
                 join_seq: 0,
@@ -969,9 +974,10 @@ mod tests {
     fn member_state_stays_small() {
         // Per member: this struct, its map entries (address + nick key) and
         // one idle timer. The RSS target is about 1 KB per member in all.
+        // (152: the reply-byte bucket of issue 12 added 24.)
         let member = std::mem::size_of::<Member>();
         let timer = std::mem::size_of::<Reverse<IdleTimer>>();
-        assert!(member <= 128, "Member is {member} bytes");
+        assert!(member <= 152, "Member is {member} bytes");
         assert!(timer <= 64, "IdleTimer is {timer} bytes");
     }
 }

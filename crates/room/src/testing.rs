@@ -15,6 +15,17 @@ pub(crate) fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, n], 40_000 + u16::from(n)))
 }
 
+/// Made-up address number `i` of many (one IP address each, in 10.1/16).
+pub(crate) fn many(i: u32) -> SocketAddr {
+    let [_, _, hi, lo] = i.to_be_bytes();
+    SocketAddr::from(([10, 1, hi, lo], 50_000))
+}
+
+/// Made-up port `port` of the made-up IP address 10.9.9.9.
+pub(crate) fn port_of_one_host(port: u16) -> SocketAddr {
+    SocketAddr::from(([10, 9, 9, 9], port))
+}
+
 /// A room on a fake clock, collecting what it sends.
 pub(crate) struct Harness {
     pub(crate) room: Room,
@@ -57,6 +68,21 @@ impl Harness {
         self.room
             .handle_datagram(now, addr(n), bytes, &mut self.out);
         self.sent()
+    }
+
+    /// Sends `bytes` from any address; returns what went to that address
+    /// (texts).
+    pub(crate) fn send_from(&mut self, from: SocketAddr, bytes: &str) -> Vec<String> {
+        self.out.clear();
+        let now = self.now();
+        self.room
+            .handle_datagram(now, from, bytes.as_bytes(), &mut self.out);
+        self.out
+            .transmits
+            .iter()
+            .filter(|t| t.to == from)
+            .map(|t| String::from_utf8(t.bytes.to_vec()).unwrap())
+            .collect()
     }
 
     pub(crate) fn timeout(&mut self) -> Vec<(u8, String)> {

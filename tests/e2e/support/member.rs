@@ -3,7 +3,7 @@
 //! the background ([`Recorder`]), with the check every datagram from the
 //! relay must pass.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -31,6 +31,18 @@ impl Member {
         };
         let socket = UdpSocket::bind(local).expect("cannot bind a client socket");
         Member { socket, relay }
+    }
+
+    /// A member on a fresh port of loopback IP address `ip` (`relay` must
+    /// be an IPv4 loopback address). The relay limits members per IP
+    /// address (`--max-per-ip`, default 4): tests with more members give
+    /// them distinct IP addresses ([`loopback_ip`]), as a classroom's
+    /// computers have, rather than raise the limit.
+    pub fn on_ip(relay: SocketAddr, ip: Ipv4Addr) -> Member {
+        Member {
+            socket: loopback_socket_on(ip),
+            relay,
+        }
     }
 
     /// This client's address, as the relay sees it.
@@ -349,4 +361,17 @@ impl Drop for Recorder {
 /// A loopback UDP socket on a fresh port.
 pub fn loopback_socket() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+}
+
+/// A UDP socket on a fresh port of loopback IP address `ip` (Linux lets a
+/// program bind any address in 127.0.0.0/8).
+pub fn loopback_socket_on(ip: Ipv4Addr) -> UdpSocket {
+    UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
+}
+
+/// The `n`th of 65,000 distinct loopback IP addresses (127.2.x.y, none
+/// of them 127.0.0.1): one per simulated computer.
+pub fn loopback_ip(n: usize) -> Ipv4Addr {
+    let n = n % 65_000;
+    Ipv4Addr::new(127, 2, (n / 250) as u8, (n % 250 + 1) as u8)
 }

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 pub use client::Client;
 pub use lines::Lines;
-pub use member::{check_datagram, loopback_socket, Ending, Member, Recorder};
+pub use member::{
+    check_datagram, loopback_ip, loopback_socket, loopback_socket_on, Ending, Member, Recorder,
+};
 pub use process::{eventually, ipv6_loopback_available, kill_9, kill_term, rss_kib, TempFile};
 pub use relay::{run_relay_to_exit, Relay, LISTENING_PREFIX};
 

@@ -196,7 +196,7 @@ mod tests {
         let relay: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let clients = (0..clients)
             .map(|i| Client {
-                socket: net::client_socket(relay, 1 << 16).unwrap().0,
+                socket: net::member_socket(relay, 1 << 16, i).unwrap().0,
                 nick: format!("t{i}"),
                 state: JoinState::Waiting,
                 attempts: 1,

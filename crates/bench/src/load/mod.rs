@@ -121,7 +121,7 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
     let mut clients = Vec::with_capacity(total);
     let mut rcvbuf = 0;
     for index in 0..total {
-        let (socket, granted) = net::client_socket(opts.relay, opts.rcvbuf)
+        let (socket, granted) = net::member_socket(opts.relay, opts.rcvbuf, index)
             .map_err(|source| BenchError::Socket { index, source })?;
         if index == 0 {
             rcvbuf = granted;

@@ -597,6 +597,7 @@ impl Session {
                 ErrorCode::BadVersion => self.refuse_join(&reason, out),
                 ErrorCode::AlreadyJoined
                 | ErrorCode::RoomFull
+                | ErrorCode::IpFull
                 | ErrorCode::ClassicDisabled
                 | ErrorCode::BadSyntax
                 | ErrorCode::TooLong

@@ -91,6 +91,44 @@ impl Bucket {
         }
     }
 
+    /// Takes `n` tokens if there are that many (all or nothing).
+    pub(crate) fn try_take_n(&mut self, rate: Rate, now_ms: u64, n: u64) -> bool {
+        self.refill(rate, now_ms);
+        let cost = n.saturating_mul(1000);
+        if self.milli >= cost {
+            self.milli -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `n` tokens are there (refilling first, taking nothing).
+    pub(crate) fn has(&mut self, rate: Rate, now_ms: u64, n: u64) -> bool {
+        self.refill(rate, now_ms);
+        self.milli >= n.saturating_mul(1000)
+    }
+
+    /// Takes one token only if at least `keep` more stay in the bucket.
+    pub(crate) fn try_take_keeping(&mut self, rate: Rate, now_ms: u64, keep: u64) -> bool {
+        self.refill(rate, now_ms);
+        if self.milli >= (keep + 1) * 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Keeps the fewer tokens of `self` and `other` (both refilled to
+    /// `now_ms`): `other`'s holder now shares this bucket.
+    pub(crate) fn merge_stricter(&mut self, mut other: Bucket, rate: Rate, now_ms: u64) {
+        self.refill(rate, now_ms);
+        other.refill(rate, now_ms);
+        self.milli = self.milli.min(other.milli);
+        self.warned |= other.warned;
+    }
+
     /// Empties the bucket (and stays silent about it): a flooder whose
     /// kernel block ends must not find the tokens that refilled meanwhile,
     /// or it gets them all at once, each fanned out to every member.
