@@ -20,6 +20,7 @@ mod fields;
 #[doc(hidden)]
 pub mod fuzzing;
 mod relay;
+mod session_key;
 
 pub use client::ClientMsg;
 pub use error::{ErrorCode, ParseError};
@@ -27,6 +28,7 @@ pub use fields::{
     check_text_char, is_invisible, strip_line_ending, Cookie, LineEnding, Nick, Text, Token,
 };
 pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};
+pub use session_key::{split_key_prefix, SessionKey, KEY_PREFIX_LEN};
 
 /// The UDP port a relay listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 10024;

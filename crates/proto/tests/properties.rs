@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use udpchat_proto::{
+use udpchat_proto::{SessionKey, 
     classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
     RelayMsg, RoomEvent, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES,
     VERSION,
@@ -128,6 +128,10 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 // ---------------------------------------------------------------------------
 // Message strategies
 
+fn session_key() -> impl Strategy<Value = SessionKey> {
+    any::<u64>().prop_map(SessionKey::from_u64)
+}
+
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         nick().prop_map(ClientMsg::Join),
@@ -142,15 +146,17 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             nick(),
             prop::option::of(cookie()),
             prop::option::of(number()),
-            prop::option::of(token())
+            prop::option::of(token()),
+            prop::option::of(session_key())
         )
-            .prop_map(|(version, nick, cookie, since, resume)| {
+            .prop_map(|(version, nick, cookie, since, resume, key)| {
                 ClientMsg::Hello {
                     version,
                     nick,
                     cookie,
                     since,
                     resume,
+                    key,
                 }
             }),
         (number(), nick(), text()).prop_map(|(id, to, text)| ClientMsg::PrivateReliable {
@@ -185,7 +191,10 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
             number(),
             small(),
             small(),
-            prop::option::of((number(), prop::option::of(token())))
+            prop::option::of((
+                number(),
+                prop::option::of((token(), prop::option::of(session_key())))
+            ))
         )
             .prop_map(
                 |(version, nick, last_seq, ping_interval, idle_timeout, tail)| RelayMsg::Welcome {
@@ -195,7 +204,8 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
                     ping_interval,
                     idle_timeout,
                     history_from: tail.as_ref().map(|t| t.0),
-                    resume: tail.and_then(|t| t.1),
+                    resume: tail.as_ref().and_then(|t| t.1.as_ref().map(|r| r.0.clone())),
+                    key: tail.and_then(|t| t.1.and_then(|r| r.1)),
                 }
             ),
         (number(), origin(), prop::option::of(small()), room_event()).prop_map(
