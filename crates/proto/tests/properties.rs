@@ -4,10 +4,10 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use udpchat_proto::{SessionKey, 
+use udpchat_proto::{
     classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    RelayMsg, RoomEvent, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES,
-    VERSION,
+    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
+    MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -204,7 +204,9 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
                     ping_interval,
                     idle_timeout,
                     history_from: tail.as_ref().map(|t| t.0),
-                    resume: tail.as_ref().and_then(|t| t.1.as_ref().map(|r| r.0.clone())),
+                    resume: tail
+                        .as_ref()
+                        .and_then(|t| t.1.as_ref().map(|r| r.0.clone())),
                     key: tail.and_then(|t| t.1.and_then(|r| r.1)),
                 }
             ),

@@ -25,18 +25,20 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN, VERSION,
+    split_key_prefix, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason,
+    Nick, Origin, ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token, MIN_HELLO_LEN, VERSION,
 };
 
 use crate::cookie::CookieJar;
-use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
+use crate::dialect::{
+    keyed, looks_like_relay_output, rendering_index, Context, Recipient, Renderer,
+};
 use crate::history::History;
 use crate::limits::{FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::resume::ResumeKeys;
-use crate::roster::{same_nick, Roster, SAY_HOLD_MS};
+use crate::roster::{same_nick, MemberKeys, Roster, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -91,8 +93,25 @@ impl Room {
         self.stats.datagrams_in += 1;
         let now_ms = self.ms(now);
         self.now_ms = self.now_ms.max(now_ms);
-        let member = self.roster.get(&from).map(|m| m.dialect);
-        let ctx = Context::new(now_ms, from, member, bytes);
+        let (prefix, body) = split_key_prefix(bytes);
+        let member = self.roster.get(&from).map(|m| (m.dialect, m.keys));
+        let keys = member.and_then(|(_, keys)| keys);
+        if let Some(keys) = keys {
+            if !prefix.is_some_and(|p| p.matches(keys.relay)) {
+                return self.handle_unauthenticated(now_ms, from, bytes, out);
+            }
+        }
+        // A prefix from an address without a keyed membership proves
+        // nothing and costs nothing: it is set aside (an evicted client
+        // still gets its `not-joined`).
+        let bytes = body;
+        let ctx = Context::new(
+            now_ms,
+            from,
+            member.map(|(dialect, _)| dialect),
+            keys.map(|k| k.client),
+            bytes,
+        );
         // The rate limit comes before any parsing or fan-out work.
         let bucket = self.roster.get_mut(&from).map(|m| &mut m.bucket);
         match self.limits.take(bucket, from, now_ms) {
@@ -121,6 +140,48 @@ impl Room {
         self.roster.heard(from, now_ms);
         let ctx = ctx.for_command(&msg, bytes);
         if let Err(refusal) = self.dispatch(ctx, msg, bytes, out) {
+            self.refuse(ctx, refusal, out);
+        }
+    }
+
+    /// A datagram from a keyed member's address without its relay key: a
+    /// blind spoofer's, or a `HELLO` (sent before the client knew the key).
+    /// It does not touch the member: no bucket charge, no flood count, no
+    /// idle refresh. Only a `HELLO` is looked at, as if from a stranger
+    /// (its own stranger bucket, the global reply budget): it does
+    /// something only with a valid cookie, which a blind spoofer cannot
+    /// have, and without one it draws a `COOKIE` (smaller than the
+    /// request). Everything else is dropped and counted.
+    fn handle_unauthenticated(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        bytes: &[u8],
+        out: &mut Outputs,
+    ) {
+        let hello = match ClientMsg::parse(bytes) {
+            Ok(msg @ ClientMsg::Hello { .. }) => msg,
+            _ => {
+                self.stats.unauthenticated += 1;
+                out.events.push(Event::Dropped {
+                    addr: from,
+                    why: "no valid session key from a keyed member's address",
+                });
+                return;
+            }
+        };
+        if self.limits.take(None, from, now_ms) != Take::Allowed {
+            // Never a flood count: the member's own address must not be
+            // blocked because someone forges it.
+            self.stats.rate_limited += 1;
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "over the rate limit (unauthenticated HELLO)",
+            });
+            return;
+        }
+        let ctx = Context::new(now_ms, from, None, None, bytes).for_command(&hello, bytes);
+        if let Err(refusal) = self.dispatch(ctx, hello, bytes, out) {
             self.refuse(ctx, refusal, out);
         }
     }
@@ -306,9 +367,15 @@ impl Room {
                 cookie,
                 since,
                 resume,
+                key,
             } => {
-                let options = JoinOptions { since, resume };
-                self.handle_hello(ctx, version, nick, cookie, options, out)
+                let options = JoinOptions { since, resume, key };
+                if let Err(refusal) = self.handle_hello(ctx, version, nick, cookie, options, out) {
+                    // Only a cookie-validated HELLO is refused: its answer
+                    // carries the HELLO's key, whoever the address is.
+                    self.refuse(ctx.with_key(key), refusal, out);
+                }
+                Ok(())
             }
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
@@ -393,6 +460,9 @@ impl Room {
             if member.dialect != dialect {
                 self.roster.switch_dialect(ctx.from, dialect, ctx.now_ms);
             }
+            // Same membership, same relay key; the client's key is the
+            // one this (address-validated) join gave.
+            self.set_keys(ctx.from, options.key);
             self.welcome(ctx.from, out);
             return Ok(());
         }
@@ -411,7 +481,7 @@ impl Room {
         let since = token_id.and(options.since);
         if let Some(holder) = holder {
             if self.may_take_over(ctx, holder, dialect, token_id) {
-                self.take_over(ctx, holder, dialect, since, out);
+                self.take_over(ctx, holder, dialect, since, options.key, out);
                 return Ok(());
             }
             return Err(Refusal::NickTaken(nick));
@@ -424,6 +494,7 @@ impl Room {
         self.roster
             .insert(ctx.from, nick.clone(), dialect, bucket, ctx.now_ms);
         self.start_membership(ctx.from, since);
+        self.set_keys(ctx.from, options.key);
         self.stats.joins += 1;
         out.events.push(Event::Joined {
             addr: ctx.from,
@@ -457,7 +528,8 @@ impl Room {
                 return Ok(());
             }
             let cookie = self.cookies.current(ctx.from, ctx.now_ms);
-            self.reply(ctx, &RelayMsg::Cookie(cookie), out);
+            // COOKIE is never prefixed.
+            self.reply(ctx.with_key(None), &RelayMsg::Cookie(cookie), out);
             return Ok(());
         }
         if version.as_str() != VERSION {
@@ -504,6 +576,7 @@ impl Room {
         holder: SocketAddr,
         dialect: Dialect,
         since: Option<u64>,
+        key: Option<SessionKey>,
         out: &mut Outputs,
     ) {
         if !self
@@ -513,6 +586,8 @@ impl Room {
             return;
         }
         self.start_membership(ctx.from, since);
+        // A new join id, so a new relay key: the old address's key dies.
+        self.set_keys(ctx.from, key);
         let Some(member) = self.roster.get(&ctx.from) else {
             return;
         };
@@ -549,6 +624,22 @@ impl Room {
             member.join_id = join_id;
             member.token_mac = self.resume.mac(join_id, &member.nick);
         }
+    }
+
+    /// Gives the structured member at `addr` the client key `client` and
+    /// its membership's relay key (from its join id); a classic member, or
+    /// a join without `key=`, has none.
+    fn set_keys(&mut self, addr: SocketAddr, client: Option<SessionKey>) {
+        let Some(member) = self.roster.get_mut(&addr) else {
+            return;
+        };
+        member.keys = match (member.dialect, client) {
+            (Dialect::Structured, Some(client)) => Some(MemberKeys {
+                client,
+                relay: self.resume.relay_key(member.join_id),
+            }),
+            _ => None,
+        };
     }
 
     /// `SAY`: like `M` as the nickname the address holds, relayed once per
@@ -683,13 +774,19 @@ impl Room {
             text: text.clone(),
         };
         if let Some(bytes) = self.renderer.render(&msg, recipient.dialect) {
+            let key = recipient.client_key();
             if recipient.dialect == Dialect::Structured {
+                // Kept without the prefix: a takeover changes the key.
                 let outbox = &mut recipient.outbox;
                 let kept = Rc::clone(&bytes);
                 self.privates
                     .track(outbox, to_addr, pid, kept, ctx.now_ms, out);
             }
             self.stats.datagrams_out += 1;
+            let bytes = match recipient.dialect {
+                Dialect::Structured => keyed(&bytes, key),
+                Dialect::Classic(_) => bytes,
+            };
             out.transmits.push(Transmit { to: to_addr, bytes });
         }
         let sent = RelayMsg::Sent {
@@ -740,6 +837,17 @@ impl Room {
         if self.member_dialect(ctx)? != Dialect::Structured {
             return Err(Refusal::ResendFromClassic);
         }
+        let last_seq = self.history.last_seq();
+        if first > last_seq {
+            // Beyond the newest event: say which that is, so a client that
+            // believed a forged (or a previous run's) number learns better.
+            let pong = RelayMsg::Pong {
+                last_seq,
+                token: None,
+            };
+            self.reply(ctx, &pong, out);
+            return Ok(());
+        }
         let Some(resend) = self.history.resend(first, last) else {
             return Ok(());
         };
@@ -756,7 +864,9 @@ impl Room {
                 ago: Some(self.ago(seq)),
                 event: event.clone(),
             };
-            let bytes = self.renderer.encode(&msg);
+            let Some(bytes) = self.renderer.render_for(&msg, Dialect::Structured, ctx.key) else {
+                continue;
+            };
             self.stats.datagrams_out += 1;
             out.transmits.push(Transmit {
                 to: ctx.from,
@@ -798,6 +908,7 @@ impl Room {
             return;
         };
         let dialect = member.dialect;
+        let key = member.client_key();
         let (join_seq, history_from) = (member.join_seq, member.history_from);
         let msg = RelayMsg::Welcome {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
@@ -807,6 +918,7 @@ impl Room {
             idle_timeout: secs(self.config.idle_timeout),
             history_from: Some(history_from),
             resume: Some(ResumeKeys::token_of(member.join_id, member.token_mac)),
+            key: member.keys.map(|k| k.relay),
         };
         self.send_to_member(addr, dialect, &msg, out);
         if dialect != Dialect::Structured || history_from > join_seq {
@@ -823,7 +935,9 @@ impl Room {
                 ago: Some(self.ago(seq)),
                 event,
             };
-            let bytes = self.renderer.encode(&msg);
+            let Some(bytes) = self.renderer.render_for(&msg, dialect, key) else {
+                continue;
+            };
             self.stats.datagrams_out += 1;
             out.transmits.push(Transmit { to: addr, bytes });
         }
@@ -912,9 +1026,10 @@ impl Room {
             let slot = &mut renderings[rendering_index(member.dialect)];
             let bytes = slot.get_or_insert_with(|| self.renderer.render(msg, member.dialect));
             if let Some(bytes) = bytes {
+                // A keyed member's copy is its own (behind its prefix).
                 out.transmits.push(Transmit {
                     to: *addr,
-                    bytes: Rc::clone(bytes),
+                    bytes: keyed(bytes, member.client_key()),
                 });
                 sent += 1;
             }
@@ -924,7 +1039,7 @@ impl Room {
 
     /// Answers the sender of a datagram as its context says.
     fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
-        self.send(ctx.now_ms, ctx.from, ctx.reply, msg, out);
+        self.send(ctx.now_ms, ctx.from, ctx.reply, ctx.key, msg, out);
     }
 
     /// Sends to a member (no budget applies).
@@ -935,15 +1050,18 @@ impl Room {
         msg: &RelayMsg,
         out: &mut Outputs,
     ) {
-        self.send(0, addr, Recipient::Member(dialect), msg, out);
+        let key = self.roster.get(&addr).and_then(|m| m.client_key());
+        self.send(0, addr, Recipient::Member(dialect), key, msg, out);
     }
 
-    /// Sends one reply. Replies to strangers spend the global budget.
+    /// Sends one reply, prefixed with `key` if structured. Replies to
+    /// strangers spend the global budget.
     fn send(
         &mut self,
         now_ms: u64,
         addr: SocketAddr,
         to: Recipient,
+        key: Option<SessionKey>,
         msg: &RelayMsg,
         out: &mut Outputs,
     ) {
@@ -961,7 +1079,7 @@ impl Room {
                 dialect
             }
         };
-        if let Some(bytes) = self.renderer.render(msg, dialect) {
+        if let Some(bytes) = self.renderer.render_for(msg, dialect, key) {
             self.stats.datagrams_out += 1;
             out.transmits.push(Transmit { to: addr, bytes });
         }
@@ -1001,12 +1119,14 @@ impl Room {
 /// Most history events sent with one `WELCOME`.
 const HISTORY_BURST: u64 = udpchat_proto::MAX_RESEND;
 
-/// What a join may carry besides the nickname (`HELLO`'s `since=` and
-/// `resume=`).
+/// What a join may carry besides the nickname (`HELLO`'s `since=`,
+/// `resume=` and `key=`).
 #[derive(Default)]
 struct JoinOptions {
     since: Option<u64>,
     resume: Option<Token>,
+    /// `key=`: the client's session key (structured joins).
+    key: Option<SessionKey>,
 }
 
 fn secs(d: Duration) -> u32 {

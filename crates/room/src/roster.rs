@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use udpchat_proto::{Nick, Text, ID_WINDOW};
+use udpchat_proto::{Nick, SessionKey, Text, ID_WINDOW};
 
 use crate::limits::Bucket;
 use crate::outbox::Outbox;
@@ -40,12 +40,31 @@ pub(crate) struct Member {
     /// When the OS reported its port unreachable (a structured member in
     /// its grace period; cleared by any command from it); 0: it was not.
     pub(crate) unreachable_since_ms: u64,
+    /// The session keys of a structured member that sent `key=` (none for
+    /// classic members and keyless structured ones).
+    pub(crate) keys: Option<MemberKeys>,
+}
+
+/// A keyed structured member's two session keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberKeys {
+    /// The client's key (from `HELLO key=`): every datagram to it starts
+    /// with `@<client> `.
+    pub(crate) client: SessionKey,
+    /// The relay's key for this membership (in `WELCOME`): every datagram
+    /// from it must start with `@<relay> `.
+    pub(crate) relay: SessionKey,
 }
 
 impl Member {
     /// When the member's address last sent a well-formed command.
     pub(crate) fn last_heard_ms(&self) -> u64 {
         self.last_heard_ms
+    }
+
+    /// The key that prefixes every datagram to this member, if any.
+    pub(crate) fn client_key(&self) -> Option<SessionKey> {
+        self.keys.map(|k| k.client)
     }
 }
 
@@ -313,6 +332,7 @@ impl Roster {
                 join_id: 0,
                 token_mac: 0,
                 unreachable_since_ms: 0,
+                keys: None,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -744,7 +764,9 @@ mod tests {
         // one idle timer. The RSS target is about 1 KB per member in all.
         let member = std::mem::size_of::<Member>();
         let timer = std::mem::size_of::<Reverse<IdleTimer>>();
-        assert!(member <= 128, "Member is {member} bytes");
+        // 128 before session keys; a keyed member's two 64-bit keys (and
+        // the option's tag) are inline rather than one more allocation.
+        assert!(member <= 152, "Member is {member} bytes");
         assert!(timer <= 64, "IdleTimer is {timer} bytes");
     }
 }
