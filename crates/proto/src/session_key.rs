@@ -23,7 +23,7 @@ pub struct SessionKey(u64);
 
 impl SessionKey {
     /// The key with these 64 bits (from a random source).
-    pub fn from_u64(bits: u64) -> SessionKey {
+    pub const fn from_u64(bits: u64) -> SessionKey {
         SessionKey(bits)
     }
 
