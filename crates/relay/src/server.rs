@@ -463,7 +463,8 @@ impl Server {
         } = self.net.stats;
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}; \
-             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports}; flooders blocked {}",
+             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports}; flooders blocked {}; \
+             without session key {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,
@@ -473,6 +474,7 @@ impl Server {
             self.net.queued(),
             self.stats.peak_outputs,
             self.stats.kernel_blocks,
+            room.unauthenticated,
         );
     }
 
