@@ -242,7 +242,7 @@ fn example_blocks_cover_every_client_verb_and_relay_kind() {
         for line in body.iter().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let (kind, _, raw) = parse_example_line(line);
             let bytes = split_key_prefix(&raw).1;
-            let verb = String::from_utf8_lossy(&bytes)
+            let verb = String::from_utf8_lossy(bytes)
                 .split(' ')
                 .next()
                 .unwrap_or("")

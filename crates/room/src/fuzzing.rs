@@ -395,11 +395,12 @@ impl Harness {
                 );
                 match relay_key {
                     Some(key) if *source < 128 && !bare => request = key.prefixed(&request),
-                    Some(key) if split_key_prefix(&request).0 != Some(key) => {
-                        if !request.starts_with(b"HELLO") {
-                            let member = self.room.roster.get(&from).expect("keyed member");
-                            unauthenticated = Some((from, member.bucket, member.dialect));
-                        }
+                    Some(key)
+                        if split_key_prefix(&request).0 != Some(key)
+                            && !request.starts_with(b"HELLO") =>
+                    {
+                        let member = self.room.roster.get(&from).expect("keyed member");
+                        unauthenticated = Some((from, member.bucket, member.dialect));
                     }
                     _ => {}
                 }

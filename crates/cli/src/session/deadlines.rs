@@ -276,7 +276,7 @@ fn run(scenario: &Scenario, mode: Mode) -> Run {
             Ok(a) => {
                 let (_, arrival) = queue.pop_first().unwrap();
                 let actions = match arrival {
-                    Arrival::ToClient(bytes) => session.handle_datagram(start + a, &keyed(&bytes)),
+                    Arrival::ToClient(bytes) => session.handle_datagram(start + a, &keyed(bytes)),
                     Arrival::Typed(line) => {
                         session.handle_input(start + a, parse_input(line).unwrap())
                     }

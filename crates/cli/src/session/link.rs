@@ -348,12 +348,12 @@ mod tests {
     fn gap_is_repaired_with_resend() {
         let now = Instant::now();
         let mut s = joined(now);
-        s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "bob", "one")));
-        let a = s.handle_datagram(now, &keyed(&chat_event(8, Origin::Live, "bob", "three")));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "one")));
+        let a = s.handle_datagram(now, &keyed(chat_event(8, Origin::Live, "bob", "three")));
         assert!(shown(&a).is_empty());
         let a = s.handle_timeout(now + Duration::from_millis(100));
         assert!(sent(&a).contains(&"RESEND 7 7".to_owned()));
-        let a = s.handle_datagram(now, &keyed(&chat_event(7, Origin::Resend, "bob", "two")));
+        let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Resend, "bob", "two")));
         let texts: Vec<_> = shown(&a)
             .into_iter()
             .map(|l| match l {
@@ -383,7 +383,7 @@ mod tests {
     fn pong_below_what_we_saw_is_checked_with_a_probe_before_rejoining() {
         let now = Instant::now();
         let mut s = joined(now);
-        s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "bob", "x")));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
         // A late PONG, overtaken by event 6: no reason to rejoin yet.
         let a = s.handle_datagram(now, &keyed(b"PONG 5"));
         assert_eq!(sent(&a), ["RESEND 6 6"]);
@@ -395,8 +395,8 @@ mod tests {
         assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
         assert!(!s.is_joined());
         // After the new WELCOME, sequence numbers start over.
-        s.handle_datagram(now, &keyed(&welcome("alice", 0)));
-        let a = s.handle_datagram(now, &keyed(&chat_event(1, Origin::Live, "bob", "again")));
+        s.handle_datagram(now, &keyed(welcome("alice", 0)));
+        let a = s.handle_datagram(now, &keyed(chat_event(1, Origin::Live, "bob", "again")));
         assert_eq!(shown(&a).len(), 1);
     }
 
@@ -408,12 +408,12 @@ mod tests {
         let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
         assert!(ping.iter().any(|m| m.starts_with("PING ")), "{ping:?}");
         // ...event 6 overtakes the answer, which says 5.
-        s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "bob", "x")));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
         let a = s.handle_datagram(now, &keyed(b"PONG 5"));
         assert!(s.is_joined(), "{a:?}");
         // The relay answers the probe as it answers a member: no rejoin.
         assert_eq!(sent(&a), ["RESEND 6 6"]);
-        let a = s.handle_datagram(now, &keyed(&chat_event(6, Origin::Resend, "bob", "x")));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Resend, "bob", "x")));
         assert!(s.is_joined());
         assert!(shown(&a).is_empty(), "shown twice: {a:?}");
     }
@@ -428,7 +428,7 @@ mod tests {
         let quiet = start + Duration::from_secs(2);
         s.handle_datagram(
             quiet,
-            &keyed(&chat_event(6, Origin::Live, "bob", "last words")),
+            &keyed(chat_event(6, Origin::Live, "bob", "last words")),
         );
         let mut pings = Vec::new();
         for ms in (0..14_000).step_by(100) {
@@ -455,7 +455,7 @@ mod tests {
         let now = quiet + Duration::from_millis(14_000);
         assert!(sent(&s.handle_timeout(now))[0].starts_with("PING "));
 
-        s.handle_datagram(now, &keyed(&chat_event(7, Origin::Live, "bob", "more")));
+        s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "more")));
         let now = now + TAIL_CHECK;
         let ping = sent(&s.handle_timeout(now)).remove(0);
         let token = ping.strip_prefix("PING ").unwrap();
@@ -527,7 +527,7 @@ mod end_of_input_tests {
         // The tail check after WELCOME asks with token 1, unanswered yet.
         let now = start + super::TAIL_CHECK;
         assert_eq!(ping_token(&sent(&s.handle_timeout(now))), "1");
-        s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "bob", "one")));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "one")));
         s.end_of_input(now);
         assert!(!s.is_caught_up(), "the relay has not said its newest yet");
         assert_eq!(s.shortfall().missing, None);
@@ -551,11 +551,8 @@ mod end_of_input_tests {
         // Repair asks for them; they come.
         let later = now + Duration::from_millis(100);
         assert!(sent(&s.handle_timeout(later)).contains(&"RESEND 7 8".to_owned()));
-        s.handle_datagram(later, &keyed(&chat_event(7, Origin::Resend, "bob", "two")));
-        s.handle_datagram(
-            later,
-            &keyed(&chat_event(8, Origin::Resend, "bob", "three")),
-        );
+        s.handle_datagram(later, &keyed(chat_event(7, Origin::Resend, "bob", "two")));
+        s.handle_datagram(later, &keyed(chat_event(8, Origin::Resend, "bob", "three")));
         assert!(s.is_caught_up());
         assert!(s.shortfall().is_nothing());
     }

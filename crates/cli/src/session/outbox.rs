@@ -285,7 +285,7 @@ mod tests {
         assert!(!s.is_settled());
         let a = s.handle_datagram(
             now,
-            &keyed(&chat_event(6, Origin::Live, "alice", "hi  你好")),
+            &keyed(chat_event(6, Origin::Live, "alice", "hi  你好")),
         );
         assert_eq!(
             shown(&a),
@@ -342,7 +342,7 @@ mod tests {
             for text in in_flight.drain(..) {
                 seq += 1;
                 actions.extend(
-                    s.handle_datagram(t, &keyed(&chat_event(seq, Origin::Live, "alice", &text))),
+                    s.handle_datagram(t, &keyed(chat_event(seq, Origin::Live, "alice", &text))),
                 );
             }
             actions.extend(s.handle_timeout(t));
@@ -375,7 +375,7 @@ mod tests {
         let t = again;
         assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 lost"]);
         // The echo settles it: nothing more goes out.
-        s.handle_datagram(t, &keyed(&chat_event(6, Origin::Live, "alice", "lost")));
+        s.handle_datagram(t, &keyed(chat_event(6, Origin::Live, "alice", "lost")));
         assert!(s.is_settled());
         assert!(says(&s.handle_timeout(t + Duration::from_secs(10))).is_empty());
     }
@@ -392,7 +392,7 @@ mod tests {
         s.handle_datagram(t, &keyed(b"PONG 6"));
         let a = s.handle_timeout(t + Duration::from_millis(100));
         assert!(sent(&a).contains(&"RESEND 6 6".to_owned()), "{a:?}");
-        let a = s.handle_datagram(t, &keyed(&chat_event(6, Origin::Resend, "alice", "one")));
+        let a = s.handle_datagram(t, &keyed(chat_event(6, Origin::Resend, "alice", "one")));
         assert_eq!(says(&a), ["SAY 2 two"]);
     }
 
@@ -402,10 +402,10 @@ mod tests {
         let mut s = joined(now);
         s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
         s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
-        let a = s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "alice", "ok")));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "alice", "ok")));
         assert_eq!(says(&a), ["SAY 2 ok"]);
         // The network repeats the first echo: shown once, second still open.
-        let a = s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "alice", "ok")));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "alice", "ok")));
         assert!(shown(&a).is_empty());
         assert!(!s.is_settled());
         let t = now + SAY_RETRY_FIRST;

@@ -98,7 +98,7 @@ pub(super) fn joined(now: Instant) -> Session {
     let mut s = Session::new(nick("alice"), now, 1, KEY);
     s.handle_timeout(now);
     s.handle_datagram(now, &keyed(b"COOKIE 0123456789abcdef"));
-    let a = s.handle_datagram(now, &keyed(&welcome("alice", 5)));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 5)));
     assert!(a.contains(&Action::Joined {
         nick: nick("alice"),
         rejoin: false
@@ -127,7 +127,7 @@ fn handshake_sends_padded_hello_then_cookie_hello() {
         [format!("HELLO udpchat/1 alice 0123456789abcdef key={KEY}")]
     );
     assert!(!s.is_joined());
-    s.handle_datagram(now, &keyed(&welcome("alice", 0)));
+    s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert!(s.is_joined());
 }
 
@@ -182,7 +182,7 @@ fn not_joined_error_rejoins_and_resends_the_refused_message() {
     assert!(!s.is_joined());
     assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, &keyed(&welcome("alice", 0)));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert_eq!(says(&a), ["SAY 1 lost one"]);
 }
 
@@ -190,7 +190,7 @@ fn not_joined_error_rejoins_and_resends_the_refused_message() {
 fn not_joined_arriving_while_already_rejoining_keeps_going() {
     let now = Instant::now();
     let mut s = joined(now);
-    s.handle_datagram(now, &keyed(&chat_event(6, Origin::Live, "bob", "x")));
+    s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
     s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
     // The restarted relay's BYE starts the rejoin first...
     s.handle_datagram(now, &keyed(b"BYE shutdown restarting"));
@@ -199,7 +199,7 @@ fn not_joined_arriving_while_already_rejoining_keeps_going() {
     let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
     assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, &keyed(&welcome("alice", 0)));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert_eq!(says(&a), ["SAY 1 in flight"], "{a:?}");
 }
 
@@ -269,11 +269,11 @@ fn message_in_flight_keeps_its_id_across_a_rejoin() {
     let later = now + Duration::from_secs(47);
     s.handle_timeout(later);
     s.handle_timeout(later);
-    let a = s.handle_datagram(later, &keyed(&welcome("alice", 9)));
+    let a = s.handle_datagram(later, &keyed(welcome("alice", 9)));
     assert_eq!(says(&a), ["SAY 1 hi"]);
     assert!(sent(&a).contains(&"PMSG 2 bob psst".to_owned()), "{a:?}");
     // New messages take new ids.
-    s.handle_datagram(later, &keyed(&chat_event(10, Origin::Live, "alice", "hi")));
+    s.handle_datagram(later, &keyed(chat_event(10, Origin::Live, "alice", "hi")));
     let a = s.handle_input(later, Input::Say(Text::new("again").unwrap()));
     assert_eq!(says(&a), ["SAY 3 again"]);
 }
@@ -316,7 +316,7 @@ fn history_on_join_is_marked() {
     let mut s = joined(now);
     let a = s.handle_datagram(
         now,
-        &keyed(&chat_event(3, Origin::History, "alice", "before")),
+        &keyed(chat_event(3, Origin::History, "alice", "before")),
     );
     assert_eq!(
         shown(&a),
@@ -329,7 +329,7 @@ fn history_on_join_is_marked() {
     );
     let a = s.handle_datagram(
         now,
-        &keyed(&relay(&RelayMsg::Event {
+        &keyed(relay(&RelayMsg::Event {
             seq: 6,
             origin: Origin::Live,
             ago: None,
