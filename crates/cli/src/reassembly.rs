@@ -200,6 +200,11 @@ impl Reassembly {
         self
     }
 
+    /// The join point this reassembly started from (`WELCOME`'s `last-seq`).
+    pub fn join_point(&self) -> u64 {
+        self.base
+    }
+
     /// The highest sequence number known to exist (seen, or announced by a
     /// `PONG`). A relay announcing less than this has restarted.
     pub fn known_last(&self) -> u64 {

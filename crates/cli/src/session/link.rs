@@ -115,6 +115,11 @@ impl Link {
     }
 
     /// The relay sent something only a member gets.
+    /// The join point of the membership this link belongs to.
+    pub(super) fn join_point(&self) -> u64 {
+        self.reassembly.join_point()
+    }
+
     pub(super) fn heard_as_member(&mut self, now: Instant) {
         self.last_member_rx = now;
     }

@@ -172,6 +172,11 @@ pub struct Session {
     /// The relay's key from our last `WELCOME`: every datagram we send but
     /// `HELLO` starts with `@<relay key> `.
     relay_key: Option<SessionKey>,
+    /// The link we had before a rejoin: if the `WELCOME` gives the same
+    /// membership back (same token and join point: the relay had not
+    /// forgotten us, e.g. a forged `ERROR not-joined`), we carry on with it
+    /// instead of showing the history again.
+    previous_link: Option<Box<Link>>,
     cookie: Option<Cookie>,
     /// When the relay last sent anything.
     last_rx: Option<Instant>,
@@ -251,6 +256,7 @@ impl Session {
             state: State::Joining(Joining::new(now, false)),
             key,
             relay_key: None,
+            previous_link: None,
             cookie: None,
             last_rx: None,
             outbox: Outbox::default(),
@@ -610,17 +616,24 @@ impl Session {
                 // (none from a relay that did not take ours).
                 self.relay_key = key;
                 self.nick = nick.clone();
+                let same_membership = resume.is_some() && resume == self.resume;
                 if resume.is_some() {
                     self.resume = resume;
                 }
-                let mut link = Link::new(
-                    now,
-                    last_seq,
-                    history_from,
-                    ping_interval,
-                    idle_timeout,
-                    self.repair,
-                );
+                let mut link = match self.previous_link.take() {
+                    Some(mut old) if same_membership && old.join_point() == last_seq => {
+                        old.heard_as_member(now);
+                        *old
+                    }
+                    _ => Link::new(
+                        now,
+                        last_seq,
+                        history_from,
+                        ping_interval,
+                        idle_timeout,
+                        self.repair,
+                    ),
+                };
                 out.push(Action::Joined {
                     nick: nick.clone(),
                     rejoin,
@@ -942,10 +955,11 @@ impl Session {
         out.push(Action::Show(Line::Notice(
             "connection lost, rejoining…".into(),
         )));
-        if let State::Joined(link) = &self.state {
+        let joining = State::Joining(Joining::new(now, true));
+        if let State::Joined(link) = std::mem::replace(&mut self.state, joining) {
             self.delivered = Some(link.delivered_through());
+            self.previous_link = Some(Box::new(link));
         }
-        self.state = State::Joining(Joining::new(now, true));
     }
 
     fn send_hello(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -484,6 +484,27 @@ fn an_unprefixed_not_joined_only_makes_us_rejoin() {
 }
 
 #[test]
+fn a_forged_not_joined_costs_a_rejoin_but_nothing_is_shown_twice() {
+    let now = Instant::now();
+    let mut s = keyed_joined(now);
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "six")));
+    assert_eq!(shown(&a).len(), 1);
+    s.handle_datagram(now, b"ERROR not-joined you have not joined");
+    s.handle_timeout(now);
+    // The relay had not forgotten us: the same membership comes back.
+    let a = s.handle_datagram(now, &keyed(keyed_welcome("alice", 5)));
+    assert!(s.is_joined());
+    assert!(
+        !shown(&a).iter().any(|l| matches!(l, Line::Chat { .. })),
+        "{a:?}"
+    );
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::History, "bob", "six")));
+    assert!(shown(&a).is_empty(), "shown twice: {a:?}");
+    let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "seven")));
+    assert_eq!(shown(&a).len(), 1, "{a:?}");
+}
+
+#[test]
 fn a_pong_undoes_a_sequence_number_the_relay_never_confirmed() {
     let now = Instant::now();
     let mut s = keyed_joined(now);
