@@ -17,6 +17,13 @@
 //!   joins, 50 million for a room of 10,000. Above the limit they are only
 //!   reported as [`Event::Unannounced`] (log and transcript, no sequence
 //!   number); `WHO` still lists the members.
+//! - A structured member that joined with `key=` is reached only behind
+//!   its `@<client key> ` prefix (so its copy of a broadcast is its own
+//!   allocation, not the shared rendering) and heard only behind the relay
+//!   key of its membership; anything else from its address is dropped
+//!   before the rate limit, the flood guard and the idle timer see it
+//!   (`handle_unauthenticated`), except a `HELLO`, which needs a valid
+//!   cookie to do anything.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
