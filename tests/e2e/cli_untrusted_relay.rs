@@ -7,8 +7,26 @@ use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Answers one client's handshake; returns the client's address.
-fn handshake(socket: &UdpSocket) -> SocketAddr {
+/// The `@<key> ` prefix of the session key a client's `HELLO` carries
+/// (`key=<key>`): a relay, even a misbehaving one, knows it.
+fn prefix_of(hello: &str) -> String {
+    let key = hello
+        .split(' ')
+        .find_map(|f| f.strip_prefix("key="))
+        .unwrap_or_else(|| panic!("HELLO without key=: {hello:?}"));
+    format!("@{key} ")
+}
+
+/// `datagram` behind `prefix`.
+fn keyed(prefix: &str, datagram: &[u8]) -> Vec<u8> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.extend_from_slice(datagram);
+    bytes
+}
+
+/// Answers one client's handshake; returns the client's address and the
+/// prefix every datagram to it needs.
+fn handshake(socket: &UdpSocket) -> (SocketAddr, String) {
     let mut buf = [0u8; 2048];
     let deadline = Instant::now() + WAIT;
     socket
@@ -22,15 +40,18 @@ fn handshake(socket: &UdpSocket) -> SocketAddr {
         let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
         let fields: Vec<&str> = msg.split(' ').collect();
         match fields.as_slice() {
-            ["HELLO", "udpchat/1", nick, "-", _pad] => {
+            ["HELLO", "udpchat/1", _nick, "-", ..] => {
                 assert!(n >= 64, "cookie-less HELLO must be padded: {msg:?}");
-                let _ = nick;
                 socket.send_to(b"COOKIE 00000000deadbeef", from).unwrap();
             }
-            ["HELLO", "udpchat/1", nick, "00000000deadbeef"] => {
+            ["HELLO", "udpchat/1", nick, "00000000deadbeef", ..] => {
+                // No relay key: the client then sends without a prefix.
+                let prefix = prefix_of(&msg);
                 let welcome = format!("WELCOME udpchat/1 {nick} 0 15 60");
-                socket.send_to(welcome.as_bytes(), from).unwrap();
-                return from;
+                socket
+                    .send_to(&keyed(&prefix, welcome.as_bytes()), from)
+                    .unwrap();
+                return (from, prefix);
             }
             _ => {}
         }
@@ -42,7 +63,7 @@ fn control_characters_from_a_misbehaving_relay_are_shown_escaped() {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap().to_string();
     let mut client = Client::start(&addr, Some("alice"));
-    let to = handshake(&socket);
+    let (to, prefix) = handshake(&socket);
 
     let evil: &[&[u8]] = &[
         b"EVENT 1 live JOIN alice",
@@ -55,7 +76,7 @@ fn control_characters_from_a_misbehaving_relay_are_shown_escaped() {
         b"EVENT 3 live CHAT eve done",
     ];
     for datagram in evil {
-        socket.send_to(datagram, to).unwrap();
+        socket.send_to(&keyed(&prefix, datagram), to).unwrap();
         thread::sleep(Duration::from_millis(30));
     }
     client.stdout.wait_contains("eve: done");
@@ -134,9 +155,11 @@ fn relay_refusing_the_nickname_in_piped_mode_prints_its_reason_and_fails() {
         .unwrap();
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
-        if let Ok((_, from)) = socket.recv_from(&mut buf) {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let hello = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let refusal = b"ERROR nick-taken nickname is taken; choose another";
             socket
-                .send_to(b"ERROR nick-taken nickname is taken; choose another", from)
+                .send_to(&keyed(&prefix_of(&hello), refusal), from)
                 .unwrap();
             break;
         }

@@ -55,6 +55,7 @@ fn hello(nick: &str) -> Vec<u8> {
         cookie: None,
         since: None,
         resume: None,
+        key: None,
     }
     .encode()
 }

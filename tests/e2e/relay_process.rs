@@ -241,10 +241,7 @@ fn a_member_reported_unreachable_that_speaks_again_is_restored() {
         eprintln!("skipped: {ghost_addr} was taken meanwhile");
         return;
     };
-    let ghost = Member {
-        socket,
-        relay: relay.addr,
-    };
+    let ghost = Member::from_socket(socket, relay.addr);
     ghost.send("WHO");
     ghost.expect("* online (2): alice, ghost");
     relay.expect_stderr("spoke again");

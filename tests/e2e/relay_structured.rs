@@ -287,3 +287,49 @@ fn dual_stack_wildcard_serves_ipv4_clients() {
         alice.addr()
     );
 }
+
+#[test]
+fn a_keyed_member_is_heard_only_behind_its_relay_key() {
+    let relay = Relay::start(&[]);
+    let alice = Member::new(relay.addr);
+    alice.join_structured("alice");
+    alice.recv_msg(); // JOIN alice
+    let bob = Member::new(relay.addr);
+    bob.join_classic("bob");
+    bob.expect("* bob joined");
+    alice.recv_msg(); // JOIN bob
+    let keys = alice.keys().expect("keyed");
+    // Without the relay's key (what a spoofer of alice's address could
+    // send): nothing happens, not even an answer.
+    for forged in [
+        "SAY 1 forged",
+        "M alice forged",
+        "NICK mallory",
+        "N alice",
+        "Q alice",
+    ] {
+        alice.send_raw(forged);
+    }
+    let wrong = udpchat_proto::SessionKey::from_u64(!keys.relay.unwrap().to_u64());
+    alice.send_raw(wrong.prefixed(b"SAY 2 forged"));
+    alice.expect_silence(QUIET);
+    bob.expect_silence(QUIET);
+    // With it, alice speaks as ever (still structured: the forged N did
+    // not make her classic).
+    alice.send("SAY 3 real");
+    bob.expect("alice: real");
+    let echo = alice.recv_msg();
+    assert!(
+        matches!(echo, RelayMsg::Event { event: RoomEvent::Chat { ref text, .. }, .. } if text.as_str() == "real"),
+        "{echo:?}"
+    );
+    // A RESEND beyond the newest event: PONG with the newest.
+    alice.send("RESEND 90 99");
+    assert!(matches!(
+        alice.recv_msg(),
+        RelayMsg::Pong {
+            last_seq: 3,
+            token: None
+        }
+    ));
+}

@@ -19,7 +19,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use time::{OffsetDateTime, UtcOffset};
-use udpchat_proto::{Nick, DEFAULT_PORT};
+use udpchat_proto::{Nick, SessionKey, DEFAULT_PORT};
 
 use crate::command::{parse_input, refusal_text, split_long_line, typed_messages, Input};
 use crate::render::{input_rows, render, render_said, Line, Style};
@@ -448,7 +448,12 @@ fn new_session(
     state_dir: Option<&Path>,
     relay: &str,
 ) -> (Session, Option<StateFile>) {
-    let mut session = Session::new(nick.clone(), Instant::now(), private_id_seed());
+    let mut session = Session::new(
+        nick.clone(),
+        Instant::now(),
+        private_id_seed(),
+        random_session_key(),
+    );
     if no_repair {
         session = session.without_repair();
     }
@@ -457,6 +462,19 @@ fn new_session(
         session = session.with_resume(saved);
     }
     (session, state)
+}
+
+/// This run's session key: 64 bits no one else can guess. std's
+/// `RandomState` keys its SipHash with random bits from the operating
+/// system (getrandom on Linux, ProcessPrng on Windows, the system CSPRNG on
+/// macOS) the first time a thread uses it, so hashing anything with a fresh
+/// one gives unpredictable bits without another dependency; the relay makes
+/// its secret the same way. The time and process id only make two runs
+/// differ even if a platform had no such source.
+fn random_session_key() -> SessionKey {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    SessionKey::from_u64(RandomState::new().hash_one((std::process::id(), SystemTime::now())))
 }
 
 fn private_id_seed() -> u64 {

@@ -123,6 +123,11 @@ pub struct Reassembly {
     history_shown: u64,
     /// Next sequence number to display.
     next: u64,
+    /// Highest sequence number displayed as an event (not declared lost).
+    shown_through: u64,
+    /// Where the window stood before it last jumped ahead (a sequence
+    /// number far ahead arrived), until the relay confirms its newest.
+    skipped_from: Option<u64>,
     /// Highest sequence number known to exist.
     known_last: u64,
     /// Received (or lost) at or above `next`, waiting for the gap below.
@@ -150,6 +155,8 @@ impl Reassembly {
             base: last_seq,
             history_shown: 0,
             next: last_seq.saturating_add(1),
+            shown_through: 0,
+            skipped_from: None,
             known_last: last_seq,
             held: BTreeMap::new(),
             missing: BTreeMap::new(),
@@ -191,6 +198,11 @@ impl Reassembly {
     pub fn without_repair(mut self) -> Reassembly {
         self.max_tries = 0;
         self
+    }
+
+    /// The join point this reassembly started from (`WELCOME`'s `last-seq`).
+    pub fn join_point(&self) -> u64 {
+        self.base
     }
 
     /// The highest sequence number known to exist (seen, or announced by a
@@ -249,6 +261,40 @@ impl Reassembly {
     pub fn handle_last_seq(&mut self, now: Instant, last_seq: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.extend_known(now, last_seq, &mut out);
+        out
+    }
+
+    /// Handles a `last-seq` the relay confirmed (`PONG`, also the answer to
+    /// a `RESEND` beyond its newest event): no event above it exists. If we
+    /// believed in more (a forged or stale number), the held events above
+    /// it, never shown, are discarded, nothing above it is missing, and if
+    /// we skipped past it without showing anything there (a forged huge
+    /// number moved the window), we expect `last_seq + 1` again. Events
+    /// shown above it stay shown (a `PONG` the network delayed, or a
+    /// restarted relay: the caller probes).
+    pub fn handle_confirmed_last(&mut self, now: Instant, last_seq: u64) -> Vec<Output> {
+        let last_seq = last_seq.min(u64::MAX - 1);
+        if last_seq >= self.known_last {
+            // Whatever the window jumped to exists: the jump stands.
+            self.skipped_from = None;
+            return self.handle_last_seq(now, last_seq);
+        }
+        let above = last_seq + 1;
+        self.held.split_off(&above);
+        self.missing.split_off(&above);
+        let skipped_from = self.skipped_from.take();
+        let mut out = Vec::new();
+        if self.next > above && self.shown_through < above {
+            // Back to where the jump started: what exists there is asked for.
+            self.next = skipped_from
+                .unwrap_or(above)
+                .clamp(self.shown_through + 1, above);
+            self.known_last = self.next - 1;
+            self.extend_known(now, last_seq, &mut out);
+        } else {
+            self.known_last = last_seq.max(self.next - 1);
+        }
+        self.flush(&mut out);
         out
     }
 
@@ -377,6 +423,7 @@ impl Reassembly {
     /// Delivers everything held below `limit` and declares the rest below
     /// it lost, without iterating over the (possibly huge) lost range.
     fn skip_to(&mut self, limit: u64, out: &mut Vec<Output>) {
+        self.skipped_from.get_or_insert(self.next);
         let kept = self.held.split_off(&limit);
         let below = std::mem::replace(&mut self.held, kept);
         self.missing = self.missing.split_off(&limit);
@@ -384,6 +431,9 @@ impl Reassembly {
         for (seq, slot) in below {
             if seq > cursor {
                 push_lost(out, cursor, seq - 1, LossReason::TooFarBehind);
+            }
+            if matches!(slot, Slot::Event(_)) {
+                self.shown_through = seq;
             }
             emit(out, seq, slot, self.base);
             cursor = seq + 1;
@@ -398,6 +448,9 @@ impl Reassembly {
     /// Delivers what is contiguous from `next`.
     fn flush(&mut self, out: &mut Vec<Output>) {
         while let Some(slot) = self.held.remove(&self.next) {
+            if matches!(slot, Slot::Event(_)) {
+                self.shown_through = self.next;
+            }
             emit(out, self.next, slot, self.base);
             self.next += 1;
         }
@@ -648,6 +701,57 @@ mod tests {
             .is_empty());
         assert_eq!(r.missing(), 0);
         assert!(r.poll(now + Duration::from_secs(5), 8).is_empty());
+    }
+
+    #[test]
+    fn a_confirmed_last_seq_undoes_a_forged_huge_number() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(4);
+        // A forged event far ahead moves the window and declares 5.. lost.
+        let out = r.handle_event(now, u64::MAX - 1, Origin::Live, chat(1));
+        assert!(delivered(&out).is_empty());
+        assert!(r.delivered_through() > 1_000);
+        // The relay says its newest is 6: we expect 5 again, and ask for
+        // 5 and 6.
+        let out = r.handle_confirmed_last(now, 6);
+        assert!(delivered(&out).is_empty());
+        assert_eq!(r.delivered_through(), 4);
+        assert_eq!(r.known_last(), 6);
+        assert_eq!(r.missing(), 2);
+        let out = r.handle_event(now, 5, Origin::Live, chat(5));
+        assert_eq!(delivered(&out), [5]);
+        let out = r.handle_event(now, 7, Origin::Live, chat(7));
+        assert!(delivered(&out).is_empty(), "6 is missing");
+        let out = r.handle_event(now, 6, Origin::Live, chat(6));
+        assert_eq!(delivered(&out), [6, 7]);
+    }
+
+    #[test]
+    fn a_confirmed_last_seq_discards_held_events_above_it_but_keeps_what_was_shown() {
+        let now = Instant::now();
+        let mut r = Reassembly::new(0);
+        assert_eq!(
+            delivered(&r.handle_event(now, 1, Origin::Live, chat(1))),
+            [1]
+        );
+        assert_eq!(
+            delivered(&r.handle_event(now, 2, Origin::Live, chat(2))),
+            [2]
+        );
+        // Held behind a gap at 3.
+        assert!(delivered(&r.handle_event(now, 9, Origin::Live, chat(9))).is_empty());
+        let out = r.handle_confirmed_last(now, 4);
+        assert!(delivered(&out).is_empty());
+        assert_eq!(r.known_last(), 4);
+        assert_eq!(r.missing(), 2, "3 and 4 are still missing, 5..=9 are not");
+        // A PONG below what was shown (delayed) leaves it shown.
+        let out = r.handle_confirmed_last(now, 1);
+        assert!(out.is_empty());
+        assert_eq!(r.delivered_through(), 2);
+        assert_eq!(
+            delivered(&r.handle_event(now, 3, Origin::Live, chat(3))),
+            [3]
+        );
     }
 
     #[test]

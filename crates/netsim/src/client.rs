@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use udpchat_cli::command::{parse_input, split_long_line, Input};
 use udpchat_cli::render::Line;
 use udpchat_cli::session::{Action, Session, Shortfall};
-use udpchat_proto::{ClientMsg, Cookie, Nick, RelayMsg, RoomEvent, Text, Token, VERSION};
+use udpchat_proto::{
+    ClientMsg, Cookie, Nick, RelayMsg, RoomEvent, SessionKey, Text, Token, VERSION,
+};
 
 /// How often a structured client's session gets a timeout tick: the
 /// binary's read timeout (`READ_TICK` in the cli's app.rs).
@@ -92,7 +94,10 @@ impl StructuredClient {
     /// A client joining as `nick` (with loss repair unless `repair` is
     /// false, like `--no-repair`); `first_id` seeds its `SAY` ids.
     pub fn new(nick: Nick, now: Instant, first_id: u64, repair: bool) -> StructuredClient {
-        let session = Session::new(nick, now, first_id);
+        // A session key of its own, reproducible from the seed (the real
+        // client draws one from the operating system).
+        let key = SessionKey::from_u64(first_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
+        let session = Session::new(nick, now, first_id, key);
         let session = if repair {
             session
         } else {
@@ -502,6 +507,8 @@ impl NaiveClient {
             cookie: self.cookie,
             since: None,
             resume: None,
+            // Naive: no session key, so the relay knows it by its address.
+            key: None,
         }
         .encode()
     }

@@ -396,6 +396,22 @@ impl Sim {
         self.now = self.now.max(deadline);
     }
 
+    /// A blind spoofer: `bytes` arrive at client `to` now, as if from the
+    /// room's address (the client cannot tell), bypassing the links.
+    pub fn forge_to_client(&mut self, to: ClientId, bytes: &[u8]) {
+        let at = self.now;
+        let bytes: Rc<[u8]> = bytes.into();
+        self.schedule(at, Happening::AtClient { to, bytes });
+    }
+
+    /// A blind spoofer: `bytes` arrive at the room now, as if from client
+    /// `from`'s address, bypassing the links.
+    pub fn forge_to_room(&mut self, from: ClientId, bytes: &[u8]) {
+        let at = self.now;
+        let bytes: Rc<[u8]> = bytes.into();
+        self.schedule(at, Happening::AtRoom { from, bytes });
+    }
+
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start

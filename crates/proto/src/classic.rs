@@ -97,6 +97,7 @@ mod tests {
             idle_timeout: 60,
             history_from: Some(1),
             resume: None,
+            key: None,
         };
         assert_eq!(render(&msg, Lang::En).as_deref(), Some("OK"));
         assert_eq!(render(&msg, Lang::Zh).as_deref(), Some("OK"));

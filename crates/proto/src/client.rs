@@ -1,7 +1,7 @@
 //! Client-to-relay datagrams.
 
 use crate::fields::{split_field, Fields};
-use crate::{Cookie, Nick, ParseError, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN};
+use crate::{Cookie, Nick, ParseError, SessionKey, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN};
 
 /// A datagram a client sends to the relay.
 ///
@@ -35,7 +35,7 @@ pub enum ClientMsg {
     /// `NICK <new>`: change nickname.
     Rename(Nick),
     /// `HELLO <version> <nick> <cookie>|- [since=<seq>] [resume=<token>]
-    /// [<padding>]`: join in the structured dialect. Without a cookie the
+    /// [key=<key>] [<padding>]`: join in the structured dialect. Without a cookie the
     /// datagram is padded to at least [`MIN_HELLO_LEN`] bytes; the padding
     /// is not kept.
     Hello {
@@ -51,6 +51,11 @@ pub enum ClientMsg {
         /// `resume=<token>`: the token of an earlier `WELCOME`, to take over
         /// that membership from a new address.
         resume: Option<Token>,
+        /// `key=<key>`: the client's session key; the relay prefixes every
+        /// datagram to this member with `@<key> ` (PROTOCOL.md section 8,
+        /// *Session keys*). Without it the membership is authenticated by
+        /// its address only.
+        key: Option<SessionKey>,
     },
     /// `PMSG <id> <to> <text>`: a private message the relay acknowledges with
     /// `SENT <id> ...`; the client retransmits until then and the relay
@@ -158,6 +163,11 @@ impl ClientMsg {
                     resume = Some(Token::new(t)?);
                     field = f.optional();
                 }
+                let mut key = None;
+                if let Some(k) = field.and_then(|x| x.strip_prefix("key=")) {
+                    key = Some(SessionKey::parse(k)?);
+                    field = f.optional();
+                }
                 // Padding: anything printable, ignored.
                 if let Some(pad) = field {
                     if pad.is_empty() || !pad.bytes().all(|b| b.is_ascii_graphic()) {
@@ -171,6 +181,7 @@ impl ClientMsg {
                     cookie,
                     since,
                     resume,
+                    key,
                 }
             }
             "PMSG" => {
@@ -230,6 +241,7 @@ impl ClientMsg {
                 cookie,
                 since,
                 resume,
+                key,
             } => {
                 let mut s = match cookie {
                     Some(cookie) => format!("HELLO {version} {nick} {cookie}"),
@@ -240,6 +252,9 @@ impl ClientMsg {
                 }
                 if let Some(resume) = resume {
                     s.push_str(&format!(" resume={resume}"));
+                }
+                if let Some(key) = key {
+                    s.push_str(&format!(" key={key}"));
                 }
                 if cookie.is_none() {
                     s.push(' ');
@@ -431,9 +446,53 @@ mod tests {
             cookie: None,
             since: None,
             resume: None,
+            key: None,
         };
         let bytes = hello.encode();
         assert!(bytes.len() >= MIN_HELLO_LEN);
         assert_eq!(ClientMsg::parse(&bytes), Ok(hello));
+    }
+
+    #[test]
+    fn hello_carries_the_client_key_before_the_padding() {
+        let key = SessionKey::parse("0123456789abcdef").unwrap();
+        let hello = ClientMsg::Hello {
+            version: Token::new(crate::VERSION).unwrap(),
+            nick: nick("alice"),
+            cookie: None,
+            since: Some(4),
+            resume: Some(Token::new("t0k3n").unwrap()),
+            key: Some(key),
+        };
+        let bytes = hello.encode();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.starts_with("HELLO udpchat/1 alice - since=4 resume=t0k3n key=0123456789abcdef ="),
+            "{text}"
+        );
+        assert!(bytes.len() >= MIN_HELLO_LEN);
+        assert_eq!(ClientMsg::parse(&bytes), Ok(hello));
+        let with_cookie = b"HELLO udpchat/1 bob 00000000000000ff key=fedcba9876543210";
+        match ClientMsg::parse(with_cookie) {
+            Ok(ClientMsg::Hello { key, cookie, .. }) => {
+                assert_eq!(key, Some(SessionKey::from_u64(0xfedc_ba98_7654_3210)));
+                assert_eq!(cookie, Some(Cookie(0xff)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            ClientMsg::parse(b"HELLO udpchat/1 bob 00000000000000ff key=FEDCBA9876543210"),
+            Err(ParseError::BadKey)
+        );
+        assert_eq!(
+            ClientMsg::parse(b"HELLO udpchat/1 bob 00000000000000ff key=12"),
+            Err(ParseError::BadKey)
+        );
+        // Padding may follow the key; two paddings may not.
+        assert!(ClientMsg::parse(b"HELLO udpchat/1 bob - key=fedcba9876543210 ===").is_ok());
+        assert_eq!(
+            ClientMsg::parse(b"HELLO udpchat/1 bob - key=fedcba9876543210 == =="),
+            Err(ParseError::ExtraField("HELLO"))
+        );
     }
 }

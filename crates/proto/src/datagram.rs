@@ -95,6 +95,18 @@ mod tests {
     }
 
     #[test]
+    fn a_keyed_datagram_passes_and_counts_its_prefix() {
+        let key = crate::SessionKey::from_u64(0x0123_4567_89ab_cdef);
+        let keyed = key.prefixed(b"EVENT 5 live CHAT bob hi");
+        assert_eq!(check_relay_datagram(&keyed, LineEnding::Bare), Ok(()));
+        let long = key.prefixed(&vec![b'a'; MAX_DATAGRAM - 17]);
+        assert_eq!(
+            check_relay_datagram(&long, LineEnding::Bare),
+            Err(DatagramFault::TooLong(MAX_DATAGRAM + 1))
+        );
+    }
+
+    #[test]
     fn the_limit_itself_is_allowed() {
         let max = vec![b'a'; MAX_DATAGRAM];
         assert_eq!(check_relay_datagram(&max, LineEnding::Bare), Ok(()));

@@ -70,6 +70,9 @@ pub enum ParseError {
     /// A cookie that is not 16 hexadecimal digits.
     #[error("cookie must be 16 hexadecimal digits, or - for none")]
     BadCookie,
+    /// A session key that is not 16 lowercase hexadecimal digits.
+    #[error("session key must be 16 lowercase hexadecimal digits")]
+    BadKey,
     /// A keyword field with a value outside its set.
     #[error("{field} {value:?} is not one of the values the protocol defines")]
     BadKeyword {
@@ -111,6 +114,7 @@ impl ParseError {
             | ParseError::BadNumber(_)
             | ParseError::BadToken
             | ParseError::BadCookie
+            | ParseError::BadKey
             | ParseError::BadKeyword { .. } => ErrorCode::BadSyntax,
             ParseError::TooLong(_) | ParseError::TextTooLong(_) => ErrorCode::TooLong,
             ParseError::NotUtf8 => ErrorCode::BadUtf8,

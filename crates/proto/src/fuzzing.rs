@@ -4,7 +4,24 @@
 //! Each check takes any bytes, must never panic on a correct implementation,
 //! and panics (with a message saying what broke) when a property fails.
 
-use crate::{classic, strip_line_ending, ClientMsg, Lang, RelayMsg, MAX_DATAGRAM};
+use crate::{
+    classic, split_key_prefix, strip_line_ending, ClientMsg, Lang, RelayMsg, MAX_DATAGRAM,
+};
+
+/// The datagram after its session key prefix, if it has one; checks that
+/// the prefix splits off and goes back on exactly.
+fn unkeyed(bytes: &[u8]) -> &[u8] {
+    let (key, body) = split_key_prefix(bytes);
+    if let Some(key) = key {
+        assert_eq!(
+            key.prefixed(body),
+            bytes,
+            "the key prefix does not round-trip"
+        );
+        assert_eq!(key.to_string().len(), 16);
+    }
+    body
+}
 
 /// Checks that `msg` encodes to a datagram within [`MAX_DATAGRAM`] that
 /// parses back to the same value and encodes again to the same bytes; returns
@@ -34,8 +51,10 @@ fn round_trip<T: PartialEq + std::fmt::Debug>(
 /// value encodes to a datagram within [`MAX_DATAGRAM`] that parses back to
 /// the same value and encodes again to the same bytes, and that the encoding
 /// reproduces the input except where the grammar allows two spellings
-/// (`HELLO` padding, cookie letter case).
+/// (`HELLO` padding, cookie letter case). A session key prefix is checked
+/// and set aside first.
 pub fn check_client(bytes: &[u8]) {
+    let bytes = unkeyed(bytes);
     let Ok(msg) = ClientMsg::parse(bytes) else {
         return;
     };
@@ -54,6 +73,7 @@ pub fn check_client(bytes: &[u8]) {
 /// rendering has no control characters and (but for `WHO` pages, which
 /// [`RelayMsg::who_pages`] sizes) fits in a datagram with its newline.
 pub fn check_relay(bytes: &[u8]) {
+    let bytes = unkeyed(bytes);
     let Ok(msg) = RelayMsg::parse(bytes) else {
         return;
     };

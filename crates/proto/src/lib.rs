@@ -21,6 +21,7 @@ mod fields;
 pub mod fuzzing;
 mod lookalike;
 mod relay;
+mod session_key;
 
 pub use client::ClientMsg;
 pub use error::{ErrorCode, ParseError};
@@ -29,6 +30,7 @@ pub use fields::{
 };
 pub use lookalike::{check_text_content, MAX_SPACE_RUN};
 pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};
+pub use session_key::{split_key_prefix, SessionKey, KEY_PREFIX_LEN};
 
 /// The UDP port a relay listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 10024;

@@ -1,7 +1,7 @@
 //! Relay-to-client datagrams of the structured dialect.
 
 use crate::fields::{split_field, Fields};
-use crate::{Cookie, ErrorCode, Nick, ParseError, Text, Token, MAX_DATAGRAM};
+use crate::{Cookie, ErrorCode, Nick, ParseError, SessionKey, Text, Token, MAX_DATAGRAM};
 
 /// How a room event reached the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +119,7 @@ pub enum RelayMsg {
     /// `COOKIE <cookie>`: echo this in `HELLO` to prove the address is yours.
     Cookie(Cookie),
     /// `WELCOME <version> <nick> <last-seq> <ping-interval> <idle-timeout>
-    /// [<history-from> [<resume>]]`: the join is complete.
+    /// [<history-from> [<resume> [<key>]]]`: the join is complete.
     Welcome {
         /// The dialect version.
         version: Token,
@@ -140,6 +140,10 @@ pub enum RelayMsg {
         /// The resume token of this membership (`HELLO ... resume=<token>`
         /// takes it over from a new address). Needs `history_from`.
         resume: Option<Token>,
+        /// The relay's session key for this membership: the client prefixes
+        /// every datagram after this one with `@<key> `. Sent to a client
+        /// that gave its own key in `HELLO`; needs `resume`.
+        key: Option<SessionKey>,
     },
     /// `EVENT <seq> <origin> [ago=<seconds>] <kind> ...`: a numbered room
     /// event.
@@ -251,6 +255,10 @@ impl RelayMsg {
                     Some(_) => f.optional().map(Token::new).transpose()?,
                     None => None,
                 };
+                let key = match resume {
+                    Some(_) => f.optional().map(SessionKey::parse).transpose()?,
+                    None => None,
+                };
                 f.end()?;
                 RelayMsg::Welcome {
                     version,
@@ -260,6 +268,7 @@ impl RelayMsg {
                     idle_timeout,
                     history_from,
                     resume,
+                    key,
                 }
             }
             "EVENT" => {
@@ -418,17 +427,21 @@ impl RelayMsg {
                 idle_timeout,
                 history_from,
                 resume,
+                key,
             } => {
                 let _ = write!(
                     out,
                     "WELCOME {version} {nick} {last_seq} {ping_interval} {idle_timeout}"
                 );
-                match (history_from, resume) {
-                    (Some(from), Some(resume)) => write!(out, " {from} {resume}"),
-                    (Some(from), None) => write!(out, " {from}"),
-                    // A token needs the field before it.
-                    (None, Some(resume)) => write!(out, " {} {resume}", last_seq + 1),
-                    (None, None) => Ok(()),
+                // A token needs the field before it, a key the token.
+                let from = history_from.unwrap_or(last_seq.saturating_add(1));
+                match (history_from, resume, key) {
+                    (_, Some(resume), Some(key)) => write!(out, " {from} {resume} {key}"),
+                    // (Never parsed: a key comes only after a token.)
+                    (_, None, Some(key)) => write!(out, " {from} - {key}"),
+                    (_, Some(resume), None) => write!(out, " {from} {resume}"),
+                    (Some(from), None, None) => write!(out, " {from}"),
+                    (None, None, None) => Ok(()),
                 }
             }
             RelayMsg::Event {
@@ -490,8 +503,9 @@ impl RelayMsg {
     /// An empty room gives one empty page.
     pub fn who_pages(nicks: &[Nick]) -> Vec<RelayMsg> {
         // Room for the longest header of either dialect ("WHO " and three
-        // u32 numbers; the classic "* online (N, page i/n): " in English or
-        // Chinese), and two bytes per nickname for the classic ", ".
+        // u32 numbers, 36 bytes, after an 18-byte session key prefix; the
+        // classic "* online (N, page i/n): " in English or Chinese), and two
+        // bytes per nickname for the classic ", ".
         const HEADER: usize = 64;
         let mut pages: Vec<Vec<Nick>> = vec![Vec::new()];
         let mut used = HEADER;
@@ -555,7 +569,8 @@ mod tests {
         assert!(pages.len() > 1);
         let mut seen = 0;
         for p in &pages {
-            assert!(p.encode().len() <= MAX_DATAGRAM);
+            let keyed = crate::SessionKey::from_u64(u64::MAX).prefixed(&p.encode());
+            assert!(keyed.len() <= MAX_DATAGRAM);
             if let RelayMsg::Who { nicks, count, .. } = p {
                 seen += nicks.len();
                 assert_eq!(*count, 200);
@@ -563,6 +578,70 @@ mod tests {
         }
         assert_eq!(seen, 200);
         assert_eq!(RelayMsg::who_pages(&[]).len(), 1);
+    }
+
+    #[test]
+    fn welcome_carries_the_relay_key_last() {
+        let msg = RelayMsg::Welcome {
+            version: Token::new(crate::VERSION).unwrap(),
+            nick: nick("alice"),
+            last_seq: 4,
+            ping_interval: 15,
+            idle_timeout: 60,
+            history_from: Some(1),
+            resume: Some(Token::new("00000000000000010123456789abcdef").unwrap()),
+            key: Some(SessionKey::from_u64(0xfedc_ba98_7654_3210)),
+        };
+        let bytes = msg.encode();
+        assert_eq!(
+            bytes,
+            b"WELCOME udpchat/1 alice 4 15 60 1 00000000000000010123456789abcdef fedcba9876543210"
+        );
+        assert_eq!(RelayMsg::parse(&bytes), Ok(msg));
+        assert_eq!(
+            RelayMsg::parse(b"WELCOME udpchat/1 alice 4 15 60 1 t0k3n FEDCBA9876543210"),
+            Err(ParseError::BadKey)
+        );
+    }
+
+    #[test]
+    fn the_longest_keyed_datagrams_fit() {
+        let long_nick = nick(&"汉".repeat(21));
+        assert_eq!(long_nick.as_str().len(), crate::MAX_NICK_BYTES - 1);
+        let long_nick = nick(&format!("{}a", "汉".repeat(21)));
+        let text = Text::new(&"x".repeat(crate::MAX_TEXT_BYTES)).unwrap();
+        let key = SessionKey::from_u64(u64::MAX);
+        let longest = [
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::History,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Chat {
+                    nick: long_nick.clone(),
+                    text: text.clone(),
+                },
+            },
+            RelayMsg::Private {
+                pid: u64::MAX,
+                from: long_nick.clone(),
+                text: text.clone(),
+            },
+            RelayMsg::Sent {
+                id: Some(u64::MAX),
+                to: long_nick.clone(),
+                text: text.clone(),
+            },
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::Resend,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Host(text.clone()),
+            },
+        ];
+        for msg in longest {
+            let bytes = key.prefixed(&msg.encode());
+            assert!(bytes.len() <= MAX_DATAGRAM, "{} bytes", bytes.len());
+        }
     }
 
     #[test]

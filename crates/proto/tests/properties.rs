@@ -6,8 +6,8 @@ use proptest::sample::select;
 
 use udpchat_proto::{
     classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    RelayMsg, RoomEvent, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES,
-    VERSION,
+    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
+    MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -132,6 +132,10 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 // ---------------------------------------------------------------------------
 // Message strategies
 
+fn session_key() -> impl Strategy<Value = SessionKey> {
+    any::<u64>().prop_map(SessionKey::from_u64)
+}
+
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         nick().prop_map(ClientMsg::Join),
@@ -146,15 +150,17 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             nick(),
             prop::option::of(cookie()),
             prop::option::of(number()),
-            prop::option::of(token())
+            prop::option::of(token()),
+            prop::option::of(session_key())
         )
-            .prop_map(|(version, nick, cookie, since, resume)| {
+            .prop_map(|(version, nick, cookie, since, resume, key)| {
                 ClientMsg::Hello {
                     version,
                     nick,
                     cookie,
                     since,
                     resume,
+                    key,
                 }
             }),
         (number(), nick(), text()).prop_map(|(id, to, text)| ClientMsg::PrivateReliable {
@@ -180,7 +186,9 @@ fn room_event() -> impl Strategy<Value = RoomEvent> {
 }
 
 /// Every RelayMsg variant; `Who` pages hold at most `max_who` nicknames.
-fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
+fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
+    // Boxed: the unboxed strategy type is deep enough to overflow a test
+    // thread's stack in a debug build.
     prop_oneof![
         cookie().prop_map(RelayMsg::Cookie),
         (
@@ -189,7 +197,10 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
             number(),
             small(),
             small(),
-            prop::option::of((number(), prop::option::of(token())))
+            prop::option::of((
+                number(),
+                prop::option::of((token(), prop::option::of(session_key())))
+            ))
         )
             .prop_map(
                 |(version, nick, last_seq, ping_interval, idle_timeout, tail)| RelayMsg::Welcome {
@@ -199,7 +210,10 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
                     ping_interval,
                     idle_timeout,
                     history_from: tail.as_ref().map(|t| t.0),
-                    resume: tail.and_then(|t| t.1),
+                    resume: tail
+                        .as_ref()
+                        .and_then(|t| t.1.as_ref().map(|r| r.0.clone())),
+                    key: tail.and_then(|t| t.1.and_then(|r| r.1)),
                 }
             ),
         (number(), origin(), prop::option::of(small()), room_event()).prop_map(
@@ -238,6 +252,7 @@ fn relay_msg(max_who: usize) -> impl Strategy<Value = RelayMsg> {
         (error_code(), text()).prop_map(|(code, reason)| RelayMsg::Error { code, reason }),
         (bye_code(), text()).prop_map(|(code, reason)| RelayMsg::Bye { code, reason }),
     ]
+    .boxed()
 }
 
 /// Datagram-like strings: a real verb or keyword, then fields that are

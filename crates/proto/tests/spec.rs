@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use udpchat_proto::{
-    classic, strip_line_ending, ClientMsg, ErrorCode, Lang, LineEnding, RelayMsg, MAX_DATAGRAM,
+    classic, split_key_prefix, strip_line_ending, ClientMsg, ErrorCode, Lang, LineEnding, RelayMsg,
+    SessionKey, MAX_DATAGRAM,
 };
 
 const SPEC: &str = include_str!("../../../PROTOCOL.md");
@@ -104,6 +105,10 @@ fn check_example(info: &str, body: &[&str]) {
     let mut pending_error: Option<(String, ErrorCode)> = None;
     // A client datagram that parsed: the next reply must not be a parse error.
     let mut parsed_request: Option<String> = None;
+    // The main client's session key (from its HELLO) and the relay's (from
+    // WELCOME), once the block states them.
+    let mut client_key: Option<SessionKey> = None;
+    let mut relay_key: Option<SessionKey> = None;
     let lines: Vec<&str> = body
         .iter()
         .copied()
@@ -112,14 +117,29 @@ fn check_example(info: &str, body: &[&str]) {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let (kind, party, bytes) = parse_example_line(line);
-        assert!(bytes.len() <= MAX_DATAGRAM, "{line:?} is over the limit");
+        let (kind, party, raw) = parse_example_line(line);
+        assert!(raw.len() <= MAX_DATAGRAM, "{line:?} is over the limit");
+        let (prefix, bytes) = split_key_prefix(&raw);
+        let bytes = bytes.to_vec();
         match kind {
             'C' => {
                 assert!(pending_error.is_none(), "no ERROR after {pending_error:?}");
                 let (bare, ending) = strip_line_ending(&bytes);
                 match ClientMsg::parse(&bytes) {
                     Ok(msg) => {
+                        if party.is_empty() {
+                            match &msg {
+                                ClientMsg::Hello { key, .. } => {
+                                    assert_eq!(prefix, None, "{line:?}: a HELLO has no prefix");
+                                    client_key = key.or(client_key);
+                                }
+                                _ if relay_key.is_some() => assert_eq!(
+                                    prefix, relay_key,
+                                    "{line:?} lacks the relay's key from WELCOME"
+                                ),
+                                _ => {}
+                            }
+                        }
                         parsed_request = Some(line.to_owned());
                         assert_eq!(
                             msg.encode(),
@@ -159,6 +179,20 @@ fn check_example(info: &str, body: &[&str]) {
                         let msg = RelayMsg::parse(&bytes)
                             .unwrap_or_else(|e| panic!("{line:?} is not a relay datagram: {e}"));
                         assert_eq!(msg.encode(), bytes, "{line:?} does not re-encode");
+                        let unprefixed = matches!(
+                            msg,
+                            RelayMsg::Cookie(_)
+                                | RelayMsg::Error {
+                                    code: ErrorCode::NotJoined,
+                                    ..
+                                }
+                        );
+                        if party.is_empty() && client_key.is_some() && !unprefixed {
+                            assert_eq!(prefix, client_key, "{line:?} lacks the client's key");
+                        }
+                        if let RelayMsg::Welcome { key: Some(key), .. } = msg {
+                            relay_key = Some(key);
+                        }
                         msg
                     }
                 };
@@ -206,16 +240,17 @@ fn example_blocks_cover_every_client_verb_and_relay_kind() {
     let mut relay = std::collections::HashSet::new();
     for (_, body) in example_blocks() {
         for line in body.iter().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-            let (kind, _, bytes) = parse_example_line(line);
-            let verb = String::from_utf8_lossy(&bytes)
+            let (kind, _, raw) = parse_example_line(line);
+            let bytes = split_key_prefix(&raw).1;
+            let verb = String::from_utf8_lossy(bytes)
                 .split(' ')
                 .next()
                 .unwrap_or("")
                 .trim_end()
                 .to_owned();
             match kind {
-                'C' if ClientMsg::parse(&bytes).is_ok() => client.insert(verb),
-                'R' | 'S' if RelayMsg::parse(&bytes).is_ok() => relay.insert(verb),
+                'C' if ClientMsg::parse(bytes).is_ok() => client.insert(verb),
+                'R' | 'S' if RelayMsg::parse(bytes).is_ok() => relay.insert(verb),
                 _ => false,
             };
         }

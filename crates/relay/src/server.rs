@@ -464,7 +464,8 @@ impl Server {
         } = self.net.stats;
         log::info!(
             "stats: {} members; datagrams in {} out {}; refused {}, rate-limited {}, stranger replies dropped {}, replies over budget {}; \
-             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports} (ignored, not from the member's address: {unreachable_ignored}); flooders blocked {}",
+             sent {sent}, send errors {send_errors}, send-queue drops {queue_drops} (queued {}, peak batch {}); unreachable reports {unreachable_reports} (ignored, not from the member's address: {unreachable_ignored}); flooders blocked {}; \
+             without session key {}",
             self.room.member_count(),
             room.datagrams_in,
             room.datagrams_out,
@@ -475,6 +476,7 @@ impl Server {
             self.net.queued(),
             self.stats.peak_outputs,
             self.stats.kernel_blocks,
+            room.unauthenticated,
         );
     }
 

@@ -11,7 +11,9 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use udpchat_proto::{classic, strip_line_ending, ClientMsg, Lang, LineEnding, RelayMsg};
+use udpchat_proto::{
+    classic, strip_line_ending, ClientMsg, Lang, LineEnding, RelayMsg, SessionKey,
+};
 
 /// The dialect a member joined with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +45,9 @@ pub(crate) struct Context {
     /// The datagram's length in bytes (a reply must never be longer than
     /// an unvalidated request).
     pub(crate) len: usize,
+    /// The client's session key that prefixes every structured reply
+    /// (`@<key> `): a keyed member's, or that of a cookie-validated `HELLO`.
+    pub(crate) key: Option<SessionKey>,
 }
 
 impl Context {
@@ -52,6 +57,7 @@ impl Context {
         now_ms: u64,
         from: SocketAddr,
         member: Option<Dialect>,
+        key: Option<SessionKey>,
         bytes: &[u8],
     ) -> Self {
         let reply = match member {
@@ -63,7 +69,13 @@ impl Context {
             from,
             reply,
             len: bytes.len(),
+            key,
         }
+    }
+
+    /// Replies go out prefixed with `key` (a cookie-validated `HELLO`'s).
+    pub(crate) fn with_key(self, key: Option<SessionKey>) -> Self {
+        Context { key, ..self }
     }
 
     /// Refines the reply once the command is known: a `HELLO` is always
@@ -149,11 +161,32 @@ impl Renderer {
         Some(Rc::from(&self.scratch[..]))
     }
 
-    /// The structured encoding of `msg` (every message has one).
-    pub(crate) fn encode(&mut self, msg: &RelayMsg) -> Rc<[u8]> {
-        self.scratch.clear();
-        msg.encode_into(&mut self.scratch);
-        Rc::from(&self.scratch[..])
+    /// Renders `msg` for one recipient: in its dialect, and for a keyed
+    /// structured one after its `@<key> ` prefix.
+    pub(crate) fn render_for(
+        &mut self,
+        msg: &RelayMsg,
+        dialect: Dialect,
+        key: Option<SessionKey>,
+    ) -> Option<Rc<[u8]>> {
+        match (dialect, key) {
+            (Dialect::Structured, Some(key)) => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&key.prefix());
+                msg.encode_into(&mut self.scratch);
+                Some(Rc::from(&self.scratch[..]))
+            }
+            _ => self.render(msg, dialect),
+        }
+    }
+}
+
+/// `bytes` (a structured datagram) as sent to a member with this key:
+/// shared as they are without one, copied behind the prefix with one.
+pub(crate) fn keyed(bytes: &Rc<[u8]>, key: Option<SessionKey>) -> Rc<[u8]> {
+    match key {
+        Some(key) => Rc::from(key.prefixed(bytes)),
+        None => Rc::clone(bytes),
     }
 }
 

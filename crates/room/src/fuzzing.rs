@@ -31,7 +31,16 @@
 //!   [`ID_WINDOW`] recent ids (checked against a model of that window);
 //! - room events are numbered 1, 2, 3, ... without gaps; resends and history
 //!   replays only carry events the bounded history can still hold; the
-//!   datagrams one step produces are bounded.
+//!   datagrams one step produces are bounded;
+//! - session keys: sources with an even index join with `key=` (their
+//!   fixed [`source_key`]); a datagram from such a keyed member goes behind
+//!   its relay key (read from the room, as a client reads it from
+//!   `WELCOME`) unless the step's source byte is 128 or more, or it is a
+//!   `HELLO` or raw bytes. Every datagram to a keyed member but `COOKIE`
+//!   carries its client key, no datagram carries another key, and a
+//!   datagram from a keyed member's address without its relay key (but a
+//!   `HELLO`) sends nothing, announces nothing, and leaves the member and
+//!   its rate bucket as they were.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -39,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use udpchat_proto::{
-    check_relay_datagram, ClientMsg, LeaveReason, LineEnding, Nick, Origin, RelayMsg, RoomEvent,
-    ID_WINDOW, MAX_RESEND,
+    check_relay_datagram, split_key_prefix, ClientMsg, LeaveReason, LineEnding, Nick, Origin,
+    RelayMsg, RoomEvent, SessionKey, ID_WINDOW, MAX_RESEND,
 };
 
 use crate::{Config, Dialect, Event, Outputs, Room};
@@ -83,6 +92,13 @@ pub const SOURCES: [SocketAddr; 6] = [
     SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST), 1001),
     SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::LOCALHOST), 1002),
 ];
+
+/// The session key `HELLO`s from `SOURCES[i]` carry: sources with an even
+/// index join keyed, the others without a key.
+pub fn source_key(addr: SocketAddr) -> Option<SessionKey> {
+    let i = SOURCES.iter().position(|s| *s == addr)?;
+    (i % 2 == 0).then(|| SessionKey::from_u64(0x5eed_0000_0000_0000 | i as u64))
+}
 
 const NICKS: [&str; 8] = [
     "alice",
@@ -237,7 +253,8 @@ pub enum Payload {
 /// One thing that happens to the room.
 #[derive(Debug, Arbitrary)]
 pub enum Step {
-    /// A datagram from `SOURCES[from % 6]`.
+    /// A datagram from `SOURCES[from % 6]`; from a keyed member, behind
+    /// its relay key unless `from` is 128 or more (forged).
     Datagram(u8, Payload),
     /// Time passes (milliseconds), then the timers run if due.
     Advance(u16),
@@ -367,10 +384,34 @@ impl Harness {
         self.out.clear();
         let mut sender = None;
         let mut request = Vec::new();
+        // A datagram from a keyed member's address without its relay key
+        // (not a HELLO): the member and its bucket, to compare.
+        let mut unauthenticated = None;
         match step {
-            Step::Datagram(from, payload) => {
-                let from = SOURCES[*from as usize % SOURCES.len()];
+            Step::Datagram(source, payload) => {
+                let from = SOURCES[*source as usize % SOURCES.len()];
                 request = self.render(from, payload);
+                let relay_key = self
+                    .room
+                    .roster
+                    .get(&from)
+                    .and_then(|m| m.keys)
+                    .map(|k| k.relay);
+                let bare = matches!(
+                    payload,
+                    Payload::Hello(..) | Payload::Raw(_) | Payload::VerbThenRaw(..)
+                );
+                match relay_key {
+                    Some(key) if *source < 128 && !bare => request = key.prefixed(&request),
+                    Some(key)
+                        if split_key_prefix(&request).0 != Some(key)
+                            && !request.starts_with(b"HELLO") =>
+                    {
+                        let member = self.room.roster.get(&from).expect("keyed member");
+                        unauthenticated = Some((from, member.bucket, member.dialect));
+                    }
+                    _ => {}
+                }
                 sender = Some(from);
                 self.room
                     .handle_datagram(self.now, from, &request, &mut self.out);
@@ -429,11 +470,37 @@ impl Harness {
                 String::from_utf8_lossy(&t.bytes)
             );
         }
+        if let Some((from, bucket, dialect)) = unauthenticated {
+            let request = String::from_utf8_lossy(&request);
+            assert!(
+                self.out.transmits.is_empty(),
+                "unauthenticated {request:?} from {from} was answered"
+            );
+            assert!(
+                !self.out.events.iter().any(|e| matches!(
+                    e,
+                    Event::Room { .. } | Event::Unannounced { .. } | Event::Block { .. }
+                )),
+                "unauthenticated {request:?} from {from} did something: {:?}",
+                self.out.events
+            );
+            assert_eq!(
+                before.get(&from),
+                after.get(&from),
+                "{request:?} changed {from}"
+            );
+            let member = self.room.roster.get(&from).expect("still a member");
+            assert_eq!(member.dialect, dialect);
+            assert_eq!(member.bucket, bucket, "{request:?} charged {from}'s bucket");
+        }
         let seq_before = self.last_seq;
         self.check_events(step, sender, &before, &after);
         self.check_transmits(sender, &request, seq_before, &before, &after);
         let rate_limited = self.room.stats().rate_limited > rate_limited_before;
-        self.check_ids(sender, &request, rate_limited, &before, &after, held_before);
+        if unauthenticated.is_none() {
+            let request = split_key_prefix(&request).1;
+            self.check_ids(sender, request, rate_limited, &before, &after, held_before);
+        }
     }
 
     /// How many `SAY`s each member has waiting for an earlier id.
@@ -556,18 +623,19 @@ impl Harness {
                     "udpchat/1"
                 };
                 let head = format!("HELLO {version} {}", nick.render());
+                let key = source_key(from).map_or(String::new(), |k| format!(" key={k}"));
                 let learned = |addr: &SocketAddr| self.cookies.get(addr).cloned();
                 let cookie = match cookie {
                     CookieField::None(pad) => {
-                        return format!("{head} - {}", "=".repeat(*pad as usize)).into_bytes()
+                        return format!("{head} -{key} {}", "=".repeat(*pad as usize)).into_bytes()
                     }
                     CookieField::Learned => learned(&from),
                     CookieField::Stolen(i) => learned(&SOURCES[*i as usize % SOURCES.len()]),
                     CookieField::Any(c) => Some(format!("{c:016x}")),
                 };
                 match cookie {
-                    Some(c) => format!("{head} {c}"),
-                    None => format!("{head} - {}", "=".repeat(64)),
+                    Some(c) => format!("{head} {c}{key}"),
+                    None => format!("{head} -{key} {}", "=".repeat(64)),
                 }
             }
             Payload::Pmsg(id, nick, text) => {
@@ -796,7 +864,32 @@ impl Harness {
         let hello = request.starts_with(b"HELLO");
         let mut replays = 0;
         for t in &self.out.transmits {
-            let bytes = &t.bytes[..];
+            let (prefix, bytes) = split_key_prefix(&t.bytes);
+            if let Some(key) = prefix {
+                assert_eq!(
+                    Some(key),
+                    source_key(t.to),
+                    "{} got a datagram behind another key: {:?}",
+                    t.to,
+                    String::from_utf8_lossy(&t.bytes)
+                );
+            }
+            let keyed = |m: &Members| {
+                m.contains_key(&t.to)
+                    && self
+                        .room
+                        .roster
+                        .get(&t.to)
+                        .is_some_and(|member| member.keys.is_some())
+            };
+            if keyed(before) && keyed(after) && !bytes.starts_with(b"COOKIE ") {
+                assert!(
+                    prefix.is_some(),
+                    "keyed member {} got a datagram without its key: {:?}",
+                    t.to,
+                    String::from_utf8_lossy(bytes)
+                );
+            }
             assert!(
                 before.contains_key(&t.to) || after.contains_key(&t.to) || Some(t.to) == sender,
                 "datagram to bystander {}: {:?}",
@@ -881,6 +974,45 @@ impl Harness {
 mod tests {
     use super::*;
 
+    /// A forged datagram (source byte 128 and up: no relay key; 132 is
+    /// source 0) from a keyed member changes nothing, which the oracle
+    /// checks itself.
+    #[test]
+    fn forged_datagrams_from_a_keyed_member_change_nothing() {
+        let mut h = Harness::new();
+        h.step(&Step::Datagram(
+            0,
+            Payload::Hello(NickField::Pool(2), CookieField::None(64), false),
+        ));
+        h.step(&Step::Datagram(
+            0,
+            Payload::Hello(NickField::Pool(2), CookieField::Learned, false),
+        ));
+        assert!(h.room.roster.get(&SOURCES[0]).unwrap().keys.is_some());
+        for _ in 0..50 {
+            h.step(&Step::Datagram(
+                132,
+                Payload::Say(Number::Small(1), TextField::Pool(0), Ending::Bare),
+            ));
+            h.step(&Step::Datagram(
+                132,
+                Payload::Join(NickField::Pool(2), Ending::Bare),
+            ));
+            h.step(&Step::Datagram(
+                132,
+                Payload::Quit(NickField::Pool(2), Ending::Bare),
+            ));
+            h.step(&Step::Datagram(132, Payload::Ping(None)));
+        }
+        assert_eq!(h.room.stats().unauthenticated, 200);
+        // The member itself still speaks.
+        h.step(&Step::Datagram(
+            0,
+            Payload::Say(Number::Small(1), TextField::Pool(0), Ending::Bare),
+        ));
+        assert_eq!(h.last_seq, 2, "JOIN bob, then its CHAT");
+    }
+
     /// The templates produce commands the room accepts, so the fuzzer
     /// reaches joined members, chat, renames and structured joins.
     #[test]
@@ -964,7 +1096,7 @@ mod tests {
             0,
             Payload::Join(NickField::Pool(0), Ending::Bare),
         ));
-        let reply = RelayMsg::parse(&h.out.transmits[0].bytes);
+        let reply = RelayMsg::parse(split_key_prefix(&h.out.transmits[0].bytes).1);
         assert!(
             matches!(
                 reply,

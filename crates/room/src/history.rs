@@ -303,10 +303,18 @@ mod tests {
     }
 
     #[test]
-    fn resend_beyond_last_seq_sends_nothing() {
+    fn resend_beyond_last_seq_is_answered_with_pong_last_seq() {
         let mut h = Harness::new();
         h.join_structured(1, "alice");
-        assert!(h.send(1, "RESEND 5 9").is_empty());
+        assert_eq!(to(&h.send(1, "RESEND 5 9"), 1), ["PONG 1"]);
+        // A forged huge number gets the same answer.
+        let huge = format!("RESEND {} {}", u64::MAX - 1, u64::MAX);
+        assert_eq!(to(&h.send(1, &huge), 1), ["PONG 1"]);
+        // The newest event itself is still resent.
+        assert_eq!(
+            to(&h.send(1, "RESEND 1 9"), 1),
+            ["EVENT 1 resend ago=0 JOIN alice"]
+        );
     }
 
     #[test]

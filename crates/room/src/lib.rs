@@ -46,6 +46,8 @@ mod resume;
 mod room;
 mod roster;
 #[cfg(test)]
+mod session_tests;
+#[cfg(test)]
 mod testing;
 
 pub use config::Config;

@@ -150,6 +150,9 @@ pub struct Stats {
     pub leaves: u64,
     /// Memberships taken over from a new address (`RECONNECT`).
     pub reconnects: u64,
+    /// Datagrams from a keyed member's address without its session key
+    /// (not a `HELLO`): dropped without touching the member.
+    pub unauthenticated: u64,
 }
 
 /// `s` as message text, or `fallback` if `s` breaks the text rules.

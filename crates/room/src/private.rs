@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+use crate::dialect::keyed;
 use crate::outbox::{Outbox, Pending};
 use crate::roster::Roster;
 use crate::{Event, Outputs, Stats, Transmit};
@@ -112,6 +113,7 @@ impl Privates {
         let Some(member) = roster.get_mut(&timer.addr) else {
             return;
         };
+        let key = member.client_key();
         let Some(pending) = member.outbox.0.as_mut() else {
             return;
         };
@@ -136,7 +138,7 @@ impl Privates {
         stats.datagrams_out += 1;
         out.transmits.push(Transmit {
             to: timer.addr,
-            bytes: Rc::clone(&entry.bytes),
+            bytes: keyed(&entry.bytes, key),
         });
         entry.retransmits += 1;
         if let Some(after) = RETRANSMIT_AFTER_MS.get(usize::from(entry.retransmits)) {
@@ -168,7 +170,12 @@ impl Privates {
         stats: &mut Stats,
         out: &mut Outputs,
     ) {
-        let Some(pending) = roster.get_mut(&to).and_then(|m| m.outbox.0.as_mut()) else {
+        let Some(member) = roster.get_mut(&to) else {
+            return;
+        };
+        // The new address's key (the outbox keeps the bare datagrams).
+        let key = member.client_key();
+        let Some(pending) = member.outbox.0.as_mut() else {
             return;
         };
         for entry in pending.iter_mut() {
@@ -177,7 +184,7 @@ impl Privates {
             stats.datagrams_out += 1;
             out.transmits.push(Transmit {
                 to,
-                bytes: Rc::clone(&entry.bytes),
+                bytes: keyed(&entry.bytes, key),
             });
             self.retransmits.push(Reverse(RetransmitTimer {
                 due_ms: now_ms + RETRANSMIT_AFTER_MS[0],

@@ -15,7 +15,7 @@
 //!   tells the relay whether a client's `since=` belongs to this run.
 
 use siphasher::sip::SipHasher13;
-use udpchat_proto::{Nick, Token};
+use udpchat_proto::{Nick, SessionKey, Token};
 
 pub(crate) struct ResumeKeys {
     hasher: SipHasher13,
@@ -44,6 +44,19 @@ impl ResumeKeys {
         buf.extend_from_slice(&join_id.to_le_bytes());
         buf.extend_from_slice(key.as_bytes());
         self.hasher.hash(&buf)
+    }
+
+    /// The relay's session key for membership `join_id`: a keyed hash
+    /// (domain `K`) of the join id, so it is unpredictable without the
+    /// relay's secret key, the same for every repeated `WELCOME` of one
+    /// membership, and new with each join or takeover (a new join id). The
+    /// randomness is the secret key the shell seeded the room with: tests
+    /// with a fixed key are deterministic.
+    pub(crate) fn relay_key(&self, join_id: u64) -> SessionKey {
+        let mut buf = [0u8; 9];
+        buf[0] = b'K';
+        buf[1..].copy_from_slice(&join_id.to_le_bytes());
+        SessionKey::from_u64(self.hasher.hash(&buf))
     }
 
     /// The token of membership `join_id` under `nick`.

@@ -17,6 +17,13 @@
 //!   joins, 50 million for a room of 10,000. Above the limit they are only
 //!   reported as [`Event::Unannounced`] (log and transcript, no sequence
 //!   number); `WHO` still lists the members.
+//! - A structured member that joined with `key=` is reached only behind
+//!   its `@<client key> ` prefix (so its copy of a broadcast is its own
+//!   allocation, not the shared rendering) and heard only behind the relay
+//!   key of its membership; anything else from its address is dropped
+//!   before the rate limit, the flood guard and the idle timer see it
+//!   (`handle_unauthenticated`), except a `HELLO`, which needs a valid
+//!   cookie to do anything.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,18 +32,20 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    ParseError, RelayMsg, RoomEvent, Text, Token, MIN_HELLO_LEN, VERSION,
+    split_key_prefix, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason,
+    Nick, Origin, ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token, MIN_HELLO_LEN, VERSION,
 };
 
 use crate::cookie::CookieJar;
-use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
+use crate::dialect::{
+    keyed, looks_like_relay_output, rendering_index, Context, Recipient, Renderer,
+};
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::resume::ResumeKeys;
-use crate::roster::{same_nick, Roster, Unreachable, SAY_HOLD_MS};
+use crate::roster::{same_nick, MemberKeys, Roster, Unreachable, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -91,10 +100,27 @@ impl Room {
         self.stats.datagrams_in += 1;
         let now_ms = self.ms(now);
         self.now_ms = self.now_ms.max(now_ms);
-        let member = self.roster.get(&from).map(|m| m.dialect);
-        let ctx = Context::new(now_ms, from, member, bytes);
+        let (prefix, body) = split_key_prefix(bytes);
+        let member = self.roster.get(&from).map(|m| (m.dialect, m.keys));
+        let keys = member.and_then(|(_, keys)| keys);
+        if let Some(keys) = keys {
+            if !prefix.is_some_and(|p| p.matches(keys.relay)) {
+                return self.handle_unauthenticated(now_ms, from, bytes, out);
+            }
+        }
+        // A prefix from an address without a keyed membership proves
+        // nothing and costs nothing: it is set aside (an evicted client
+        // still gets its `not-joined`).
+        let bytes = body;
+        let ctx = Context::new(
+            now_ms,
+            from,
+            member.map(|(dialect, _)| dialect),
+            keys.map(|k| k.client),
+            bytes,
+        );
         // The rate limit comes before any parsing or fan-out work.
-        let validated = member == Some(Dialect::Structured);
+        let validated = member.is_some_and(|(dialect, _)| dialect == Dialect::Structured);
         let bucket = self.roster.get_mut(&from).map(|m| &mut m.bucket);
         match self
             .limits
@@ -137,6 +163,48 @@ impl Room {
         }
         let ctx = ctx.for_command(&msg, bytes);
         if let Err(refusal) = self.dispatch(ctx, msg, bytes, out) {
+            self.refuse(ctx, refusal, out);
+        }
+    }
+
+    /// A datagram from a keyed member's address without its relay key: a
+    /// blind spoofer's, or a `HELLO` (sent before the client knew the key).
+    /// It does not touch the member: no bucket charge, no flood count, no
+    /// idle refresh. Only a `HELLO` is looked at, as if from a stranger
+    /// (its own stranger bucket, the global reply budget): it does
+    /// something only with a valid cookie, which a blind spoofer cannot
+    /// have, and without one it draws a `COOKIE` (smaller than the
+    /// request). Everything else is dropped and counted.
+    fn handle_unauthenticated(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddr,
+        bytes: &[u8],
+        out: &mut Outputs,
+    ) {
+        let hello = match ClientMsg::parse(bytes) {
+            Ok(msg @ ClientMsg::Hello { .. }) => msg,
+            _ => {
+                self.stats.unauthenticated += 1;
+                out.events.push(Event::Dropped {
+                    addr: from,
+                    why: "no valid session key from a keyed member's address",
+                });
+                return;
+            }
+        };
+        if self.limits.take(None, from, bytes.len(), false, now_ms) != Take::Allowed {
+            // Never a flood count: the member's own address must not be
+            // blocked because someone forges it.
+            self.stats.rate_limited += 1;
+            out.events.push(Event::Dropped {
+                addr: from,
+                why: "over the rate limit (unauthenticated HELLO)",
+            });
+            return;
+        }
+        let ctx = Context::new(now_ms, from, None, None, bytes).for_command(&hello, bytes);
+        if let Err(refusal) = self.dispatch(ctx, hello, bytes, out) {
             self.refuse(ctx, refusal, out);
         }
     }
@@ -333,9 +401,15 @@ impl Room {
                 cookie,
                 since,
                 resume,
+                key,
             } => {
-                let options = JoinOptions { since, resume };
-                self.handle_hello(ctx, version, nick, cookie, options, out)
+                let options = JoinOptions { since, resume, key };
+                if let Err(refusal) = self.handle_hello(ctx, version, nick, cookie, options, out) {
+                    // Only a cookie-validated HELLO is refused: its answer
+                    // carries the HELLO's key, whoever the address is.
+                    self.refuse(ctx.with_key(key), refusal, out);
+                }
+                Ok(())
             }
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
@@ -420,6 +494,9 @@ impl Room {
             if member.dialect != dialect {
                 self.roster.switch_dialect(ctx.from, dialect, ctx.now_ms);
             }
+            // Same membership, same relay key; the client's key is the
+            // one this (address-validated) join gave.
+            self.set_keys(ctx.from, options.key);
             self.welcome(ctx, out);
             return Ok(());
         }
@@ -443,7 +520,7 @@ impl Room {
                 } else if !self.limits.take_join(ctx.from, ctx.now_ms) {
                     return Err(Refusal::OverRateLimit);
                 }
-                self.take_over(ctx, holder, dialect, since, out);
+                self.take_over(ctx, holder, dialect, since, options.key, out);
                 return Ok(());
             }
             return Err(Refusal::NickTaken(nick));
@@ -465,6 +542,7 @@ impl Room {
         );
         self.limits.member_added(ctx.from);
         self.start_membership(ctx.from, since);
+        self.set_keys(ctx.from, options.key);
         self.stats.joins += 1;
         out.events.push(Event::Joined {
             addr: ctx.from,
@@ -498,7 +576,8 @@ impl Room {
                 return Ok(());
             }
             let cookie = self.cookies.current(ctx.from, ctx.now_ms);
-            self.reply(ctx, &RelayMsg::Cookie(cookie), out);
+            // COOKIE is never prefixed.
+            self.reply(ctx.with_key(None), &RelayMsg::Cookie(cookie), out);
             return Ok(());
         }
         if version.as_str() != VERSION {
@@ -560,6 +639,7 @@ impl Room {
         holder: SocketAddr,
         dialect: Dialect,
         since: Option<u64>,
+        key: Option<SessionKey>,
         out: &mut Outputs,
     ) {
         if !self
@@ -571,6 +651,8 @@ impl Room {
         self.limits.member_removed(holder);
         self.limits.member_added(ctx.from);
         self.start_membership(ctx.from, since);
+        // A new join id, so a new relay key: the old address's key dies.
+        self.set_keys(ctx.from, key);
         let Some(member) = self.roster.get(&ctx.from) else {
             return;
         };
@@ -607,6 +689,22 @@ impl Room {
             member.join_id = join_id;
             member.token_mac = self.resume.mac(join_id, &member.nick);
         }
+    }
+
+    /// Gives the structured member at `addr` the client key `client` and
+    /// its membership's relay key (from its join id); a classic member, or
+    /// a join without `key=`, has none.
+    fn set_keys(&mut self, addr: SocketAddr, client: Option<SessionKey>) {
+        let Some(member) = self.roster.get_mut(&addr) else {
+            return;
+        };
+        member.keys = match (member.dialect, client) {
+            (Dialect::Structured, Some(client)) => Some(MemberKeys {
+                client,
+                relay: self.resume.relay_key(member.join_id),
+            }),
+            _ => None,
+        };
     }
 
     /// `SAY`: like `M` as the nickname the address holds, relayed once per
@@ -687,7 +785,7 @@ impl Room {
         let nicks: Vec<Nick> = self.roster.sorted().map(|(_, m)| m.nick.clone()).collect();
         let pages: Vec<Rc<[u8]>> = RelayMsg::who_pages(&nicks)
             .iter()
-            .filter_map(|page| self.renderer.render(page, dialect))
+            .filter_map(|page| self.renderer.render_for(page, dialect, ctx.key))
             .collect();
         self.send_replies(ctx, &pages, false, out);
         Ok(())
@@ -743,7 +841,9 @@ impl Room {
             text: text.clone(),
         };
         if let Some(bytes) = self.renderer.render(&msg, recipient.dialect) {
+            let key = recipient.client_key();
             if recipient.dialect == Dialect::Structured {
+                // Kept without the prefix: a takeover changes the key.
                 let outbox = &mut recipient.outbox;
                 let kept = Rc::clone(&bytes);
                 self.privates
@@ -752,6 +852,10 @@ impl Room {
             // A muted recipient gets it (from its outbox) when it speaks.
             if recipient.unreachable_since_ms == 0 {
                 self.stats.datagrams_out += 1;
+                let bytes = match recipient.dialect {
+                    Dialect::Structured => keyed(&bytes, key),
+                    Dialect::Classic(_) => bytes,
+                };
                 out.transmits.push(Transmit { to: to_addr, bytes });
             }
         }
@@ -803,12 +907,27 @@ impl Room {
         if self.member_dialect(ctx)? != Dialect::Structured {
             return Err(Refusal::ResendFromClassic);
         }
+        let last_seq = self.history.last_seq();
+        if first > last_seq {
+            // Beyond the newest event: say which that is, so a client that
+            // believed a forged (or a previous run's) number learns better.
+            let pong = RelayMsg::Pong {
+                last_seq,
+                token: None,
+            };
+            self.reply(ctx, &pong, out);
+            return Ok(());
+        }
         let Some(resend) = self.history.resend(first, last) else {
             return Ok(());
         };
         let mut replies = Vec::new();
         if let Some((from, to)) = resend.gone {
-            replies.push(self.renderer.encode(&RelayMsg::Gone { from, to }));
+            let gone = RelayMsg::Gone { from, to };
+            replies.extend(
+                self.renderer
+                    .render_for(&gone, Dialect::Structured, ctx.key),
+            );
         }
         for seq in resend.held {
             let Some(event) = self.history.get(seq) else {
@@ -820,7 +939,9 @@ impl Room {
                 ago: Some(self.ago(seq)),
                 event: event.clone(),
             };
-            replies.push(self.renderer.encode(&msg));
+            if let Some(bytes) = self.renderer.render_for(&msg, Dialect::Structured, ctx.key) {
+                replies.push(bytes);
+            }
         }
         // All of it is charged at once: a range that does not fit is
         // refused, not cut short.
@@ -862,6 +983,7 @@ impl Room {
             return;
         };
         let dialect = member.dialect;
+        let key = member.client_key();
         let (join_seq, history_from) = (member.join_seq, member.history_from);
         let msg = RelayMsg::Welcome {
             version: Token::new(VERSION).expect("VERSION is a valid token"),
@@ -871,8 +993,13 @@ impl Room {
             idle_timeout: secs(self.config.idle_timeout),
             history_from: Some(history_from),
             resume: Some(ResumeKeys::token_of(member.join_id, member.token_mac)),
+            key: member.keys.map(|k| k.relay),
         };
-        let mut replies: Vec<Rc<[u8]>> = self.renderer.render(&msg, dialect).into_iter().collect();
+        let mut replies: Vec<Rc<[u8]>> = self
+            .renderer
+            .render_for(&msg, dialect, key)
+            .into_iter()
+            .collect();
         if dialect == Dialect::Structured && history_from <= join_seq {
             let first = history_from.max(join_seq.saturating_sub(HISTORY_BURST - 1));
             for seq in first..=join_seq {
@@ -885,7 +1012,7 @@ impl Room {
                     ago: Some(self.ago(seq)),
                     event: event.clone(),
                 };
-                replies.push(self.renderer.encode(&msg));
+                replies.extend(self.renderer.render_for(&msg, dialect, key));
             }
         }
         let ctx = Context {
@@ -984,9 +1111,10 @@ impl Room {
             let slot = &mut renderings[rendering_index(member.dialect)];
             let bytes = slot.get_or_insert_with(|| self.renderer.render(msg, member.dialect));
             if let Some(bytes) = bytes {
+                // A keyed member's copy is its own (behind its prefix).
                 out.transmits.push(Transmit {
                     to: *addr,
-                    bytes: Rc::clone(bytes),
+                    bytes: keyed(bytes, member.client_key()),
                 });
                 sent += 1;
             }
@@ -997,7 +1125,7 @@ impl Room {
     /// Answers the sender of a datagram as its context says, charged to
     /// its reply budget (see [`Room::send_replies`]).
     fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
-        let Some(bytes) = self.renderer.render(msg, reply_dialect(ctx)) else {
+        let Some(bytes) = self.renderer.render_for(msg, reply_dialect(ctx), ctx.key) else {
             return;
         };
         let cookie = matches!(msg, RelayMsg::Cookie(_));
@@ -1077,7 +1205,7 @@ impl Room {
             why: "reply over the sender's reply budget",
         });
         let msg = Refusal::OverRateLimit.reply(self.config.lang);
-        let Some(bytes) = self.renderer.render(&msg, reply_dialect(ctx)) else {
+        let Some(bytes) = self.renderer.render_for(&msg, reply_dialect(ctx), ctx.key) else {
             return;
         };
         if self.charge(ctx, bytes.len()) && self.budget_for_stranger(ctx, false, out) {
@@ -1101,7 +1229,8 @@ impl Room {
         if self.roster.is_muted(&addr) {
             return;
         }
-        if let Some(bytes) = self.renderer.render(msg, dialect) {
+        let key = self.roster.get(&addr).and_then(|m| m.client_key());
+        if let Some(bytes) = self.renderer.render_for(msg, dialect, key) {
             self.stats.datagrams_out += 1;
             out.transmits.push(Transmit { to: addr, bytes });
         }
@@ -1141,12 +1270,14 @@ impl Room {
 /// Most history events sent with one `WELCOME`.
 const HISTORY_BURST: u64 = udpchat_proto::MAX_RESEND;
 
-/// What a join may carry besides the nickname (`HELLO`'s `since=` and
-/// `resume=`).
+/// What a join may carry besides the nickname (`HELLO`'s `since=`,
+/// `resume=` and `key=`).
 #[derive(Default)]
 struct JoinOptions {
     since: Option<u64>,
     resume: Option<Token>,
+    /// `key=`: the client's session key (structured joins).
+    key: Option<SessionKey>,
 }
 
 /// The dialect a reply to the sender of a datagram takes.

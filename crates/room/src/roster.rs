@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use udpchat_proto::{Nick, Text, ID_WINDOW};
+use udpchat_proto::{Nick, SessionKey, Text, ID_WINDOW};
 
 use crate::limits::Bucket;
 use crate::outbox::Outbox;
@@ -44,6 +44,20 @@ pub(crate) struct Member {
     /// sent to it (it is in its grace period; any command from it clears
     /// this); 0: it was not.
     pub(crate) unreachable_since_ms: u64,
+    /// The session keys of a structured member that sent `key=` (none for
+    /// classic members and keyless structured ones).
+    pub(crate) keys: Option<MemberKeys>,
+}
+
+/// A keyed structured member's two session keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberKeys {
+    /// The client's key (from `HELLO key=`): every datagram to it starts
+    /// with `@<client> `.
+    pub(crate) client: SessionKey,
+    /// The relay's key for this membership (in `WELCOME`): every datagram
+    /// from it must start with `@<relay> `.
+    pub(crate) relay: SessionKey,
 }
 
 /// What an unreachable report about an address does ([`Roster::mark_unreachable`]).
@@ -66,6 +80,11 @@ impl Member {
     /// When the member's address last sent a well-formed command.
     pub(crate) fn last_heard_ms(&self) -> u64 {
         self.last_heard_ms
+    }
+
+    /// The key that prefixes every datagram to this member, if any.
+    pub(crate) fn client_key(&self) -> Option<SessionKey> {
+        self.keys.map(|k| k.client)
     }
 }
 
@@ -366,6 +385,7 @@ impl Roster {
                 join_id: 0,
                 token_mac: 0,
                 unreachable_since_ms: 0,
+                keys: None,
             },
         );
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
@@ -974,10 +994,12 @@ mod tests {
     fn member_state_stays_small() {
         // Per member: this struct, its map entries (address + nick key) and
         // one idle timer. The RSS target is about 1 KB per member in all.
-        // (152: the reply-byte bucket of issue 12 added 24.)
         let member = std::mem::size_of::<Member>();
         let timer = std::mem::size_of::<Reverse<IdleTimer>>();
-        assert!(member <= 152, "Member is {member} bytes");
+        // 128 before issue 12; the reply-byte bucket added 24, a keyed
+        // member's two 64-bit keys (and the option's tag) another 24,
+        // inline rather than one more allocation.
+        assert!(member <= 176, "Member is {member} bytes");
         assert!(timer <= 64, "IdleTimer is {timer} bytes");
     }
 }

@@ -161,6 +161,7 @@ pub(crate) fn padded_hello(nick: &str) -> String {
             cookie: None,
             since: None,
             resume: None,
+            key: None,
         }
         .encode(),
     )

@@ -9,16 +9,43 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use udpchat_proto::{ClientMsg, Nick, RelayMsg, Token, MAX_DATAGRAM, VERSION};
+use udpchat_proto::{
+    split_key_prefix, ClientMsg, Nick, RelayMsg, SessionKey, Token, MAX_DATAGRAM, VERSION,
+};
 
 use super::WAIT;
 
 /// A member on a raw loopback UDP socket, talking to one relay.
+///
+/// After [`Member::join_structured`] it speaks with session keys, as our
+/// client does: [`Member::send`] puts the relay's key in front of every
+/// datagram but `HELLO`, and the receiving methods take our key's prefix
+/// off (a datagram without it comes back whole, so a test comparing text
+/// sees the difference).
 pub struct Member {
     /// The client's socket (public for tests that need raw access).
     pub socket: UdpSocket,
     /// The relay's address.
     pub relay: SocketAddr,
+    /// Our key and the relay's, once joined in the structured dialect.
+    keys: Mutex<Option<SessionKeys>>,
+}
+
+/// A structured member's two session keys.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionKeys {
+    /// Ours (`HELLO ... key=`): the relay prefixes what it sends us.
+    pub client: SessionKey,
+    /// The relay's (`WELCOME`'s last field): we prefix what we send.
+    pub relay: Option<SessionKey>,
+}
+
+/// A session key for a test member: different for every member of a run
+/// (and from run to run), not secret.
+fn test_key() -> SessionKey {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    SessionKey::from_u64(RandomState::new().hash_one(Instant::now()))
 }
 
 impl Member {
@@ -29,8 +56,31 @@ impl Member {
         } else {
             "127.0.0.1:0".parse().expect("valid")
         };
-        let socket = UdpSocket::bind(local).expect("cannot bind a client socket");
-        Member { socket, relay }
+        Member::from_socket(
+            UdpSocket::bind(local).expect("cannot bind a client socket"),
+            relay,
+        )
+    }
+
+    /// A member speaking from `socket` (not joined yet).
+    pub fn from_socket(socket: UdpSocket, relay: SocketAddr) -> Member {
+        Member {
+            socket,
+            relay,
+            keys: Mutex::new(None),
+        }
+    }
+
+    /// Our session keys, once [`Member::join_structured`] sent ours.
+    pub fn keys(&self) -> Option<SessionKeys> {
+        *self.keys.lock().expect("keys lock")
+    }
+
+    /// Sends one datagram exactly as given (no key prefix).
+    pub fn send_raw(&self, bytes: impl AsRef<[u8]>) {
+        self.socket
+            .send_to(bytes.as_ref(), self.relay)
+            .expect("send to relay");
     }
 
     /// A member on a fresh port of loopback IP address `ip` (`relay` must
@@ -39,10 +89,7 @@ impl Member {
     /// them distinct IP addresses ([`loopback_ip`]), as a classroom's
     /// computers have, rather than raise the limit.
     pub fn on_ip(relay: SocketAddr, ip: Ipv4Addr) -> Member {
-        Member {
-            socket: loopback_socket_on(ip),
-            relay,
-        }
+        Member::from_socket(loopback_socket_on(ip), relay)
     }
 
     /// This client's address, as the relay sees it.
@@ -50,11 +97,14 @@ impl Member {
         self.socket.local_addr().expect("bound")
     }
 
-    /// Sends one datagram to the relay.
+    /// Sends one datagram to the relay, behind the relay's key if we have
+    /// one (a `HELLO` never).
     pub fn send(&self, bytes: impl AsRef<[u8]>) {
-        self.socket
-            .send_to(bytes.as_ref(), self.relay)
-            .expect("send to relay");
+        let bytes = bytes.as_ref();
+        match self.keys().and_then(|k| k.relay) {
+            Some(key) if !bytes.starts_with(b"HELLO ") => self.send_raw(key.prefixed(bytes)),
+            _ => self.send_raw(bytes),
+        }
     }
 
     /// Receives one datagram from the relay within `timeout`, reading with a
@@ -79,7 +129,7 @@ impl Member {
                         n <= MAX_DATAGRAM,
                         "relay sent a datagram over {MAX_DATAGRAM} bytes"
                     );
-                    return Some(buf[..n].to_vec());
+                    return Some(self.unkeyed(&buf[..n]).to_vec());
                 }
                 Ok(_) => continue,
                 Err(e)
@@ -97,6 +147,14 @@ impl Member {
                 }
                 Err(e) => panic!("recv: {e}"),
             }
+        }
+    }
+
+    /// `bytes` without our key's prefix, if they carry it.
+    fn unkeyed<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        match (self.keys(), split_key_prefix(bytes)) {
+            (Some(keys), (Some(key), body)) if key == keys.client => body,
+            _ => bytes,
         }
     }
 
@@ -197,9 +255,15 @@ impl Member {
     }
 
     /// Structured join: the cookie round trip (`HELLO ... -` padded, `COOKIE`,
-    /// `HELLO ... <cookie>`), returning the `WELCOME`. Datagrams after the
+    /// `HELLO ... <cookie>`) with a fresh session key, returning the
+    /// `WELCOME` (which must come behind our key). Datagrams after the
     /// WELCOME (history, the JOIN event) are left for the caller.
     pub fn join_structured(&self, nick: &str) -> RelayMsg {
+        let client = test_key();
+        *self.keys.lock().expect("keys lock") = Some(SessionKeys {
+            client,
+            relay: None,
+        });
         let nick = Nick::new(nick).expect("valid test nick");
         let version = Token::new(VERSION).expect("valid");
         let hello = ClientMsg::Hello {
@@ -208,6 +272,7 @@ impl Member {
             cookie: None,
             since: None,
             resume: None,
+            key: Some(client),
         };
         self.send(hello.encode());
         let cookie = match self.recv_msg() {
@@ -221,12 +286,28 @@ impl Member {
                 cookie: Some(cookie),
                 since: None,
                 resume: None,
+                key: Some(client),
             }
             .encode(),
         );
-        match self.recv_msg() {
-            welcome @ RelayMsg::Welcome { .. } => welcome,
-            other => panic!("expected WELCOME, got {other:?}"),
+        let bytes = self.recv();
+        let welcome = RelayMsg::parse(&bytes);
+        match welcome {
+            Ok(
+                welcome @ RelayMsg::Welcome {
+                    key: Some(relay), ..
+                },
+            ) => {
+                *self.keys.lock().expect("keys lock") = Some(SessionKeys {
+                    client,
+                    relay: Some(relay),
+                });
+                welcome
+            }
+            other => panic!(
+                "expected a WELCOME with a relay key behind our key, got {other:?} from {:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
         }
     }
 }
@@ -242,7 +323,9 @@ pub fn check_datagram(bytes: &[u8], ending: Ending) -> Result<(), String> {
 }
 
 /// Everything one socket receives from `relay`, collected by a thread
-/// until the recorder is dropped (or [`Recorder::stop`]).
+/// until the recorder is dropped (or [`Recorder::stop`]), exactly as sent
+/// (a keyed member's datagrams with their key prefix; [`Recorder::texts`]
+/// takes it off).
 pub struct Recorder {
     got: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Datagrams that came from another address than the relay.
@@ -289,11 +372,12 @@ impl Recorder {
         self.got.lock().expect("recorder lock").clone()
     }
 
-    /// Everything received so far as (lossy) text.
+    /// Everything received so far as (lossy) text, a session key prefix
+    /// (any key) taken off: [`Recorder::all`] has the datagrams as sent.
     pub fn texts(&self) -> Vec<String> {
         self.all()
             .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| String::from_utf8_lossy(split_key_prefix(b).1).into_owned())
             .collect()
     }
 

@@ -2,8 +2,10 @@
 //! flooding members' sockets, for the overload runs.
 
 use std::net::UdpSocket;
+
 use std::thread;
 use std::time::Instant;
+use udpchat_proto::SessionKey;
 
 use super::nanos_since;
 use crate::net::{self, SendBatch};
@@ -14,7 +16,7 @@ use crate::wire;
 /// messages. Ids are consecutive from 0 and only advance for datagrams the
 /// kernel took. Returns (sent, seconds).
 pub(super) fn flood(
-    sockets: &[(UdpSocket, String)],
+    sockets: &[(UdpSocket, String, Option<SessionKey>)],
     tag: u8,
     max: u64,
     epoch: Instant,
@@ -31,12 +33,15 @@ pub(super) fn flood(
         if now >= end {
             break;
         }
-        let (socket, nick) = &sockets[turn % sockets.len()];
+        let (socket, nick, relay_key) = &sockets[turn % sockets.len()];
         turn += 1;
         let n = (max - next).min(net::BATCH as u64) as usize;
         let ns = nanos_since(epoch, now);
         for (k, buf) in bufs.iter_mut().take(n).enumerate() {
             wire::chat(buf, nick, tag, next + k as u64, ns, payload);
+            if let Some(key) = relay_key {
+                buf.splice(0..0, key.prefix());
+            }
         }
         match batch.send_connected(socket, bufs[..n].iter().map(|b| b.as_slice())) {
             Ok(k) => next += k as u64,

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use udpchat_proto::{split_key_prefix, RelayMsg, SessionKey};
+
 use super::Dialect;
 use crate::hist::Histogram;
 use crate::wire::{self, Incoming, TAG_MEASURED};
@@ -25,6 +27,33 @@ pub(super) struct Client {
     pub(super) attempts: u32,
     pub(super) next_retry: Instant,
     pub(super) last_send: Instant,
+    /// Our session key (structured: sent in `HELLO key=`).
+    pub(super) key: SessionKey,
+    /// The relay's key from `WELCOME`: what we send goes behind it.
+    pub(super) relay_key: Option<SessionKey>,
+}
+
+impl Client {
+    /// `datagram`, behind the relay's key if the relay gave us one.
+    pub(super) fn sealed<'a>(&self, datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        match self.relay_key {
+            Some(key) => {
+                scratch.clear();
+                scratch.extend_from_slice(&key.prefix());
+                scratch.extend_from_slice(datagram);
+                scratch
+            }
+            None => datagram,
+        }
+    }
+}
+
+/// A session key for client `index` of a run: distinct per client, not
+/// secret (the benchmark measures the relay, it does not defend itself).
+pub(super) fn client_key(epoch_ns: u64, index: usize) -> SessionKey {
+    SessionKey::from_u64(
+        epoch_ns.rotate_left(17) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    )
 }
 
 /// Structured members that send nothing for this long get a PING, so the
@@ -104,6 +133,8 @@ impl State {
     pub(super) fn handle(&mut self, index: usize, d: &[u8], now: Instant, now_ns: u64) {
         self.datagrams += 1;
         self.last_datagram = now;
+        // Keyed structured members get everything behind their key.
+        let d = split_key_prefix(d).1;
         match wire::classify(d) {
             Incoming::Chat {
                 tag: TAG_MEASURED,
@@ -148,6 +179,9 @@ impl State {
             }
             Incoming::Joined => {
                 let client = &mut self.clients[index];
+                if let Ok(RelayMsg::Welcome { key, .. }) = RelayMsg::parse(d) {
+                    client.relay_key = key;
+                }
                 if client.state == JoinState::Waiting {
                     client.state = JoinState::Joined;
                     self.joined += 1;
@@ -160,9 +194,10 @@ impl State {
                     self.buf.clear();
                     let _ = write!(
                         self.buf,
-                        "HELLO {} {} {cookie}",
+                        "HELLO {} {} {cookie} key={}",
                         udpchat_proto::VERSION,
-                        client.nick
+                        client.nick,
+                        client.key
                     );
                     // A lost HELLO is sent again by the join retry.
                     let _ = client.socket.send(&self.buf);
@@ -202,6 +237,8 @@ mod tests {
                 attempts: 1,
                 next_retry: epoch,
                 last_send: epoch,
+                key: client_key(0, i),
+                relay_key: None,
             })
             .collect();
         State::new(epoch, Dialect::Classic, clients, 4)

@@ -110,12 +110,19 @@ struct Run {
     last_progress: Instant,
     last_keepalive: Instant,
     rcvbuf: usize,
+    /// A measured message behind its sender's relay key.
+    scratch: Vec<u8>,
 }
 
 /// Runs one load benchmark and returns its report.
 pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
     validate(&opts)?;
     let epoch = Instant::now();
+    // Session keys differ from run to run (the relay may still hold a
+    // previous run's members).
+    let epoch_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
     let total = opts.clients + opts.flooders;
     let readiness = Readiness::new(1024).map_err(BenchError::io("creating the readiness set"))?;
     let mut clients = Vec::with_capacity(total);
@@ -136,6 +143,8 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
             attempts: 0,
             next_retry: epoch,
             last_send: epoch,
+            key: members::client_key(epoch_seed, index),
+            relay_key: None,
         });
     }
     let flood_bits = if opts.flooders > 0 {
@@ -155,6 +164,7 @@ pub fn run(opts: LoadOptions) -> Result<Report, BenchError> {
         last_progress: epoch,
         last_keepalive: epoch,
         rcvbuf,
+        scratch: Vec::with_capacity(1024),
         opts,
     };
     run.execute()
@@ -214,8 +224,12 @@ impl Run {
             eprintln!();
         }
         if self.opts.quit {
+            let mut scratch = Vec::new();
             for client in &self.st.clients {
-                let _ = client.socket.send(format!("Q {}", client.nick).as_bytes());
+                let quit = format!("Q {}", client.nick);
+                let _ = client
+                    .socket
+                    .send(client.sealed(quit.as_bytes(), &mut scratch));
             }
         }
         let mut first = rounds.remove(0);
@@ -299,7 +313,12 @@ impl Run {
         let msg = match self.opts.dialect {
             Dialect::Classic => format!("N {}", client.nick).into_bytes(),
             Dialect::Structured => {
-                let mut s = format!("HELLO {} {} - ", udpchat_proto::VERSION, client.nick);
+                let mut s = format!(
+                    "HELLO {} {} - key={} ",
+                    udpchat_proto::VERSION,
+                    client.nick,
+                    client.key
+                );
                 while s.len() < udpchat_proto::MIN_HELLO_LEN {
                     s.push('=');
                 }
@@ -392,7 +411,10 @@ impl Run {
             nanos_since(self.st.epoch, now),
             self.opts.payload,
         );
-        match client.socket.send(&self.st.buf) {
+        let mut sealed = std::mem::take(&mut self.scratch);
+        let sent = client.socket.send(client.sealed(&self.st.buf, &mut sealed));
+        self.scratch = sealed;
+        match sent {
             Ok(_) => {
                 client.last_send = now;
                 self.st.copies.push(0);
@@ -442,10 +464,11 @@ impl Run {
             return;
         }
         self.last_keepalive = now;
+        let mut scratch = Vec::new();
         for client in &mut self.st.clients {
             if now - client.last_send >= KEEPALIVE {
                 client.last_send = now;
-                let _ = client.socket.send(b"PING");
+                let _ = client.socket.send(client.sealed(b"PING", &mut scratch));
             }
         }
     }
@@ -462,7 +485,7 @@ impl Run {
                 .socket
                 .try_clone()
                 .map_err(BenchError::io("duplicating a flooder socket"))?;
-            sockets.push((socket, client.nick.clone()));
+            sockets.push((socket, client.nick.clone(), client.relay_key));
         }
         let epoch = self.st.epoch;
         let max = self.opts.max_messages;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_proto::{ClientMsg, Cookie, Nick, Origin, RelayMsg, RoomEvent, Text, Token, VERSION};
 
+use super::tests::{keyed, KEY};
 use super::{Action, Session};
 use crate::command::{parse_input, Input};
 use crate::render::Line;
@@ -158,6 +159,7 @@ impl Relay {
                     idle_timeout: 60,
                     history_from: None,
                     resume: None,
+                    key: None,
                 };
                 vec![welcome, self.event(RoomEvent::Join(nick))]
             }
@@ -222,7 +224,7 @@ fn lose(rules: &mut [(&str, usize)], bytes: &[u8]) -> bool {
 
 fn run(scenario: &Scenario, mode: Mode) -> Run {
     let start = Instant::now();
-    let mut session = Session::new(nick("alice"), start, 1);
+    let mut session = Session::new(nick("alice"), start, 1, KEY);
     let mut relay = Relay::new();
     let mut lost_to_relay = scenario.lost_to_relay.clone();
     let mut lost_to_client = scenario.lost_to_client.clone();
@@ -274,7 +276,7 @@ fn run(scenario: &Scenario, mode: Mode) -> Run {
             Ok(a) => {
                 let (_, arrival) = queue.pop_first().unwrap();
                 let actions = match arrival {
-                    Arrival::ToClient(bytes) => session.handle_datagram(start + a, &bytes),
+                    Arrival::ToClient(bytes) => session.handle_datagram(start + a, &keyed(bytes)),
                     Arrival::Typed(line) => {
                         session.handle_input(start + a, parse_input(line).unwrap())
                     }
@@ -558,7 +560,7 @@ proptest::proptest! {
         ),
     ) {
         let start = Instant::now();
-        let mut session = Session::new(nick("a"), start, 1);
+        let mut session = Session::new(nick("a"), start, 1, KEY);
         let mut now = start;
         for (dt, step) in steps {
             let until = now + Duration::from_millis(dt);
@@ -585,7 +587,7 @@ proptest::proptest! {
                     session.handle_input(now, parse_input(&step).unwrap());
                 }
                 None => {
-                    session.handle_datagram(now, step.as_bytes());
+                    session.handle_datagram(now, &keyed(step.as_bytes()));
                 }
             }
         }

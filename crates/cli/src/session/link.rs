@@ -15,6 +15,8 @@ use crate::reassembly::{self, Reassembly};
 
 /// Pings missed before the connection counts as lost.
 const PINGS_BEFORE_LOST: u32 = 3;
+/// Membership probes in a row without an event in between.
+const MAX_PROBES: u32 = 3;
 /// After activity, ask for the relay's newest sequence number once the
 /// room has been quiet this long, so a lost last message is noticed
 /// without waiting for the next keepalive.
@@ -62,6 +64,9 @@ pub(super) struct Link {
     /// When the relay last sent something only a member gets (anything but
     /// `PONG`, which strangers get too), or we last probed membership.
     last_member_rx: Instant,
+    /// Probes sent since the last event: a relay answers a probe beyond its
+    /// newest event with a `PONG` below it, which would ask again forever.
+    probes: u32,
 }
 
 impl Link {
@@ -96,6 +101,7 @@ impl Link {
             pings: VecDeque::new(),
             sync: None,
             last_member_rx: now,
+            probes: 0,
         };
         // Our JOIN event follows the WELCOME; if it is lost, only a PONG
         // reveals it: ask soon rather than at the next keepalive.
@@ -109,6 +115,11 @@ impl Link {
     }
 
     /// The relay sent something only a member gets.
+    /// The join point of the membership this link belongs to.
+    pub(super) fn join_point(&self) -> u64 {
+        self.reassembly.join_point()
+    }
+
     pub(super) fn heard_as_member(&mut self, now: Instant) {
         self.last_member_rx = now;
     }
@@ -218,6 +229,7 @@ impl Link {
         origin: Origin,
         event: RoomEvent,
     ) -> Vec<reassembly::Output> {
+        self.probes = 0;
         if origin == Origin::Live {
             // Once the room goes quiet, ask whether its last event reached
             // us (a busy room reveals gaps by itself).
@@ -259,12 +271,21 @@ impl Link {
             }
         }
         if last_seq < self.reassembly.known_last() {
-            // A restarted relay (numbering from 1 again), or just a PONG
-            // the network delayed behind newer events. Ask something only a
-            // member gets answered: a relay that forgot us says not-joined,
-            // and we rejoin then.
-            self.probe(now, budget, out);
-            None
+            // We believed in events the relay says do not exist: a forged
+            // or stale number (held events above it go, and a window a
+            // forged number moved comes back), a restarted relay (numbering
+            // from 1 again), or just a PONG the network delayed behind
+            // newer events.
+            let outputs = self.reassembly.handle_confirmed_last(now, last_seq);
+            if self.reassembly.delivered_through() > last_seq && self.probes < MAX_PROBES {
+                // Shown events above it: ask something only a member gets
+                // answered; a relay that forgot us says not-joined, and we
+                // rejoin then. (A few times: the relay answers a probe
+                // beyond its newest event with a PONG like this one.)
+                self.probes += 1;
+                self.probe(now, budget, out);
+            }
+            Some(outputs)
         } else {
             if let (Some(token), Some((first, target @ None))) = (token, self.sync.as_mut()) {
                 if token >= *first {
@@ -323,7 +344,7 @@ mod tests {
 
     use udpchat_proto::Origin;
 
-    use super::super::tests::{chat_event, joined, sent, shown, welcome};
+    use super::super::tests::{chat_event, joined, keyed, sent, shown, welcome};
     use super::super::Action;
     use super::TAIL_CHECK;
     use crate::render::Line;
@@ -332,12 +353,12 @@ mod tests {
     fn gap_is_repaired_with_resend() {
         let now = Instant::now();
         let mut s = joined(now);
-        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "one"));
-        let a = s.handle_datagram(now, &chat_event(8, Origin::Live, "bob", "three"));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "one")));
+        let a = s.handle_datagram(now, &keyed(chat_event(8, Origin::Live, "bob", "three")));
         assert!(shown(&a).is_empty());
         let a = s.handle_timeout(now + Duration::from_millis(100));
         assert!(sent(&a).contains(&"RESEND 7 7".to_owned()));
-        let a = s.handle_datagram(now, &chat_event(7, Origin::Resend, "bob", "two"));
+        let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Resend, "bob", "two")));
         let texts: Vec<_> = shown(&a)
             .into_iter()
             .map(|l| match l {
@@ -367,20 +388,20 @@ mod tests {
     fn pong_below_what_we_saw_is_checked_with_a_probe_before_rejoining() {
         let now = Instant::now();
         let mut s = joined(now);
-        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
         // A late PONG, overtaken by event 6: no reason to rejoin yet.
-        let a = s.handle_datagram(now, b"PONG 5");
+        let a = s.handle_datagram(now, &keyed(b"PONG 5"));
         assert_eq!(sent(&a), ["RESEND 6 6"]);
         assert!(s.is_joined());
         // A restarted relay: its answer to the probe says it forgot us.
-        let a = s.handle_datagram(now, b"PONG 0");
+        let a = s.handle_datagram(now, &keyed(b"PONG 0"));
         assert_eq!(sent(&a), ["RESEND 6 6"]);
-        let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+        let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
         assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
         assert!(!s.is_joined());
         // After the new WELCOME, sequence numbers start over.
-        s.handle_datagram(now, &welcome("alice", 0));
-        let a = s.handle_datagram(now, &chat_event(1, Origin::Live, "bob", "again"));
+        s.handle_datagram(now, &keyed(welcome("alice", 0)));
+        let a = s.handle_datagram(now, &keyed(chat_event(1, Origin::Live, "bob", "again")));
         assert_eq!(shown(&a).len(), 1);
     }
 
@@ -392,12 +413,12 @@ mod tests {
         let ping = sent(&s.handle_timeout(now + Duration::from_secs(16)));
         assert!(ping.iter().any(|m| m.starts_with("PING ")), "{ping:?}");
         // ...event 6 overtakes the answer, which says 5.
-        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
-        let a = s.handle_datagram(now, b"PONG 5");
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
+        let a = s.handle_datagram(now, &keyed(b"PONG 5"));
         assert!(s.is_joined(), "{a:?}");
         // The relay answers the probe as it answers a member: no rejoin.
         assert_eq!(sent(&a), ["RESEND 6 6"]);
-        let a = s.handle_datagram(now, &chat_event(6, Origin::Resend, "bob", "x"));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Resend, "bob", "x")));
         assert!(s.is_joined());
         assert!(shown(&a).is_empty(), "shown twice: {a:?}");
     }
@@ -408,9 +429,12 @@ mod tests {
         let mut s = joined(start);
         // WELCOME's own tail check, answered.
         assert_eq!(sent(&s.handle_timeout(start + TAIL_CHECK)), ["PING 1"]);
-        s.handle_datagram(start + TAIL_CHECK, b"PONG 5 1");
+        s.handle_datagram(start + TAIL_CHECK, &keyed(b"PONG 5 1"));
         let quiet = start + Duration::from_secs(2);
-        s.handle_datagram(quiet, &chat_event(6, Origin::Live, "bob", "last words"));
+        s.handle_datagram(
+            quiet,
+            &keyed(chat_event(6, Origin::Live, "bob", "last words")),
+        );
         let mut pings = Vec::new();
         for ms in (0..14_000).step_by(100) {
             let now = quiet + Duration::from_millis(ms);
@@ -432,15 +456,15 @@ mod tests {
         );
         assert!(pings.len() > 40);
         // A PONG to a ping from before the activity does not answer it.
-        s.handle_datagram(quiet, b"PONG 6 1");
+        s.handle_datagram(quiet, &keyed(b"PONG 6 1"));
         let now = quiet + Duration::from_millis(14_000);
         assert!(sent(&s.handle_timeout(now))[0].starts_with("PING "));
 
-        s.handle_datagram(now, &chat_event(7, Origin::Live, "bob", "more"));
+        s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "more")));
         let now = now + TAIL_CHECK;
         let ping = sent(&s.handle_timeout(now)).remove(0);
         let token = ping.strip_prefix("PING ").unwrap();
-        s.handle_datagram(now, format!("PONG 7 {token}").as_bytes());
+        s.handle_datagram(now, &keyed(format!("PONG 7 {token}").as_bytes()));
         // Answered: asked again only 1 s later (twice the quiet time, in
         // case others' last events are lost too), not before.
         let mut next = None;
@@ -461,14 +485,14 @@ mod tests {
     fn a_quiet_room_still_checks_that_the_relay_knows_us() {
         let start = Instant::now();
         let mut s = joined(start);
-        s.handle_datagram(start, b"EVENT 6 live JOIN alice");
+        s.handle_datagram(start, &keyed(b"EVENT 6 live JOIN alice"));
         let mut probes = Vec::new();
         for secs in 1..=40 {
             let now = start + Duration::from_secs(secs);
             for m in sent(&s.handle_timeout(now)) {
                 if m.starts_with("PING") {
                     // Anyone gets PONG, even from a restarted relay.
-                    s.handle_datagram(now, b"PONG 6");
+                    s.handle_datagram(now, &keyed(b"PONG 6"));
                 }
                 if m.starts_with("RESEND") {
                     probes.push((secs, m));
@@ -478,7 +502,7 @@ mod tests {
         assert_eq!(probes.first(), Some(&(31, "RESEND 6 6".to_owned())));
         assert!(s.is_joined());
         // A relay that forgot us says so, and we rejoin.
-        s.handle_datagram(start, b"ERROR not-joined you have not joined");
+        s.handle_datagram(start, &keyed(b"ERROR not-joined you have not joined"));
         assert!(!s.is_joined());
     }
 }
@@ -489,7 +513,7 @@ mod end_of_input_tests {
 
     use udpchat_proto::Origin;
 
-    use super::super::tests::{chat_event, joined, sent};
+    use super::super::tests::{chat_event, joined, keyed, sent};
     use super::super::Shortfall;
 
     /// The token of the one `PING` among `sent`.
@@ -508,17 +532,17 @@ mod end_of_input_tests {
         // The tail check after WELCOME asks with token 1, unanswered yet.
         let now = start + super::TAIL_CHECK;
         assert_eq!(ping_token(&sent(&s.handle_timeout(now))), "1");
-        s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "one"));
+        s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "one")));
         s.end_of_input(now);
         assert!(!s.is_caught_up(), "the relay has not said its newest yet");
         assert_eq!(s.shortfall().missing, None);
         // The question goes at once, with a fresh token.
         let token = ping_token(&sent(&s.handle_timeout(now)));
         // A PONG to an older ping does not answer it.
-        s.handle_datagram(now, b"PONG 8 1");
+        s.handle_datagram(now, &keyed(b"PONG 8 1"));
         assert_eq!(s.shortfall().missing, None);
         // The answer: 8 is the newest, we have up to 6.
-        s.handle_datagram(now, format!("PONG 8 {token}").as_bytes());
+        s.handle_datagram(now, &keyed(format!("PONG 8 {token}").as_bytes()));
         assert!(!s.is_caught_up());
         assert_eq!(
             s.shortfall(),
@@ -532,8 +556,8 @@ mod end_of_input_tests {
         // Repair asks for them; they come.
         let later = now + Duration::from_millis(100);
         assert!(sent(&s.handle_timeout(later)).contains(&"RESEND 7 8".to_owned()));
-        s.handle_datagram(later, &chat_event(7, Origin::Resend, "bob", "two"));
-        s.handle_datagram(later, &chat_event(8, Origin::Resend, "bob", "three"));
+        s.handle_datagram(later, &keyed(chat_event(7, Origin::Resend, "bob", "two")));
+        s.handle_datagram(later, &keyed(chat_event(8, Origin::Resend, "bob", "three")));
         assert!(s.is_caught_up());
         assert!(s.shortfall().is_nothing());
     }

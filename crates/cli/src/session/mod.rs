@@ -29,8 +29,8 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    ByeCode, ClientMsg, Cookie, ErrorCode, Nick, Origin, ParseError, RelayMsg, RoomEvent, Text,
-    Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, Nick, Origin, ParseError, RelayMsg,
+    RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
 };
 
 use crate::command::Input;
@@ -166,6 +166,17 @@ fn send(budget: &mut Budget, now: Instant, msg: &ClientMsg, out: &mut Vec<Action
 pub struct Session {
     nick: Nick,
     state: State,
+    /// Our session key for this process run (`HELLO ... key=`): every
+    /// datagram we accept after joining starts with `@<key> `.
+    key: SessionKey,
+    /// The relay's key from our last `WELCOME`: every datagram we send but
+    /// `HELLO` starts with `@<relay key> `.
+    relay_key: Option<SessionKey>,
+    /// The link we had before a rejoin: if the `WELCOME` gives the same
+    /// membership back (same token and join point: the relay had not
+    /// forgotten us, e.g. a forged `ERROR not-joined`), we carry on with it
+    /// instead of showing the history again.
+    previous_link: Option<Box<Link>>,
     cookie: Option<Cookie>,
     /// When the relay last sent anything.
     last_rx: Option<Instant>,
@@ -237,10 +248,15 @@ impl Session {
     /// [`Session::handle_timeout`]. `first_id` seeds the `SAY` and `PMSG`
     /// ids (pass something that differs between runs, such as the clock, so
     /// a restarted client on the same address does not reuse recent ids).
-    pub fn new(nick: Nick, now: Instant, first_id: u64) -> Session {
+    /// `key` is this run's session key: pass random bits from the operating
+    /// system (a blind spoofer must not guess it).
+    pub fn new(nick: Nick, now: Instant, first_id: u64, key: SessionKey) -> Session {
         Session {
             nick,
             state: State::Joining(Joining::new(now, false)),
+            key,
+            relay_key: None,
+            previous_link: None,
             cookie: None,
             last_rx: None,
             outbox: Outbox::default(),
@@ -373,6 +389,23 @@ impl Session {
             send(&mut self.budget, now, &quit, &mut out);
         }
         self.end();
+        self.seal(out)
+    }
+
+    /// Puts the relay's key in front of every datagram we send but `HELLO`
+    /// (once we have one; every client datagram starts with a capital
+    /// letter, so one already sealed starts with `@`).
+    fn seal(&self, mut out: Vec<Action>) -> Vec<Action> {
+        let Some(key) = self.relay_key else {
+            return out;
+        };
+        for action in &mut out {
+            if let Action::Send(bytes) = action {
+                if !bytes.starts_with(b"HELLO ") && !bytes.starts_with(b"@") {
+                    *bytes = key.prefixed(bytes);
+                }
+            }
+        }
         out
     }
 
@@ -448,7 +481,7 @@ impl Session {
             Input::Quit => out.extend(self.quit(now)),
             Input::Nothing => {}
         }
-        out
+        self.seal(out)
     }
 
     /// Handles the passing of time: retransmissions, keepalive, loss
@@ -469,7 +502,7 @@ impl Session {
             State::Joined(link) => {
                 if link.is_lost(now, self.last_rx) {
                     self.start_rejoin(now, None, &mut out);
-                    return out;
+                    return self.seal(out);
                 }
                 link.handle_timeout(now, &self.rtt, &mut self.repair_budget, &mut out);
                 self.outbox.drain(
@@ -493,12 +526,19 @@ impl Session {
                 self.apply(now, outputs, &mut out);
             }
         }
-        out
+        self.seal(out)
     }
 
-    /// Handles one datagram from the relay. Nothing in it is trusted.
+    /// Handles one datagram from the relay. Nothing in it is trusted, and
+    /// only what carries our key counts: a blind spoofer (who can forge the
+    /// relay's address but not read our traffic) is ignored, except that
+    /// an unprefixed `COOKIE` is taken while joining and an unprefixed
+    /// `ERROR not-joined` makes us rejoin (both cost at most a rejoin).
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Vec<Action> {
         let mut out = Vec::new();
+        let Some(bytes) = self.authenticate(bytes) else {
+            return out;
+        };
         self.last_rx = Some(now);
         if let State::Joined(link) = &mut self.state {
             if !bytes.starts_with(b"PONG") {
@@ -521,7 +561,36 @@ impl Session {
             }
             State::Joined(_) => self.handle_joined(now, msg, &mut out),
         }
-        out
+        self.seal(out)
+    }
+
+    /// The datagram after our key's prefix, or a datagram that may come
+    /// without it; `None` (logged at debug level) for anything else.
+    fn authenticate<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let (prefix, body) = split_key_prefix(bytes);
+        match prefix {
+            Some(key) if key.matches(self.key) => return Some(body),
+            Some(_) => {
+                log::debug!("dropped a relay datagram with another session key");
+                return None;
+            }
+            None => {}
+        }
+        let joining = matches!(self.state, State::Joining(_));
+        match RelayMsg::parse(bytes) {
+            Ok(RelayMsg::Cookie(_)) if joining => Some(bytes),
+            Ok(RelayMsg::Error {
+                code: ErrorCode::NotJoined,
+                ..
+            }) => Some(bytes),
+            _ => {
+                log::debug!(
+                    "dropped a relay datagram without our session key: {:?}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+                );
+                None
+            }
+        }
     }
 
     fn handle_joining(&mut self, now: Instant, rejoin: bool, msg: RelayMsg, out: &mut Vec<Action>) {
@@ -540,20 +609,31 @@ impl Session {
                 idle_timeout,
                 history_from,
                 resume,
+                key,
                 ..
             } => {
+                // Everything we send from now on carries the relay's key
+                // (none from a relay that did not take ours).
+                self.relay_key = key;
                 self.nick = nick.clone();
+                let same_membership = resume.is_some() && resume == self.resume;
                 if resume.is_some() {
                     self.resume = resume;
                 }
-                let mut link = Link::new(
-                    now,
-                    last_seq,
-                    history_from,
-                    ping_interval,
-                    idle_timeout,
-                    self.repair,
-                );
+                let mut link = match self.previous_link.take() {
+                    Some(mut old) if same_membership && old.join_point() == last_seq => {
+                        old.heard_as_member(now);
+                        *old
+                    }
+                    _ => Link::new(
+                        now,
+                        last_seq,
+                        history_from,
+                        ping_interval,
+                        idle_timeout,
+                        self.repair,
+                    ),
+                };
                 out.push(Action::Joined {
                     nick: nick.clone(),
                     rejoin,
@@ -876,10 +956,11 @@ impl Session {
         out.push(Action::Show(Line::Notice(
             "connection lost, rejoining…".into(),
         )));
-        if let State::Joined(link) = &self.state {
+        let joining = State::Joining(Joining::new(now, true));
+        if let State::Joined(link) = std::mem::replace(&mut self.state, joining) {
             self.delivered = Some(link.delivered_through());
+            self.previous_link = Some(Box::new(link));
         }
-        self.state = State::Joining(Joining::new(now, true));
     }
 
     fn send_hello(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -890,6 +971,7 @@ impl Session {
             // Only the HELLO with a cookie counts; the first stays small.
             since: self.cookie.and(self.resume.as_ref()).and(self.delivered),
             resume: self.cookie.and(self.resume.clone()),
+            key: Some(self.key),
         };
         send(&mut self.budget, now, &hello, out);
     }

@@ -272,7 +272,7 @@ mod tests {
 
     use super::super::pacing::RTO_INITIAL as SAY_RETRY_FIRST;
     use super::super::pacing::{BUDGET_BURST, BUDGET_PER_SEC};
-    use super::super::tests::{chat_event, joined, nick, says, sent, shown};
+    use super::super::tests::{chat_event, joined, keyed, nick, says, sent, shown};
     use crate::command::Input;
     use crate::render::Line;
 
@@ -283,7 +283,10 @@ mod tests {
         let a = s.handle_input(now, Input::Say(Text::new("hi  你好").unwrap()));
         assert_eq!(sent(&a), ["SAY 1 hi  你好"]);
         assert!(!s.is_settled());
-        let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "hi  你好"));
+        let a = s.handle_datagram(
+            now,
+            &keyed(chat_event(6, Origin::Live, "alice", "hi  你好")),
+        );
         assert_eq!(
             shown(&a),
             [Line::Chat {
@@ -338,8 +341,9 @@ mod tests {
             actions = Vec::new();
             for text in in_flight.drain(..) {
                 seq += 1;
-                actions
-                    .extend(s.handle_datagram(t, &chat_event(seq, Origin::Live, "alice", &text)));
+                actions.extend(
+                    s.handle_datagram(t, &keyed(chat_event(seq, Origin::Live, "alice", &text))),
+                );
             }
             actions.extend(s.handle_timeout(t));
         }
@@ -371,7 +375,7 @@ mod tests {
         let t = again;
         assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 lost"]);
         // The echo settles it: nothing more goes out.
-        s.handle_datagram(t, &chat_event(6, Origin::Live, "alice", "lost"));
+        s.handle_datagram(t, &keyed(chat_event(6, Origin::Live, "alice", "lost")));
         assert!(s.is_settled());
         assert!(says(&s.handle_timeout(t + Duration::from_secs(10))).is_empty());
     }
@@ -385,10 +389,10 @@ mod tests {
         let t = now + SAY_RETRY_FIRST;
         assert_eq!(says(&s.handle_timeout(t)), ["SAY 1 one"]);
         // The relay had it (event 6) and dropped the repeat; its PONG says so.
-        s.handle_datagram(t, b"PONG 6");
+        s.handle_datagram(t, &keyed(b"PONG 6"));
         let a = s.handle_timeout(t + Duration::from_millis(100));
         assert!(sent(&a).contains(&"RESEND 6 6".to_owned()), "{a:?}");
-        let a = s.handle_datagram(t, &chat_event(6, Origin::Resend, "alice", "one"));
+        let a = s.handle_datagram(t, &keyed(chat_event(6, Origin::Resend, "alice", "one")));
         assert_eq!(says(&a), ["SAY 2 two"]);
     }
 
@@ -398,10 +402,10 @@ mod tests {
         let mut s = joined(now);
         s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
         s.handle_input(now, Input::Say(Text::new("ok").unwrap()));
-        let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "ok"));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "alice", "ok")));
         assert_eq!(says(&a), ["SAY 2 ok"]);
         // The network repeats the first echo: shown once, second still open.
-        let a = s.handle_datagram(now, &chat_event(6, Origin::Live, "alice", "ok"));
+        let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "alice", "ok")));
         assert!(shown(&a).is_empty());
         assert!(!s.is_settled());
         let t = now + SAY_RETRY_FIRST;
@@ -419,7 +423,7 @@ mod tests {
         for ms in (100..=31_000).step_by(100) {
             let t = now + Duration::from_millis(ms);
             // Keep the connection alive meanwhile.
-            s.handle_datagram(t, b"PONG 5");
+            s.handle_datagram(t, &keyed(b"PONG 5"));
             let a = s.handle_timeout(t);
             tries += says(&a).iter().filter(|m| *m == "SAY 1 void").count();
             if shown(&a)
@@ -445,7 +449,7 @@ mod tests {
         // Sent now, it could reach the room before the rename.
         let a = s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
         assert!(sent(&a).is_empty());
-        let a = s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+        let a = s.handle_datagram(now, &keyed(b"EVENT 6 live RENAME alice alicia"));
         assert_eq!(sent(&a), ["SAY 1 hi"]);
     }
 }

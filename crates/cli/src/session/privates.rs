@@ -163,7 +163,7 @@ mod tests {
 
     use udpchat_proto::Text;
 
-    use super::super::tests::{joined, nick, sent, shown};
+    use super::super::tests::{joined, keyed, nick, sent, shown};
     use crate::command::Input;
     use crate::render::Line;
 
@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(sent(&a), ["PMSG 1 bob psst"]);
         let a = s.handle_timeout(now + Duration::from_millis(1100));
         assert!(sent(&a).contains(&"PMSG 1 bob psst".to_owned()));
-        let a = s.handle_datagram(now, b"SENT 1 bob psst");
+        let a = s.handle_datagram(now, &keyed(b"SENT 1 bob psst"));
         assert_eq!(
             shown(&a),
             [Line::PrivateTo {
@@ -190,7 +190,7 @@ mod tests {
             }]
         );
         // A duplicate SENT shows nothing, and nothing is retransmitted.
-        assert!(shown(&s.handle_datagram(now, b"SENT 1 bob psst")).is_empty());
+        assert!(shown(&s.handle_datagram(now, &keyed(b"SENT 1 bob psst"))).is_empty());
         let a = s.handle_timeout(now + Duration::from_secs(5));
         assert!(!sent(&a).iter().any(|m| m.starts_with("PMSG")));
     }
@@ -200,7 +200,7 @@ mod tests {
         let now = Instant::now();
         let mut s = joined(now);
         for round in 0..3 {
-            let a = s.handle_datagram(now, b"PRIVATE 9 bob secret");
+            let a = s.handle_datagram(now, &keyed(b"PRIVATE 9 bob secret"));
             assert_eq!(sent(&a), ["ACK 9"]);
             assert_eq!(shown(&a).len(), usize::from(round == 0));
         }

@@ -11,6 +11,16 @@ use super::*;
 use crate::command::Input;
 use crate::render::Line;
 
+/// The session key of the client under test.
+pub(super) const KEY: SessionKey = SessionKey::from_u64(0x0123_4567_89ab_cdef);
+/// The relay key our test `WELCOME`s give.
+pub(super) const RELAY_KEY: SessionKey = SessionKey::from_u64(0xfedc_ba98_7654_3210);
+
+/// `bytes` as the relay sends them to our client: behind our key.
+pub(super) fn keyed(bytes: impl AsRef<[u8]>) -> Vec<u8> {
+    KEY.prefixed(bytes.as_ref())
+}
+
 pub(super) fn nick(s: &str) -> Nick {
     Nick::new(s).unwrap()
 }
@@ -19,7 +29,12 @@ pub(super) fn sent(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send(b) => Some(String::from_utf8(b.clone()).unwrap()),
+            // Without the relay key's prefix (after a keyed WELCOME).
+            Action::Send(b) => {
+                let text = String::from_utf8(b.clone()).unwrap();
+                let bare = text.strip_prefix(&format!("@{RELAY_KEY} "));
+                Some(bare.unwrap_or(&text).to_owned())
+            }
             _ => None,
         })
         .collect()
@@ -48,6 +63,21 @@ pub(super) fn welcome(nick: &str, last_seq: u64) -> Vec<u8> {
         idle_timeout: 60,
         history_from: None,
         resume: None,
+        key: None,
+    })
+}
+
+/// A `WELCOME` with a history range, a token and our relay key.
+pub(super) fn keyed_welcome(nick: &str, last_seq: u64) -> Vec<u8> {
+    relay(&RelayMsg::Welcome {
+        version: Token::new(VERSION).unwrap(),
+        nick: Nick::new(nick).unwrap(),
+        last_seq,
+        ping_interval: 15,
+        idle_timeout: 60,
+        history_from: Some(last_seq + 1),
+        resume: Some(Token::new("t0k3n").unwrap()),
+        key: Some(RELAY_KEY),
     })
 }
 
@@ -65,10 +95,10 @@ pub(super) fn chat_event(seq: u64, origin: Origin, who: &str, text: &str) -> Vec
 
 /// A session that has completed the handshake at `now`.
 pub(super) fn joined(now: Instant) -> Session {
-    let mut s = Session::new(nick("alice"), now, 1);
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
     s.handle_timeout(now);
-    s.handle_datagram(now, b"COOKIE 0123456789abcdef");
-    let a = s.handle_datagram(now, &welcome("alice", 5));
+    s.handle_datagram(now, &keyed(b"COOKIE 0123456789abcdef"));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 5)));
     assert!(a.contains(&Action::Joined {
         nick: nick("alice"),
         rejoin: false
@@ -86,22 +116,25 @@ pub(super) fn says(actions: &[Action]) -> Vec<String> {
 #[test]
 fn handshake_sends_padded_hello_then_cookie_hello() {
     let now = Instant::now();
-    let mut s = Session::new(nick("alice"), now, 1);
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
     let first = sent(&s.handle_timeout(now));
     assert_eq!(first.len(), 1);
     assert!(first[0].starts_with("HELLO udpchat/1 alice - "));
     assert!(first[0].len() >= udpchat_proto::MIN_HELLO_LEN);
     let second = sent(&s.handle_datagram(now, b"COOKIE 0123456789abcdef"));
-    assert_eq!(second, ["HELLO udpchat/1 alice 0123456789abcdef"]);
+    assert_eq!(
+        second,
+        [format!("HELLO udpchat/1 alice 0123456789abcdef key={KEY}")]
+    );
     assert!(!s.is_joined());
-    s.handle_datagram(now, &welcome("alice", 0));
+    s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert!(s.is_joined());
 }
 
 #[test]
 fn hello_is_retransmitted_with_backoff_then_gives_up() {
     let start = Instant::now();
-    let mut s = Session::new(nick("alice"), start, 1);
+    let mut s = Session::new(nick("alice"), start, 1, KEY);
     let mut hellos = Vec::new();
     let mut gave_up = None;
     for ms in (0..6000).step_by(50) {
@@ -123,9 +156,12 @@ fn hello_is_retransmitted_with_backoff_then_gives_up() {
 #[test]
 fn taken_nick_on_first_join_is_reported_with_the_relay_reason() {
     let now = Instant::now();
-    let mut s = Session::new(nick("alice"), now, 1);
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, b"ERROR nick-taken nickname is taken; choose another");
+    let a = s.handle_datagram(
+        now,
+        &keyed(b"ERROR nick-taken nickname is taken; choose another"),
+    );
     assert_eq!(
         a,
         [Action::Refused {
@@ -142,11 +178,11 @@ fn not_joined_error_rejoins_and_resends_the_refused_message() {
     let now = Instant::now();
     let mut s = joined(now);
     s.handle_input(now, Input::Say(Text::new("lost one").unwrap()));
-    let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+    let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
     assert!(!s.is_joined());
     assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, &welcome("alice", 0));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert_eq!(says(&a), ["SAY 1 lost one"]);
 }
 
@@ -154,30 +190,30 @@ fn not_joined_error_rejoins_and_resends_the_refused_message() {
 fn not_joined_arriving_while_already_rejoining_keeps_going() {
     let now = Instant::now();
     let mut s = joined(now);
-    s.handle_datagram(now, &chat_event(6, Origin::Live, "bob", "x"));
+    s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "x")));
     s.handle_input(now, Input::Say(Text::new("in flight").unwrap()));
     // The restarted relay's BYE starts the rejoin first...
-    s.handle_datagram(now, b"BYE shutdown restarting");
+    s.handle_datagram(now, &keyed(b"BYE shutdown restarting"));
     assert!(!s.is_joined());
     // ...then its refusal of our message arrives.
-    let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+    let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
     assert!(!a.iter().any(|a| matches!(a, Action::End { .. })), "{a:?}");
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, &welcome("alice", 0));
+    let a = s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert_eq!(says(&a), ["SAY 1 in flight"], "{a:?}");
 }
 
 #[test]
 fn full_room_ends_the_first_join_but_not_a_rejoin() {
     let now = Instant::now();
-    let mut s = Session::new(nick("alice"), now, 1);
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+    let a = s.handle_datagram(now, &keyed(b"ERROR room-full the room is full"));
     assert!(a.contains(&Action::End { code: 1 }));
 
     let mut s = joined(now);
-    s.handle_datagram(now, b"BYE shutdown bye");
-    let a = s.handle_datagram(now, b"ERROR room-full the room is full");
+    s.handle_datagram(now, &keyed(b"BYE shutdown bye"));
+    let a = s.handle_datagram(now, &keyed(b"ERROR room-full the room is full"));
     assert!(!a.iter().any(|a| matches!(a, Action::End { .. })));
     assert!(!sent(&s.handle_timeout(now + Duration::from_secs(5))).is_empty());
 }
@@ -186,9 +222,9 @@ fn full_room_ends_the_first_join_but_not_a_rejoin() {
 fn taken_nick_on_rejoin_picks_an_alternative() {
     let now = Instant::now();
     let mut s = joined(now);
-    s.handle_datagram(now, b"BYE shutdown restarting");
+    s.handle_datagram(now, &keyed(b"BYE shutdown restarting"));
     s.handle_timeout(now);
-    let a = s.handle_datagram(now, b"ERROR nick-taken taken");
+    let a = s.handle_datagram(now, &keyed(b"ERROR nick-taken taken"));
     assert_eq!(s.nick().as_str(), "alice_2");
     assert!(sent(&a)[0].starts_with("HELLO udpchat/1 alice_2 "));
 }
@@ -197,7 +233,7 @@ fn taken_nick_on_rejoin_picks_an_alternative() {
 fn kicked_ends_the_session() {
     let now = Instant::now();
     let mut s = joined(now);
-    let a = s.handle_datagram(now, b"BYE kicked be nice");
+    let a = s.handle_datagram(now, &keyed(b"BYE kicked be nice"));
     assert!(a.contains(&Action::End { code: 1 }));
 }
 
@@ -207,11 +243,11 @@ fn rename_of_ourselves_updates_our_nick() {
     let mut s = joined(now);
     let a = s.handle_input(now, Input::Rename(nick("alicia")));
     assert_eq!(sent(&a), ["NICK alicia"]);
-    s.handle_datagram(now, b"EVENT 6 live RENAME alice alicia");
+    s.handle_datagram(now, &keyed(b"EVENT 6 live RENAME alice alicia"));
     assert_eq!(s.nick().as_str(), "alicia");
     let a = s.handle_input(now, Input::Say(Text::new("x").unwrap()));
     assert_eq!(sent(&a), ["SAY 1 x"]);
-    let a = s.handle_datagram(now, b"EVENT 7 live CHAT alicia x");
+    let a = s.handle_datagram(now, &keyed(b"EVENT 7 live CHAT alicia x"));
     assert!(s.is_settled());
     assert!(matches!(&shown(&a)[..], [Line::Chat { own: true, .. }]));
 }
@@ -233,11 +269,11 @@ fn message_in_flight_keeps_its_id_across_a_rejoin() {
     let later = now + Duration::from_secs(47);
     s.handle_timeout(later);
     s.handle_timeout(later);
-    let a = s.handle_datagram(later, &welcome("alice", 9));
+    let a = s.handle_datagram(later, &keyed(welcome("alice", 9)));
     assert_eq!(says(&a), ["SAY 1 hi"]);
     assert!(sent(&a).contains(&"PMSG 2 bob psst".to_owned()), "{a:?}");
     // New messages take new ids.
-    s.handle_datagram(later, &chat_event(10, Origin::Live, "alice", "hi"));
+    s.handle_datagram(later, &keyed(chat_event(10, Origin::Live, "alice", "hi")));
     let a = s.handle_input(later, Input::Say(Text::new("again").unwrap()));
     assert_eq!(says(&a), ["SAY 3 again"]);
 }
@@ -246,7 +282,7 @@ fn message_in_flight_keeps_its_id_across_a_rejoin() {
 fn control_characters_from_a_bad_relay_are_escaped_not_dropped() {
     let now = Instant::now();
     let mut s = joined(now);
-    let a = s.handle_datagram(now, b"EVENT 6 live CHAT eve hi\x1b[2J\xe2\x80\xae");
+    let a = s.handle_datagram(now, &keyed(b"EVENT 6 live CHAT eve hi\x1b[2J\xe2\x80\xae"));
     assert_eq!(
         shown(&a),
         [Line::Chat {
@@ -262,7 +298,7 @@ fn control_characters_from_a_bad_relay_are_escaped_not_dropped() {
 fn garbage_from_the_relay_becomes_a_sanitized_notice() {
     let now = Instant::now();
     let mut s = joined(now);
-    let a = s.handle_datagram(now, b"\x1b]0;pwned\x07\xff");
+    let a = s.handle_datagram(now, &keyed(b"\x1b]0;pwned\x07\xff"));
     match &shown(&a)[..] {
         [Line::Error(text)] => {
             assert!(text.starts_with("ignored a malformed datagram"));
@@ -270,13 +306,18 @@ fn garbage_from_the_relay_becomes_a_sanitized_notice() {
         }
         other => panic!("{other:?}"),
     }
+    // Without our key it is not even shown.
+    assert!(s.handle_datagram(now, b"\x1b]0;pwned\x07\xff").is_empty());
 }
 
 #[test]
 fn history_on_join_is_marked() {
     let now = Instant::now();
     let mut s = joined(now);
-    let a = s.handle_datagram(now, &chat_event(3, Origin::History, "alice", "before"));
+    let a = s.handle_datagram(
+        now,
+        &keyed(chat_event(3, Origin::History, "alice", "before")),
+    );
     assert_eq!(
         shown(&a),
         [Line::Chat {
@@ -288,7 +329,7 @@ fn history_on_join_is_marked() {
     );
     let a = s.handle_datagram(
         now,
-        &relay(&RelayMsg::Event {
+        &keyed(relay(&RelayMsg::Event {
             seq: 6,
             origin: Origin::Live,
             ago: None,
@@ -296,7 +337,7 @@ fn history_on_join_is_marked() {
                 nick: nick("bob"),
                 reason: LeaveReason::Quit,
             },
-        }),
+        })),
     );
     assert_eq!(shown(&a).len(), 1);
 }
@@ -318,10 +359,10 @@ proptest::proptest! {
         ),
     ) {
         let start = Instant::now();
-        let mut s = Session::new(nick("a"), start, 1);
+        let mut s = Session::new(nick("a"), start, 1, KEY);
         for (i, d) in datagrams.iter().enumerate() {
             let now = start + Duration::from_millis(300 * i as u64);
-            let mut actions = s.handle_datagram(now, d);
+            let mut actions = s.handle_datagram(now, &keyed(d));
             actions.extend(s.handle_timeout(now));
             actions.extend(s.handle_input(now, Input::Say(Text::new("x").unwrap())));
             for a in actions {
@@ -340,4 +381,149 @@ fn alternative_nicks_count_up_and_fit() {
     let long = nick(&"x".repeat(24));
     let alt = alternative_nick(&long);
     assert_eq!(alt.as_str(), format!("{}_2", "x".repeat(22)));
+}
+
+// ----- session keys -----
+
+/// A session joined through a keyed `WELCOME` (join point 5).
+fn keyed_joined(now: Instant) -> Session {
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
+    s.handle_timeout(now);
+    s.handle_datagram(now, b"COOKIE 0123456789abcdef");
+    s.handle_datagram(now, &keyed(keyed_welcome("alice", 5)));
+    assert!(s.is_joined());
+    s
+}
+
+/// The raw datagrams sent, prefixes and all.
+fn raw_sent(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(b) => Some(String::from_utf8(b.clone()).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_join_needs_a_welcome_behind_our_key_and_then_everything_carries_the_relays() {
+    let now = Instant::now();
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
+    let hello = raw_sent(&s.handle_timeout(now));
+    assert!(
+        hello[0].starts_with(&format!("HELLO udpchat/1 alice - key={KEY} ")),
+        "{hello:?}"
+    );
+    s.handle_datagram(now, b"COOKIE 0123456789abcdef");
+    // A WELCOME without our key (a spoofer's) is ignored.
+    assert!(s
+        .handle_datagram(now, &keyed_welcome("alice", 5))
+        .is_empty());
+    assert!(!s.is_joined());
+    s.handle_datagram(now, &keyed(keyed_welcome("alice", 5)));
+    assert!(s.is_joined());
+    let a = s.handle_input(now, Input::Say(Text::new("hi").unwrap()));
+    assert_eq!(raw_sent(&a), [format!("@{RELAY_KEY} SAY 1 hi")]);
+    let a = s.handle_input(now, Input::Who);
+    assert_eq!(raw_sent(&a), [format!("@{RELAY_KEY} WHO")]);
+}
+
+#[test]
+fn forged_relay_datagrams_without_our_key_are_ignored() {
+    let now = Instant::now();
+    let mut s = keyed_joined(now);
+    let other = SessionKey::from_u64(7);
+    for forged in [
+        "EVENT 18446744073709551614 live CHAT bob x",
+        "EVENT 6 live HOST the test is cancelled",
+        "EVENT 6 live CHAT bob forged",
+        "PRIVATE 1 teacher come to my desk",
+        "BYE kicked be nice",
+        "BYE shutdown bye",
+        "PONG 99",
+        "WELCOME udpchat/1 mallory 0 15 60",
+        "ERROR rate-limited slow down",
+    ] {
+        for bytes in [
+            forged.as_bytes().to_vec(),
+            other.prefixed(forged.as_bytes()),
+        ] {
+            let a = s.handle_datagram(now, &bytes);
+            assert!(a.is_empty(), "{forged:?} did {a:?}");
+        }
+    }
+    assert!(s.is_joined());
+    // The real relay's event 6 is shown.
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "real")));
+    assert_eq!(
+        shown(&a),
+        [Line::Chat {
+            nick: "bob".into(),
+            text: "real".into(),
+            own: false,
+            history: false
+        }]
+    );
+}
+
+#[test]
+fn an_unprefixed_not_joined_only_makes_us_rejoin() {
+    let now = Instant::now();
+    let mut s = keyed_joined(now);
+    let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
+    assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+    assert!(!s.is_joined());
+    // A cookie HELLO (unprefixed, like every HELLO): the relay answers it
+    // only if the cookie is good, i.e. only to us.
+    let hello = raw_sent(&s.handle_timeout(now));
+    assert!(
+        hello[0].starts_with("HELLO udpchat/1 alice 0123456789abcdef "),
+        "{hello:?}"
+    );
+}
+
+#[test]
+fn a_forged_not_joined_costs_a_rejoin_but_nothing_is_shown_twice() {
+    let now = Instant::now();
+    let mut s = keyed_joined(now);
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Live, "bob", "six")));
+    assert_eq!(shown(&a).len(), 1);
+    s.handle_datagram(now, b"ERROR not-joined you have not joined");
+    s.handle_timeout(now);
+    // The relay had not forgotten us: the same membership comes back.
+    let a = s.handle_datagram(now, &keyed(keyed_welcome("alice", 5)));
+    assert!(s.is_joined());
+    assert!(
+        !shown(&a).iter().any(|l| matches!(l, Line::Chat { .. })),
+        "{a:?}"
+    );
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::History, "bob", "six")));
+    assert!(shown(&a).is_empty(), "shown twice: {a:?}");
+    let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "seven")));
+    assert_eq!(shown(&a).len(), 1, "{a:?}");
+}
+
+#[test]
+fn a_pong_undoes_a_sequence_number_the_relay_never_confirmed() {
+    let now = Instant::now();
+    let mut s = keyed_joined(now);
+    // Even behind our key (defence in depth): a number far ahead.
+    s.handle_datagram(
+        now,
+        &keyed(chat_event(u64::MAX - 1, Origin::Live, "bob", "forged")),
+    );
+    // The relay's newest is 6: events above it are dropped, 6 is asked for.
+    let a = s.handle_datagram(now, &keyed(b"PONG 6"));
+    assert!(
+        shown(&a).iter().all(|l| !matches!(l, Line::Chat { .. })),
+        "{a:?}"
+    );
+    let a = s.handle_timeout(now + Duration::from_millis(100));
+    assert!(sent(&a).contains(&"RESEND 6 6".to_owned()), "{a:?}");
+    let a = s.handle_datagram(now, &keyed(chat_event(6, Origin::Resend, "bob", "six")));
+    let a: Vec<Line> = shown(&a);
+    assert_eq!(a.len(), 1, "{a:?}");
+    let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "seven")));
+    assert_eq!(shown(&a).len(), 1, "{a:?}");
 }
