@@ -18,6 +18,7 @@ mod cli_resume;
 mod cli_tmux;
 mod cli_untrusted_relay;
 mod flood_joins;
+mod hostile;
 mod hostile_input;
 mod loss_smoke;
 mod relay_classic;
