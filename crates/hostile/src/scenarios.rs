@@ -612,12 +612,27 @@ pub fn blind_spoof(relay: SocketAddr, client_bin: &Path) -> Result<SpoofFigures,
     thread::sleep(Duration::from_millis(200));
     bob.send("M bob after-n");
     let downgraded = !carol.wait_for("bob: after-n", Duration::from_secs(3));
-    for _ in 0..300 {
-        forge("PING")?;
+    // Forged PINGs from carol's address, 2,000 a second for 1.5 s, while
+    // her real message is on its way: blocked if it does not get through
+    // meanwhile (her client retransmits it until confirmed).
+    let mut blocked = true;
+    for round in 0..160 {
+        for _ in 0..20 {
+            forge("PING")?;
+        }
+        if round < 10 {
+            continue;
+        }
+        if round == 10 {
+            carol.say("genuine-after-ping");
+        }
+        if observer_saw(&bob, &mut seen, "carol: genuine-after-ping", Duration::from_millis(10)) {
+            blocked = false;
+            break;
+        }
     }
-    thread::sleep(Duration::from_millis(300));
-    carol.say("genuine-after-ping");
-    let blocked = !observer_saw(&bob, &mut seen, "carol: genuine-after-ping", Duration::from_secs(5));
+    // A kernel block ends within a second; then the forged goodbye.
+    thread::sleep(Duration::from_millis(1100));
     forge("Q carol")?;
     let quit = observer_saw(&bob, &mut seen, "* carol left", short)
         || seen.iter().any(|l| l.contains("* carol left"));
@@ -666,27 +681,36 @@ impl RefusalFigures {
 pub fn refused_texts(relay: SocketAddr, base: u8, texts: &[String]) -> Result<RefusalFigures, Error> {
     let sender = Member::join(ip(19, base, 1), relay, "texter")?;
     let observer = Member::join(ip(19, base, 2), relay, "reader")?;
-    sender.drain();
-    observer.drain();
+    // The sender hears the observer's join: after it, nothing is pending.
+    sender.expect(Duration::from_secs(2), |l| l.contains("reader"));
     let mut outcomes = Vec::new();
     for (k, text) in texts.iter().enumerate() {
         let marker = format!("mark{k}");
         sender.send(&format!("M texter {text}"));
-        let reply = sender
-            .recv_until(Instant::now() + Duration::from_secs(2))
-            .unwrap_or_else(|| "(none)".to_owned());
-        // A marker after it: the observer's lines up to the marker are what
-        // the text produced.
+        // A marker after it: each side's lines up to the marker's echo are
+        // what the text produced.
         sender.send(&format!("M texter {marker}"));
-        let mut relayed = false;
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while let Some(line) = observer.recv_until(deadline) {
-            if line.ends_with(&marker) {
-                break;
+        let upto = |member: &Member| {
+            let mut lines = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while let Some(line) = member.recv_until(deadline) {
+                if line.ends_with(&marker) {
+                    break;
+                }
+                lines.push(line);
             }
-            relayed |= line.starts_with("texter: ");
-        }
-        sender.drain();
+            lines
+        };
+        let replies = upto(&sender);
+        let relayed = upto(&observer)
+            .iter()
+            .any(|l| l.starts_with("texter: "));
+        let reply = replies
+            .iter()
+            .find(|l| l.starts_with("ERROR") || l.starts_with("错误"))
+            .or(replies.first())
+            .cloned()
+            .unwrap_or_else(|| "(none)".to_owned());
         outcomes.push(TextOutcome {
             text: text.escape_default().to_string(),
             reply,
