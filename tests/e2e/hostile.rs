@@ -115,9 +115,11 @@ fn item2_churn_behind_a_full_stranger_table_stays_rate_limited() {
         ratio <= 3.0,
         "the churn drew {ratio:.1} datagrams out per datagram in: {f:?}"
     );
+    // Probes go out every 50 ms (or when the last echo came back, within
+    // 2 s): a relay that keeps up answers dozens; at most a quarter lost.
     assert!(
-        f.attack.samples > 0 && f.attack.lost <= f.attack.samples,
-        "the honest member lost most of its echoes during the churn: {f:?}"
+        f.attack.samples >= 5 && f.attack.lost * 4 <= f.attack.samples + f.attack.lost,
+        "the honest member's echoes were lost or slow during the churn: {f:?}"
     );
 }
 

@@ -61,7 +61,9 @@ impl Member {
 
     /// This member's address.
     pub fn addr(&self) -> SocketAddr {
-        self.socket.local_addr().expect("a bound socket has an address")
+        self.socket
+            .local_addr()
+            .expect("a bound socket has an address")
     }
 
     /// The address as IPv4 (panics for IPv6 members).

@@ -339,7 +339,12 @@ mod tests {
 
     #[test]
     fn checksum_of_a_header_with_its_checksum_is_zero() {
-        let h = ipv4_header(Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 9, 0, 1), 17, 30);
+        let h = ipv4_header(
+            Ipv4Addr::new(127, 0, 0, 1),
+            Ipv4Addr::new(127, 9, 0, 1),
+            17,
+            30,
+        );
         assert_eq!(checksum(&[&h]), 0);
     }
 
