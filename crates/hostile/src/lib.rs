@@ -124,3 +124,39 @@ impl Traffic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn latency_percentiles_come_from_sorted_samples() {
+        let l = Latency::of(ms(&[5, 1, 3, 2, 4]), 0);
+        assert_eq!((l.samples, l.p50_us, l.p99_us), (5, 3000, 5000));
+    }
+
+    #[test]
+    fn many_lost_probes_count_as_the_timeout_in_the_ratio() {
+        let quiet = Latency::of(ms(&[1, 1, 1]), 0);
+        let attack = Latency::of(ms(&[2]), 1);
+        let (p50, p99) = attack.ratio_to(&quiet);
+        assert_eq!(p50, 2.0);
+        // Half the probes lost: p99 is the probe timeout, over a 1 ms quiet p99.
+        assert_eq!(p99, member::PROBE_TIMEOUT.as_micros() as f64 / 1000.0);
+    }
+
+    #[test]
+    fn amplification_is_bytes_out_per_byte_in() {
+        let t = Traffic {
+            bytes_in: 10,
+            bytes_out: 35,
+            ..Traffic::default()
+        };
+        assert_eq!(t.amplification(), 3.5);
+        assert_eq!(Traffic::default().amplification(), 0.0);
+    }
+}

@@ -363,9 +363,10 @@ pub struct ForgedRelayFigures {
     pub bye_accepted: bool,
 }
 
-/// Item 4: a real `udpchat` (carol) joins; datagrams forged from the
-/// relay's address to her port claim a far-ahead event, a host line and a
-/// private message; 30 real messages follow; then a forged `BYE kicked`.
+/// Item 4: a real `udpchat` (carol) joins on a fresh relay; datagrams
+/// forged from the relay's address to her port bring a private message, a
+/// host line as the next event and a far-ahead event; 30 real messages
+/// follow; then a forged `BYE kicked`.
 pub fn forged_relay_datagrams(
     relay: SocketAddr,
     client_bin: &Path,
@@ -378,10 +379,12 @@ pub fn forged_relay_datagrams(
     let port = carol.port()?;
     let carol_addr = SocketAddrV4::new(*v4(relay).ip(), port);
     let bob = Member::join(ip(16, 0, 1), relay, "bob")?;
+    // Carol's JOIN is event 1 and bob's event 2 on a fresh relay: event 3
+    // is the next one she expects.
     for line in [
-        "EVENT 18446744073709551614 live CHAT bob forged-1",
-        "EVENT 18446744073709551613 live HOST forged-2",
         "PRIVATE 77 bob forged-3",
+        "EVENT 3 live HOST forged-2",
+        "EVENT 18446744073709551614 live CHAT bob forged-1",
     ] {
         raw.send_udp(v4(relay), carol_addr, line.as_bytes())
             .map_err(|e| Error::io("forge a relay datagram", e))?;
