@@ -388,8 +388,9 @@ def hostile_rows(r):
                       ("forged_who", "100 forged `WHO` (non-member victim)"),
                       ("forged_ping", "100 forged `PING` with a 32-byte token"),
                       ("forged_hello", "100 forged cookie-less `HELLO`")]:
-        add(3, what, "amplification at the victim", "<= 3x", ampl,
-            lambda s, k=key: f"{amp(s[k]):.1f}x", lambda s, k=key: amp(s[k]) <= 3.0)
+        add(3, what, "amplification at the victim", "<= 3x (+1 KiB)", ampl,
+            lambda s, k=key: f"{amp(s[k]):.1f}x",
+            lambda s, k=key: s[k]["bytes_out"] <= 3 * s[k]["bytes_in"] + 1024)
     fr = r.get("forged_relay")
     add(4, "datagrams forged from the relay to a real client", "real messages shown",
         "30 of 30", fr, lambda s: f"{s['real_shown']} of {s['real_sent']}",
@@ -398,7 +399,8 @@ def hostile_rows(r):
         lambda s: f"{len(s['forged_shown'])}; {yn(s['bye_accepted'])}",
         lambda s: not s["forged_shown"] and not s["bye_accepted"])
     fj = r.get("flood_joins")
-    add(5, "3,000/s `PING` flood from 64 other IPs, 3 real clients join", "joins within the flood",
+    add(5, "3,000/s `PING` flood from 64 other IPs for 4 s, 3 real clients join 1 s in",
+        "joins within the flood",
         "3 of 3", fj, lambda s: f"{s['joins_ok']} of {s['joins_tried']}",
         lambda s: s["joins_ok"] == s["joins_tried"])
     rc = r.get("reply_cost")

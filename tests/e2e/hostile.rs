@@ -123,6 +123,10 @@ fn item2_churn_behind_a_full_stranger_table_stays_rate_limited() {
     );
 }
 
+/// Reply bytes an IP address may get beyond 3x what it sent (its error
+/// lines), over one scenario.
+const ALLOWANCE: u64 = 1024;
+
 #[test]
 fn item3_amplification_at_a_forged_non_member_victim_is_at_most_3x() {
     let test = "item3_amplification_at_a_forged_non_member_victim_is_at_most_3x";
@@ -140,8 +144,11 @@ fn item3_amplification_at_a_forged_non_member_victim_is_at_most_3x() {
         ("forged PING", &f.forged_ping),
         ("forged HELLO", &f.forged_hello),
     ] {
+        // 3x what the victim's IP "sent", plus the small allowance an
+        // unvalidated IP has for reading its own error lines (PROTOCOL.md:
+        // 512 bytes and 16 a second); 1 KiB covers it over the scenario.
         assert!(
-            t.amplification() <= 3.0,
+            t.bytes_out <= 3 * t.bytes_in + ALLOWANCE,
             "{what}: the victim received {:.1}x the bytes the attacker sent: {t:?}",
             t.amplification()
         );
@@ -175,8 +182,8 @@ fn item4_a_forged_relay_datagram_is_ignored_by_the_client() {
 #[test]
 fn item5_joins_succeed_under_a_3000_per_second_ping_flood() {
     let test = "item5_joins_succeed_under_a_3000_per_second_ping_flood";
-    // No forging: the flood comes from real sockets at other IPs. Still
-    // root-only in spirit (many 127.x addresses); runs everywhere Linux.
+    // No forging: the flood comes from real sockets at other 127.x IPs
+    // (Linux answers the whole 127.0.0.0/8), so this runs without root.
     let relay = Relay::start(&[]);
     let Some(f) = run(
         test,

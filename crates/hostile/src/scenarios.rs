@@ -441,8 +441,9 @@ pub struct FloodJoinFigures {
 }
 
 /// Item 5: a `rate`/s `PING` flood from 64 sockets at `127.17.0.x` for
-/// `duration`; `joins` real clients start 300 ms into it, each given until
-/// the flood's end (at least 3 s) to show its own join.
+/// `duration` (at least 2 s); 1 s into it, when the relay's budgets for
+/// strangers have long been spent on the flood, `joins` real clients
+/// start, each given until the flood's end to show its own join.
 pub fn joins_under_ping_flood(
     relay: SocketAddr,
     client_bin: &Path,
@@ -450,47 +451,38 @@ pub fn joins_under_ping_flood(
     duration: Duration,
     joins: usize,
 ) -> Result<FloodJoinFigures, Error> {
+    let duration = duration.max(Duration::from_secs(2));
     let flooders: Vec<UdpSocket> = (0..64u8)
         .map(|i| UdpSocket::bind((ip(17, 0, i + 1), 0)))
         .collect::<Result<_, _>>()
         .map_err(|e| Error::io("bind the flooders", e))?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flood = {
-        let stop = std::sync::Arc::clone(&stop);
-        thread::spawn(move || {
-            let start = Instant::now();
-            let mut sent = 0u64;
-            let cap = rate * duration.as_secs().max(1) * 2;
-            while start.elapsed() < duration
-                && sent < cap
-                && !stop.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-                while sent < due {
-                    let s = &flooders[(sent % flooders.len() as u64) as usize];
-                    let _ = s.send_to(b"PING", relay);
-                    sent += 1;
-                }
-                thread::sleep(Duration::from_millis(1));
+    let flood = thread::spawn(move || {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < duration {
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            while sent < due {
+                let s = &flooders[(sent % flooders.len() as u64) as usize];
+                let _ = s.send_to(b"PING", relay);
+                sent += 1;
             }
-            sent
-        })
-    };
-    thread::sleep(Duration::from_millis(300));
+            thread::sleep(Duration::from_millis(1));
+        }
+        sent
+    });
+    let lead = Duration::from_secs(1);
+    thread::sleep(lead);
     let started = Instant::now();
     let clients: Vec<RealClient> = (0..joins)
         .map(|k| RealClient::start(client_bin, relay, &format!("joiner{k}")))
         .collect::<Result<_, _>>()?;
-    let deadline =
-        (duration.saturating_sub(Duration::from_millis(300))).max(Duration::from_secs(3));
+    let deadline = duration - lead;
     let mut join_ms = Vec::new();
     let mut pending: Vec<usize> = (0..joins).collect();
     while !pending.is_empty() && started.elapsed() < deadline {
         pending.retain(|&k| {
-            let done = clients[k]
-                .lines()
-                .iter()
-                .any(|l| l.contains(&format!("joiner{k} joined")));
+            let me = format!("joiner{k} joined");
+            let done = clients[k].lines().iter().any(|l| l.contains(&me));
             if done {
                 join_ms.push(started.elapsed().as_millis() as u64);
             }
@@ -498,7 +490,6 @@ pub fn joins_under_ping_flood(
         });
         thread::sleep(Duration::from_millis(10));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let pings_sent = flood.join().unwrap_or(0);
     Ok(FloodJoinFigures {
         pings_sent,
