@@ -408,6 +408,13 @@ def hostile_rows(r):
         "reply datagrams (bytes out / in)", "<= 360", rc,
         lambda s: f"{s['member_who']['datagrams_out']:,} ({amp(s['member_who']):,.0f}x)",
         lambda s: s["member_who"]["datagrams_out"] <= 360)
+    for key, what in [("member_resend", "a structured member sends `RESEND 1 64` for 2 s"),
+                      ("member_hello", "a structured member repeats its cookie `HELLO` for 2 s "
+                                       "(`--history-on-join 64`)")]:
+        add(6, what, "reply bytes (out / in)", "<= 196,608", rc,
+            lambda s, k=key: "could not join" if s.get(k) is None
+            else f"{s[k]['bytes_out']:,} ({amp(s[k]):,.0f}x)",
+            lambda s, k=key: s.get(k) is not None and s[k]["bytes_out"] <= 196_608)
     add(6, "100 `WHO` forged from a member's address", "amplification at that member", "-", rc,
         lambda s: f"{amp(s['forged_who_at_member']):,.0f}x", lambda s: None)
     sp = r.get("spoof")

@@ -21,6 +21,7 @@
 pub mod client;
 pub mod member;
 pub mod scenarios;
+pub mod structured;
 
 use std::time::Duration;
 

@@ -12,6 +12,7 @@ use udpchat_udp::raw::{RawV4, RawV6};
 
 use crate::client::RealClient;
 use crate::member::{sockets_at, Counter, Member, Probe};
+use crate::structured::Structured;
 use crate::{Error, Latency, Traffic};
 
 fn raw_v4() -> Result<RawV4, Error> {
@@ -513,11 +514,49 @@ pub struct ReplyCostFigures {
     /// `WHO` forged (100 times) from another member's address: what that
     /// member received.
     pub forged_who_at_member: Traffic,
+    /// A structured member sending `RESEND 1 64` for 2 s (`None`: it could
+    /// not join).
+    pub member_resend: Option<Traffic>,
+    /// A structured member repeating its cookie `HELLO` for 2 s (each
+    /// draws `WELCOME` and the history again).
+    pub member_hello: Option<Traffic>,
+}
+
+/// Sends `line` every 5 ms for 2 s (at most 400 times) as `member`; counts
+/// what comes back until 0.5 s after.
+fn pull(member: &Structured, line: &str) -> Result<Traffic, Error> {
+    member.member.drain();
+    let socket = member
+        .member
+        .socket
+        .try_clone()
+        .map_err(|e| Error::io("clone a socket", e))?;
+    let counter = Counter::start(vec![socket]);
+    let mut traffic = Traffic::default();
+    let prefix = member.relay_key.as_ref().map_or(0, |_| 18);
+    let prefix = if line.starts_with("HELLO ") {
+        0
+    } else {
+        prefix
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) && traffic.datagrams_in < 400 {
+        member.send(line);
+        traffic.datagrams_in += 1;
+        traffic.bytes_in += (prefix + line.len()) as u64;
+        thread::sleep(Duration::from_millis(5));
+    }
+    thread::sleep(Duration::from_millis(500));
+    let got = counter.stop();
+    traffic.datagrams_out = got.datagrams;
+    traffic.bytes_out = got.bytes;
+    Ok(traffic)
 }
 
 /// Item 6: a room of 150 members with long nicknames; one member asks
-/// `WHO` 400 times in 2 s; then 100 `WHO` are forged from another
-/// member's address.
+/// `WHO` 400 times in 2 s; 100 `WHO` are forged from another member's
+/// address; a structured member asks `RESEND 1 64` for 2 s, and another
+/// repeats its cookie `HELLO` for 2 s.
 pub fn reply_cost(relay: SocketAddr) -> Result<ReplyCostFigures, Error> {
     let raw = raw_v4()?;
     let members = 150usize;
@@ -555,12 +594,24 @@ pub fn reply_cost(relay: SocketAddr) -> Result<ReplyCostFigures, Error> {
     let victim = Member::join(ip(15, 10, 2), relay, "whovictim")?;
     let lines = vec!["WHO".to_owned(); 100];
     let forged_who_at_member = forge_at_victims(&raw, relay, vec![victim.socket], &lines)?;
+
+    // The room's 150 JOINs are events 1..: RESEND 1 64 names 64 of them.
+    let member_resend = match Structured::join(ip(15, 10, 3), relay, "resender") {
+        Ok(m) => Some(pull(&m, "RESEND 1 64")?),
+        Err(_) => None,
+    };
+    let member_hello = match Structured::join(ip(15, 10, 4), relay, "rejoiner") {
+        Ok(m) => Some(pull(&m, &m.hello())?),
+        Err(_) => None,
+    };
     // The idle members stay bound (no ICMP errors) until the end.
     drop(idle);
     Ok(ReplyCostFigures {
         members,
         member_who,
         forged_who_at_member,
+        member_resend,
+        member_hello,
     })
 }
 

@@ -145,10 +145,9 @@ fn main() -> ExitCode {
         add("flood_joins", scenario(&relay_bin, v4, &[], run));
     }
     if want("reply-cost") {
-        add(
-            "reply_cost",
-            scenario(&relay_bin, v4, &limits, scenarios::reply_cost),
-        );
+        let flags = [&limits[..], &["--history-on-join", "64"]].concat();
+        let run = scenarios::reply_cost;
+        add("reply_cost", scenario(&relay_bin, v4, &flags, run));
     }
     if want("spoof") {
         let run = |relay| scenarios::blind_spoof(relay, client);
