@@ -362,6 +362,12 @@ def hostile_rows(r):
             a99 = timeout
         return a50 / q50, a99 / q99
 
+    def honest_row(item, scenario):
+        add(item, "", "honest echo p50 / p99 vs quiet", "-", scenario,
+            lambda s: "{:.1f}x / {:.1f}x ({} lost)".format(*lat_ratio(s["honest"]),
+                                                           s["honest"]["attack"]["lost"]),
+            lambda s: None)
+
     icmp, icmp6 = r.get("icmp"), r.get("icmp6")
     add(1, "forged ICMP port unreachable from another IP", "member evicted", "no", icmp,
         lambda s: yn(s["foreign_evicted"]), lambda s: s["foreign_evicted"] is False)
@@ -391,6 +397,7 @@ def hostile_rows(r):
         add(3, what, "amplification at the victim", "<= 3x (+1 KiB)", ampl,
             lambda s, k=key: f"{amp(s[k]):.1f}x",
             lambda s, k=key: s[k]["bytes_out"] <= 3 * s[k]["bytes_in"] + 1024)
+    honest_row(3, ampl)
     fr = r.get("forged_relay")
     add(4, "datagrams forged from the relay to a real client", "real messages shown",
         "30 of 30", fr, lambda s: f"{s['real_shown']} of {s['real_sent']}",
@@ -403,6 +410,7 @@ def hostile_rows(r):
         "joins within the flood",
         "3 of 3", fj, lambda s: f"{s['joins_ok']} of {s['joins_tried']}",
         lambda s: s["joins_ok"] == s["joins_tried"])
+    honest_row(5, fj)
     rc = r.get("reply_cost")
     add(6, "a member sends `WHO` for 2 s in a room of 150 long nicks",
         "reply datagrams (bytes out / in)", "<= 360", rc,
@@ -417,11 +425,13 @@ def hostile_rows(r):
             lambda s, k=key: s.get(k) is not None and s[k]["bytes_out"] <= 196_608)
     add(6, "100 `WHO` forged from a member's address", "amplification at that member", "-", rc,
         lambda s: f"{amp(s['forged_who_at_member']):,.0f}x", lambda s: None)
+    honest_row(6, rc)
     sp = r.get("spoof")
     add(7, "forged `SAY`/`M`, `NICK`, `N`, `PING` flood, `Q` from a real client's address",
         "said / renamed / downgraded / blocked / quit", "all no", sp,
         lambda s: " / ".join(yn(s[k]) for k in ["said", "renamed", "downgraded", "blocked", "quit"]),
         lambda s: not any(s[k] for k in ["said", "renamed", "downgraded", "blocked", "quit"]))
+    honest_row(7, sp)
 
     def refused(s):
         o = s["outcomes"]

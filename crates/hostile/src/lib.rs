@@ -102,6 +102,16 @@ impl Latency {
     }
 }
 
+/// An honest member's echo latency in a quiet second before an attack and
+/// during it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HonestLatency {
+    /// Before the attack.
+    pub quiet: Latency,
+    /// During it.
+    pub attack: Latency,
+}
+
 /// Datagrams and bytes an attacker sent and what came out because of them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Traffic {

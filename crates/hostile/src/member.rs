@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Latency};
+use crate::{Error, HonestLatency, Latency};
 
 /// A classic member (or would-be member) on a real loopback socket at an
 /// address of its own.
@@ -206,12 +206,28 @@ pub struct Probe {
     thread: Option<JoinHandle<(Member, Latency)>>,
 }
 
+/// How a probe gets its echo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// `M nick probe-k`, answered by the room's line `nick: probe-k` (a
+    /// room event: every member gets it).
+    Chat,
+    /// `PING probe-k`, answered by `PONG probe-k` (to the sender only, for
+    /// scenarios whose counters must not see the probes).
+    Ping,
+}
+
 /// A probe whose echo took longer than this counts as lost.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Probe {
     /// Starts probing with `member` (joined); at most `max` probes.
     pub fn start(member: Member, max: usize) -> Probe {
+        Probe::start_as(member, max, Echo::Chat)
+    }
+
+    /// Like [`Probe::start`], echoing with `how`.
+    pub fn start_as(member: Member, max: usize, how: Echo) -> Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -222,9 +238,15 @@ impl Probe {
                 while !stop.load(Ordering::Relaxed) && k < max {
                     k += 1;
                     let text = format!("probe-{k}");
-                    let want = format!("{}: {text}", member.nick);
+                    let (ask, want) = match how {
+                        Echo::Chat => (
+                            format!("M {} {text}", member.nick),
+                            format!("{}: {text}", member.nick),
+                        ),
+                        Echo::Ping => (format!("PING {text}"), format!("PONG {text}")),
+                    };
                     let sent = Instant::now();
-                    member.send(&format!("M {} {text}", member.nick));
+                    member.send(&ask);
                     match member.expect(PROBE_TIMEOUT, |l| l == want) {
                         Some(_) => samples.push(sent.elapsed()),
                         None => lost += 1,
@@ -253,9 +275,43 @@ impl Probe {
 
     /// Probes for `duration` with `member` and returns the figures.
     pub fn run(member: Member, duration: Duration) -> (Member, Latency) {
-        let probe = Probe::start(member, 1000);
+        Probe::run_as(member, duration, Echo::Chat)
+    }
+
+    /// Like [`Probe::run`], echoing with `how`.
+    pub fn run_as(member: Member, duration: Duration, how: Echo) -> (Member, Latency) {
+        let probe = Probe::start_as(member, 1000, how);
         thread::sleep(duration);
         probe.stop()
+    }
+}
+
+/// An honest classic member measuring its echo: a quiet second at
+/// [`Honest::start`], then probes until [`Honest::stop`].
+pub struct Honest {
+    quiet: Latency,
+    probe: Probe,
+}
+
+impl Honest {
+    /// Joins as `nick` from `ip`, measures a quiet second, and goes on
+    /// probing (the attack starts after this returns).
+    pub fn start(ip: Ipv4Addr, relay: SocketAddr, nick: &str, how: Echo) -> Result<Honest, Error> {
+        let member = Member::join(ip, relay, nick)?;
+        let (member, quiet) = Probe::run_as(member, Duration::from_secs(1), how);
+        Ok(Honest {
+            quiet,
+            probe: Probe::start_as(member, 1000, how),
+        })
+    }
+
+    /// Stops probing: the quiet and the attack figures.
+    pub fn stop(self) -> HonestLatency {
+        let (_, attack) = self.probe.stop();
+        HonestLatency {
+            quiet: self.quiet,
+            attack,
+        }
     }
 }
 

@@ -11,9 +11,9 @@ use serde::Serialize;
 use udpchat_udp::raw::{RawV4, RawV6};
 
 use crate::client::RealClient;
-use crate::member::{sockets_at, Counter, Member, Probe};
+use crate::member::{sockets_at, Counter, Echo, Honest, Member, Probe};
 use crate::structured::Structured;
-use crate::{Error, Latency, Traffic};
+use crate::{Error, HonestLatency, Latency, Traffic};
 
 fn raw_v4() -> Result<RawV4, Error> {
     RawV4::open().map_err(Error::RawSocketsDenied)
@@ -279,6 +279,8 @@ pub struct AmplificationFigures {
     pub forged_ping: Traffic,
     /// 100 forged cookie-less `HELLO` (64 bytes) from a non-member victim.
     pub forged_hello: Traffic,
+    /// An honest member's echo before and during the attack.
+    pub honest: HonestLatency,
 }
 
 impl AmplificationFigures {
@@ -330,6 +332,7 @@ fn forge_at_victims(
 /// (sockets bound at `127.14.x.y` that count what they receive).
 pub fn amplification_at_victims(relay: SocketAddr) -> Result<AmplificationFigures, Error> {
     let raw = raw_v4()?;
+    let honest = Honest::start(ip(14, 1, 1), relay, "amphonest", Echo::Ping)?;
     let sockets =
         |ip: Ipv4Addr, n: usize| sockets_at(ip, n).map_err(|e| Error::io("bind victim sockets", e));
     let joins: Vec<String> = (0..300).map(|k| format!("N v{k}")).collect();
@@ -346,6 +349,7 @@ pub fn amplification_at_victims(relay: SocketAddr) -> Result<AmplificationFigure
         forged_who,
         forged_ping,
         forged_hello,
+        honest: honest.stop(),
     })
 }
 
@@ -439,6 +443,8 @@ pub struct FloodJoinFigures {
     pub joins_ok: usize,
     /// How long each successful join took, milliseconds.
     pub join_ms: Vec<u64>,
+    /// An honest member's echo before and during the attack.
+    pub honest: HonestLatency,
 }
 
 /// Item 5: a `rate`/s `PING` flood from 64 sockets at `127.17.0.x` for
@@ -453,6 +459,7 @@ pub fn joins_under_ping_flood(
     joins: usize,
 ) -> Result<FloodJoinFigures, Error> {
     let duration = duration.max(Duration::from_secs(2));
+    let honest = Honest::start(ip(17, 1, 1), relay, "floodhonest", Echo::Chat)?;
     let flooders: Vec<UdpSocket> = (0..64u8)
         .map(|i| UdpSocket::bind((ip(17, 0, i + 1), 0)))
         .collect::<Result<_, _>>()
@@ -498,6 +505,7 @@ pub fn joins_under_ping_flood(
         joins_tried: joins,
         joins_ok: join_ms.len(),
         join_ms,
+        honest: honest.stop(),
     })
 }
 
@@ -520,6 +528,8 @@ pub struct ReplyCostFigures {
     /// A structured member repeating its cookie `HELLO` for 2 s (each
     /// draws `WELCOME` and the history again).
     pub member_hello: Option<Traffic>,
+    /// An honest member's echo before and during the attack.
+    pub honest: HonestLatency,
 }
 
 /// Sends `line` every 5 ms for 2 s (at most 400 times) as `member`; counts
@@ -572,6 +582,7 @@ pub fn reply_cost(relay: SocketAddr) -> Result<ReplyCostFigures, Error> {
         }
     }
     thread::sleep(Duration::from_millis(500));
+    let honest = Honest::start(ip(15, 10, 9), relay, "costhonest", Echo::Ping)?;
     let asker = Member::join(ip(15, 10, 1), relay, "asker")?;
     asker.drain();
     let counter = Counter::start(vec![asker
@@ -612,6 +623,7 @@ pub fn reply_cost(relay: SocketAddr) -> Result<ReplyCostFigures, Error> {
         forged_who_at_member,
         member_resend,
         member_hello,
+        honest: honest.stop(),
     })
 }
 
@@ -634,6 +646,8 @@ pub struct SpoofFigures {
     pub quit: bool,
     /// Datagrams forged.
     pub forged: u64,
+    /// An honest member's echo before and during the attack.
+    pub honest: HonestLatency,
 }
 
 impl SpoofFigures {
@@ -654,6 +668,7 @@ pub fn blind_spoof(relay: SocketAddr, client_bin: &Path) -> Result<SpoofFigures,
     }
     let carol_addr = SocketAddrV4::new(*v4(relay).ip(), carol.port()?);
     let bob = Member::join(ip(18, 0, 1), relay, "bob")?;
+    let honest = Honest::start(ip(18, 0, 2), relay, "spoofhonest", Echo::Chat)?;
     let mut seen = Vec::new();
     let mut forged = 0u64;
     let mut forge = |line: &str| -> Result<(), Error> {
@@ -711,6 +726,7 @@ pub fn blind_spoof(relay: SocketAddr, client_bin: &Path) -> Result<SpoofFigures,
         blocked,
         quit,
         forged,
+        honest: honest.stop(),
     })
 }
 
