@@ -25,6 +25,8 @@ BENCH = os.path.join(ROOT, "target", "release", "udpchat-bench")
 RELAY = os.path.join(ROOT, "target", "release", "udpchat-relay")
 PYRELAY = os.path.join(ROOT, "crates", "bench", "reference", "relay.py")
 DELIVERY = os.path.join(ROOT, "target", "release", "udpchat-delivery")
+HOSTILE = os.path.join(ROOT, "target", "release", "udpchat-hostile")
+CLIENT = os.path.join(ROOT, "target", "release", "udpchat")
 
 # Relay flags for throughput and latency: lift the per-address rate limit
 # (one sender sends thousands of messages a second) and the member cap.
@@ -204,7 +206,7 @@ def main():
     p.add_argument("--delivery-seeds", type=int, default=5,
                    help="seeds per loss pattern in the delivery section (real binaries through "
                         "the loss proxy; each run takes a few seconds to minutes)")
-    p.add_argument("--only", default="limit,throughput,latency,overload,storm,delivery",
+    p.add_argument("--only", default="limit,throughput,latency,overload,storm,delivery,hostile",
                    help="comma-separated sections")
     a = p.parse_args()
     if a.reps < 1:
@@ -223,7 +225,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     res = {"limit": {}, "thr": {}, "lat": {}, "over": {}, "storm": {}, "delivery": None,
-           "delivery_sim": None}
+           "delivery_sim": None, "hostile": {}}
     storm_sizes = [int(c) for c in a.storm_clients.split(",") if c]
 
     for rep in range(a.reps):
@@ -294,12 +296,185 @@ def main():
         if "delivery" in only and rep == a.reps - 1:
             res["delivery"] = delivery(a.delivery_seeds)
             res["delivery_sim"] = delivery_sim()
+        if "hostile" in only and rep == a.reps - 1:
+            for kind in [k for k in kinds if k != "python"]:
+                progress(f"hostile classroom (issue 12): {kind}")
+                r = hostile(kind)
+                if r is not None:
+                    res["hostile"][kind] = r
         # Written after every repetition, so a run cut short still leaves
         # its figures (with the count of repetitions done).
         finished = datetime.datetime.now(datetime.timezone.utc)
         write_markdown(a, res, sizes, storm_sizes, kinds, rep + 1, started, finished,
                        load_before, os.getloadavg())
         progress(f"wrote {a.out} after repetition {rep + 1}")
+
+
+def hostile(kind):
+    """The issue-12 attacks (crates/hostile) against one relay binary:
+    udpchat-hostile starts a fresh relay per scenario. Needs root for the
+    forged packets (scenarios are marked skipped otherwise)."""
+    relay = RELAY if kind == "ours" else BASELINE["path"]
+    shown_relay = "target/release/udpchat-relay" if kind == "ours" else "BASELINE"
+    shown = f"target/release/udpchat-hostile --relay-bin {shown_relay} --client-bin target/release/udpchat"
+    LOG.append((None, shown))
+    try:
+        out = subprocess.run([HOSTILE, "--relay-bin", relay, "--client-bin", CLIENT],
+                             capture_output=True, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode())
+        report = json.loads(out.stdout)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+        FAILURES.append((f"{kind}: {shown}", str(e).strip()))
+        return None
+    with open(os.path.join(OUT_DIR, "results.jsonl"), "a") as f:
+        f.write(json.dumps({"command": shown, "report": report}) + "\n")
+    return report
+
+
+def hostile_rows(r):
+    """(item, attack, figure, target, value, passed) rows of one udpchat-hostile report."""
+    rows = []
+
+    def add(item, attack, figure, target, scenario, value, passed):
+        if scenario is None:
+            rows.append((item, attack, figure, target, "not run", None))
+        elif "skipped" in scenario or "error" in scenario:
+            why = scenario.get("skipped") or scenario.get("error")
+            rows.append((item, attack, figure, target, f"({why})", None))
+        else:
+            rows.append((item, attack, figure, target, value(scenario), passed(scenario)))
+
+    def yn(b):
+        return "yes" if b else "no"
+
+    def amp(t):
+        return t["bytes_out"] / t["bytes_in"] if t["bytes_in"] else 0.0
+
+    def lat_ratio(c):
+        q, x = c["quiet"], c["attack"]
+        timeout = 2_000_000
+        q50 = max(q["p50_us"] if q["samples"] else timeout, 1)
+        q99 = max(q["p99_us"] if q["samples"] else timeout, 1)
+        a50 = x["p50_us"] if x["samples"] else timeout
+        a99 = x["p99_us"] if x["samples"] else timeout
+        if x["lost"] and x["lost"] * 100 >= x["samples"] + x["lost"]:
+            a99 = timeout
+        return a50 / q50, a99 / q99
+
+    def honest_row(item, scenario):
+        add(item, "", "honest echo p50 / p99 vs quiet", "-", scenario,
+            lambda s: "{:.1f}x / {:.1f}x ({} lost)".format(*lat_ratio(s["honest"]),
+                                                           s["honest"]["attack"]["lost"]),
+            lambda s: None)
+
+    icmp, icmp6 = r.get("icmp"), r.get("icmp6")
+    add(1, "forged ICMP port unreachable from another IP", "member evicted", "no", icmp,
+        lambda s: yn(s["foreign_evicted"]), lambda s: s["foreign_evicted"] is False)
+    add(1, "forged ICMP from the member's own IP, member talking", "member evicted", "no", icmp,
+        lambda s: yn(s["own_ip_evicted_while_talking"]),
+        lambda s: not s["own_ip_evicted_while_talking"])
+    add(1, "forged ICMPv6 from ::1, member talking", "member evicted", "no", icmp6,
+        lambda s: yn(s["own_ip_evicted_while_talking"]),
+        lambda s: not s["own_ip_evicted_while_talking"])
+    churn = r.get("churn")
+    add(2, "4,096 strangers fill the table, then `N x`/`Q x` churn 2 s",
+        "joins accepted", "<= 240", churn,
+        lambda s: f"{s['joins_accepted']:,} of {s['churn']['datagrams_in'] // 2:,}",
+        lambda s: s["joins_accepted"] <= 240)
+    add(2, "", "datagrams out / in", "<= 3", churn,
+        lambda s: f"{s['churn']['datagrams_out'] / max(s['churn']['datagrams_in'], 1):.2f}",
+        lambda s: s["churn"]["datagrams_out"] <= 3 * max(s["churn"]["datagrams_in"], 1))
+    add(2, "", "honest echo p50 / p99 vs quiet", ">= 5 echoes, <= 1/4 lost", churn,
+        lambda s: "{:.1f}x / {:.1f}x ({} lost)".format(*lat_ratio(s), s["attack"]["lost"]),
+        lambda s: s["attack"]["samples"] >= 5
+        and 4 * s["attack"]["lost"] <= s["attack"]["samples"] + s["attack"]["lost"])
+    ampl = r.get("amplification")
+    for key, what in [("forged_joins", "300 forged `N` from 300 ports of a victim IP"),
+                      ("forged_who", "100 forged `WHO` (non-member victim)"),
+                      ("forged_ping", "100 forged `PING` with a 32-byte token"),
+                      ("forged_hello", "100 forged cookie-less `HELLO`")]:
+        add(3, what, "amplification at the victim", "<= 3x (+1 KiB)", ampl,
+            lambda s, k=key: f"{amp(s[k]):.1f}x",
+            lambda s, k=key: s[k]["bytes_out"] <= 3 * s[k]["bytes_in"] + 1024)
+    honest_row(3, ampl)
+    fr = r.get("forged_relay")
+    add(4, "datagrams forged from the relay to a real client", "real messages shown",
+        "30 of 30", fr, lambda s: f"{s['real_shown']} of {s['real_sent']}",
+        lambda s: s["real_shown"] == s["real_sent"])
+    add(4, "", "forged lines shown; forged BYE believed", "0; no", fr,
+        lambda s: f"{len(s['forged_shown'])}; {yn(s['bye_accepted'])}",
+        lambda s: not s["forged_shown"] and not s["bye_accepted"])
+    fj = r.get("flood_joins")
+    add(5, "3,000/s `PING` flood from 64 other IPs for 4 s, 3 real clients join 1 s in",
+        "joins within the flood",
+        "3 of 3", fj, lambda s: f"{s['joins_ok']} of {s['joins_tried']}",
+        lambda s: s["joins_ok"] == s["joins_tried"])
+    honest_row(5, fj)
+    rc = r.get("reply_cost")
+    add(6, "a member sends `WHO` for 2 s in a room of 150 long nicks",
+        "reply datagrams (bytes out / in)", "<= 360", rc,
+        lambda s: f"{s['member_who']['datagrams_out']:,} ({amp(s['member_who']):,.0f}x)",
+        lambda s: s["member_who"]["datagrams_out"] <= 360)
+    for key, what in [("member_resend", "a structured member sends `RESEND 1 64` for 2 s"),
+                      ("member_hello", "a structured member repeats its cookie `HELLO` for 2 s "
+                                       "(`--history-on-join 64`)")]:
+        add(6, what, "reply bytes (out / in)", "<= 196,608", rc,
+            lambda s, k=key: "could not join" if s.get(k) is None
+            else f"{s[k]['bytes_out']:,} ({amp(s[k]):,.0f}x)",
+            lambda s, k=key: s.get(k) is not None and s[k]["bytes_out"] <= 196_608)
+    add(6, "100 `WHO` forged from a member's address", "amplification at that member", "-", rc,
+        lambda s: f"{amp(s['forged_who_at_member']):,.0f}x", lambda s: None)
+    honest_row(6, rc)
+    sp = r.get("spoof")
+    add(7, "forged `SAY`/`M`, `NICK`, `N`, `PING` flood, `Q` from a real client's address",
+        "said / renamed / downgraded / blocked / quit", "all no", sp,
+        lambda s: " / ".join(yn(s[k]) for k in ["said", "renamed", "downgraded", "blocked", "quit"]),
+        lambda s: not any(s[k] for k in ["said", "renamed", "downgraded", "blocked", "quit"]))
+    honest_row(7, sp)
+
+    def refused(s):
+        o = s["outcomes"]
+        ok = [x for x in o if not x["relayed"] and x["reply"].startswith(("ERROR", "错误"))]
+        return f"{len(ok)} of {len(o)}"
+
+    def all_refused(s):
+        return all(not x["relayed"] and x["reply"].startswith(("ERROR", "错误"))
+                   for x in s["outcomes"])
+
+    add(8, "text padded to show `* teacher left` / `[host]` on an `nc` row", "refused",
+        "all", r.get("fake_lines"), refused, all_refused)
+    add(9, "invisible format characters in text", "refused", "all", r.get("invisible"),
+        refused, all_refused)
+    return rows
+
+
+def write_hostile(w, res):
+    w("## Hostile classroom (issue 12)")
+    w("")
+    w("`udpchat-hostile` (crates/hostile, the scenarios of tests/e2e/hostile.rs) against a "
+      "fresh relay per scenario: forged datagrams and ICMP errors from `127.x.y.z` addresses "
+      "(raw sockets, root), floods from real sockets at other IPs, the real `udpchat` as the "
+      "structured victim. Amplification = bytes the victim received / bytes the attacker "
+      "sent. Latency: an honest classic member's echo (`M` until its own line returns), one "
+      "probe every 50 ms, p50 / p99 during the attack as a ratio to the same member's quiet "
+      "second before it (a lost probe counts as 2 s). One run each.")
+    w("")
+    kinds = [k for k in ("ours", "before") if k in res["hostile"]]
+    rows = {k: hostile_rows(res["hostile"][k]) for k in kinds}
+    head = "| item | attack | figure | target | " + " | ".join(
+        "ours" if k == "ours" else f"before ({BASELINE['label']})" for k in kinds) + " |"
+    w(head)
+    w("|---|---|---|---|" + "---|" * len(kinds))
+    for i, row in enumerate(rows[kinds[0]]):
+        item, attack, figure, target = row[:4]
+        cells = []
+        for k in kinds:
+            value, passed = rows[k][i][4], rows[k][i][5]
+            mark = "" if passed is None else (" pass" if passed else " **FAIL**")
+            cells.append(f"{value}{mark}")
+        w(f"| {item} | {attack} | {figure} | {target} | " + " | ".join(cells) + " |")
+    w("")
 
 
 def delivery(seeds):
@@ -570,6 +745,9 @@ def write_markdown(a, res, sizes, storm_sizes, kinds, reps_done, started, finish
         w("")
         w(res["delivery"])
         w("")
+
+    if res.get("hostile"):
+        write_hostile(w, res)
 
     if FAILURES:
         w("## Runs that failed")

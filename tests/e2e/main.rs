@@ -8,6 +8,9 @@
 //!   and both dialects on the wire;
 //! - `hostile_input`, `flood_joins`, `transcript_under_load`: bad and heavy
 //!   input against the real relay;
+//! - `hostile`: the attacks of a hostile classroom LAN (issue 12: forged
+//!   sources and ICMP errors through raw sockets, floods, spoofing), one test
+//!   per attack; skipped loudly without root;
 //! - `cli_*`: the real client, piped, in tmux, against a misbehaving relay;
 //! - `loss_smoke`: both binaries through the seeded loss proxy, briefly.
 
@@ -18,6 +21,7 @@ mod cli_resume;
 mod cli_tmux;
 mod cli_untrusted_relay;
 mod flood_joins;
+mod hostile;
 mod hostile_input;
 mod loss_smoke;
 mod relay_classic;

@@ -12,6 +12,8 @@
 //!   (Linux `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` where permitted).
 //! - [`set_blocked_sources`]: make the kernel drop a flooder's datagrams
 //!   (a classic BPF socket filter on Linux).
+//! - [`raw`]: forged loopback packets (UDP from any 127.x address, ICMP
+//!   port unreachable) for the hostile test suite; root only, Linux only.
 //! - [`host`]: process tuning for the benchmark (CPU pinning, file limit,
 //!   clock ticks).
 //!
@@ -31,6 +33,7 @@ pub mod host;
 #[cfg(target_os = "linux")]
 mod linux;
 mod options;
+pub mod raw;
 #[cfg(unix)]
 mod sockopt;
 
