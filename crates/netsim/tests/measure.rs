@@ -31,7 +31,13 @@ impl Measurement {
 }
 
 fn measure(kind: ClientKind, loss: f64, seed: u64) -> Measurement {
-    let mut sim = Sim::new(seed, Config::default());
+    // The naive client sends no session key (it is the baseline: no
+    // repair, no keys), so this relay accepts keyless joins.
+    let config = Config {
+        allow_keyless: kind == ClientKind::Naive,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(seed, config);
     let clients: Vec<_> = NICKS
         .iter()
         .map(|n| sim.add_client(kind, n, LinkConfig::CLEAN, LinkConfig::CLEAN))

@@ -199,6 +199,8 @@ error_codes! {
     ClassicDisabled = "classic-disabled", "this relay accepts only the structured dialect (HELLO)", "本服务器只接受结构化协议（HELLO）";
     /// The structured version token is not one the relay speaks.
     BadVersion = "bad-version", "unsupported protocol version; this relay speaks udpchat/1", "不支持的协议版本；本服务器使用 udpchat/1";
+    /// A cookie `HELLO` without `key=`, to a relay that requires session keys.
+    KeyRequired = "key-required", "this relay needs a session key (HELLO ... key=<16 hex digits>); update your client", "本服务器需要会话密钥（HELLO ... key=<16 位十六进制数>）；请更新客户端";
     /// The text contains something that reads as the start of a relay line.
     LooksLikeNotice = "looks-like-notice", "message looks like a line from the relay (someone joining or leaving, the host speaking); reword it", "消息看起来像服务器的通知（有人加入或离开、主持人讲话），请换个说法";
     /// The text has more than 16 spaces in a row.

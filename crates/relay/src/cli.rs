@@ -63,6 +63,13 @@ pub struct Args {
     #[arg(long)]
     pub no_classic: bool,
 
+    /// Let structured clients join without a session key (`HELLO` without `key=`: clients older
+    /// than this relay, or a HELLO typed by hand). Such members are authenticated by their address
+    /// only, so another computer on the network can speak as them; by default their join is refused
+    /// with `key-required`.
+    #[arg(long)]
+    pub allow_keyless: bool,
+
     /// Append every room event (joins, leaves, chat, host messages) to FILE, one timestamped line each.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
@@ -162,6 +169,7 @@ impl Args {
             announce_limit: self.announce_limit as usize,
             classic_reclaim_after: self.classic_reclaim_after,
             unreachable_grace: self.unreachable_grace,
+            allow_keyless: self.allow_keyless,
             ..Config::default()
         }
     }

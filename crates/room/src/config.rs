@@ -45,6 +45,11 @@ pub struct Config {
     /// client can resume it with its token (`RECONNECT`, no `LEAVE`); zero:
     /// removed at once, like a classic member.
     pub unreachable_grace: Duration,
+    /// Let structured clients join without `key=` (older clients, a `HELLO`
+    /// typed by hand): such a member is authenticated by its address only,
+    /// so a blind spoofer can speak as it. Off by default: a cookie `HELLO`
+    /// without `key=` is refused with `key-required`.
+    pub allow_keyless: bool,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             announce_limit: 200,
             classic_reclaim_after: Duration::from_secs(30),
             unreachable_grace: Duration::from_secs(10),
+            allow_keyless: false,
         }
     }
 }

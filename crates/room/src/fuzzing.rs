@@ -80,6 +80,10 @@ pub fn config() -> Config {
         // Reachable: SOURCES share IP addresses.
         classic_reclaim_after: Duration::from_secs(30),
         unreachable_grace: Duration::from_secs(10),
+        // Keyless members too, so the oracle covers both kinds of
+        // structured member (the corpus has keyless joins); the refusal
+        // of a keyless join is a unit test (session_tests.rs).
+        allow_keyless: true,
     }
 }
 

@@ -49,6 +49,10 @@ pub enum Refusal {
     /// A `HELLO` with a version this relay does not speak.
     #[error("version {0}")]
     BadVersion(Token),
+    /// A cookie `HELLO` without `key=` while keys are required
+    /// ([`Config::allow_keyless`](crate::Config::allow_keyless) off).
+    #[error("HELLO without key=")]
+    KeyRequired,
     /// A command only members may send, from a non-member.
     #[error("command from a non-member")]
     NotJoined,
@@ -83,6 +87,7 @@ impl Refusal {
             Refusal::RoomFull { .. } => ErrorCode::RoomFull,
             Refusal::IpFull { .. } => ErrorCode::IpFull,
             Refusal::BadVersion(_) => ErrorCode::BadVersion,
+            Refusal::KeyRequired => ErrorCode::KeyRequired,
             Refusal::NotJoined => ErrorCode::NotJoined,
             Refusal::NotYours { .. } => ErrorCode::NotYours,
             Refusal::NoSuchNick(_) => ErrorCode::NoSuchNick,

@@ -583,6 +583,9 @@ impl Room {
         if version.as_str() != VERSION {
             return Err(Refusal::BadVersion(version));
         }
+        if options.key.is_none() && !self.config.allow_keyless {
+            return Err(Refusal::KeyRequired);
+        }
         self.handle_join(ctx, nick, Dialect::Structured, options, out)
     }
 

@@ -5,7 +5,7 @@
 use udpchat_proto::{split_key_prefix, RelayMsg, SessionKey};
 
 use crate::testing::{addr, to, Harness};
-use crate::{Dialect, Event};
+use crate::{Config, Dialect, Event};
 
 const ALICE: &str = "0123456789abcdef";
 const BOB: &str = "fedcba9876543210";
@@ -234,7 +234,28 @@ fn private_messages_and_their_retransmissions_carry_the_key() {
 }
 
 #[test]
-fn a_keyless_hello_still_joins_address_authenticated() {
+fn a_keyless_hello_is_refused_by_default() {
+    let mut h = Harness::strict(Config::default());
+    let cookie = h.cookie(1);
+    let sent = h.send(1, &format!("HELLO udpchat/1 alice {cookie}"));
+    assert_eq!(
+        to(&sent, 1),
+        ["ERROR key-required this relay needs a session key (HELLO ... key=<16 hex digits>); update your client"]
+    );
+    assert!(h.room.roster.get(&addr(1)).is_none());
+    // With a key, the same join works.
+    let sent = h.send(
+        1,
+        &format!("HELLO udpchat/1 alice {cookie} key=0123456789abcdef"),
+    );
+    assert!(
+        sent[0].1.starts_with("@0123456789abcdef WELCOME "),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_keyless_hello_joins_address_authenticated_with_allow_keyless() {
     let mut h = Harness::new();
     let sent = h.join_structured(1, "alice");
     assert!(sent[0].1.starts_with("WELCOME "), "{sent:?}");

@@ -39,7 +39,19 @@ impl Harness {
         Harness::with(Config::default())
     }
 
+    /// A room with `config`, except that structured members may join
+    /// without session keys ([`Config::allow_keyless`]): most rule tests
+    /// speak without them. `session_tests.rs` covers the keys, and
+    /// [`Harness::strict`] keeps `config` as it is.
     pub(crate) fn with(config: Config) -> Harness {
+        Harness::strict(Config {
+            allow_keyless: true,
+            ..config
+        })
+    }
+
+    /// A room with exactly `config`.
+    pub(crate) fn strict(config: Config) -> Harness {
         let base = Instant::now();
         Harness {
             room: Room::new(config, KEY, base),

@@ -62,8 +62,12 @@ impl Member {
         )
     }
 
-    /// A member speaking from `socket` (not joined yet).
+    /// A member speaking from `socket` (not joined yet). Its receive
+    /// buffer is made large (4 MiB where the system allows): tests that
+    /// load the relay must not lose the datagram they wait for because the
+    /// reading thread was descheduled on a busy machine.
     pub fn from_socket(socket: UdpSocket, relay: SocketAddr) -> Member {
+        let _ = udpchat_udp::set_receive_buffer(&socket, 4 << 20);
         Member {
             socket,
             relay,
