@@ -625,9 +625,15 @@ impl Sim {
                 self.misaddressed += 1;
                 continue;
             };
-            for after in self.peers[id.0].down.carry(transmit.bytes.len()) {
+            // A keyed datagram is put together here (the relay's shell
+            // sends the key and the shared bytes in one system call).
+            let whole: Rc<[u8]> = match transmit.key {
+                Some(_) => Rc::from(transmit.datagram()),
+                None => Rc::clone(&transmit.bytes),
+            };
+            for after in self.peers[id.0].down.carry(whole.len()) {
                 let at = self.now + after;
-                let bytes = Rc::clone(&transmit.bytes);
+                let bytes = Rc::clone(&whole);
                 self.schedule(at, Happening::AtClient { to: id, bytes });
             }
         }

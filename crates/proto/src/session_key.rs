@@ -46,9 +46,12 @@ impl SessionKey {
     /// The prefix `@<key> ` (18 bytes).
     pub fn prefix(self) -> [u8; KEY_PREFIX_LEN] {
         let mut out = [0u8; KEY_PREFIX_LEN];
+        // No allocation: the relay makes one per keyed datagram it sends.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         out[0] = b'@';
-        let digits = format!("{:016x}", self.0);
-        out[1..17].copy_from_slice(digits.as_bytes());
+        for (i, digit) in out[1..17].iter_mut().enumerate() {
+            *digit = HEX[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
         out[17] = b' ';
         out
     }

@@ -19,6 +19,7 @@ use udpchat_udp::UnreachableReport;
 use udpchat_udp::{RecvBatch, SendBatch};
 
 use crate::Transmit;
+use udpchat_proto::KEY_PREFIX_LEN;
 
 /// Datagrams read per `recvmmsg` (one `recv_from` each where there is none).
 const RECV_BATCH: usize = 32;
@@ -56,6 +57,10 @@ pub(crate) struct DataPath {
     registry: Registry,
     inbox: RecvBatch,
     batch: SendBatch,
+    /// The key prefixes of the batch being sent (`@<key> `, or nothing).
+    heads: Vec<[u8; KEY_PREFIX_LEN]>,
+    /// A keyed datagram put together for a single send.
+    joined: Vec<u8>,
     queue: VecDeque<Transmit>,
     queue_limit: usize,
     writable_interest: bool,
@@ -119,6 +124,8 @@ impl DataPath {
             registry: registry.try_clone().map_err(SetupError::Register)?,
             inbox: RecvBatch::new(RECV_BATCH, RECV_SLOT),
             batch: SendBatch::default(),
+            heads: Vec::with_capacity(SendBatch::MAX),
+            joined: Vec::new(),
             queue: VecDeque::new(),
             queue_limit: queue_limit.max(1),
             writable_interest: false,
@@ -176,8 +183,18 @@ impl DataPath {
     /// send buffer is full.
     fn send_some(&mut self, transmits: &[Transmit]) -> Option<usize> {
         if transmits.len() > 1 {
-            let batch = transmits.iter().map(|t| (t.to, &t.bytes[..]));
-            match self.batch.send(&self.socket, batch) {
+            let transmits = &transmits[..transmits.len().min(SendBatch::MAX)];
+            self.heads.clear();
+            self.heads.extend(
+                transmits
+                    .iter()
+                    .map(|t| t.key.map_or([0; KEY_PREFIX_LEN], |k| k.prefix())),
+            );
+            let batch = transmits.iter().zip(&self.heads).map(|(t, head)| {
+                let head = if t.key.is_some() { &head[..] } else { &[][..] };
+                (t.to, head, &t.bytes[..])
+            });
+            match self.batch.send_with_heads(&self.socket, batch) {
                 Ok(sent) if sent > 0 => {
                     self.stats.sent += sent as u64;
                     return Some(sent);
@@ -198,9 +215,27 @@ impl DataPath {
     fn try_send(&mut self, transmit: &Transmit) -> SendOutcome {
         // A send can fail with the pending ICMP error of an earlier datagram
         // (Linux, IP_RECVERR) without sending this one: read the error queue
-        // and try again, a bounded number of times.
+        // and try again, a bounded number of times (`send_one`).
+        // Taken out while sending (the error queue needs `self`), put back
+        // after, so its allocation is reused.
+        let mut joined = std::mem::take(&mut self.joined);
+        let bytes = match transmit.key {
+            Some(key) => {
+                joined.clear();
+                joined.extend_from_slice(&key.prefix());
+                joined.extend_from_slice(&transmit.bytes);
+                &joined[..]
+            }
+            None => &transmit.bytes[..],
+        };
+        let outcome = self.send_one(bytes, transmit.to);
+        self.joined = joined;
+        outcome
+    }
+
+    fn send_one(&mut self, bytes: &[u8], to: SocketAddr) -> SendOutcome {
         for _ in 0..4 {
-            match self.socket.send_to(&transmit.bytes, transmit.to) {
+            match self.socket.send_to(bytes, to) {
                 Ok(_) => {
                     self.stats.sent += 1;
                     return SendOutcome::Done;
@@ -208,7 +243,7 @@ impl DataPath {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return SendOutcome::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    log::debug!("send to {}: {e}", transmit.to);
+                    log::debug!("send to {to}: {e}");
                     if self.drain_error_queue() == 0 {
                         // Not a queued ICMP error: this datagram itself failed.
                         self.stats.send_errors += 1;
@@ -341,10 +376,7 @@ mod tests {
     use mio::Poll;
 
     fn transmit(to: SocketAddr, i: u8) -> Transmit {
-        Transmit {
-            to,
-            bytes: std::rc::Rc::from(vec![i; 8].into_boxed_slice()),
-        }
+        Transmit::new(to, std::rc::Rc::from(vec![i; 8].into_boxed_slice()))
     }
 
     #[test]

@@ -181,15 +181,6 @@ impl Renderer {
     }
 }
 
-/// `bytes` (a structured datagram) as sent to a member with this key:
-/// shared as they are without one, copied behind the prefix with one.
-pub(crate) fn keyed(bytes: &Rc<[u8]>, key: Option<SessionKey>) -> Rc<[u8]> {
-    match key {
-        Some(key) => Rc::from(key.prefixed(bytes)),
-        None => Rc::clone(bytes),
-    }
-}
-
 /// Which of the three renderings (structured, bare classic, newline
 /// classic) a dialect gets: a broadcast renders each at most once.
 pub(crate) fn rendering_index(dialect: Dialect) -> usize {

@@ -471,7 +471,7 @@ impl Harness {
                 !(muted_before.contains(&t.to) && self.room.roster.is_muted(&t.to)),
                 "datagram to muted {}: {:?}",
                 t.to,
-                String::from_utf8_lossy(&t.bytes)
+                String::from_utf8_lossy(&t.datagram())
             );
         }
         if let Some((from, bucket, dialect)) = unauthenticated {
@@ -868,14 +868,15 @@ impl Harness {
         let hello = request.starts_with(b"HELLO");
         let mut replays = 0;
         for t in &self.out.transmits {
-            let (prefix, bytes) = split_key_prefix(&t.bytes);
+            let datagram = t.datagram();
+            let (prefix, bytes) = split_key_prefix(&datagram);
             if let Some(key) = prefix {
                 assert_eq!(
                     Some(key),
                     source_key(t.to),
                     "{} got a datagram behind another key: {:?}",
                     t.to,
-                    String::from_utf8_lossy(&t.bytes)
+                    String::from_utf8_lossy(&t.datagram())
                 );
             }
             let keyed = |m: &Members| {
@@ -1100,7 +1101,7 @@ mod tests {
             0,
             Payload::Join(NickField::Pool(0), Ending::Bare),
         ));
-        let reply = RelayMsg::parse(split_key_prefix(&h.out.transmits[0].bytes).1);
+        let reply = RelayMsg::parse(split_key_prefix(&h.out.transmits[0].datagram()).1);
         assert!(
             matches!(
                 reply,
@@ -1127,7 +1128,7 @@ mod tests {
             Payload::Hello(NickField::Pool(0), CookieField::None(64), false),
         ));
         assert_eq!(h.out.transmits.len(), 1);
-        assert!(h.out.transmits[0].bytes.starts_with(b"COOKIE "));
+        assert!(h.out.transmits[0].datagram().starts_with(b"COOKIE "));
         assert_eq!(
             h.room().members()[0].2,
             Dialect::Classic(LineEnding::Newline)
@@ -1159,7 +1160,7 @@ mod tests {
             .out
             .transmits
             .iter()
-            .any(|t| t.bytes.starts_with(b"PRIVATE ")));
+            .any(|t| t.datagram().starts_with(b"PRIVATE ")));
         h.step(&Step::Datagram(
             3,
             Payload::Join(NickField::Pool(3), Ending::Newline),

@@ -4,19 +4,57 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use udpchat_proto::{ErrorCode, LeaveReason, Nick, RoomEvent, Text};
+use udpchat_proto::{ErrorCode, LeaveReason, Nick, RoomEvent, SessionKey, Text};
 
 use crate::Dialect;
 
-/// One datagram to send. `bytes` is shared by every recipient of the same
-/// rendering: an event is encoded once per dialect/line-ending, never once
-/// per recipient.
+/// One datagram to send: `@<key> ` (if `key` is set) followed by `bytes`.
+/// `bytes` is shared by every recipient of the same rendering: an event is
+/// encoded once per dialect/line-ending, never once per recipient, and a
+/// keyed member's copy differs only in its key, which the shell sends in
+/// front of the shared bytes ([`SessionKey::prefix`]) without copying them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Destination.
     pub to: SocketAddr,
-    /// The datagram.
+    /// The recipient's session key, sent first as `@<key> `.
+    pub key: Option<SessionKey>,
+    /// The datagram (after the key prefix, if any).
     pub bytes: Rc<[u8]>,
+}
+
+impl Transmit {
+    /// `bytes` to `to`, as they are.
+    pub fn new(to: SocketAddr, bytes: Rc<[u8]>) -> Transmit {
+        Transmit {
+            to,
+            key: None,
+            bytes,
+        }
+    }
+
+    /// `bytes` to `to`, after `key`'s prefix if there is a key.
+    pub fn keyed(to: SocketAddr, key: Option<SessionKey>, bytes: Rc<[u8]>) -> Transmit {
+        Transmit { to, key, bytes }
+    }
+
+    /// The whole datagram, prefix included.
+    pub fn datagram(&self) -> Vec<u8> {
+        match self.key {
+            Some(key) => key.prefixed(&self.bytes),
+            None => self.bytes.to_vec(),
+        }
+    }
+
+    /// The datagram's length in bytes, prefix included.
+    pub fn len(&self) -> usize {
+        self.bytes.len() + self.key.map_or(0, |_| udpchat_proto::KEY_PREFIX_LEN)
+    }
+
+    /// Whether the datagram is empty (it never is).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What the shell logs and writes to the transcript.

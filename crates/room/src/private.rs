@@ -8,7 +8,6 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::dialect::keyed;
 use crate::outbox::{Outbox, Pending};
 use crate::roster::Roster;
 use crate::{Event, Outputs, Stats, Transmit};
@@ -136,10 +135,8 @@ impl Privates {
             return;
         }
         stats.datagrams_out += 1;
-        out.transmits.push(Transmit {
-            to: timer.addr,
-            bytes: keyed(&entry.bytes, key),
-        });
+        out.transmits
+            .push(Transmit::keyed(timer.addr, key, Rc::clone(&entry.bytes)));
         entry.retransmits += 1;
         if let Some(after) = RETRANSMIT_AFTER_MS.get(usize::from(entry.retransmits)) {
             self.retransmits.push(Reverse(RetransmitTimer {
@@ -182,10 +179,8 @@ impl Privates {
             entry.first_sent_ms = now_ms;
             entry.retransmits = 0;
             stats.datagrams_out += 1;
-            out.transmits.push(Transmit {
-                to,
-                bytes: keyed(&entry.bytes, key),
-            });
+            out.transmits
+                .push(Transmit::keyed(to, key, Rc::clone(&entry.bytes)));
             self.retransmits.push(Reverse(RetransmitTimer {
                 due_ms: now_ms + RETRANSMIT_AFTER_MS[0],
                 addr: to,

@@ -274,7 +274,7 @@ mod tests {
             .transmits
             .iter()
             .filter(|t| t.to == addr)
-            .map(|t| String::from_utf8(t.bytes.to_vec()).unwrap())
+            .map(|t| String::from_utf8(t.datagram()).unwrap())
             .collect()
     }
 

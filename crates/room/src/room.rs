@@ -37,9 +37,7 @@ use udpchat_proto::{
 };
 
 use crate::cookie::CookieJar;
-use crate::dialect::{
-    keyed, looks_like_relay_output, rendering_index, Context, Recipient, Renderer,
-};
+use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::output::text_or;
@@ -855,11 +853,7 @@ impl Room {
             // A muted recipient gets it (from its outbox) when it speaks.
             if recipient.unreachable_since_ms == 0 {
                 self.stats.datagrams_out += 1;
-                let bytes = match recipient.dialect {
-                    Dialect::Structured => keyed(&bytes, key),
-                    Dialect::Classic(_) => bytes,
-                };
-                out.transmits.push(Transmit { to: to_addr, bytes });
+                out.transmits.push(Transmit::keyed(to_addr, key, bytes));
             }
         }
         let sent = RelayMsg::Sent {
@@ -1114,11 +1108,13 @@ impl Room {
             let slot = &mut renderings[rendering_index(member.dialect)];
             let bytes = slot.get_or_insert_with(|| self.renderer.render(msg, member.dialect));
             if let Some(bytes) = bytes {
-                // A keyed member's copy is its own (behind its prefix).
-                out.transmits.push(Transmit {
-                    to: *addr,
-                    bytes: keyed(bytes, member.client_key()),
-                });
+                // A keyed member's copy shares the bytes; the shell sends
+                // its key's prefix in front of them.
+                out.transmits.push(Transmit::keyed(
+                    *addr,
+                    member.client_key(),
+                    Rc::clone(bytes),
+                ));
                 sent += 1;
             }
         }
@@ -1163,10 +1159,8 @@ impl Room {
         }
         for bytes in replies {
             self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit {
-                to: ctx.from,
-                bytes: Rc::clone(bytes),
-            });
+            out.transmits
+                .push(Transmit::new(ctx.from, Rc::clone(bytes)));
         }
     }
 
@@ -1213,10 +1207,7 @@ impl Room {
         };
         if self.charge(ctx, bytes.len()) && self.budget_for_stranger(ctx, false, out) {
             self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit {
-                to: ctx.from,
-                bytes,
-            });
+            out.transmits.push(Transmit::new(ctx.from, bytes));
         }
     }
 
@@ -1235,7 +1226,7 @@ impl Room {
         let key = self.roster.get(&addr).and_then(|m| m.client_key());
         if let Some(bytes) = self.renderer.render_for(msg, dialect, key) {
             self.stats.datagrams_out += 1;
-            out.transmits.push(Transmit { to: addr, bytes });
+            out.transmits.push(Transmit::new(addr, bytes));
         }
     }
 

@@ -93,7 +93,7 @@ impl Harness {
             .transmits
             .iter()
             .filter(|t| t.to == from)
-            .map(|t| String::from_utf8(t.bytes.to_vec()).unwrap())
+            .map(|t| String::from_utf8(t.datagram()).unwrap())
             .collect()
     }
 
@@ -113,7 +113,7 @@ impl Harness {
                     SocketAddr::V4(a) => a.ip().octets()[3],
                     SocketAddr::V6(_) => 0,
                 };
-                (n, String::from_utf8(t.bytes.to_vec()).unwrap())
+                (n, String::from_utf8(t.datagram()).unwrap())
             })
             .collect()
     }

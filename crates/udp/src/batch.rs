@@ -81,8 +81,11 @@ impl RecvBatch {
         // so no reallocation moves what they point to.
         let len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         for (name, iov) in self.names.iter_mut().zip(self.iovecs.iter_mut()) {
-            self.headers
-                .push(crate::linux::mmsghdr(Some(name), len, iov));
+            self.headers.push(crate::linux::mmsghdr(
+                Some(name),
+                len,
+                std::slice::from_mut(iov),
+            ));
         }
         // SAFETY: `headers` was just built from `names`, `iovecs` and `data`,
         // which this batch owns and which are not touched until the call
@@ -147,10 +150,14 @@ impl RecvBatch {
 pub struct SendBatch {
     #[cfg(target_os = "linux")]
     headers: Vec<libc::mmsghdr>,
+    /// Per datagram: its head (empty if none) and its body.
     #[cfg(target_os = "linux")]
-    iovecs: Vec<libc::iovec>,
+    iovecs: Vec<[libc::iovec; 2]>,
     #[cfg(target_os = "linux")]
     names: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    /// Where a datagram with a head is put together (not Linux).
+    #[cfg(not(target_os = "linux"))]
+    joined: Vec<u8>,
 }
 
 // SAFETY: as for RecvBatch: the pointers are rebuilt for each call from
@@ -168,6 +175,8 @@ impl Default for SendBatch {
             iovecs: Vec::with_capacity(Self::MAX),
             #[cfg(target_os = "linux")]
             names: Vec::with_capacity(Self::MAX),
+            #[cfg(not(target_os = "linux"))]
+            joined: Vec::new(),
         }
     }
 }
@@ -185,7 +194,23 @@ impl SendBatch {
         socket: &impl Socket,
         datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
     ) -> io::Result<usize> {
-        self.send_inner(socket, datagrams.into_iter().map(|(to, b)| (Some(to), b)))
+        let datagrams = datagrams.into_iter().map(|(to, b)| (Some(to), &[][..], b));
+        self.send_inner(socket, datagrams)
+    }
+
+    /// Like [`send`](Self::send), each datagram made of a head and a body
+    /// sent as one (the head first; it may be empty): the relay sends one
+    /// shared rendering of an event behind each member's own key prefix
+    /// without copying it (two `iovec`s per datagram on Linux).
+    pub fn send_with_heads<'a>(
+        &mut self,
+        socket: &impl Socket,
+        datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8], &'a [u8])>,
+    ) -> io::Result<usize> {
+        let datagrams = datagrams
+            .into_iter()
+            .map(|(to, head, body)| (Some(to), head, body));
+        self.send_inner(socket, datagrams)
     }
 
     /// Like [`send`](Self::send), to the peer of a connected socket.
@@ -194,29 +219,30 @@ impl SendBatch {
         socket: &impl Socket,
         datagrams: impl IntoIterator<Item = &'a [u8]>,
     ) -> io::Result<usize> {
-        self.send_inner(socket, datagrams.into_iter().map(|b| (None, b)))
+        self.send_inner(socket, datagrams.into_iter().map(|b| (None, &[][..], b)))
     }
 
     #[cfg(target_os = "linux")]
     fn send_inner<'a>(
         &mut self,
         socket: &impl Socket,
-        datagrams: impl Iterator<Item = (Option<SocketAddr>, &'a [u8])>,
+        datagrams: impl Iterator<Item = (Option<SocketAddr>, &'a [u8], &'a [u8])>,
     ) -> io::Result<usize> {
         self.headers.clear();
         self.iovecs.clear();
         self.names.clear();
         let mut connected = false;
-        for (to, bytes) in datagrams.take(Self::MAX) {
+        // sendmmsg only reads through these pointers.
+        let iovec = |bytes: &[u8]| libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        for (to, head, body) in datagrams.take(Self::MAX) {
             match to {
                 Some(to) => self.names.push(crate::linux::sockaddr_from_std(to)),
                 None => connected = true,
             }
-            self.iovecs.push(libc::iovec {
-                // sendmmsg only reads through this pointer.
-                iov_base: bytes.as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len(),
-            });
+            self.iovecs.push([iovec(head), iovec(body)]);
         }
         let n = self.iovecs.len();
         if n == 0 {
@@ -224,17 +250,23 @@ impl SendBatch {
         }
         // Pointers are taken after every push (capacity is MAX anyway).
         for i in 0..n {
+            // No head: the body's iovec alone.
+            let parts = &mut self.iovecs[i];
+            let iov = if parts[0].iov_len == 0 {
+                &mut parts[1..]
+            } else {
+                &mut parts[..]
+            };
             let header = match self.names.get_mut(i) {
-                Some((name, len)) if !connected => {
-                    crate::linux::mmsghdr(Some(name), *len, &mut self.iovecs[i])
-                }
-                _ => crate::linux::mmsghdr(None, 0, &mut self.iovecs[i]),
+                Some((name, len)) if !connected => crate::linux::mmsghdr(Some(name), *len, iov),
+                _ => crate::linux::mmsghdr(None, 0, iov),
             };
             self.headers.push(header);
         }
         // SAFETY: `headers` points into `names` and `iovecs` (owned here,
-        // untouched until the call returns) and into the caller's byte
-        // slices, borrowed for this call.
+        // untouched until the call returns), each header at one or two
+        // iovecs of its own datagram, and those into the caller's heads and
+        // bodies, borrowed for this call.
         unsafe { crate::linux::sendmmsg(socket.fd(), &mut self.headers) }
     }
 
@@ -242,10 +274,18 @@ impl SendBatch {
     fn send_inner<'a>(
         &mut self,
         socket: &impl Socket,
-        datagrams: impl Iterator<Item = (Option<SocketAddr>, &'a [u8])>,
+        datagrams: impl Iterator<Item = (Option<SocketAddr>, &'a [u8], &'a [u8])>,
     ) -> io::Result<usize> {
         let mut sent = 0;
-        for (to, bytes) in datagrams.take(Self::MAX) {
+        for (to, head, body) in datagrams.take(Self::MAX) {
+            let bytes = if head.is_empty() {
+                body
+            } else {
+                self.joined.clear();
+                self.joined.extend_from_slice(head);
+                self.joined.extend_from_slice(body);
+                &self.joined[..]
+            };
             let result = match to {
                 Some(to) => socket.send_to(bytes, to),
                 None => socket.send(bytes),
@@ -332,6 +372,24 @@ mod tests {
             let (n, from) = to.recv_from(&mut buf).unwrap();
             assert_eq!(from, relay.local_addr().unwrap());
             assert_eq!(&buf[..n], &vec![i; 10 + i as usize][..]);
+        }
+    }
+
+    #[test]
+    fn heads_and_bodies_arrive_as_one_datagram_each() {
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = a.local_addr().unwrap();
+        let body = b"EVENT 5 live CHAT bob hi".to_vec();
+        let heads = [&b"@0123456789abcdef "[..], b"", b"@fedcba9876543210 "];
+        let mut sender = SendBatch::default();
+        let batch = heads.iter().map(|head| (to, *head, &body[..]));
+        assert_eq!(sender.send_with_heads(&relay, batch).unwrap(), 3);
+        a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 256];
+        for head in heads {
+            let (n, _) = a.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], [head, &body[..]].concat().as_slice());
         }
     }
 

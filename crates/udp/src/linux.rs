@@ -89,7 +89,7 @@ pub(crate) fn sockaddr_from_std(addr: SocketAddr) -> (libc::sockaddr_storage, li
 pub(crate) fn mmsghdr(
     name: Option<&mut libc::sockaddr_storage>,
     len: libc::socklen_t,
-    iov: &mut libc::iovec,
+    iov: &mut [libc::iovec],
 ) -> libc::mmsghdr {
     // SAFETY: all-zero is a valid msghdr; the fields that matter are set below.
     let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -97,8 +97,8 @@ pub(crate) fn mmsghdr(
         header.msg_name = (name as *mut libc::sockaddr_storage).cast();
         header.msg_namelen = len;
     }
-    header.msg_iov = iov;
-    header.msg_iovlen = 1;
+    header.msg_iovlen = iov.len() as _;
+    header.msg_iov = iov.as_mut_ptr();
     libc::mmsghdr {
         msg_hdr: header,
         msg_len: 0,
