@@ -178,14 +178,17 @@ fn transcript_after_sigterm_is_complete_and_members_get_bye() {
             rest
         })
         .collect();
+    let started = format!("relay started on {}", relay.addr);
     assert_eq!(
         bodies,
         [
+            started.as_str(),
             "#1 * alice joined",
             "#2 * bob joined",
             "#3 alice: first message",
             "#4 [host] host says hi",
             "#5 * bob left",
+            "relay stopped (SIGTERM): goodbye",
         ]
     );
 }
