@@ -349,8 +349,10 @@ fn transcript_survives_kill_9_with_whole_lines() {
     let text = std::fs::read_to_string(&file.0).expect("transcript exists");
     assert!(text.ends_with('\n'), "torn last line");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 51, "{text}");
-    for (i, line) in lines[1..].iter().enumerate() {
+    // The start line, the join, 50 chats; no stop line after kill -9.
+    assert_eq!(lines.len(), 52, "{text}");
+    assert!(lines[0].contains(" relay started on "), "{text}");
+    for (i, line) in lines[2..].iter().enumerate() {
         assert!(
             line.ends_with(&format!("#{} alice: line {i} 你好", i + 2)),
             "{line:?}"
