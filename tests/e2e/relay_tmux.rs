@@ -222,3 +222,118 @@ fn relay_started_with_ampersand_keeps_running_and_relaying() {
         t.contains("relay stopped")
     });
 }
+
+/// The pid of the process whose command line contains `needle` (Linux /proc).
+#[cfg(target_os = "linux")]
+fn pid_with_arg(needle: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.first().is_some_and(|a| a.ends_with(b"udpchat-relay"))
+            && args.iter().any(|a| *a == needle.as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn relay_moved_to_the_background_with_ctrl_z_and_bg_keeps_relaying_and_fg_brings_the_console_back()
+{
+    if !tmux_available() {
+        eprintln!("skipped: tmux or bash is not installed");
+        return;
+    }
+    let out = TempFile::new("fg-relay-out");
+    let transcript = TempFile::new("fg-relay-transcript");
+    let mut shell = Shell::start();
+    shell.wait_screen("the shell prompt", |s| {
+        s.lines().any(|l| l.trim_end() == "$")
+    });
+    // In the foreground, stdin the terminal: the relay has its console.
+    shell.type_line(&format!(
+        "{RELAY_BIN} --bind 127.0.0.1:0 --transcript {} > {} 2>&1",
+        transcript.as_str(),
+        out.as_str()
+    ));
+    let text = wait_file(&out.0, "the listening line", |t| {
+        t.lines().any(|l| l.starts_with(LISTENING_PREFIX))
+    });
+    let addr: std::net::SocketAddr = text
+        .lines()
+        .find_map(|l| l.strip_prefix(LISTENING_PREFIX))
+        .expect("the listening line")
+        .parse()
+        .expect("an address");
+    assert!(!text.contains("no console"), "{text}");
+    let mut pid = None;
+    assert!(
+        crate::support::eventually(|| {
+            pid = pid_with_arg(transcript.as_str());
+            pid.is_some()
+        }),
+        "relay process not found"
+    );
+    shell.relay_pid = pid;
+    shell.type_line("/who");
+    wait_file(&out.0, "the console's answer", |t| {
+        t.lines().any(|l| l == "0 members")
+    });
+
+    // Ctrl-Z, then bg: the console's next read would stop it (SIGTTIN).
+    assert!(shell
+        .tmux(&["send-keys", "-t", "sh", "C-z"])
+        .status
+        .success());
+    shell.wait_screen("the job stopped by Ctrl-Z", |s| s.contains("Stopped"));
+    shell.type_line("bg");
+    wait_file(&out.0, "the console pausing in the background", |t| {
+        t.contains("console: the relay runs in the background now")
+    });
+    shell.type_line("jobs");
+    // The last job line (after Ctrl-Z's "Stopped" and bg's "&") says Running.
+    let last_job_line = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("[1]"))
+            .last()
+            .unwrap_or("")
+            .to_owned()
+    };
+    shell.wait_screen("the jobs listing", |s| last_job_line(s).contains("Running"));
+    let alice = Member::new(addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let bob = Member::new(addr);
+    bob.join_classic("bob");
+    alice.expect("* bob joined");
+    bob.send("M bob while in the background");
+    alice.recv_until("bob's message", |l| l == "bob: while in the background");
+
+    // fg: the console reads again.
+    shell.type_line("fg");
+    thread::sleep(Duration::from_millis(700)); // the console checks twice a second
+    shell.type_line("/who");
+    wait_file(&out.0, "the console's answer after fg", |t| {
+        t.lines().any(|l| l == "2 members")
+    });
+    shell.type_line("/quit class is over");
+    alice.recv_until("the goodbye", |l| {
+        l.starts_with("* the relay is shutting down")
+    });
+    let deadline = Instant::now() + WAIT;
+    while pid.is_some_and(alive) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid.is_some_and(alive), "the relay did not exit on /quit");
+    shell.relay_pid = None;
+    let record = std::fs::read_to_string(&transcript.0).expect("transcript");
+    assert!(
+        record.contains("relay stopped (/quit): class is over"),
+        "{record}"
+    );
+}
