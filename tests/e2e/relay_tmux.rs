@@ -20,9 +20,10 @@ struct Shell {
 }
 
 impl Shell {
-    fn start() -> Shell {
+    /// `name` keeps the tmux servers of tests running in parallel apart.
+    fn start(name: &str) -> Shell {
         let shell = Shell {
-            socket: format!("udpchat-test-relay-bg-{}", std::process::id()),
+            socket: format!("udpchat-test-relay-{name}-{}", std::process::id()),
             relay_pid: None,
         };
         let started = shell.tmux(&[
@@ -146,7 +147,7 @@ fn relay_started_with_ampersand_keeps_running_and_relaying() {
     }
     let out = TempFile::new("bg-relay-out");
     let pid_file = TempFile::new("bg-relay-pid");
-    let mut shell = Shell::start();
+    let mut shell = Shell::start("ampersand");
     // capture-pane drops the prompt's trailing space.
     shell.wait_screen("the shell prompt", |s| {
         s.lines().any(|l| l.trim_end() == "$")
@@ -251,7 +252,7 @@ fn relay_moved_to_the_background_with_ctrl_z_and_bg_keeps_relaying_and_fg_brings
     }
     let out = TempFile::new("fg-relay-out");
     let transcript = TempFile::new("fg-relay-transcript");
-    let mut shell = Shell::start();
+    let mut shell = Shell::start("ctrl-z");
     shell.wait_screen("the shell prompt", |s| {
         s.lines().any(|l| l.trim_end() == "$")
     });
