@@ -234,7 +234,7 @@ fn pid_with_arg(needle: &str) -> Option<u32> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
         if args.first().is_some_and(|a| a.ends_with(b"udpchat-relay"))
-            && args.iter().any(|a| *a == needle.as_bytes())
+            && args.contains(&needle.as_bytes())
         {
             return Some(pid);
         }
@@ -300,8 +300,7 @@ fn relay_moved_to_the_background_with_ctrl_z_and_bg_keeps_relaying_and_fg_brings
     // The last job line (after Ctrl-Z's "Stopped" and bg's "&") says Running.
     let last_job_line = |s: &str| {
         s.lines()
-            .filter(|l| l.starts_with("[1]"))
-            .last()
+            .rfind(|l| l.starts_with("[1]"))
             .unwrap_or("")
             .to_owned()
     };

@@ -29,6 +29,7 @@ pub fn local_offset_seconds(unix_secs: i64) -> io::Result<i32> {
 mod imp {
     use super::*;
 
+    #[allow(clippy::useless_conversion)] // time_t is 32 bits on some platforms
     pub(super) fn local_offset_seconds(unix_secs: i64) -> io::Result<i32> {
         let t: libc::time_t = unix_secs
             .try_into()
