@@ -4,8 +4,9 @@
 //! rules of the room are tested in crates/room and loss on the simulator in
 //! crates/netsim, so the scenarios here stay short.
 //!
-//! - `relay_*`: the relay as a process (flags, signals, console, transcript)
-//!   and both dialects on the wire;
+//! - `relay_*`: the relay as a process (flags, signals, console, transcript,
+//!   where-to-join lines at start, `udpchat-relay &` under tmux) and both
+//!   dialects on the wire;
 //! - `hostile_input`, `flood_joins`, `transcript_under_load`: bad and heavy
 //!   input against the real relay;
 //! - `hostile`: the attacks of a hostile classroom LAN (issue 12: forged
@@ -26,5 +27,7 @@ mod hostile_input;
 mod loss_smoke;
 mod relay_classic;
 mod relay_process;
+mod relay_start;
 mod relay_structured;
+mod relay_tmux;
 mod transcript_under_load;

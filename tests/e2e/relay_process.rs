@@ -178,14 +178,17 @@ fn transcript_after_sigterm_is_complete_and_members_get_bye() {
             rest
         })
         .collect();
+    let started = format!("relay started on {}", relay.addr);
     assert_eq!(
         bodies,
         [
+            started.as_str(),
             "#1 * alice joined",
             "#2 * bob joined",
             "#3 alice: first message",
             "#4 [host] host says hi",
             "#5 * bob left",
+            "relay stopped (SIGTERM): goodbye",
         ]
     );
 }
@@ -346,8 +349,10 @@ fn transcript_survives_kill_9_with_whole_lines() {
     let text = std::fs::read_to_string(&file.0).expect("transcript exists");
     assert!(text.ends_with('\n'), "torn last line");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 51, "{text}");
-    for (i, line) in lines[1..].iter().enumerate() {
+    // The start line, the join, 50 chats; no stop line after kill -9.
+    assert_eq!(lines.len(), 52, "{text}");
+    assert!(lines[0].contains(" relay started on "), "{text}");
+    for (i, line) in lines[2..].iter().enumerate() {
         assert!(
             line.ends_with(&format!("#{} alice: line {i} 你好", i + 2)),
             "{line:?}"

@@ -133,12 +133,21 @@ fn read_transcript(path: &std::path::Path) -> (usize, HashSet<(String, String)>)
     );
     let mut chats = HashSet::new();
     let mut lines = 0;
-    for (i, line) in text.lines().enumerate() {
+    for line in text.lines() {
         // "2026-11-22T00:31:47.123Z #12 alice: hi"
         let (stamp, rest) = line.split_once(' ').expect("timestamp then text");
         assert_eq!(stamp.len(), 24, "bad timestamp in {line:?}");
         let (seq, body) = rest.split_once(' ').expect("#seq then text");
-        assert_eq!(seq, format!("#{}", i + 1), "line {} is {line:?}", i + 1);
+        if seq == "relay" {
+            // "relay started on ...", "relay stopped (SIGTERM): ..."
+            continue;
+        }
+        assert_eq!(
+            seq,
+            format!("#{}", lines + 1),
+            "line {} is {line:?}",
+            lines + 1
+        );
         if let Some((nick, chat)) = body.split_once(": ") {
             if !nick.starts_with('*') && !nick.starts_with('[') {
                 chats.insert((nick.to_owned(), chat.to_owned()));

@@ -22,10 +22,20 @@ use crate::Config;
 #[derive(Debug, Parser)]
 #[command(name = "udpchat-relay", version, about, long_about = None)]
 #[command(after_help = "\
+At start the relay prints `udpchat-relay listening on ADDR`, then where students can join:
+every network address of this computer it is reachable at (loopback left out), each with
+the exact line a student types, e.g.
+  students join at 192.168.1.20 (wlan0):
+    udpchat --relay 192.168.1.20:10024 --nick YOURNAME
+    course client: host 192.168.1.20 port 10024
 Operator console: each line typed on standard input is sent to the room as the host;
 /who lists the members, /kick NICK [reason] removes one, /quit [reason] closes the relay,
-/help lists these. End of input does not stop the relay.
+/help lists these. End of input does not stop the relay. Started in the background
+(udpchat-relay &) or with --no-console, the relay has no console, says so, and keeps relaying.
 SIGINT or SIGTERM: every member is told the relay is closing, the transcript is flushed, exit 0.
+Transcript: created readable by you only (0600; an existing one is tightened), never through a
+symbolic link; numbering goes on after a restart; start and stop are recorded. Example:
+  udpchat-relay --transcript lesson.log --local-time --no-console &
 Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
 Example: a classroom whose 30 computers all reach the relay through one NAT address:
   udpchat-relay --max-per-ip 40
@@ -77,6 +87,16 @@ pub struct Args {
     /// Also write private messages to the transcript.
     #[arg(long, requires = "transcript")]
     pub transcript_private: bool,
+
+    /// Write transcript times in the local time zone with its offset
+    /// (2026-11-22T08:31:47.123+08:00) instead of UTC (2026-11-22T00:31:47.123Z).
+    #[arg(long, requires = "transcript")]
+    pub local_time: bool,
+
+    /// Do not read operator commands from standard input, even on a terminal
+    /// (e.g. `udpchat-relay --no-console` under a script that uses the terminal).
+    #[arg(long)]
+    pub no_console: bool,
 
     /// Language of the notices and error reasons members see.
     #[arg(long, value_enum, default_value_t = LangArg::En)]
@@ -311,5 +331,21 @@ mod tests {
     #[test]
     fn transcript_private_needs_transcript() {
         assert!(Args::try_parse_from(["udpchat-relay", "--transcript-private"]).is_err());
+    }
+
+    #[test]
+    fn local_time_needs_transcript_and_no_console_is_a_flag() {
+        assert!(Args::try_parse_from(["udpchat-relay", "--local-time"]).is_err());
+        let args = Args::try_parse_from([
+            "udpchat-relay",
+            "--transcript",
+            "t.log",
+            "--local-time",
+            "--no-console",
+        ])
+        .unwrap();
+        assert!(args.local_time && args.no_console);
+        let args = Args::try_parse_from(["udpchat-relay"]).unwrap();
+        assert!(!args.local_time && !args.no_console);
     }
 }

@@ -5,10 +5,26 @@
 //! wake-up function so the loop notices at once. End of input only ends the
 //! thread: a relay run under systemd has stdin closed from the start and must
 //! keep running.
+//!
+//! Background safety: the shell (`run`) starts this thread only when
+//! standard input is not a terminal (a pipe or a file: scripts, tests,
+//! systemd) or is a terminal whose foreground process group is the relay's.
+//! A relay started with `&` therefore never reads its terminal, and says
+//! so. For a relay moved to the background later (Ctrl-Z, `bg`), SIGTTIN
+//! and SIGTTOU are ignored ([`udpchat_udp::ignore_terminal_stops`]), so a
+//! read fails with `EIO` instead of stopping the process: the thread then
+//! waits, checking every half second, until the relay is in the foreground
+//! again (`fg`), and reads on.
 
 use std::io::{self, BufRead};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
+use std::time::Duration;
+
+use udpchat_udp::StdinTerminal;
+
+/// How often a console paused in the background checks for `fg`.
+const BACKGROUND_CHECK: Duration = Duration::from_millis(500);
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +111,10 @@ pub fn spawn(wake: Box<dyn Fn() + Send>) -> io::Result<Receiver<Command>> {
 
 fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
     let mut buf = Vec::new();
+    let mut paused = false;
     loop {
-        buf.clear();
+        // Cleared after each line, not before each read: what was read of
+        // a line before a failed read (EIO in the background) is kept.
         match input.read_until(b'\n', &mut buf) {
             Ok(0) => {
                 log::info!(
@@ -105,7 +123,12 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
                 return;
             }
             Ok(_) => {
+                if paused {
+                    log::info!("console: back in the foreground");
+                    paused = false;
+                }
                 let command = Command::parse(&String::from_utf8_lossy(&buf));
+                buf.clear();
                 if command == Command::Nothing {
                     continue;
                 }
@@ -115,6 +138,17 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
                 wake();
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) if udpchat_udp::stdin_terminal() == StdinTerminal::Background => {
+                // Moved to the background (Ctrl-Z, bg): wait for fg.
+                if !paused {
+                    log::info!(
+                        "console: the relay runs in the background now and keeps relaying; fg brings the console back"
+                    );
+                    paused = true;
+                }
+                thread::sleep(BACKGROUND_CHECK);
+                continue;
+            }
             Err(e) => {
                 log::warn!("console: cannot read standard input ({e}); console disabled");
                 return;

@@ -137,6 +137,11 @@ impl DataPath {
         })
     }
 
+    /// Whether the socket takes IPv6 only (`IPV6_V6ONLY`).
+    pub(crate) fn ipv6_only(&self) -> bool {
+        udpchat_udp::ipv6_only(&self.socket)
+    }
+
     /// The bound address.
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()

@@ -11,6 +11,7 @@
 pub use udpchat_room as room;
 pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
+mod addresses;
 pub mod cli;
 mod console;
 mod datapath;
@@ -33,8 +34,15 @@ pub enum Error {
     /// The socket or event loop failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `--transcript FILE` is a symbolic link: refused, so nobody can
+    /// point the transcript at another file.
+    #[error("transcript {} is a symbolic link; the relay never writes a transcript through one: give the path of a real file", path.display())]
+    TranscriptSymlink {
+        /// The file asked for.
+        path: PathBuf,
+    },
     /// `--transcript FILE` could not be opened for appending.
-    #[error("cannot open transcript {}: {source}; check the path and its permissions", path.display())]
+    #[error("cannot open transcript {}: {source}; check the path and its permissions (it must be a file you own)", path.display())]
     Transcript {
         /// The file asked for.
         path: PathBuf,
@@ -48,7 +56,9 @@ impl Error {
     /// failure of the running loop with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Server(ServerError::Bind { .. }) | Error::Transcript { .. } => 2,
+            Error::Server(ServerError::Bind { .. })
+            | Error::Transcript { .. }
+            | Error::TranscriptSymlink { .. } => 2,
             Error::Server(ServerError::Io { .. }) => 1,
         }
     }
@@ -90,18 +100,80 @@ pub fn main() -> ExitCode {
 
 /// Runs a relay with these flags until it is told to stop.
 pub fn run(args: &cli::Args) -> Result<(), Error> {
+    // Before anything can read the terminal: a relay moved to the
+    // background later (Ctrl-Z, bg) must not be stopped by SIGTTIN/SIGTTOU.
+    if let Err(e) = udpchat_udp::ignore_terminal_stops() {
+        log::warn!("cannot ignore SIGTTIN/SIGTTOU ({e}); do not move the relay to the background");
+    }
     let mut server = start(args)?;
+    let lang: udpchat_proto::Lang = args.lang.into();
+    let console = console_choice(args.no_console, udpchat_udp::stdin_terminal());
     {
-        // Tests and scripts wait for this exact line to learn the port.
+        // Tests and scripts wait for this exact first line to learn the port.
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "udpchat-relay listening on {}", server.local_addr());
+        let _ = writeln!(
+            stdout,
+            "{}",
+            addresses::where_to_join(server.local_addr(), server.ipv6_only(), lang)
+        );
+        if let Some(why) = console.without(lang, std::process::id()) {
+            let _ = writeln!(stdout, "{why}");
+        }
         let _ = stdout.flush();
     }
-    if let Err(e) = server.start_console() {
-        log::warn!("no operator console: {e}");
+    if console == ConsoleChoice::Read {
+        if let Err(e) = server.start_console() {
+            log::warn!("no operator console: {e}");
+        }
     }
     server.run()?;
     Ok(())
+}
+
+/// Whether the relay reads operator commands from standard input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsoleChoice {
+    /// Yes: a terminal in the foreground, or not a terminal at all (a pipe
+    /// or a file: scripts and tests; reading one never stops the relay).
+    Read,
+    /// No: `--no-console`.
+    Refused,
+    /// No: standard input is a terminal and the relay is not in its
+    /// foreground process group (`udpchat-relay &`); reading it would stop
+    /// the relay (SIGTTIN).
+    Background,
+}
+
+fn console_choice(no_console: bool, stdin: udpchat_udp::StdinTerminal) -> ConsoleChoice {
+    use udpchat_udp::StdinTerminal;
+    match (no_console, stdin) {
+        (true, _) => ConsoleChoice::Refused,
+        (false, StdinTerminal::Background) => ConsoleChoice::Background,
+        (false, StdinTerminal::Foreground | StdinTerminal::NotTerminal) => ConsoleChoice::Read,
+    }
+}
+
+impl ConsoleChoice {
+    /// The one line that says the relay runs without a console, if it does.
+    fn without(self, lang: udpchat_proto::Lang, pid: u32) -> Option<String> {
+        use udpchat_proto::Lang;
+        Some(match (self, lang) {
+            (ConsoleChoice::Read, _) => return None,
+            (ConsoleChoice::Refused, Lang::En) => format!(
+                "no console (--no-console): the relay keeps relaying; stop it with Ctrl-C or kill {pid}"
+            ),
+            (ConsoleChoice::Refused, Lang::Zh) => format!(
+                "没有控制台（--no-console）：中继照常转发消息；按 Ctrl-C 或用 kill {pid} 停止它"
+            ),
+            (ConsoleChoice::Background, Lang::En) => format!(
+                "no console: the relay runs in the background and keeps relaying; stop it with kill {pid}"
+            ),
+            (ConsoleChoice::Background, Lang::Zh) => format!(
+                "没有控制台：中继在后台运行，照常转发消息；用 kill {pid} 停止它"
+            ),
+        })
+    }
 }
 
 /// Binds the socket and opens the transcript that these flags ask for: a
@@ -113,12 +185,22 @@ pub fn start(args: &cli::Args) -> Result<Server, Error> {
         .transcript
         .as_deref()
         .map(|path| {
-            Transcript::open(path, config.lang, args.transcript_private).map_err(|source| {
-                Error::Transcript {
-                    path: path.to_owned(),
-                    source,
-                }
-            })
+            Transcript::open(path, config.lang, args.transcript_private)
+                .map(|t| t.with_local_time(args.local_time))
+                .map_err(|source| {
+                    // O_NOFOLLOW's error (ELOOP on Linux) says little; the
+                    // path says what it was.
+                    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                        Error::TranscriptSymlink {
+                            path: path.to_owned(),
+                        }
+                    } else {
+                        Error::Transcript {
+                            path: path.to_owned(),
+                            source,
+                        }
+                    }
+                })
         })
         .transpose()?;
     let settings = Settings {
@@ -127,4 +209,49 @@ pub fn start(args: &cli::Args) -> Result<Server, Error> {
         recv_buffer: args.recv_buffer as usize,
     };
     Ok(Server::bind(args.bind, config, settings, transcript)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use udpchat_proto::Lang;
+    use udpchat_udp::StdinTerminal;
+
+    #[test]
+    fn the_console_is_read_only_in_the_foreground_or_from_a_pipe() {
+        assert_eq!(
+            console_choice(false, StdinTerminal::Foreground),
+            ConsoleChoice::Read
+        );
+        assert_eq!(
+            console_choice(false, StdinTerminal::NotTerminal),
+            ConsoleChoice::Read
+        );
+        assert_eq!(
+            console_choice(false, StdinTerminal::Background),
+            ConsoleChoice::Background
+        );
+        for stdin in [
+            StdinTerminal::Foreground,
+            StdinTerminal::Background,
+            StdinTerminal::NotTerminal,
+        ] {
+            assert_eq!(console_choice(true, stdin), ConsoleChoice::Refused);
+        }
+    }
+
+    #[test]
+    fn running_without_a_console_is_said_once_in_both_languages() {
+        assert_eq!(ConsoleChoice::Read.without(Lang::En, 7), None);
+        let bg = ConsoleChoice::Background.without(Lang::En, 7).unwrap();
+        assert!(
+            bg.starts_with("no console: ") && bg.contains("kill 7"),
+            "{bg}"
+        );
+        let zh = ConsoleChoice::Refused.without(Lang::Zh, 7).unwrap();
+        assert!(
+            zh.starts_with("没有控制台") && zh.contains("kill 7"),
+            "{zh}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use udpchat_proto::ErrorCode;
+use udpchat_proto::{ErrorCode, LeaveReason, RoomEvent};
 
 use crate::transcript::Transcript;
 use crate::{Dialect, Event};
@@ -17,6 +17,9 @@ pub(crate) struct Recorder {
     transcript: Option<Transcript>,
     transcript_failed: bool,
     refusals: RefusalLog,
+    /// The reason the host gave for the kick being carried out: written
+    /// with the kicked member's leave line, then forgotten.
+    kick_reason: Option<String>,
 }
 
 impl Recorder {
@@ -25,7 +28,28 @@ impl Recorder {
             transcript,
             transcript_failed: false,
             refusals: RefusalLog::new(now),
+            kick_reason: None,
         }
+    }
+
+    /// The relay is listening on `addr`: the transcript's first line of this run.
+    pub(crate) fn started(&mut self, addr: SocketAddr) {
+        let now = SystemTime::now();
+        self.transcribe(|t| t.started(now, addr));
+    }
+
+    /// The host is kicking a member for `reason`: the next leave as kicked
+    /// carries it in the transcript. The room's kick event has no reason;
+    /// the shell, which asked for the kick, knows it, and dispatches the
+    /// room's answer at once, so that leave is this kick's; then it calls
+    /// [`Recorder::kick_done`].
+    pub(crate) fn kicking(&mut self, reason: String) {
+        self.kick_reason = Some(reason);
+    }
+
+    /// Forgets the reason of [`Recorder::kicking`] (used or not).
+    pub(crate) fn kick_done(&mut self) {
+        self.kick_reason = None;
     }
 
     /// Logs and transcribes one event; `members` is the room's size after it.
@@ -34,11 +58,15 @@ impl Recorder {
         match event {
             Event::Room { seq, event } => {
                 log::debug!("event {seq}: {event:?}");
-                self.transcribe(|t| t.room_event(now, *seq, event));
+                let reason = self.take_kick_reason(event);
+                self.transcribe(|t| {
+                    t.room_event_with_reason(now, Some(*seq), event, reason.as_deref())
+                });
             }
             Event::Unannounced { event } => {
                 log::debug!("not announced (above --announce-limit): {event:?}");
-                self.transcribe(|t| t.unannounced_event(now, event));
+                let reason = self.take_kick_reason(event);
+                self.transcribe(|t| t.room_event_with_reason(now, None, event, reason.as_deref()));
             }
             Event::Private { from, to, text } => {
                 log::debug!("private {from} -> {to}");
@@ -87,6 +115,17 @@ impl Recorder {
         }
     }
 
+    /// The host's reason if `event` is the leave of the member being kicked.
+    fn take_kick_reason(&mut self, event: &RoomEvent) -> Option<String> {
+        match event {
+            RoomEvent::Leave {
+                reason: LeaveReason::Kicked,
+                ..
+            } => self.kick_reason.take(),
+            _ => None,
+        }
+    }
+
     fn transcribe(&mut self, write: impl FnOnce(&mut Transcript) -> io::Result<()>) {
         if let Some(t) = &mut self.transcript {
             let result = write(t);
@@ -103,9 +142,12 @@ impl Recorder {
         self.refusals.tick(now);
     }
 
-    /// Last words: the suppressed-warning summary, the transcript on disk.
-    pub(crate) fn finish(&mut self) {
+    /// Last words: the suppressed-warning summary, the stop line (`cause`:
+    /// what stopped the relay; `reason`: the goodbye), the transcript on disk.
+    pub(crate) fn finish(&mut self, cause: &str, reason: &str) {
         self.refusals.flush();
+        let now = SystemTime::now();
+        self.transcribe(|t| t.stopped(now, cause, reason));
         if let Some(t) = &mut self.transcript {
             if let Err(e) = t.sync() {
                 log::error!("transcript {}: {e}", t.path().display());

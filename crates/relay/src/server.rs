@@ -130,7 +130,10 @@ pub struct Server {
     stats: LoopStats,
     stats_interval: Option<Duration>,
     next_stats: Option<Instant>,
+    /// The goodbye reason, once the relay is to stop.
     shutdown: Option<String>,
+    /// What asked it to stop (`SIGTERM`, `/quit`), for the transcript.
+    stop_cause: &'static str,
 }
 
 impl Server {
@@ -176,6 +179,8 @@ impl Server {
 
         let lang = config.lang;
         let now = Instant::now();
+        let mut recorder = Recorder::new(transcript, now);
+        recorder.started(local_addr);
         Ok(Server {
             poll,
             net,
@@ -187,17 +192,24 @@ impl Server {
             console: None,
             #[cfg(unix)]
             signals,
-            recorder: Recorder::new(transcript, now),
+            recorder,
             stats: LoopStats::default(),
             stats_interval: settings.stats_interval,
             next_stats: settings.stats_interval.map(|i| now + i),
             shutdown: None,
+            stop_cause: "",
         })
     }
 
     /// The address actually bound (the port is known even for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the socket is IPv6-only (a relay bound to `[::]` that is not
+    /// reachable at IPv4 addresses); `false` for IPv4.
+    pub fn ipv6_only(&self) -> bool {
+        self.local_addr.is_ipv6() && self.net.ipv6_only()
     }
 
     /// Starts reading operator commands from standard input.
@@ -225,10 +237,11 @@ impl Server {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    self.recorder.finish("error", &e.to_string());
                     return Err(ServerError::Io {
                         what: "waiting for events",
                         source: e,
-                    })
+                    });
                 }
             }
             let now = Instant::now();
@@ -271,8 +284,10 @@ impl Server {
                 _ => "signal",
             };
             log::info!("{name} received; saying goodbye to every member");
-            self.shutdown
-                .get_or_insert_with(|| console::default_quit_reason(self.lang).to_owned());
+            if self.shutdown.is_none() {
+                self.shutdown = Some(console::default_quit_reason(self.lang).to_owned());
+                self.stop_cause = name;
+            }
         }
     }
 
@@ -382,6 +397,7 @@ impl Server {
                 Command::Kick { nick, reason } => {
                     let reason = reason
                         .unwrap_or_else(|| console::default_kick_reason(self.lang).to_owned());
+                    self.recorder.kicking(reason.clone());
                     match self.room.kick(now, &nick, &reason, &mut self.out) {
                         Ok(()) => console_print(&format!("kicked {nick}")),
                         Err(code) => {
@@ -389,8 +405,10 @@ impl Server {
                         }
                     }
                     self.dispatch();
+                    self.recorder.kick_done();
                 }
                 Command::Quit(reason) => {
+                    self.stop_cause = "/quit";
                     self.shutdown = Some(
                         reason
                             .unwrap_or_else(|| console::default_quit_reason(self.lang).to_owned()),
@@ -503,7 +521,12 @@ impl Server {
             }
             self.net.flush_queue();
         }
-        self.recorder.finish();
+        let cause = if self.stop_cause.is_empty() {
+            "?"
+        } else {
+            self.stop_cause
+        };
+        self.recorder.finish(cause, reason);
         self.log_stats();
         log::info!("relay stopped");
     }

@@ -16,6 +16,11 @@
 //!   port unreachable) for the hostile test suite; root only, Linux only.
 //! - [`host`]: process tuning for the benchmark (CPU pinning, file limit,
 //!   clock ticks).
+//! - For the relay's start and its transcript: [`interface_addresses`]
+//!   (where students can reach it, `getifaddrs`), [`stdin_terminal`] and
+//!   [`ignore_terminal_stops`] (no SIGTTIN stop in the background),
+//!   [`local_offset_seconds`] (`localtime_r`), [`open_private_append`]
+//!   (mode 0600, `O_NOFOLLOW`).
 //!
 //! One convention throughout, the one std and mio use: a call that would
 //! block returns `Err` of kind [`std::io::ErrorKind::WouldBlock`]; no
@@ -30,17 +35,25 @@ mod batch;
 mod errqueue;
 mod filter;
 pub mod host;
+mod interfaces;
 #[cfg(target_os = "linux")]
 mod linux;
+mod localtime;
 mod options;
+mod private_file;
 pub mod raw;
 #[cfg(unix)]
 mod sockopt;
+mod terminal;
 
 pub use batch::{RecvBatch, SendBatch};
 pub use errqueue::{drain_error_queue, enable_unreachable_reports, UnreachableReport};
 pub use filter::{set_blocked_sources, MAX_BLOCKED};
+pub use interfaces::{interface_addresses, ipv6_only, InterfaceAddr};
+pub use localtime::local_offset_seconds;
 pub use options::{set_receive_buffer, set_send_buffer, Buffer};
+pub use private_file::{open_private_append, PrivateFile};
+pub use terminal::{ignore_terminal_stops, stdin_terminal, StdinTerminal};
 
 use std::io;
 use std::net::SocketAddr;

@@ -44,6 +44,12 @@ impl Relay {
     }
 
     fn start_with(args: &[&str], console: bool) -> Relay {
+        Self::start_with_env(args, console, &[])
+    }
+
+    /// Like [`Relay::start`] (or, with `console`, [`Relay::start_with_console`])
+    /// with these environment variables set too (e.g. `TZ`).
+    pub fn start_with_env(args: &[&str], console: bool, env: &[(&str, &str)]) -> Relay {
         let mut all: Vec<&str> = Vec::new();
         if !args.contains(&"--bind") {
             all.extend(["--bind", "127.0.0.1:0"]);
@@ -52,6 +58,7 @@ impl Relay {
         let mut child = Command::new(RELAY_BIN)
             .args(&all)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(if console {
                 Stdio::piped()
             } else {
