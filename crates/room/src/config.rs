@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use udpchat_proto::Lang;
+use udpchat_proto::{Lang, Nick};
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -45,6 +45,10 @@ pub struct Config {
     /// client can resume it with its token (`RECONNECT`, no `LEAVE`); zero:
     /// removed at once, like a classic member.
     pub unreachable_grace: Duration,
+    /// Nicknames no member may take, nor any look-alike of them (the same
+    /// [`Nick::key`]): by default [`RESERVED_NICKS`](crate::RESERVED_NICKS);
+    /// `--reserve NAME` adds to them.
+    pub reserved: Vec<Nick>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             announce_limit: 200,
             classic_reclaim_after: Duration::from_secs(30),
             unreachable_grace: Duration::from_secs(10),
+            reserved: crate::reserved::default_reserved(),
         }
     }
 }

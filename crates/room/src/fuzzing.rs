@@ -80,6 +80,13 @@ pub fn config() -> Config {
         // Reachable: SOURCES share IP addresses.
         classic_reclaim_after: Duration::from_secs(30),
         unreachable_grace: Duration::from_secs(10),
+        // The built-in names, and one the pool's `ｄａｖｅ` looks like, so
+        // the fuzzer reaches `nick-reserved`.
+        reserved: {
+            let mut reserved = Config::default().reserved;
+            reserved.push(Nick::new("dave").expect("valid"));
+            reserved
+        },
     }
 }
 
@@ -298,6 +305,8 @@ pub struct Harness {
     cookies: HashMap<SocketAddr, String>,
     /// Model of each member's window of recent `SAY`/`PMSG` ids.
     recent_ids: HashMap<SocketAddr, VecDeque<u64>>,
+    /// The keys of the configuration's reserved names: no member's key.
+    reserved: std::collections::HashSet<String>,
 }
 
 impl Default for Harness {
@@ -318,7 +327,9 @@ impl Harness {
     /// limits) and a fixed key.
     pub fn with_config(config: Config) -> Harness {
         let now = Instant::now();
+        let reserved = config.reserved.iter().map(Nick::key).collect();
         Harness {
+            reserved,
             room: Room::new(config, *b"fuzzing-room-key", now),
             now,
             out: Outputs::default(),
@@ -337,10 +348,19 @@ impl Harness {
         let list = self.room.members();
         let mut map = HashMap::new();
         let mut keys = std::collections::HashSet::new();
+        let mut looks = std::collections::HashSet::new();
         for (nick, addr, dialect) in list {
             assert!(
                 keys.insert(nick.key()),
-                "two members share the nickname {nick}"
+                "two members share the nickname {nick} (or look alike)"
+            );
+            assert!(
+                looks.insert(nick.look_key()),
+                "two members' nicknames look alike in the same case ({nick})"
+            );
+            assert!(
+                !self.reserved.contains(&nick.key()),
+                "a member holds the reserved name {nick}"
             );
             assert!(
                 map.insert(addr, (nick, dialect)).is_none(),
