@@ -218,7 +218,7 @@ fn reserved_names_look_alikes_and_blank_names_are_refused_by_the_real_relay() {
              as a Hangul filler or a zero-width space); use letters, digits, _ - . only",
         ),
     ] {
-        mallory.send(&format!("N {asked}"));
+        mallory.send(format!("N {asked}"));
         assert_eq!(mallory.recv_text(), want);
     }
     alice.expect_silence(QUIET);
