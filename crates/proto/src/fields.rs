@@ -111,7 +111,7 @@ fn is_nick_char(c: char) -> bool {
 /// Hangul word spelled with conjoining letters) is accepted and kept in NFC:
 /// the member is known by the NFC spelling, which is also what every client
 /// shows. Nicknames compare by their look-alike key for uniqueness: see
-/// [`Nick::key`].
+/// [`Nick::key`] (and [`Nick::look_key`], the room's second check).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nick(String);
 
