@@ -107,7 +107,7 @@ pub fn source_key(addr: SocketAddr) -> Option<SessionKey> {
     (i % 2 == 0).then(|| SessionKey::from_u64(0x5eed_0000_0000_0000 | i as u64))
 }
 
-const NICKS: [&str; 8] = [
+const NICKS: [&str; 11] = [
     "alice",
     "Alice",
     "bob",
@@ -116,6 +116,10 @@ const NICKS: [&str; 8] = [
     "carol",
     "d",
     "ｄａｖｅ",
+    // Look-alikes: of alice (Cyrillic а), and a pair alike only in capitals.
+    "\u{430}lice",
+    "KIM",
+    "\u{41a}IM",
 ];
 const TEXTS: [&str; 6] = [
     "hi",
