@@ -188,3 +188,40 @@ fn a_fifth_course_client_on_one_computer_is_refused_with_ip_full_and_others_stil
     });
     same[4].expect_silence(QUIET);
 }
+
+#[test]
+fn reserved_names_look_alikes_and_blank_names_are_refused_by_the_real_relay() {
+    let relay = Relay::start(&["--reserve", "Ms.Li"]);
+    let alice = Member::new(relay.addr);
+    alice.join_classic("alice");
+    alice.expect("* alice joined");
+    let mallory = Member::new(relay.addr);
+    for (asked, want) in [
+        (
+            "MS.LI",
+            "ERROR nick-reserved: the nickname MS.LI is reserved for the teacher and the relay; \
+             choose another",
+        ),
+        (
+            "t\u{435}acher",
+            "ERROR nick-reserved: the nickname t\u{435}acher looks like teacher, which is \
+             reserved for the teacher and the relay; choose another",
+        ),
+        (
+            "ａｌｉｃｅ",
+            "ERROR nick-taken: the nickname ａｌｉｃｅ looks like alice, who is online; choose \
+             another",
+        ),
+        (
+            "\u{3164}",
+            "ERROR nick-invalid: a nickname cannot contain invisible or blank characters (such \
+             as a Hangul filler or a zero-width space); use letters, digits, _ - . only",
+        ),
+    ] {
+        mallory.send(format!("N {asked}"));
+        assert_eq!(mallory.recv_text(), want);
+    }
+    alice.expect_silence(QUIET);
+    mallory.join_classic("mallory");
+    alice.expect("* mallory joined");
+}

@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn typed_nicknames_are_checked_locally_in_words_and_kept_in_nfc() {
+        let blank = parse_input("/nick \u{3164}").unwrap_err().to_string();
+        assert!(blank.contains("invisible or blank"), "{blank}");
+        let space = parse_input("/msg bob\u{3000}smith hi")
+            .unwrap_err()
+            .to_string();
+        assert!(space.contains("invisible or blank"), "{space}");
+        assert_eq!(
+            parse_input("/nick \u{1112}\u{1161}\u{11ab}\u{1100}\u{116e}\u{11a8}"),
+            Ok(Input::Rename(Nick::new("한국").unwrap()))
+        );
+    }
+
+    #[test]
     fn control_characters_in_typed_text_are_refused_but_tabs_expand() {
         assert!(matches!(
             parse_input("a\u{1b}[2J"),

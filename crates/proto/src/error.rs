@@ -40,8 +40,10 @@ pub enum ParseError {
         "nickname is too long; at most {MAX_NICK_CHARS} characters and {MAX_NICK_BYTES} bytes"
     )]
     NickTooLong,
-    /// Nickname with a character that is not allowed.
-    #[error("nickname contains {}; use letters, digits, _ - . only", describe_char(*.0))]
+    /// Nickname with a character that is not allowed (a space, a symbol,
+    /// a control character, or an invisible or blank one such as a Hangul
+    /// filler). The message says which kind in words.
+    #[error("{}", nick_char_problem(*.0, Lang::En))]
     NickChar(u32),
     /// Empty message text.
     #[error("message text is empty")]
@@ -93,6 +95,36 @@ fn forbidden_char(c: u32) -> String {
     }
 }
 
+/// What is wrong with a character in a nickname, in words a student knows
+/// (never just a code point: an invisible character shows nothing to point
+/// at).
+fn nick_char_problem(c: u32, lang: Lang) -> String {
+    let ch = char::from_u32(c).unwrap_or('\u{fffd}');
+    let invisible = crate::fields::is_default_ignorable(ch) || crate::fields::is_invisible(ch);
+    match lang {
+        Lang::En if ch == ' ' => "spaces are not allowed in a nickname; use _ or - instead".into(),
+        Lang::Zh if ch == ' ' => "昵称中不能有空格，可以用 _ 或 - 代替".into(),
+        Lang::En if ch.is_whitespace() || invisible => {
+            "a nickname cannot contain invisible or blank characters (such as a Hangul \
+             filler or a zero-width space); use letters, digits, _ - . only"
+                .into()
+        }
+        Lang::Zh if ch.is_whitespace() || invisible => {
+            "昵称中不能有看不见的或空白的字符（例如韩文填充字符、零宽空格）；\
+             请只用字母、数字或 _ - ."
+                .into()
+        }
+        Lang::En if ch.is_control() => {
+            "a nickname cannot contain control characters; use letters, digits, _ - . only".into()
+        }
+        Lang::Zh if ch.is_control() => "昵称中不能有控制字符；请只用字母、数字或 _ - .".into(),
+        Lang::En => {
+            format!("\"{ch}\" is not allowed in a nickname; use letters, digits, _ - . only")
+        }
+        Lang::Zh => format!("昵称中不能有“{ch}”；请只用字母、数字或 _ - ."),
+    }
+}
+
 fn describe_char(c: u32) -> String {
     match char::from_u32(c) {
         Some(ch)
@@ -105,6 +137,16 @@ fn describe_char(c: u32) -> String {
 }
 
 impl ParseError {
+    /// A reason more precise than the code's ([`ErrorCode::reason`]), in
+    /// `lang`, for the errors a student can fix by retyping: what is wrong
+    /// with a nickname. `None`: the code's reason says it.
+    pub fn reason(&self, lang: Lang) -> Option<String> {
+        match self {
+            ParseError::NickChar(c) => Some(nick_char_problem(*c, lang)),
+            _ => None,
+        }
+    }
+
     /// The error code the relay answers with for this parse error.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -173,8 +215,12 @@ error_codes! {
     BadSyntax = "bad-syntax", "malformed command", "命令格式错误";
     /// The nickname breaks the nickname rules.
     NickInvalid = "nick-invalid", "invalid nickname; use 1 to 24 letters, digits, _ - .", "昵称无效：请使用 1 到 24 个字母、数字或 _ - .";
-    /// Another member holds the nickname (case-insensitively).
+    /// Another member holds the nickname, or one that looks like it (same
+    /// [`Nick::key`](crate::Nick::key)).
     NickTaken = "nick-taken", "nickname is taken; choose another", "昵称已被占用，请换一个";
+    /// The nickname is (or looks like) one reserved for the teacher and the
+    /// relay (`host`, `teacher`, `主持人`, ..., `--reserve`).
+    NickReserved = "nick-reserved", "this nickname is reserved for the teacher and the relay; choose another", "该昵称留给老师和服务器使用，请换一个";
     /// The message text is empty.
     TextEmpty = "text-empty", "message text is empty", "消息内容为空";
     /// The message text contains a control character or bidi override.

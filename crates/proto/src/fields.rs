@@ -1,7 +1,10 @@
 //! Validated field types. A value of one of these types is always legal on the
 //! wire, so encoders need no checks of their own.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use unicode_normalization::{is_nfc, UnicodeNormalization};
 
 use crate::{ParseError, MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES};
 
@@ -63,40 +66,122 @@ pub fn is_invisible(c: char) -> bool {
     ) || ('\u{e0000}'..='\u{e007f}').contains(&c)
 }
 
+/// Whether `c` is a default-ignorable code point (Unicode's
+/// `Default_Ignorable_Code_Point`, DerivedCoreProperties.txt): characters a
+/// renderer shows as nothing, such as the zero-width space and joiners, soft
+/// hyphen, variation selectors, tag characters, and the Hangul filler letters
+/// U+115F, U+1160, U+3164 and U+FFA0, which are letters (so they pass
+/// `is_alphanumeric`) yet draw a blank. None of them may be in a nickname:
+/// they make invisible or blank names, and names that look the same but
+/// differ.
+pub fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fff8}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
+}
+
+/// Whether `c` may be in a nickname: a letter or digit of any script, or
+/// `_ - .`, and not default-ignorable (see [`is_default_ignorable`]).
+fn is_nick_char(c: char) -> bool {
+    (c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) && !is_default_ignorable(c)
+}
+
 /// A valid nickname: 1 to 24 characters (at most 64 bytes of UTF-8), each a
-/// letter or digit of any script (so CJK nicknames work) or one of `_ - .`.
+/// letter or digit of any script (so CJK nicknames work) or one of `_ - .`,
+/// none of them invisible or blank, kept in Unicode normalization form C.
 ///
-/// Nicknames compare case-insensitively for uniqueness: see [`Nick::key`].
+/// A nickname typed in another normalization form (a decomposed `é` or a
+/// Hangul word spelled with conjoining letters) is accepted and kept in NFC:
+/// the member is known by the NFC spelling, which is also what every client
+/// shows. Nicknames compare by their look-alike key for uniqueness: see
+/// [`Nick::key`] (and [`Nick::look_key`], the room's second check).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nick(String);
 
 impl Nick {
-    /// Checks `s` against the nickname rules.
+    /// Checks `s` against the nickname rules, and puts it in NFC.
     pub fn new(s: &str) -> Result<Nick, ParseError> {
         if s.is_empty() {
             return Err(ParseError::NickEmpty);
         }
-        if s.len() > MAX_NICK_BYTES || s.chars().count() > MAX_NICK_CHARS {
+        // ASCII is NFC already: the common case costs one scan.
+        let nick: Cow<'_, str> = if s.is_ascii() || is_nfc(s) {
+            Cow::Borrowed(s)
+        } else {
+            Cow::Owned(s.nfc().collect())
+        };
+        if nick.len() > MAX_NICK_BYTES || nick.chars().count() > MAX_NICK_CHARS {
             return Err(ParseError::NickTooLong);
         }
-        if let Some(c) = s
-            .chars()
-            .find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
+        if let Some(c) = nick.chars().find(|&c| !is_nick_char(c)) {
             return Err(ParseError::NickChar(c as u32));
         }
-        Ok(Nick(s.to_owned()))
+        Ok(Nick(nick.into_owned()))
     }
 
-    /// The nickname as written.
+    /// The nickname as written (in NFC).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The form used for uniqueness: Unicode lowercase, so `Alice` and
-    /// `ALICE` are the same member.
+    /// The form used for uniqueness: two nicknames with the same key cannot
+    /// be online together, and a reserved name's key is refused.
+    ///
+    /// It is the UTS #39 confusable skeleton of the full case folding of
+    /// the NFKC form, case-folded once more: `casefold(skeleton(casefold(
+    /// NFKC(nick))))`. So `Alice` = `ALICE`, `Straße` = `STRASSE` (full
+    /// folding: `ß` is `ss`), `teacher` = Cyrillic `tеacher` = full-width
+    /// `ｔｅａｃｈｅｒ` = math-bold `𝐭𝐞𝐚𝐜𝐡𝐞𝐫`, and `bob` = `b0b`. The second
+    /// folding merges prototypes that differ only in case (the skeleton maps
+    /// `0` to `O`). The key is not meant to be shown.
+    ///
+    /// Costly next to a byte comparison (several passes and allocations):
+    /// the room computes it when a member joins or renames and keeps it, not
+    /// per datagram.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        let compatible: String = self.0.nfkc().collect();
+        let folded = caseless::default_case_fold_str(&compatible);
+        let skeleton: String = unicode_security::skeleton(&folded).collect();
+        caseless::default_case_fold_str(&skeleton)
+    }
+
+    /// The second look-alike key: the UTS #39 skeleton of the NFKC form as
+    /// typed, capitals and all, then case-folded: `casefold(skeleton(
+    /// NFKC(nick)))`. [`Nick::key`] folds case first, so it cannot see
+    /// capitals that look like Latin ones only as capitals: Cyrillic `М`
+    /// (`Мs.Li`) is Latin `M` as a capital, but its lower case `м` is not
+    /// `m`. This key catches them. It is not a uniqueness key on its own
+    /// (it keeps `ALICE` apart from `alice`: the skeleton of `I` is `l`), so
+    /// the room refuses a nickname if either key matches a member's.
+    pub fn look_key(&self) -> String {
+        let compatible: String = self.0.nfkc().collect();
+        let skeleton: String = unicode_security::skeleton(&compatible).collect();
+        caseless::default_case_fold_str(&skeleton)
+    }
+
+    /// Whether `other` is this nickname in another letter case (full case
+    /// folding: `Straße` and `STRASSE`), as opposed to a look-alike in other
+    /// letters (Cyrillic `а` for Latin `a`) that only [`Nick::key`] merges.
+    pub fn same_letters(&self, other: &Nick) -> bool {
+        self == other
+            || caseless::default_case_fold_str(&self.0) == caseless::default_case_fold_str(&other.0)
     }
 }
 
@@ -300,6 +385,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::Lang;
 
     #[test]
     fn cjk_nick_is_valid_and_case_folds() {
@@ -321,6 +407,230 @@ mod tests {
         assert_eq!(Nick::new("a\u{1b}"), Err(ParseError::NickChar(0x1b)));
         assert_eq!(Nick::new("a:"), Err(ParseError::NickChar(':' as u32)));
         assert!(Nick::new("a_b-c.d").is_ok());
+    }
+
+    #[test]
+    fn nicknames_are_kept_in_nfc() {
+        // Hangul: precomposed syllables and the same word in conjoining letters.
+        let precomposed = Nick::new("\u{d55c}\u{ad6d}").unwrap();
+        let conjoining = Nick::new("\u{1112}\u{1161}\u{11ab}\u{1100}\u{116e}\u{11a8}").unwrap();
+        assert_eq!(conjoining, precomposed);
+        assert_eq!(conjoining.as_str(), "한국");
+        assert_eq!(conjoining.key(), precomposed.key());
+        // A decomposed accent (a combining mark is no letter on its own).
+        let zoe = Nick::new("Zoe\u{308}").unwrap();
+        assert_eq!(zoe.as_str(), "Zo\u{eb}");
+        assert_eq!(zoe, Nick::new("Zoë").unwrap());
+        // The limits count the NFC form: 24 syllables typed as 72 letters.
+        assert!(Nick::new(&"\u{1112}\u{1161}\u{11ab}".repeat(MAX_NICK_CHARS / 2)).is_ok());
+    }
+
+    #[test]
+    fn hangul_fillers_and_default_ignorables_are_refused_in_words() {
+        for c in ['\u{3164}', '\u{115f}', '\u{1160}', '\u{ffa0}'] {
+            assert!(c.is_alphanumeric(), "{c:?} is a letter, yet blank");
+            for nick in [c.to_string(), format!("a{c}b"), format!("{c}{c}")] {
+                let err = Nick::new(&nick).unwrap_err();
+                assert_eq!(err, ParseError::NickChar(c as u32), "{nick:?}");
+                let text = err.to_string();
+                assert!(text.contains("invisible or blank"), "{text}");
+                assert!(!text.contains("U+"), "{text}");
+                let zh = err.reason(Lang::Zh).unwrap();
+                assert!(zh.contains("看不见的或空白的字符"), "{zh}");
+            }
+        }
+        for c in [
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{ad}',
+            '\u{34f}',
+            '\u{fe0f}',
+            '\u{2060}',
+            '\u{180e}',
+            '\u{e0041}',
+            '\u{17b4}',
+        ] {
+            assert!(is_default_ignorable(c), "{c:?}");
+            let err = Nick::new(&format!("te{c}acher")).unwrap_err();
+            assert!(
+                err.to_string().contains("invisible or blank"),
+                "{c:?}: {err}"
+            );
+        }
+        for c in ['a', '小', '_', '\u{1112}', '\u{d55c}', ' '] {
+            assert!(!is_default_ignorable(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn nickname_errors_say_it_in_words() {
+        let space = Nick::new("bob smith").unwrap_err();
+        assert_eq!(
+            space.to_string(),
+            "spaces are not allowed in a nickname; use _ or - instead"
+        );
+        assert_eq!(
+            space.reason(Lang::Zh).unwrap(),
+            "昵称中不能有空格，可以用 _ 或 - 代替"
+        );
+        let ideographic = Nick::new("小\u{3000}明").unwrap_err();
+        assert!(ideographic.to_string().contains("invisible or blank"));
+        let bang = Nick::new("bob!").unwrap_err();
+        assert_eq!(
+            bang.to_string(),
+            "\"!\" is not allowed in a nickname; use letters, digits, _ - . only"
+        );
+        assert!(bang.reason(Lang::Zh).unwrap().contains("“!”"));
+        let esc = Nick::new("a\u{1b}").unwrap_err();
+        assert!(esc.to_string().contains("control characters"), "{esc}");
+        assert!(!esc.to_string().contains("U+"));
+        assert_eq!(ParseError::NickEmpty.reason(Lang::En), None);
+    }
+
+    fn key(s: &str) -> String {
+        Nick::new(s).unwrap_or_else(|e| panic!("{s:?}: {e}")).key()
+    }
+
+    #[test]
+    fn look_alikes_of_a_nickname_share_its_key() {
+        let teacher = key("teacher");
+        for look_alike in [
+            "TEACHER",
+            "Teacher",
+            "t\u{435}acher",                   // Cyrillic е
+            "t\u{435}\u{430}\u{441}h\u{435}r", // Cyrillic е а с е
+            "ｔｅａｃｈｅｒ",                  // full-width
+            "ＴＥＡＣＨＥＲ",
+            "𝐭𝐞𝐚𝐜𝐡𝐞𝐫", // mathematical bold
+            "𝐓𝐄𝐀𝐂𝐇𝐄𝐑",
+            "te\u{251}cher", // Latin alpha
+        ] {
+            assert_eq!(key(look_alike), teacher, "{look_alike:?}");
+        }
+        assert_eq!(key("Straße"), key("STRASSE"));
+        assert_eq!(key("straße"), key("strasse"));
+        assert_eq!(key("Alice"), key("ALICE"));
+        assert_eq!(key("bob"), key("b0b"));
+        assert_eq!(key("Ana"), key("\u{410}n\u{430}"));
+        assert_eq!(
+            key("한국"),
+            key("\u{1112}\u{1161}\u{11ab}\u{1100}\u{116e}\u{11a8}")
+        );
+        assert_eq!(key("主持人"), key("主持人"));
+    }
+
+    #[test]
+    fn capitals_that_look_alike_only_as_capitals_share_the_look_key() {
+        let look = |s: &str| Nick::new(s).unwrap().look_key();
+        // Cyrillic М, Н, Т, В, К: Latin as capitals, not in lower case.
+        for (latin, cyrillic) in [
+            ("Ms.Li", "\u{41c}s.Li"),
+            ("HOST", "\u{41d}OS\u{422}"),
+            ("BEA", "\u{412}\u{415}\u{410}"),
+            ("KIM", "\u{41a}IM"),
+        ] {
+            assert_ne!(
+                key(latin),
+                key(cyrillic),
+                "{cyrillic:?}: the key folds first"
+            );
+            assert_eq!(look(latin), look(cyrillic), "{cyrillic:?}");
+        }
+        // It alone would keep case variants apart; the key merges them.
+        assert_ne!(look("ALICE"), look("alice"));
+        assert_eq!(key("ALICE"), key("alice"));
+        assert_ne!(look("alice"), look("bob"));
+    }
+
+    #[test]
+    fn different_names_keep_different_keys() {
+        let names = [
+            "alice",
+            "alicia",
+            "bob",
+            "bobby",
+            "carol",
+            "teacher",
+            "teachers",
+            "host",
+            "admin",
+            "relay",
+            "小明",
+            "小红",
+            "老师",
+            "主持人",
+            "系统消息",
+            "한국",
+            "Zoë",
+            "Zoe",
+            "d",
+            "dave",
+            "Straße",
+            "strase",
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(key(a), key(b), "{a:?} and {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_letters_is_case_but_not_look_alikes() {
+        let nick = |s| Nick::new(s).unwrap();
+        assert!(nick("Straße").same_letters(&nick("STRASSE")));
+        assert!(nick("alice").same_letters(&nick("ALICE")));
+        assert!(!nick("alice").same_letters(&nick("\u{430}lice")));
+        assert!(!nick("alice").same_letters(&nick("bob")));
+    }
+
+    proptest::proptest! {
+        /// Any mix of upper case, full-width, mathematical bold and
+        /// Cyrillic look-alike letters in an ASCII nickname has its key.
+        #[test]
+        fn disguised_letters_keep_the_key(
+            word in "[a-z]{1,12}",
+            disguises in proptest::collection::vec(0u8..5, 12),
+        ) {
+            let disguised: String = word
+                .chars()
+                .zip(disguises)
+                .map(|(c, how)| {
+                    let offset = c as u32 - 'a' as u32;
+                    let cyrillic = match c {
+                        'a' => Some('\u{430}'),
+                        'c' => Some('\u{441}'),
+                        'e' => Some('\u{435}'),
+                        'o' => Some('\u{43e}'),
+                        'p' => Some('\u{440}'),
+                        'x' => Some('\u{445}'),
+                        'y' => Some('\u{443}'),
+                        _ => None,
+                    };
+                    match how {
+                        0 => c.to_ascii_uppercase(),
+                        1 => char::from_u32(0xff41 + offset).unwrap(),
+                        2 => char::from_u32(0x1d41a + offset).unwrap(),
+                        3 => cyrillic.unwrap_or(c),
+                        _ => c,
+                    }
+                })
+                .collect();
+            proptest::prop_assert_eq!(key(&disguised), key(&word), "{:?}", disguised);
+        }
+
+        /// The decomposed spelling of any valid nickname is the same nickname.
+        #[test]
+        fn decomposed_spelling_is_the_same_nickname(s in "[a-zA-Z\u{c0}-\u{d6}\u{d8}-\u{f6}\u{f8}-\u{17f}\u{ac00}-\u{d7a3}]{1,12}") {
+            let nick = Nick::new(&s).unwrap();
+            let decomposed: String = s.nfd().collect();
+            proptest::prop_assert_eq!(Nick::new(&decomposed), Ok(nick.clone()));
+            let upper = Nick::new(&s.to_uppercase());
+            if let Ok(upper) = upper {
+                proptest::prop_assert_eq!(upper.key(), nick.key());
+            }
+        }
     }
 
     #[test]

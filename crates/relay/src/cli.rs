@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use udpchat_proto::Lang;
+use udpchat_proto::{Lang, Nick};
 
 use crate::Config;
 
@@ -39,6 +39,9 @@ symbolic link; numbering goes on after a restart; start and stop are recorded. E
 Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
 Example: a classroom whose 30 computers all reach the relay through one NAT address:
   udpchat-relay --max-per-ip 40
+Example: keep your own name, and names that look like it, from students (host, teacher, admin,
+relay, 主持人, 老师, 管理员, 服务器 and 系统消息 are always kept):
+  udpchat-relay --reserve Ms.Li --reserve 李老师
 Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
@@ -145,6 +148,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub recv_buffer: u64,
 
+    /// Keep NAME, and every nickname that looks like it (other letter case, Cyrillic or full-width
+    /// look-alike letters), from members: asking for it draws a "nick-reserved" error. Repeat for
+    /// more names. Always kept: host, teacher, admin, relay, 主持人, 老师, 管理员, 服务器, 系统消息.
+    #[arg(long = "reserve", value_name = "NAME", value_parser = parse_reserved)]
+    pub reserve: Vec<Nick>,
+
     /// How often to log a statistics line (0 = never).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
     pub stats_interval: Duration,
@@ -190,6 +199,11 @@ impl Args {
             classic_reclaim_after: self.classic_reclaim_after,
             unreachable_grace: self.unreachable_grace,
             allow_keyless: self.allow_keyless,
+            reserved: {
+                let mut reserved = Config::default().reserved;
+                reserved.extend(self.reserve.iter().cloned());
+                reserved
+            },
             ..Config::default()
         }
     }
@@ -198,6 +212,12 @@ impl Args {
     pub fn stats_interval(&self) -> Option<Duration> {
         (!self.stats_interval.is_zero()).then_some(self.stats_interval)
     }
+}
+
+/// Parses a `--reserve` name: it must be a valid nickname (one nobody could
+/// type could not need reserving).
+fn parse_reserved(s: &str) -> Result<Nick, String> {
+    Nick::new(s).map_err(|e| format!("{s:?} is not a nickname: {e}"))
 }
 
 /// Parses `90s`, `5m`, `2h`, `500ms`, `1d` or plain seconds (`90`); zero is refused.
@@ -283,6 +303,23 @@ mod tests {
         assert_eq!(config.max_per_ip, 4);
         assert_eq!(args.stats_interval(), Some(Duration::from_secs(60)));
         assert_eq!(args.recv_buffer, 8 * 1024 * 1024);
+        assert_eq!(config.reserved.len(), udpchat_room::RESERVED_NICKS.len());
+    }
+
+    #[test]
+    fn reserve_adds_names_to_the_built_in_ones() {
+        let args =
+            Args::try_parse_from(["udpchat-relay", "--reserve", "Ms.Li", "--reserve", "李老师"])
+                .unwrap();
+        let reserved = args.room_config().reserved;
+        let names: Vec<&str> = reserved.iter().map(|n| n.as_str()).collect();
+        assert!(
+            names.contains(&"teacher") && names.contains(&"主持人"),
+            "{names:?}"
+        );
+        assert!(names.ends_with(&["Ms.Li", "李老师"]), "{names:?}");
+        let err = Args::try_parse_from(["udpchat-relay", "--reserve", "Ms Li"]).unwrap_err();
+        assert!(err.to_string().contains("spaces are not allowed"), "{err}");
     }
 
     #[test]

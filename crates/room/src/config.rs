@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use udpchat_proto::Lang;
+use udpchat_proto::{Lang, Nick};
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -50,6 +50,10 @@ pub struct Config {
     /// so a blind spoofer can speak as it. Off by default: a cookie `HELLO`
     /// without `key=` is refused with `key-required`.
     pub allow_keyless: bool,
+    /// Nicknames no member may take, nor any look-alike of them (the same
+    /// [`Nick::key`]): by default [`RESERVED_NICKS`](crate::RESERVED_NICKS);
+    /// `--reserve NAME` adds to them.
+    pub reserved: Vec<Nick>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             classic_reclaim_after: Duration::from_secs(30),
             unreachable_grace: Duration::from_secs(10),
             allow_keyless: false,
+            reserved: crate::reserved::default_reserved(),
         }
     }
 }

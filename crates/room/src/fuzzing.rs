@@ -84,6 +84,13 @@ pub fn config() -> Config {
         // structured member (the corpus has keyless joins); the refusal
         // of a keyless join is a unit test (session_tests.rs).
         allow_keyless: true,
+        // The built-in names, and one the pool's `ｄａｖｅ` looks like, so
+        // the fuzzer reaches `nick-reserved`.
+        reserved: {
+            let mut reserved = Config::default().reserved;
+            reserved.push(Nick::new("dave").expect("valid"));
+            reserved
+        },
     }
 }
 
@@ -104,7 +111,7 @@ pub fn source_key(addr: SocketAddr) -> Option<SessionKey> {
     (i % 2 == 0).then(|| SessionKey::from_u64(0x5eed_0000_0000_0000 | i as u64))
 }
 
-const NICKS: [&str; 8] = [
+const NICKS: [&str; 11] = [
     "alice",
     "Alice",
     "bob",
@@ -113,6 +120,10 @@ const NICKS: [&str; 8] = [
     "carol",
     "d",
     "ｄａｖｅ",
+    // Look-alikes: of alice (Cyrillic а), and a pair alike only in capitals.
+    "\u{430}lice",
+    "KIM",
+    "\u{41a}IM",
 ];
 const TEXTS: [&str; 6] = [
     "hi",
@@ -302,6 +313,8 @@ pub struct Harness {
     cookies: HashMap<SocketAddr, String>,
     /// Model of each member's window of recent `SAY`/`PMSG` ids.
     recent_ids: HashMap<SocketAddr, VecDeque<u64>>,
+    /// The keys of the configuration's reserved names: no member's key.
+    reserved: std::collections::HashSet<String>,
 }
 
 impl Default for Harness {
@@ -322,7 +335,9 @@ impl Harness {
     /// limits) and a fixed key.
     pub fn with_config(config: Config) -> Harness {
         let now = Instant::now();
+        let reserved = config.reserved.iter().map(Nick::key).collect();
         Harness {
+            reserved,
             room: Room::new(config, *b"fuzzing-room-key", now),
             now,
             out: Outputs::default(),
@@ -341,10 +356,19 @@ impl Harness {
         let list = self.room.members();
         let mut map = HashMap::new();
         let mut keys = std::collections::HashSet::new();
+        let mut looks = std::collections::HashSet::new();
         for (nick, addr, dialect) in list {
             assert!(
                 keys.insert(nick.key()),
-                "two members share the nickname {nick}"
+                "two members share the nickname {nick} (or look alike)"
+            );
+            assert!(
+                looks.insert(nick.look_key()),
+                "two members' nicknames look alike in the same case ({nick})"
+            );
+            assert!(
+                !self.reserved.contains(&nick.key()),
+                "a member holds the reserved name {nick}"
             );
             assert!(
                 map.insert(addr, (nick, dialect)).is_none(),

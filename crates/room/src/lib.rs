@@ -25,6 +25,7 @@
 //!   `RESEND` and joiners;
 //! - `dialect`: classic or structured, how a datagram is answered, rendering;
 //! - `cookie`: the stateless join cookie;
+//! - `reserved`: the nicknames kept for the teacher and the relay;
 //! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
@@ -38,10 +39,13 @@ mod dialect;
 pub mod fuzzing;
 mod history;
 mod limits;
+#[cfg(test)]
+mod name_tests;
 mod outbox;
 mod output;
 mod private;
 mod refusal;
+mod reserved;
 mod resume;
 mod room;
 mod roster;
@@ -55,4 +59,5 @@ pub use dialect::Dialect;
 pub use limits::flood::MAX_BLOCKED;
 pub use output::{Event, Outputs, Stats, Transmit};
 pub use refusal::Refusal;
+pub use reserved::RESERVED_NICKS;
 pub use room::Room;

@@ -29,9 +29,30 @@ pub enum Refusal {
         /// The one it asked for.
         asked: Nick,
     },
-    /// Another address holds the nickname asked for in a join.
+    /// Another address holds the nickname asked for in a join (in the
+    /// same letters, maybe in another case).
     #[error("{0} is taken")]
     NickTaken(Nick),
+    /// Another address holds a nickname that looks like the one asked for
+    /// in a join or rename (same [`Nick::key`], other letters: Cyrillic
+    /// `а` for Latin `a`, full-width, ...). Code `nick-taken`; the reason
+    /// names the online member.
+    #[error("{asked} looks like {online}, who is online")]
+    LooksTaken {
+        /// The nickname asked for.
+        asked: Nick,
+        /// The member's nickname it looks like.
+        online: Nick,
+    },
+    /// The nickname asked for in a join or rename is, or looks like, one
+    /// reserved for the teacher and the relay ([`Config::reserved`](crate::Config::reserved)).
+    #[error("{asked} is reserved (as {reserved})")]
+    NickReserved {
+        /// The nickname asked for.
+        asked: Nick,
+        /// The reserved name it is or looks like.
+        reserved: Nick,
+    },
     /// The room holds `max_clients` members.
     #[error("{members} members")]
     RoomFull {
@@ -83,7 +104,10 @@ impl Refusal {
             Refusal::Malformed(err) => err.code(),
             Refusal::ClassicDisabled => ErrorCode::ClassicDisabled,
             Refusal::AlreadyJoined { .. } => ErrorCode::AlreadyJoined,
-            Refusal::NickTaken(_) | Refusal::RenameTaken(_) => ErrorCode::NickTaken,
+            Refusal::NickTaken(_) | Refusal::RenameTaken(_) | Refusal::LooksTaken { .. } => {
+                ErrorCode::NickTaken
+            }
+            Refusal::NickReserved { .. } => ErrorCode::NickReserved,
             Refusal::RoomFull { .. } => ErrorCode::RoomFull,
             Refusal::IpFull { .. } => ErrorCode::IpFull,
             Refusal::BadVersion(_) => ErrorCode::BadVersion,
@@ -113,11 +137,51 @@ impl Refusal {
         !matches!(self, Refusal::OverRateLimit)
     }
 
+    /// A reason of its own instead of the code's, in `lang`: what is wrong
+    /// with a nickname, in words.
+    fn reason(&self, lang: Lang) -> Option<String> {
+        Some(match (self, lang) {
+            (Refusal::Malformed(err), _) => return err.reason(lang),
+            (Refusal::LooksTaken { asked, online }, Lang::En) => {
+                format!("the nickname {asked} looks like {online}, who is online; choose another")
+            }
+            (Refusal::LooksTaken { asked, online }, Lang::Zh) => {
+                format!("昵称 {asked} 看起来像在线成员 {online} 的昵称，请换一个")
+            }
+            (Refusal::NickReserved { asked, reserved }, Lang::En)
+                if asked.same_letters(reserved) =>
+            {
+                format!("the nickname {asked} is reserved for the teacher and the relay; choose another")
+            }
+            (Refusal::NickReserved { asked, reserved }, Lang::Zh)
+                if asked.same_letters(reserved) =>
+            {
+                format!("昵称 {asked} 留给老师和服务器使用，请换一个")
+            }
+            (Refusal::NickReserved { asked, reserved }, Lang::En) => format!(
+                "the nickname {asked} looks like {reserved}, which is reserved for the teacher \
+                 and the relay; choose another"
+            ),
+            (Refusal::NickReserved { asked, reserved }, Lang::Zh) => {
+                format!("昵称 {asked} 看起来像 {reserved}，这个名字留给老师和服务器使用，请换一个")
+            }
+            _ => return None,
+        })
+    }
+
     /// The `ERROR <code> <reason>` the sender gets: the code's reason in the
-    /// room's language, plus the nickname concerned in parentheses.
+    /// room's language, plus the nickname concerned in parentheses; a
+    /// reason of its own for a look-alike or reserved nickname, `ip-full`
+    /// and the nickname rules.
     pub fn reply(&self, lang: Lang) -> RelayMsg {
         let code = self.code();
         let base = code.reason(lang);
+        if let Some(reason) = self.reason(lang) {
+            return RelayMsg::Error {
+                code,
+                reason: text_or(&reason, base),
+            };
+        }
         if let Refusal::IpFull { members, limit } = self {
             let reason = match lang {
                 Lang::En => format!(

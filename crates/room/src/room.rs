@@ -42,6 +42,7 @@ use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::output::text_or;
 use crate::private::Privates;
+use crate::reserved::Reserved;
 use crate::resume::ResumeKeys;
 use crate::roster::{same_nick, MemberKeys, Roster, Unreachable, SAY_HOLD_MS};
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
@@ -65,6 +66,8 @@ pub struct Room {
     /// When a held `SAY` has waited long enough, and whose: checked by the
     /// timer (lazily: a member may have left, or its SAYs gone since).
     say_holds: BinaryHeap<Reverse<(u64, SocketAddr)>>,
+    /// Nicknames kept for the teacher and the relay, by key.
+    reserved: Reserved,
 }
 
 impl Room {
@@ -83,6 +86,7 @@ impl Room {
             history: History::new(config.history),
             renderer: Renderer::new(config.lang),
             say_holds: BinaryHeap::new(),
+            reserved: Reserved::new(&config.reserved),
             config,
         }
     }
@@ -310,9 +314,9 @@ impl Room {
         out: &mut Outputs,
     ) -> Result<(), ErrorCode> {
         self.now_ms = self.now_ms.max(self.ms(now));
-        let addr = self
-            .roster
-            .addr_of(&nick.to_lowercase())
+        let addr = Nick::new(nick)
+            .ok()
+            .and_then(|nick| self.roster.addr_of(&nick.key()))
             .ok_or(ErrorCode::NoSuchNick)?;
         let dialect = self.roster.get(&addr).ok_or(ErrorCode::NoSuchNick)?.dialect;
         let default = match self.config.lang {
@@ -502,7 +506,9 @@ impl Room {
         // belongs to this run's numbering; without one it is ignored.
         // The holder's token was made for the nickname it joined with (it
         // may have renamed since).
-        let holder = self.roster.addr_of(&nick.key());
+        let (key, look) = (nick.key(), nick.look_key());
+        self.check_reserved(&nick, &key, &look)?;
+        let holder = self.roster.addr_of(&key);
         let token_id = options.resume.as_ref().and_then(|token| {
             match holder.and_then(|h| self.roster.get(&h)) {
                 Some(member) => ResumeKeys::matches(token, member.join_id, member.token_mac)
@@ -521,7 +527,10 @@ impl Room {
                 self.take_over(ctx, holder, dialect, since, options.key, out);
                 return Ok(());
             }
-            return Err(Refusal::NickTaken(nick));
+            return Err(self.taken(nick, holder, Refusal::NickTaken));
+        }
+        if let Some(other) = self.roster.addr_of_look(&look) {
+            return Err(self.taken(nick, other, Refusal::NickTaken));
         }
         let members = self.roster.len();
         if members >= self.config.max_clients {
@@ -884,9 +893,14 @@ impl Room {
             });
             return Ok(());
         }
-        let new_key = new.key();
-        if new_key != member.nick.key() && self.roster.addr_of(&new_key).is_some() {
-            return Err(Refusal::RenameTaken(new));
+        // Its own nickname's look-alikes are free for it.
+        let (key, look) = (new.key(), new.look_key());
+        self.check_reserved(&new, &key, &look)?;
+        let other = |addr: &SocketAddr| *addr != ctx.from;
+        let holder = (self.roster.addr_of(&key).filter(other))
+            .or_else(|| self.roster.addr_of_look(&look).filter(other));
+        if let Some(holder) = holder {
+            return Err(self.taken(new, holder, Refusal::RenameTaken));
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
             self.room_event(RoomEvent::Rename { old, new }, out);
@@ -947,6 +961,31 @@ impl Room {
     }
 
     // ----- membership -----
+
+    /// `nick-reserved` if `nick` (whose keys are `key` and `look`) is, or
+    /// looks like, a name reserved for the teacher and the relay.
+    fn check_reserved(&self, nick: &Nick, key: &str, look: &str) -> Result<(), Refusal> {
+        match self.reserved.find(key, look) {
+            Some(reserved) => Err(Refusal::NickReserved {
+                asked: nick.clone(),
+                reserved: reserved.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The refusal of `asked`, whose key the member at `holder` holds:
+    /// `same` (plain `nick-taken`) if it is the member's nickname in the
+    /// same letters, maybe another case; a look-alike names the member.
+    fn taken(&self, asked: Nick, holder: SocketAddr, same: fn(Nick) -> Refusal) -> Refusal {
+        match self.roster.get(&holder) {
+            Some(member) if !member.nick.same_letters(&asked) => Refusal::LooksTaken {
+                asked,
+                online: member.nick.clone(),
+            },
+            _ => same(asked),
+        }
+    }
 
     /// The member's dialect, or `not-joined` for a non-member.
     fn member_dialect(&self, ctx: Context) -> Result<Dialect, Refusal> {

@@ -227,6 +227,9 @@ pub(crate) struct Roster {
     members: HashMap<SocketAddr, Member>,
     /// Nick key to address; ordered so WHO and `members()` come sorted.
     by_nick: BTreeMap<String, SocketAddr>,
+    /// [`Nick::look_key`] to address: same-case look-alikes the key misses
+    /// (computed on join and rename only, like the key).
+    by_look: HashMap<String, SocketAddr>,
     idle_timers: BinaryHeap<Reverse<IdleTimer>>,
     next_generation: u64,
     structured_idle_ms: u64,
@@ -245,6 +248,7 @@ impl Roster {
         Roster {
             members: HashMap::new(),
             by_nick: BTreeMap::new(),
+            by_look: HashMap::new(),
             idle_timers: BinaryHeap::new(),
             next_generation: 1,
             structured_idle_ms: ms(config.idle_timeout),
@@ -277,6 +281,11 @@ impl Roster {
     /// The member holding the nickname with this key.
     pub(crate) fn addr_of(&self, key: &str) -> Option<SocketAddr> {
         self.by_nick.get(key).copied()
+    }
+
+    /// The member whose nickname has this [`Nick::look_key`].
+    pub(crate) fn addr_of_look(&self, look_key: &str) -> Option<SocketAddr> {
+        self.by_look.get(look_key).copied()
     }
 
     /// Every member, in no particular order.
@@ -369,6 +378,7 @@ impl Roster {
     ) {
         let generation = self.next_generation();
         self.by_nick.insert(nick.key(), addr);
+        self.by_look.insert(nick.look_key(), addr);
         self.members.insert(
             addr,
             Member {
@@ -424,7 +434,9 @@ impl Roster {
     pub(crate) fn rename(&mut self, addr: SocketAddr, new: Nick) -> Option<Nick> {
         let member = self.members.get_mut(&addr)?;
         self.by_nick.remove(&member.nick.key());
+        self.by_look.remove(&member.nick.look_key());
         self.by_nick.insert(new.key(), addr);
+        self.by_look.insert(new.look_key(), addr);
         Some(std::mem::replace(&mut member.nick, new))
     }
 
@@ -451,6 +463,7 @@ impl Roster {
         }
         member.dialect = dialect;
         self.by_nick.insert(member.nick.key(), new);
+        self.by_look.insert(member.nick.look_key(), new);
         self.members.insert(new, member);
         let due_ms = now_ms + self.idle_timeout_ms(dialect);
         self.idle_timers.push(Reverse(IdleTimer {
@@ -467,6 +480,7 @@ impl Roster {
         self.report_runs.remove(&addr);
         let member = self.members.remove(&addr)?;
         self.by_nick.remove(&member.nick.key());
+        self.by_look.remove(&member.nick.look_key());
         Some(member)
     }
 
@@ -475,6 +489,7 @@ impl Roster {
         let count = self.members.len();
         self.members.clear();
         self.by_nick.clear();
+        self.by_look.clear();
         self.idle_timers.clear();
         self.report_runs.clear();
         count
@@ -543,6 +558,12 @@ impl Roster {
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn is_one_to_one(&self) -> bool {
         self.members.len() == self.by_nick.len()
+            && self.members.len() == self.by_look.len()
+            && self.by_look.iter().all(|(key, addr)| {
+                self.members
+                    .get(addr)
+                    .is_some_and(|m| m.nick.look_key() == *key)
+            })
             && self
                 .by_nick
                 .iter()

@@ -67,7 +67,7 @@ pub enum Action {
     },
     /// The relay refused the first join's nickname; ask for another.
     Refused {
-        /// The stable code (`nick-taken`, `nick-invalid`).
+        /// The stable code (`nick-taken`, `nick-invalid`, `nick-reserved`).
         code: ErrorCode,
         /// The relay's reason (unsanitized).
         reason: String,
@@ -654,7 +654,11 @@ impl Session {
                 self.state = State::Joined(link);
             }
             RelayMsg::Error { code, reason } => match code {
-                ErrorCode::NickTaken | ErrorCode::NickInvalid if !rejoin => {
+                // A reserved name is refused on a rejoin too: a restarted
+                // relay may keep it now, and no suffix makes it ours.
+                ErrorCode::NickTaken | ErrorCode::NickInvalid | ErrorCode::NickReserved
+                    if !rejoin || code == ErrorCode::NickReserved =>
+                {
                     self.end();
                     out.push(Action::Refused {
                         code,
@@ -788,7 +792,7 @@ impl Session {
                 }
                 // Only `Q` names us (SAY does not): a late answer to a quit.
                 ErrorCode::NotYours => {}
-                ErrorCode::NickTaken | ErrorCode::NickInvalid => {
+                ErrorCode::NickTaken | ErrorCode::NickInvalid | ErrorCode::NickReserved => {
                     self.outbox.end_rename_hold();
                     out.push(Action::Show(Line::Error(format!(
                         "cannot change nickname: {reason}"

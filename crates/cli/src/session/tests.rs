@@ -174,6 +174,45 @@ fn taken_nick_on_first_join_is_reported_with_the_relay_reason() {
 }
 
 #[test]
+fn reserved_nick_on_join_is_reported_with_the_relay_reason() {
+    let now = Instant::now();
+    let mut s = Session::new(nick("teacher"), now, 1, KEY);
+    s.handle_timeout(now);
+    let reason = "the nickname teacher is reserved for the teacher and the relay; choose another";
+    let a = s.handle_datagram(
+        now,
+        &keyed(format!("ERROR nick-reserved {reason}").as_bytes()),
+    );
+    assert_eq!(
+        a,
+        [Action::Refused {
+            code: ErrorCode::NickReserved,
+            reason: reason.into()
+        }]
+    );
+}
+
+#[test]
+fn rename_to_a_reserved_or_look_alike_nick_shows_the_reason() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    s.handle_input(now, Input::Rename(nick("teacher")));
+    let a = s.handle_datagram(
+        now,
+        &keyed(b"ERROR nick-reserved the nickname teacher is reserved for the teacher and the relay; choose another"),
+    );
+    assert!(
+        shown(&a).contains(&Line::Error(
+            "cannot change nickname: the nickname teacher is reserved for the teacher and the \
+             relay; choose another"
+                .into()
+        )),
+        "{a:?}"
+    );
+    assert!(s.is_joined());
+}
+
+#[test]
 fn not_joined_error_rejoins_and_resends_the_refused_message() {
     let now = Instant::now();
     let mut s = joined(now);
