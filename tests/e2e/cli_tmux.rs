@@ -3,128 +3,26 @@
 //! line; editing keys never end up in a message; an own message is shown
 //! once.
 
-use crate::support::{Client, Relay, WAIT};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
+use crate::support::{Client, Relay, Tmux, WAIT};
 
-impl Tmux {
-    /// Starts `udpchat ARGS` in a new detached tmux server of its own.
-    fn start(name: &str, args: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("udpchat-test-{name}-{}", std::process::id()),
-        };
-        // Resume state in the temp directory, not the real home.
-        let state =
-            std::env::temp_dir().join(format!("udpchat-test-{}-tmux-state", std::process::id()));
-        let command = format!(
-            "env NO_COLOR=1 LANG=C.UTF-8 UDPCHAT_STATE_DIR={} {} {args}",
-            state.display(),
-            env!("CARGO_BIN_EXE_udpchat")
-        );
-        let started = tmux.run(&[
-            "-u",
-            "new-session",
-            "-d",
-            "-s",
-            "chat",
-            "-x",
-            "100",
-            "-y",
-            "20",
-            &command,
-        ]);
-        assert!(started.status.success(), "tmux: {started:?}");
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn screen(&self) -> String {
-        let out = self.run(&["capture-pane", "-p", "-t", "chat"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn type_text(&self, text: &str) {
-        assert!(self
-            .run(&["send-keys", "-t", "chat", "-l", text])
-            .status
-            .success());
-    }
-
-    fn press_enter(&self) {
-        self.press(&["Enter"]);
-    }
-
-    /// Presses keys by their tmux names (`Up`, `Home`, `DC`, `F5`, ...).
-    fn press(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "chat"];
-        args.extend(keys);
-        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
-    }
-
-    /// Pastes `text` into the pane as a terminal does: with `bracketed`,
-    /// marked as a paste (if the program asked for that), else as if typed
-    /// very fast. tmux turns each line break into a carriage return (Enter).
-    fn paste(&self, text: &str, bracketed: bool) {
-        let mut load = Command::new("tmux")
-            .args(["-L", &self.socket, "load-buffer", "-b", "paste", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("run tmux load-buffer");
-        load.stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(text.as_bytes())
-            .expect("write to tmux");
-        assert!(load.wait().expect("tmux load-buffer").success());
-        let mut args = vec!["paste-buffer", "-d", "-b", "paste", "-t", "chat"];
-        if bracketed {
-            args.push("-p");
-        }
-        assert!(self.run(&args).status.success(), "paste-buffer");
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
+/// Starts `udpchat ARGS` in a terminal of its own (100 × 20).
+fn start_client(name: &str, args: &str) -> Tmux {
+    // Resume state in the temp directory, not the real home.
+    let state =
+        std::env::temp_dir().join(format!("udpchat-test-{}-tmux-state", std::process::id()));
+    let command = format!(
+        "env NO_COLOR=1 LANG=C.UTF-8 UDPCHAT_STATE_DIR={} {} {args}",
+        state.display(),
+        env!("CARGO_BIN_EXE_udpchat")
+    );
+    Tmux::start(name, 100, 20, &command)
 }
 
 fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Tmux::available()
 }
 
 /// The last non-empty line of the screen (where the prompt is).
@@ -145,7 +43,7 @@ fn incoming_message_does_not_clobber_the_half_typed_line() {
     }
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
-    let tmux = Tmux::start("clobber", &format!("--relay {addr} --nick alice"));
+    let tmux = start_client("clobber", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
 
     let mut bob = Client::joined(&addr, "bob");
@@ -187,7 +85,7 @@ fn refused_nickname_is_explained_and_asked_again() {
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let _bob = Client::joined(&addr, "bob");
-    let tmux = Tmux::start("nick", &format!("--relay {addr}"));
+    let tmux = start_client("nick", &format!("--relay {addr}"));
     tmux.wait_screen("the nickname question", |s| prompt_line(s) == "nickname:");
     tmux.type_text("no spaces");
     tmux.press_enter();
@@ -245,7 +143,7 @@ fn paste_arrives_one_message_per_line(name: &str, bracketed: bool) {
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
-    let tmux = Tmux::start(name, &format!("--relay {addr} --nick alice"));
+    let tmux = start_client(name, &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
 
     let lines = pasted_lines();
@@ -298,7 +196,7 @@ fn editing_keys_never_end_up_in_the_message() {
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
-    let tmux = Tmux::start("keys", &format!("--relay {addr} --nick alice"));
+    let tmux = start_client("keys", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
 
     tmux.type_text("xbd");
@@ -338,7 +236,7 @@ fn own_message_is_shown_once() {
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
-    let tmux = Tmux::start("once", &format!("--relay {addr} --nick alice"));
+    let tmux = start_client("once", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
     for text in ["only once 只一次", "and this one too"] {
         tmux.type_text(text);
@@ -373,7 +271,7 @@ fn a_pasted_line_that_cannot_be_sent_is_named_and_explained() {
     let relay = Relay::start_with_console(&[]);
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
-    let tmux = Tmux::start("refused", &format!("--relay {addr} --nick alice"));
+    let tmux = start_client("refused", &format!("--relay {addr} --nick alice"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
     tmux.paste("before\nring \u{7} bell\nafter\ttab\n", true);
     tmux.wait_screen("the paste in the editor", |s| s.contains("after"));
@@ -400,7 +298,7 @@ fn pasted_lines_after_quit_are_counted_not_lost_silently() {
     let addr = relay.addr.to_string();
     let bob = Client::joined(&addr, "bob");
     // The shell keeps the pane open after the client exits, to read it.
-    let tmux = Tmux::start("quit", &format!("--relay {addr} --nick alice; sleep 20"));
+    let tmux = start_client("quit", &format!("--relay {addr} --nick alice; sleep 20"));
     tmux.wait_screen("the prompt", |s| prompt_line(s) == "alice>");
     tmux.paste("hello\n/quit\nafter one\n\nafter two\n", true);
     tmux.wait_screen("the paste in the editor", |s| s.contains("after two"));

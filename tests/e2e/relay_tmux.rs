@@ -4,83 +4,41 @@
 //! `jobs` said "Stopped" and joins timed out.
 #![cfg(unix)]
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::process::send_signal;
 use crate::support::relay::RELAY_BIN;
-use crate::support::{Client, Member, TempFile, LISTENING_PREFIX, WAIT};
+use crate::support::{Client, Member, TempFile, Tmux, LISTENING_PREFIX, WAIT};
 
-/// A private tmux server running an interactive bash (job control on);
-/// killed on drop, with the relay it started.
+/// An interactive bash (job control on) in a terminal of its own; killed
+/// on drop, with the relay it started.
 struct Shell {
-    socket: String,
+    tmux: Tmux,
     relay_pid: Option<u32>,
 }
 
 impl Shell {
     /// `name` keeps the tmux servers of tests running in parallel apart.
     fn start(name: &str) -> Shell {
-        let shell = Shell {
-            socket: format!("udpchat-test-relay-{name}-{}", std::process::id()),
-            relay_pid: None,
-        };
-        let started = shell.tmux(&[
-            "-u",
-            "new-session",
-            "-d",
-            "-s",
-            "sh",
-            "-x",
-            "120",
-            "-y",
-            "30",
+        let tmux = Tmux::start(
+            &format!("relay-{name}"),
+            120,
+            30,
             "env PS1='$ ' HISTFILE=/dev/null RUST_LOG=info bash --norc --noprofile -i",
-        ]);
-        assert!(started.status.success(), "tmux: {started:?}");
-        shell
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-t", "sh"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types `line` and Enter.
-    fn type_line(&self, line: &str) {
-        assert!(self
-            .tmux(&["send-keys", "-t", "sh", "-l", line])
-            .status
-            .success());
-        assert!(self
-            .tmux(&["send-keys", "-t", "sh", "Enter"])
-            .status
-            .success());
-    }
-
-    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if pred(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            thread::sleep(Duration::from_millis(50));
+        );
+        Shell {
+            tmux,
+            relay_pid: None,
         }
+    }
+}
+
+impl std::ops::Deref for Shell {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.tmux
     }
 }
 
@@ -93,15 +51,11 @@ impl Drop for Shell {
                     .status();
             }
         }
-        let _ = self.tmux(&["kill-server"]);
     }
 }
 
 fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Tmux::available()
         && Command::new("bash")
             .arg("--version")
             .output()
@@ -287,10 +241,7 @@ fn relay_moved_to_the_background_with_ctrl_z_and_bg_keeps_relaying_and_fg_brings
     });
 
     // Ctrl-Z, then bg: the console's next read would stop it (SIGTTIN).
-    assert!(shell
-        .tmux(&["send-keys", "-t", "sh", "C-z"])
-        .status
-        .success());
+    shell.press(&["C-z"]);
     shell.wait_screen("the job stopped by Ctrl-Z", |s| s.contains("Stopped"));
     shell.type_line("bg");
     wait_file(&out.0, "the console pausing in the background", |t| {

@@ -24,6 +24,7 @@ pub mod lines;
 pub mod member;
 pub mod process;
 pub mod relay;
+pub mod tmux;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub use member::{
 };
 pub use process::{eventually, ipv6_loopback_available, kill_9, kill_term, rss_kib, TempFile};
 pub use relay::{run_relay_to_exit, Relay, LISTENING_PREFIX};
+pub use tmux::Tmux;
 
 /// The one deadline for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(20);
