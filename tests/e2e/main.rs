@@ -4,8 +4,8 @@
 //! rules of the room are tested in crates/room and loss on the simulator in
 //! crates/netsim, so the scenarios here stay short.
 //!
-//! - `relay_*`: the relay as a process (flags, signals, console, transcript)
-//!   and both dialects on the wire;
+//! - `relay_*`: the relay as a process (flags, signals, console, transcript),
+//!   both dialects on the wire, and moderation (join code, bans);
 //! - `hostile_input`, `flood_joins`, `transcript_under_load`: bad and heavy
 //!   input against the real relay;
 //! - `hostile`: the attacks of a hostile classroom LAN (issue 12: forged
@@ -25,6 +25,7 @@ mod hostile;
 mod hostile_input;
 mod loss_smoke;
 mod relay_classic;
+mod relay_moderation;
 mod relay_process;
 mod relay_structured;
 mod transcript_under_load;

@@ -509,6 +509,7 @@ impl NaiveClient {
             resume: None,
             // Naive: no session key, so the relay knows it by its address.
             key: None,
+            code: None,
         }
         .encode()
     }

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use udpchat_proto::{
-    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
-    MAX_TEXT_BYTES, VERSION,
+    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Lang, LeaveReason, Nick,
+    Origin, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES,
+    MAX_NICK_CHARS, MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -136,9 +136,14 @@ fn session_key() -> impl Strategy<Value = SessionKey> {
     any::<u64>().prop_map(SessionKey::from_u64)
 }
 
+fn join_code() -> impl Strategy<Value = JoinCode> {
+    "[A-Za-z0-9]{1,16}".prop_map(|s| JoinCode::new(&s).unwrap())
+}
+
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
-        nick().prop_map(ClientMsg::Join),
+        (nick(), prop::option::of(join_code()))
+            .prop_map(|(nick, code)| ClientMsg::Join(nick, code)),
         (nick(), text()).prop_map(|(nick, text)| ClientMsg::Chat { nick, text }),
         nick().prop_map(ClientMsg::Quit),
         Just(ClientMsg::Who),
@@ -151,9 +156,10 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             prop::option::of(cookie()),
             prop::option::of(number()),
             prop::option::of(token()),
-            prop::option::of(session_key())
+            prop::option::of(session_key()),
+            prop::option::of(join_code())
         )
-            .prop_map(|(version, nick, cookie, since, resume, key)| {
+            .prop_map(|(version, nick, cookie, since, resume, key, code)| {
                 ClientMsg::Hello {
                     version,
                     nick,
@@ -161,6 +167,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                     since,
                     resume,
                     key,
+                    code,
                 }
             }),
         (number(), nick(), text()).prop_map(|(id, to, text)| ClientMsg::PrivateReliable {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use udpchat_proto::Lang;
+use udpchat_proto::{JoinCode, Lang};
 
 use crate::Config;
 
@@ -29,6 +29,11 @@ SIGINT or SIGTERM: every member is told the relay is closing, the transcript is 
 Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
 Example: a classroom whose 30 computers all reach the relay through one NAT address:
   udpchat-relay --max-per-ip 40
+Example: only students who know today's code join, bans kept across restarts:
+  udpchat-relay --join-code maple7 --ban-file bans.txt
+  (students type: N alice maple7, or: udpchat --code maple7 ...)
+Moderation on the console: /ban NICK|IP [10m] [reason], /unban, /bans, /mute NICK [5m], /unmute,
+/lock, /unlock, /code [CODE|off], /slow SECONDS, /rename NICK NEW.
 Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
@@ -118,6 +123,24 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
     pub recv_buffer: u64,
 
+    /// New members need this join code (1 to 16 letters and digits, any case): classic clients
+    /// join with `N name CODE` (a course client that asks for a name: type `name CODE`), the
+    /// udpchat client with `--code CODE`. Change it on the console with /code.
+    #[arg(long, value_name = "CODE", value_parser = parse_join_code)]
+    pub join_code: Option<JoinCode>,
+
+    /// Start with the room locked: nobody new can join until /unlock on the console.
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Slow mode: the least time between one member's chat messages (0 = off); /slow changes it.
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration_or_zero)]
+    pub slow: Duration,
+
+    /// Keep the bans (/ban) in FILE across restarts: read at start, rewritten after each change.
+    #[arg(long, value_name = "FILE")]
+    pub ban_file: Option<PathBuf>,
+
     /// How often to log a statistics line (0 = never).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
     pub stats_interval: Duration,
@@ -162,6 +185,9 @@ impl Args {
             announce_limit: self.announce_limit as usize,
             classic_reclaim_after: self.classic_reclaim_after,
             unreachable_grace: self.unreachable_grace,
+            locked: self.locked,
+            join_code: self.join_code.clone(),
+            slow_mode: self.slow,
             ..Config::default()
         }
     }
@@ -179,6 +205,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(d)
+}
+
+/// A join code: 1 to 16 ASCII letters and digits.
+pub fn parse_join_code(s: &str) -> Result<JoinCode, String> {
+    JoinCode::new(s).map_err(|e| e.to_string())
 }
 
 /// Like [`parse_duration`], but accepts zero.

@@ -11,6 +11,7 @@
 pub use udpchat_room as room;
 pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
+mod banfile;
 pub mod cli;
 mod console;
 mod datapath;
@@ -33,6 +34,9 @@ pub enum Error {
     /// The socket or event loop failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `--ban-file FILE` could not be read.
+    #[error(transparent)]
+    BanFile(#[from] banfile::BanFileError),
     /// `--transcript FILE` could not be opened for appending.
     #[error("cannot open transcript {}: {source}; check the path and its permissions", path.display())]
     Transcript {
@@ -48,7 +52,9 @@ impl Error {
     /// failure of the running loop with 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Server(ServerError::Bind { .. }) | Error::Transcript { .. } => 2,
+            Error::Server(ServerError::Bind { .. })
+            | Error::Transcript { .. }
+            | Error::BanFile(_) => 2,
             Error::Server(ServerError::Io { .. }) => 1,
         }
     }
@@ -125,6 +131,16 @@ pub fn start(args: &cli::Args) -> Result<Server, Error> {
         send_queue: args.send_queue as usize,
         stats_interval: args.stats_interval(),
         recv_buffer: args.recv_buffer as usize,
+        ban_file: args.ban_file.clone(),
     };
-    Ok(Server::bind(args.bind, config, settings, transcript)?)
+    let bans = match &args.ban_file {
+        Some(path) => banfile::load(path, std::time::SystemTime::now())?,
+        None => Vec::new(),
+    };
+    let mut server = Server::bind(args.bind, config, settings, transcript)?;
+    if !bans.is_empty() {
+        log::info!("{} ban(s) in force from the ban file", bans.len());
+    }
+    server.restore_bans(bans);
+    Ok(server)
 }

@@ -84,6 +84,18 @@ impl Recorder {
                 );
             }
             Event::Unblock { addr } => log::debug!("{addr} is no longer blocked"),
+            Event::Kicked { .. }
+            | Event::Banned { .. }
+            | Event::Unbanned { .. }
+            | Event::Silenced { .. }
+            | Event::Unsilenced { .. }
+            | Event::Locked(_)
+            | Event::CodeSet(_)
+            | Event::SlowMode(_) => {
+                let line = moderation_line(event);
+                log::info!("{line}");
+                self.transcribe(|t| t.moderation(now, &line));
+            }
         }
     }
 
@@ -111,6 +123,49 @@ impl Recorder {
                 log::error!("transcript {}: {e}", t.path().display());
             }
         }
+    }
+}
+
+/// The host's moderation, in words, for the log and the transcript (the
+/// join code itself is not written).
+fn moderation_line(event: &Event) -> String {
+    let words =
+        |d: &Duration| udpchat_room::duration_words(d.as_millis() as u64, udpchat_proto::Lang::En);
+    let because = |reason: &str| match reason.is_empty() {
+        true => String::new(),
+        false => format!(": {reason}"),
+    };
+    match event {
+        Event::Kicked { addr, nick, reason } => {
+            format!("host removed {nick} ({addr}){}", because(reason))
+        }
+        Event::Banned {
+            ip,
+            nick,
+            reason,
+            duration,
+        } => {
+            let who = nick.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+            let how_long = duration
+                .as_ref()
+                .map_or("until lifted".to_owned(), |d| format!("for {}", words(d)));
+            format!("host banned {ip}{who} {how_long}{}", because(reason))
+        }
+        Event::Unbanned { ip } => format!("host lifted the ban of {ip}"),
+        Event::Silenced { nick, duration } => {
+            let how_long = duration
+                .as_ref()
+                .map_or("until unmuted".to_owned(), |d| format!("for {}", words(d)));
+            format!("host muted {nick} {how_long}")
+        }
+        Event::Unsilenced { nick } => format!("host unmuted {nick}"),
+        Event::Locked(true) => "host locked the room".to_owned(),
+        Event::Locked(false) => "host unlocked the room".to_owned(),
+        Event::CodeSet(Some(_)) => "host set a join code".to_owned(),
+        Event::CodeSet(None) => "host removed the join code".to_owned(),
+        Event::SlowMode(d) if d.is_zero() => "host turned slow mode off".to_owned(),
+        Event::SlowMode(d) => format!("host set slow mode: one message every {}", words(d)),
+        _ => String::new(),
     }
 }
 

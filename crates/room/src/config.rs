@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use udpchat_proto::Lang;
+use udpchat_proto::{JoinCode, Lang};
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -45,6 +45,13 @@ pub struct Config {
     /// client can resume it with its token (`RECONNECT`, no `LEAVE`); zero:
     /// removed at once, like a classic member.
     pub unreachable_grace: Duration,
+    /// The room starts locked (`--locked`): no new members.
+    pub locked: bool,
+    /// The join code new members need (`--join-code`); `None`: none.
+    pub join_code: Option<JoinCode>,
+    /// Slow mode (`--slow`): the least time between one member's chat
+    /// messages; zero: off.
+    pub slow_mode: Duration,
 }
 
 impl Default for Config {
@@ -65,6 +72,9 @@ impl Default for Config {
             announce_limit: 200,
             classic_reclaim_after: Duration::from_secs(30),
             unreachable_grace: Duration::from_secs(10),
+            locked: false,
+            join_code: None,
+            slow_mode: Duration::ZERO,
         }
     }
 }

@@ -80,6 +80,10 @@ pub fn config() -> Config {
         // Reachable: SOURCES share IP addresses.
         classic_reclaim_after: Duration::from_secs(30),
         unreachable_grace: Duration::from_secs(10),
+        // Moderation is reached through operator steps only.
+        locked: false,
+        join_code: None,
+        slow_mode: Duration::ZERO,
     }
 }
 

@@ -25,6 +25,8 @@
 //!   `RESEND` and joiners;
 //! - `dialect`: classic or structured, how a datagram is answered, rendering;
 //! - `cookie`: the stateless join cookie;
+//! - `moderation`: bans, mutes, the lock, the join code, slow mode and the
+//!   host's renames (the operator's [`Room::ban`], [`Room::mute`], ...);
 //! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
@@ -38,6 +40,7 @@ mod dialect;
 pub mod fuzzing;
 mod history;
 mod limits;
+mod moderation;
 mod outbox;
 mod output;
 mod private;
@@ -53,6 +56,7 @@ mod testing;
 pub use config::Config;
 pub use dialect::Dialect;
 pub use limits::flood::MAX_BLOCKED;
+pub use moderation::{duration_words, BanInfo, ModerationError, MAX_REASON_CHARS};
 pub use output::{Event, Outputs, Stats, Transmit};
 pub use refusal::Refusal;
 pub use room::Room;

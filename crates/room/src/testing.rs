@@ -162,6 +162,7 @@ pub(crate) fn padded_hello(nick: &str) -> String {
             since: None,
             resume: None,
             key: None,
+            code: None,
         }
         .encode(),
     )

@@ -273,6 +273,7 @@ impl Member {
             since: None,
             resume: None,
             key: Some(client),
+            code: None,
         };
         self.send(hello.encode());
         let cookie = match self.recv_msg() {
@@ -287,6 +288,7 @@ impl Member {
                 since: None,
                 resume: None,
                 key: Some(client),
+                code: None,
             }
             .encode(),
         );
