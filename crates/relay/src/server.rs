@@ -652,6 +652,30 @@ fn random_key() -> [u8; 16] {
     key
 }
 
+/// The `/bans` listing.
+fn ban_list(bans: &[udpchat_room::BanInfo]) -> String {
+    let mut s = format!(
+        "{} ban{}",
+        bans.len(),
+        if bans.len() == 1 { "" } else { "s" }
+    );
+    for ban in bans {
+        let nick = ban
+            .nick
+            .as_ref()
+            .map_or(String::new(), |n| format!(" ({n})"));
+        let left = match ban.left {
+            Some(left) => format!(
+                "{} left",
+                udpchat_room::duration_words(left.as_millis() as u64, Lang::En)
+            ),
+            None => "until /unban".to_owned(),
+        };
+        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,28 +804,4 @@ mod tests {
         drain(&mut server);
         assert_eq!(server.room.stats().datagrams_in, seen + 2);
     }
-}
-
-/// The `/bans` listing.
-fn ban_list(bans: &[udpchat_room::BanInfo]) -> String {
-    let mut s = format!(
-        "{} ban{}",
-        bans.len(),
-        if bans.len() == 1 { "" } else { "s" }
-    );
-    for ban in bans {
-        let nick = ban
-            .nick
-            .as_ref()
-            .map_or(String::new(), |n| format!(" ({n})"));
-        let left = match ban.left {
-            Some(left) => format!(
-                "{} left",
-                udpchat_room::duration_words(left.as_millis() as u64, Lang::En)
-            ),
-            None => "until /unban".to_owned(),
-        };
-        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
-    }
-    s
 }
