@@ -761,6 +761,21 @@ mod tests {
     }
 
     #[test]
+    fn a_say_held_from_before_a_mute_does_not_reach_the_room() {
+        let mut h = Harness::new();
+        h.join_structured(1, "alice");
+        h.send(1, "SAY 1 one");
+        assert_eq!(h.send(1, "SAY 3 three"), []); // waits for 2
+        let now = h.now();
+        h.room.mute(now, "alice", None, &mut h.out).unwrap();
+        h.advance_ms(crate::roster::SAY_HOLD_MS);
+        assert_eq!(h.timeout(), []);
+        let seq = h.room.last_seq();
+        assert!(h.send(1, "SAY 2 two")[0].1.starts_with("ERROR muted "));
+        assert_eq!(h.room.last_seq(), seq);
+    }
+
+    #[test]
     fn a_mute_ends_by_itself_and_follows_a_rename() {
         let mut h = Harness::new();
         h.join_classic(1, "alice");

@@ -831,6 +831,14 @@ impl Room {
             return;
         };
         let nick = member.nick.clone();
+        // A SAY held from before a mute: nothing of a muted member's
+        // reaches the room.
+        if self.moderation.check_muted(&nick, self.now_ms).is_err() {
+            if let Some(member) = self.roster.get_mut(&addr) {
+                member.recent_ids.remember(id, 0);
+            }
+            return;
+        }
         let seq = self.room_event(RoomEvent::Chat { nick, text }, out);
         if let Some(member) = self.roster.get_mut(&addr) {
             member.recent_ids.remember(id, seq);
