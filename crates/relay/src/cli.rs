@@ -335,4 +335,34 @@ mod tests {
     fn transcript_private_needs_transcript() {
         assert!(Args::try_parse_from(["udpchat-relay", "--transcript-private"]).is_err());
     }
+
+    #[test]
+    fn moderation_flags_reach_the_room_config() {
+        let args = Args::try_parse_from([
+            "udpchat-relay",
+            "--join-code",
+            "Maple7",
+            "--locked",
+            "--slow",
+            "30",
+            "--ban-file",
+            "bans.txt",
+        ])
+        .unwrap();
+        let config = args.room_config();
+        assert_eq!(
+            config.join_code.as_ref().map(|c| c.as_str()),
+            Some("Maple7")
+        );
+        assert!(config.locked);
+        assert_eq!(config.slow_mode, Duration::from_secs(30));
+        assert_eq!(args.ban_file, Some(PathBuf::from("bans.txt")));
+        let defaults = Args::try_parse_from(["udpchat-relay"])
+            .unwrap()
+            .room_config();
+        assert!(defaults.join_code.is_none() && !defaults.locked);
+        assert!(defaults.slow_mode.is_zero());
+        assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "two words"]).is_err());
+        assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "a-b"]).is_err());
+    }
 }

@@ -252,6 +252,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn moderation_is_written_in_words_with_its_reasons() {
+        let nick = udpchat_proto::Nick::new("bob").unwrap();
+        let addr: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        assert_eq!(
+            moderation_line(&Event::Kicked {
+                addr,
+                nick: nick.clone(),
+                reason: "be nice".into()
+            }),
+            "host removed bob (10.0.0.7:4000): be nice"
+        );
+        assert_eq!(
+            moderation_line(&Event::Banned {
+                ip: addr.ip(),
+                nick: Some(nick.clone()),
+                reason: "spam".into(),
+                duration: Some(Duration::from_secs(600)),
+            }),
+            "host banned 10.0.0.7 (bob) for 10 minutes: spam"
+        );
+        assert_eq!(
+            moderation_line(&Event::Silenced {
+                nick,
+                duration: None
+            }),
+            "host muted bob until unmuted"
+        );
+        // The code itself is not written down.
+        let code = udpchat_proto::JoinCode::new("maple7").unwrap();
+        assert_eq!(
+            moderation_line(&Event::CodeSet(Some(code))),
+            "host set a join code"
+        );
+    }
+
+    #[test]
     fn refusal_warnings_are_rate_limited_and_summarised() {
         let t0 = Instant::now();
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();

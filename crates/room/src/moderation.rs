@@ -274,9 +274,10 @@ impl Room {
             (None, Lang::En) => "banned".to_owned(),
             (None, Lang::Zh) => "被禁止进入".to_owned(),
         };
-        let bye = match reason.is_empty() {
-            true => bye,
-            false => format!("{bye}: {reason}"),
+        let bye = match (reason.is_empty(), self.config().lang) {
+            (true, _) => bye,
+            (false, Lang::En) => format!("{bye}: {reason}"),
+            (false, Lang::Zh) => format!("{bye}：{reason}"),
         };
         let at_ip: Vec<(SocketAddr, Nick)> = self
             .roster
