@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::Duration;
 
-use crate::cli::parse_duration_or_zero;
+use crate::cli::{parse_duration, parse_duration_or_zero};
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +116,10 @@ impl Command {
             "ban" if !rest.is_empty() => {
                 let (target, rest) = first_word(rest);
                 let (duration, reason) = match first_word(rest) {
-                    (word, after) if !word.is_empty() => match parse_duration_or_zero(word) {
-                        Ok(d) => (Some(d).filter(|d| !d.is_zero()), after),
+                    // A zero is no duration (a ban "for 0" would be
+                    // one for ever): it starts the reason.
+                    (word, after) if !word.is_empty() => match parse_duration(word) {
+                        Ok(d) => (Some(d), after),
                         Err(_) => (None, rest),
                     },
                     _ => (None, rest),
@@ -137,10 +139,10 @@ impl Command {
                         nick: nick.to_owned(),
                         duration: None,
                     },
-                    d => match parse_duration_or_zero(d) {
+                    d => match parse_duration(d) {
                         Ok(d) => Command::Mute {
                             nick: nick.to_owned(),
-                            duration: Some(d).filter(|d| !d.is_zero()),
+                            duration: Some(d),
                         },
                         Err(_) => Command::Unknown(line.to_owned()),
                     },
