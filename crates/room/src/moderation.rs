@@ -980,6 +980,43 @@ mod tests {
     }
 
     #[test]
+    fn every_moderation_refusal_has_its_own_words_in_both_languages() {
+        use crate::Refusal;
+        use udpchat_proto::RelayMsg;
+        let refusals = [
+            Refusal::Banned {
+                reason: "spam".into(),
+                left_ms: Some(61_000),
+            },
+            Refusal::Banned {
+                reason: String::new(),
+                left_ms: None,
+            },
+            Refusal::Muted {
+                left_ms: Some(5_000),
+            },
+            Refusal::Muted { left_ms: None },
+            Refusal::CodeWrong,
+            Refusal::CodeGuesses { wait_ms: 9_500 },
+            Refusal::SlowMode {
+                every_ms: 30_000,
+                wait_ms: 1_200,
+            },
+        ];
+        for refusal in &refusals {
+            for lang in [Lang::En, Lang::Zh] {
+                let RelayMsg::Error { code, reason } = refusal.reply(lang) else {
+                    panic!("not an error");
+                };
+                // Not the fallback: the sentence was valid text.
+                assert_ne!(reason.as_str(), code.reason(lang), "{refusal:?} {lang:?}");
+                let zh = reason.as_str().chars().any(|c| c > '\u{2e80}');
+                assert_eq!(zh, lang == Lang::Zh, "{reason}");
+            }
+        }
+    }
+
+    #[test]
     fn durations_read_as_words() {
         assert_eq!(duration_words(1, Lang::En), "1 second");
         assert_eq!(duration_words(45_000, Lang::En), "45 seconds");
