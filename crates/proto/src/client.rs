@@ -24,8 +24,9 @@ pub enum ClientMsg {
         text: Text,
     },
     /// `Q <nick> [<code>]`: leave. `nick` must be the sender's; a join code
-    /// after it (a course client repeating `alice CODE`) is ignored.
-    Quit(Nick),
+    /// after it (a course client repeating `alice CODE`) is kept, so the
+    /// datagram re-encodes as it came, and ignored by the relay.
+    Quit(Nick, Option<JoinCode>),
     /// `WHO`: ask who is online.
     Who,
     /// `MSG <to> <text>`: a private message to one member.
@@ -140,7 +141,8 @@ impl ClientMsg {
             }
             "Q" => {
                 let mut f = Fields::new("Q", rest);
-                ClientMsg::Quit(nick_and_code(f.rest("nickname")?)?.0)
+                let (nick, code) = nick_and_code(f.rest("nickname")?)?;
+                ClientMsg::Quit(nick, code)
             }
             "WHO" => {
                 Fields::new("WHO", rest).end()?;
@@ -256,7 +258,8 @@ impl ClientMsg {
             ClientMsg::Join(nick, None) => format!("N {nick}"),
             ClientMsg::Join(nick, Some(code)) => format!("N {nick} {code}"),
             ClientMsg::Chat { nick, text } => format!("M {nick} {text}"),
-            ClientMsg::Quit(nick) => format!("Q {nick}"),
+            ClientMsg::Quit(nick, None) => format!("Q {nick}"),
+            ClientMsg::Quit(nick, Some(code)) => format!("Q {nick} {code}"),
             ClientMsg::Who => "WHO".to_owned(),
             ClientMsg::Private { to, text } => format!("MSG {to} {text}"),
             ClientMsg::Ping(None) => "PING".to_owned(),
@@ -306,7 +309,7 @@ impl ClientMsg {
     /// name the sender (`M`, `Q`). The relay checks it against the address.
     pub fn claimed_nick(&self) -> Option<&Nick> {
         match self {
-            ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick) => Some(nick),
+            ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick, _) => Some(nick),
             _ => None,
         }
     }
@@ -335,7 +338,7 @@ mod tests {
         );
         assert_eq!(
             ClientMsg::parse(b"Q alice\r\n"),
-            Ok(ClientMsg::Quit(nick("alice")))
+            Ok(ClientMsg::Quit(nick("alice"), None))
         );
     }
 
@@ -498,9 +501,13 @@ mod tests {
         );
         assert_eq!(
             ClientMsg::parse(b"Q alice Mx42"),
-            Ok(ClientMsg::Quit(nick("alice")))
+            Ok(ClientMsg::Quit(nick("alice"), Some(code.clone())))
         );
         assert!(code.matches(&JoinCode::new("mX42").unwrap()));
+        // What a course client sends re-encodes exactly (the fuzz contract).
+        for datagram in [&b"N alice Mx42"[..], b"Q alice Mx42", b"M alice Mx42 hi"] {
+            crate::fuzzing::check_client(datagram);
+        }
         assert_eq!(
             ClientMsg::parse(b"N alice mx-42"),
             Err(ParseError::NickChar(' ' as u32))

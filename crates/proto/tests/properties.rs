@@ -145,7 +145,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (nick(), prop::option::of(join_code()))
             .prop_map(|(nick, code)| ClientMsg::Join(nick, code)),
         (nick(), text()).prop_map(|(nick, text)| ClientMsg::Chat { nick, text }),
-        nick().prop_map(ClientMsg::Quit),
+        (nick(), prop::option::of(join_code()))
+            .prop_map(|(nick, code)| ClientMsg::Quit(nick, code)),
         Just(ClientMsg::Who),
         (nick(), text()).prop_map(|(to, text)| ClientMsg::Private { to, text }),
         prop::option::of(token()).prop_map(ClientMsg::Ping),

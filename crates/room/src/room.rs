@@ -419,7 +419,7 @@ impl Room {
                 self.room_event(RoomEvent::Chat { nick, text }, out);
                 Ok(())
             }
-            ClientMsg::Quit(nick) => {
+            ClientMsg::Quit(nick, _) => {
                 self.check_identity(ctx, &nick)?;
                 self.leave(ctx.from, LeaveReason::Quit, out);
                 Ok(())

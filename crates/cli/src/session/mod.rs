@@ -394,7 +394,7 @@ impl Session {
     pub fn quit(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         if self.is_joined() {
-            let quit = ClientMsg::Quit(self.nick.clone());
+            let quit = ClientMsg::Quit(self.nick.clone(), None);
             send(&mut self.budget, now, &quit, &mut out);
         }
         self.end();
