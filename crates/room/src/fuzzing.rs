@@ -643,6 +643,19 @@ impl Harness {
         after: &Members,
         held_before: HashMap<SocketAddr, usize>,
     ) {
+        // A takeover (RECONNECT) keeps the member's ids at its new address.
+        for (addr, (nick, _)) in after {
+            if before.contains_key(addr) {
+                continue;
+            }
+            let old = before
+                .iter()
+                .find(|(old, (n, _))| *old != addr && n.key() == nick.key())
+                .map(|(old, _)| *old);
+            if let Some(window) = old.and_then(|old| self.recent_ids.remove(&old)) {
+                self.recent_ids.insert(*addr, window);
+            }
+        }
         // The room forgets a member's ids when it leaves.
         self.recent_ids.retain(|addr, _| after.contains_key(addr));
         let Some(from) = sender else {
@@ -1151,6 +1164,68 @@ mod tests {
             Payload::Say(Number::Small(1), TextField::Pool(0), Ending::Bare),
         ));
         assert_eq!(h.last_seq, 2, "JOIN bob, then its CHAT");
+    }
+
+    /// A classic reclaim moves the member's SAY ids with it: a repeat of
+    /// its last SAY from the new port is not relayed again (proptest found
+    /// the model keyed by address only).
+    #[test]
+    fn a_takeover_keeps_the_members_say_ids_in_the_model() {
+        let mut h = Harness::new();
+        for step in [
+            Step::Datagram(0, Payload::Join(NickField::Pool(0), Ending::Bare)),
+            Step::Datagram(0, Payload::Join(NickField::Pool(0), Ending::Bare)),
+            Step::Datagram(
+                0,
+                Payload::Say(Number::Max, TextField::Pool(0), Ending::Bare),
+            ),
+            Step::Advance(30_208),
+            Step::Datagram(1, Payload::Join(NickField::Pool(0), Ending::Bare)),
+            Step::Datagram(
+                1,
+                Payload::Say(Number::Max, TextField::Pool(0), Ending::Bare),
+            ),
+        ] {
+            h.step(&step);
+        }
+        assert_eq!(h.room().member_count(), 1);
+    }
+
+    /// Moderation steps: a ban empties its address and keeps it out, the
+    /// lock and the code hold, a muted member's chat reaches nobody.
+    #[test]
+    fn scripted_moderation_keeps_its_invariants() {
+        let mut h = Harness::new();
+        for step in [
+            Step::Datagram(0, Payload::Join(NickField::Pool(0), Ending::Bare)),
+            Step::Datagram(3, Payload::Join(NickField::Pool(1), Ending::Bare)),
+            Step::Mute(NickField::Pool(1), 0, false),
+            Step::Datagram(
+                3,
+                Payload::Say(Number::Small(1), TextField::Pool(0), Ending::Bare),
+            ),
+            Step::Slow(5),
+            Step::Datagram(
+                0,
+                Payload::Chat(NickField::Pool(0), TextField::Pool(0), Ending::Bare),
+            ),
+            Step::Datagram(
+                0,
+                Payload::Chat(NickField::Pool(0), TextField::Pool(1), Ending::Bare),
+            ),
+            Step::Code(Some(0)),
+            Step::Datagram(4, Payload::Join(NickField::Pool(2), Ending::Bare)),
+            Step::Lock(true),
+            Step::Datagram(5, Payload::Join(NickField::Pool(3), Ending::Bare)),
+            Step::Lock(false),
+            Step::Ban(0, true, 60),
+            Step::Datagram(1, Payload::Join(NickField::Pool(4), Ending::Bare)),
+            Step::Jump(61),
+            Step::Datagram(1, Payload::Join(NickField::Pool(4), Ending::Bare)),
+            Step::Unban(0),
+        ] {
+            h.step(&step);
+        }
     }
 
     /// The templates produce commands the room accepts, so the fuzzer
