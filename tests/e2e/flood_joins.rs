@@ -56,6 +56,7 @@ fn hello(nick: &str) -> Vec<u8> {
         since: None,
         resume: None,
         key: None,
+        code: None,
     }
     .encode()
 }

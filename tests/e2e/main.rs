@@ -5,8 +5,8 @@
 //! crates/netsim, so the scenarios here stay short.
 //!
 //! - `relay_*`: the relay as a process (flags, signals, console, transcript,
-//!   where-to-join lines at start, `udpchat-relay &` under tmux) and both
-//!   dialects on the wire;
+//!   where-to-join lines at start, `udpchat-relay &` under tmux), both
+//!   dialects on the wire, and moderation (join code, bans);
 //! - `hostile_input`, `flood_joins`, `transcript_under_load`: bad and heavy
 //!   input against the real relay;
 //! - `hostile`: the attacks of a hostile classroom LAN (issue 12: forged
@@ -26,6 +26,7 @@ mod hostile;
 mod hostile_input;
 mod loss_smoke;
 mod relay_classic;
+mod relay_moderation;
 mod relay_process;
 mod relay_start;
 mod relay_structured;

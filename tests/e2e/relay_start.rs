@@ -163,7 +163,8 @@ fn transcript_numbering_continues_across_restarts_with_start_stop_and_kick_reaso
             format!("relay started on {first_addr}").as_str(),
             "#1 * alice joined",
             "#2 * bob joined",
-            "#3 * bob was removed by the host (reason: too noisy)",
+            format!("! host removed bob ({}): too noisy", bob.addr()).as_str(),
+            "#3 * bob was removed by the host",
             "relay stopped (SIGTERM): goodbye",
             format!(
                 "relay started on {}; numbering continues after #3",
@@ -174,14 +175,14 @@ fn transcript_numbering_continues_across_restarts_with_start_stop_and_kick_reaso
             "relay stopped (SIGTERM): goodbye",
         ]
     );
-    for (stamp, text) in &lines[..5] {
+    for (stamp, text) in &lines[..6] {
         // 2026-11-22T08:31:47.123+08:00
         assert!(
             stamp.len() == 29 && stamp.ends_with("+08:00") && stamp.as_bytes()[10] == b'T',
             "run 1 is in local time: {stamp} {text}"
         );
     }
-    for (stamp, text) in &lines[5..] {
+    for (stamp, text) in &lines[6..] {
         assert!(
             stamp.len() == 24 && stamp.ends_with('Z'),
             "run 2 is in UTC: {stamp} {text}"

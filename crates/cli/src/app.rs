@@ -445,6 +445,7 @@ fn leave_on_interrupt(shared: &Arc<Shared>) {
 fn new_session(
     nick: Nick,
     no_repair: bool,
+    code: Option<udpchat_proto::JoinCode>,
     state_dir: Option<&Path>,
     relay: &str,
 ) -> (Session, Option<StateFile>) {
@@ -456,6 +457,9 @@ fn new_session(
     );
     if no_repair {
         session = session.without_repair();
+    }
+    if let Some(code) = code {
+        session = session.with_code(code);
     }
     let mut state = data_dir(state_dir).map(|dir| StateFile::new(&dir, relay, &nick));
     if let Some(saved) = state.as_mut().and_then(StateFile::load) {
@@ -498,7 +502,13 @@ fn run_piped(
 ) -> Result<u8, CliError> {
     let no_repair = args.no_repair;
     let nick = check_nick(&args.nick.ok_or(CliError::NickRequired)?)?;
-    let (session, state) = new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
+    let (session, state) = new_session(
+        nick.clone(),
+        no_repair,
+        args.code.clone(),
+        args.state_dir.as_deref(),
+        &label,
+    );
     let shared = Arc::new(Shared {
         socket,
         session: Mutex::new(session),
@@ -624,7 +634,13 @@ fn run_terminal(
         }
         None => ask_nick(&mut editor)?,
     };
-    let (session, state) = new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
+    let (session, state) = new_session(
+        nick.clone(),
+        no_repair,
+        args.code.clone(),
+        args.state_dir.as_deref(),
+        &label,
+    );
     let shared = Arc::new(Shared {
         socket,
         session: Mutex::new(session),
@@ -648,8 +664,13 @@ fn run_terminal(
                 )));
                 nick = ask_nick(&mut editor)?;
                 // The resume file (and any token in it) is per nickname.
-                let (fresh, state) =
-                    new_session(nick.clone(), no_repair, args.state_dir.as_deref(), &label);
+                let (fresh, state) = new_session(
+                    nick.clone(),
+                    no_repair,
+                    args.code.clone(),
+                    args.state_dir.as_deref(),
+                    &label,
+                );
                 *lock(&shared.state) = state;
                 *shared.session() = fresh;
             }

@@ -48,6 +48,7 @@ pub use error::CliError;
         //text           send a message that starts with /\n\n\
         Examples:\n  \
         udpchat --relay classroom-server:10024 --nick alice\n  \
+        udpchat --relay classroom-server:10024 --nick alice --code maple7   (a room with a join code)\n  \
         printf 'hello\\n' | udpchat --nick bot\n\n\
         Colours are used only when stdout is a terminal and NO_COLOR is not set."
 )]
@@ -78,6 +79,15 @@ pub struct Args {
     /// e.g. ~/.local/share/udpchat).
     #[arg(long, value_name = "DIR", env = "UDPCHAT_STATE_DIR")]
     pub state_dir: Option<std::path::PathBuf>,
+
+    /// The room's join code, if the host set one (the teacher writes it on
+    /// the board): 1 to 16 letters and digits.
+    #[arg(long, value_name = "CODE", env = "UDPCHAT_CODE", value_parser = parse_code)]
+    pub code: Option<udpchat_proto::JoinCode>,
+}
+
+fn parse_code(s: &str) -> Result<udpchat_proto::JoinCode, String> {
+    udpchat_proto::JoinCode::new(s).map_err(|e| e.to_string())
 }
 
 /// Entry point called by the binary: parses arguments, runs, prints an

@@ -458,7 +458,7 @@ impl NaiveClient {
 
     pub(crate) fn end_input(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         self.flush(now, out);
-        out.push(ClientMsg::Quit(self.nick.clone()).encode());
+        out.push(ClientMsg::Quit(self.nick.clone(), None).encode());
         self.stopped_at = Some(now);
     }
 
@@ -509,6 +509,7 @@ impl NaiveClient {
             resume: None,
             // Naive: no session key, so the relay knows it by its address.
             key: None,
+            code: None,
         }
         .encode()
     }

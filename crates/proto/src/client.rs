@@ -1,7 +1,9 @@
 //! Client-to-relay datagrams.
 
 use crate::fields::{split_field, Fields};
-use crate::{Cookie, Nick, ParseError, SessionKey, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN};
+use crate::{
+    Cookie, JoinCode, Nick, ParseError, SessionKey, Text, Token, MAX_DATAGRAM, MIN_HELLO_LEN,
+};
 
 /// A datagram a client sends to the relay.
 ///
@@ -10,8 +12,10 @@ use crate::{Cookie, Nick, ParseError, SessionKey, Text, Token, MAX_DATAGRAM, MIN
 /// to the structured dialect (whose clients chat with `Say`, not `Chat`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientMsg {
-    /// `N <nick>`: join in the classic dialect.
-    Join(Nick),
+    /// `N <nick> [<code>]`: join in the classic dialect, with the room's
+    /// join code if it has one (a course client that asks for a name sends
+    /// what the student typed: `alice CODE`).
+    Join(Nick, Option<JoinCode>),
     /// `M <nick> <text>`: say `text` to the room. `nick` must be the sender's.
     Chat {
         /// The sender's own nickname.
@@ -19,8 +23,10 @@ pub enum ClientMsg {
         /// The message, kept exactly.
         text: Text,
     },
-    /// `Q <nick>`: leave. `nick` must be the sender's.
-    Quit(Nick),
+    /// `Q <nick> [<code>]`: leave. `nick` must be the sender's; a join code
+    /// after it (a course client repeating `alice CODE`) is kept, so the
+    /// datagram re-encodes as it came, and ignored by the relay.
+    Quit(Nick, Option<JoinCode>),
     /// `WHO`: ask who is online.
     Who,
     /// `MSG <to> <text>`: a private message to one member.
@@ -56,6 +62,9 @@ pub enum ClientMsg {
         /// *Session keys*). Without it the membership is authenticated by
         /// its address only.
         key: Option<SessionKey>,
+        /// `code=<code>`: the room's join code (needed only when the relay
+        /// has one set).
+        code: Option<JoinCode>,
     },
     /// `PMSG <id> <to> <text>`: a private message the relay acknowledges with
     /// `SENT <id> ...`; the client retransmits until then and the relay
@@ -91,6 +100,18 @@ pub enum ClientMsg {
     },
 }
 
+/// The nickname of `N` and `Q`, and the join code after it if there is one
+/// (`alice CODE`). Anything else with a space is a nickname with a space,
+/// refused as such.
+fn nick_and_code(s: &str) -> Result<(Nick, Option<JoinCode>), ParseError> {
+    if let Some((nick, code)) = s.split_once(' ') {
+        if let (Ok(nick), Ok(code)) = (Nick::new(nick), JoinCode::new(code)) {
+            return Ok((nick, Some(code)));
+        }
+    }
+    Ok((Nick::new(s)?, None))
+}
+
 impl ClientMsg {
     /// Parses one datagram. One trailing `\n` or `\r\n` is ignored (use
     /// [`crate::strip_line_ending`] to learn whether there was one).
@@ -107,8 +128,8 @@ impl ClientMsg {
         let msg = match verb {
             "N" => {
                 let mut f = Fields::new("N", rest);
-                let nick = Nick::new(f.rest("nickname")?)?;
-                ClientMsg::Join(nick)
+                let (nick, code) = nick_and_code(f.rest("nickname")?)?;
+                ClientMsg::Join(nick, code)
             }
             "M" => {
                 let mut f = Fields::new("M", rest);
@@ -120,7 +141,8 @@ impl ClientMsg {
             }
             "Q" => {
                 let mut f = Fields::new("Q", rest);
-                ClientMsg::Quit(Nick::new(f.rest("nickname")?)?)
+                let (nick, code) = nick_and_code(f.rest("nickname")?)?;
+                ClientMsg::Quit(nick, code)
             }
             "WHO" => {
                 Fields::new("WHO", rest).end()?;
@@ -168,6 +190,11 @@ impl ClientMsg {
                     key = Some(SessionKey::parse(k)?);
                     field = f.optional();
                 }
+                let mut code = None;
+                if let Some(c) = field.and_then(|x| x.strip_prefix("code=")) {
+                    code = Some(JoinCode::new(c)?);
+                    field = f.optional();
+                }
                 // Padding: anything printable, ignored.
                 if let Some(pad) = field {
                     if pad.is_empty() || !pad.bytes().all(|b| b.is_ascii_graphic()) {
@@ -182,6 +209,7 @@ impl ClientMsg {
                     since,
                     resume,
                     key,
+                    code,
                 }
             }
             "PMSG" => {
@@ -227,9 +255,11 @@ impl ClientMsg {
     /// cookie is padded to [`MIN_HELLO_LEN`] bytes.
     pub fn encode(&self) -> Vec<u8> {
         let s = match self {
-            ClientMsg::Join(nick) => format!("N {nick}"),
+            ClientMsg::Join(nick, None) => format!("N {nick}"),
+            ClientMsg::Join(nick, Some(code)) => format!("N {nick} {code}"),
             ClientMsg::Chat { nick, text } => format!("M {nick} {text}"),
-            ClientMsg::Quit(nick) => format!("Q {nick}"),
+            ClientMsg::Quit(nick, None) => format!("Q {nick}"),
+            ClientMsg::Quit(nick, Some(code)) => format!("Q {nick} {code}"),
             ClientMsg::Who => "WHO".to_owned(),
             ClientMsg::Private { to, text } => format!("MSG {to} {text}"),
             ClientMsg::Ping(None) => "PING".to_owned(),
@@ -242,6 +272,7 @@ impl ClientMsg {
                 since,
                 resume,
                 key,
+                code,
             } => {
                 let mut s = match cookie {
                     Some(cookie) => format!("HELLO {version} {nick} {cookie}"),
@@ -255,6 +286,9 @@ impl ClientMsg {
                 }
                 if let Some(key) = key {
                     s.push_str(&format!(" key={key}"));
+                }
+                if let Some(code) = code {
+                    s.push_str(&format!(" code={code}"));
                 }
                 if cookie.is_none() {
                     s.push(' ');
@@ -275,7 +309,7 @@ impl ClientMsg {
     /// name the sender (`M`, `Q`). The relay checks it against the address.
     pub fn claimed_nick(&self) -> Option<&Nick> {
         match self {
-            ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick) => Some(nick),
+            ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick, _) => Some(nick),
             _ => None,
         }
     }
@@ -293,7 +327,7 @@ mod tests {
     fn classic_verbs_parse() {
         assert_eq!(
             ClientMsg::parse(b"N alice"),
-            Ok(ClientMsg::Join(nick("alice")))
+            Ok(ClientMsg::Join(nick("alice"), None))
         );
         assert_eq!(
             ClientMsg::parse("M 小明 你好  世界 ".as_bytes()),
@@ -304,7 +338,7 @@ mod tests {
         );
         assert_eq!(
             ClientMsg::parse(b"Q alice\r\n"),
-            Ok(ClientMsg::Quit(nick("alice")))
+            Ok(ClientMsg::Quit(nick("alice"), None))
         );
     }
 
@@ -342,7 +376,7 @@ mod tests {
         );
         assert_eq!(ClientMsg::parse(b"N "), Err(ParseError::NickEmpty));
         assert_eq!(
-            ClientMsg::parse(b"N bob smith"),
+            ClientMsg::parse(b"N bob smith jones"),
             Err(ParseError::NickChar(' ' as u32))
         );
         assert_eq!(
@@ -447,10 +481,53 @@ mod tests {
             since: None,
             resume: None,
             key: None,
+            code: None,
         };
         let bytes = hello.encode();
         assert!(bytes.len() >= MIN_HELLO_LEN);
         assert_eq!(ClientMsg::parse(&bytes), Ok(hello));
+    }
+
+    #[test]
+    fn join_codes_in_both_dialects() {
+        let code = JoinCode::new("Mx42").unwrap();
+        assert_eq!(
+            ClientMsg::parse(b"N alice Mx42\n"),
+            Ok(ClientMsg::Join(nick("alice"), Some(code.clone())))
+        );
+        assert_eq!(
+            ClientMsg::Join(nick("alice"), Some(code.clone())).encode(),
+            b"N alice Mx42"
+        );
+        assert_eq!(
+            ClientMsg::parse(b"Q alice Mx42"),
+            Ok(ClientMsg::Quit(nick("alice"), Some(code.clone())))
+        );
+        assert!(code.matches(&JoinCode::new("mX42").unwrap()));
+        // What a course client sends re-encodes exactly (the fuzz contract).
+        for datagram in [&b"N alice Mx42"[..], b"Q alice Mx42", b"M alice Mx42 hi"] {
+            crate::fuzzing::check_client(datagram);
+        }
+        assert_eq!(
+            ClientMsg::parse(b"N alice mx-42"),
+            Err(ParseError::NickChar(' ' as u32))
+        );
+        let hello = ClientMsg::Hello {
+            version: Token::new(crate::VERSION).unwrap(),
+            nick: nick("bob"),
+            cookie: None,
+            since: None,
+            resume: None,
+            key: None,
+            code: Some(code),
+        };
+        let bytes = hello.encode();
+        assert!(bytes.starts_with(b"HELLO udpchat/1 bob - code=Mx42 ="));
+        assert_eq!(ClientMsg::parse(&bytes), Ok(hello));
+        assert_eq!(
+            ClientMsg::parse(b"HELLO udpchat/1 bob 00000000000000ff code=a.b"),
+            Err(ParseError::BadCode)
+        );
     }
 
     #[test]
@@ -463,6 +540,7 @@ mod tests {
             since: Some(4),
             resume: Some(Token::new("t0k3n").unwrap()),
             key: Some(key),
+            code: None,
         };
         let bytes = hello.encode();
         let text = std::str::from_utf8(&bytes).unwrap();

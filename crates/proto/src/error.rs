@@ -72,6 +72,9 @@ pub enum ParseError {
     /// A cookie that is not 16 hexadecimal digits.
     #[error("cookie must be 16 hexadecimal digits, or - for none")]
     BadCookie,
+    /// A join code that is not 1 to 16 ASCII letters and digits.
+    #[error("join code must be 1 to 16 letters and digits")]
+    BadCode,
     /// A session key that is not 16 lowercase hexadecimal digits.
     #[error("session key must be 16 lowercase hexadecimal digits")]
     BadKey,
@@ -156,6 +159,7 @@ impl ParseError {
             | ParseError::BadNumber(_)
             | ParseError::BadToken
             | ParseError::BadCookie
+            | ParseError::BadCode
             | ParseError::BadKey
             | ParseError::BadKeyword { .. } => ErrorCode::BadSyntax,
             ParseError::TooLong(_) | ParseError::TextTooLong(_) => ErrorCode::TooLong,
@@ -251,6 +255,16 @@ error_codes! {
     LooksLikeNotice = "looks-like-notice", "message looks like a line from the relay (someone joining or leaving, the host speaking); reword it", "消息看起来像服务器的通知（有人加入或离开、主持人讲话），请换个说法";
     /// The text has more than 16 spaces in a row.
     TooManySpaces = "too-many-spaces", "message has more than 16 spaces in a row; use fewer", "消息中连续的空格超过 16 个，请减少空格";
+    /// The host banned the sender's IP address (the reason says why and for how long).
+    Banned = "banned", "the host has banned this computer from the room", "主持人已禁止这台电脑进入聊天室";
+    /// The host muted the sender (the reason says for how long).
+    Muted = "muted", "the host has muted you; nobody sees your messages", "主持人已将你禁言，别人看不到你的消息";
+    /// The host locked the room: no new members.
+    RoomLocked = "room-locked", "the host has locked the room; nobody new can join now", "主持人已锁定聊天室，现在不能加入";
+    /// The room has a join code and the join did not carry it.
+    BadCode = "bad-code", "this room needs the join code from the host; type your name, a space and the code", "加入聊天室需要主持人给的加入码；请输入你的名字、一个空格和加入码";
+    /// Slow mode: the sender's previous message was too recent.
+    SlowMode = "slow-mode", "slow mode: wait a little before your next message", "慢速模式：请稍等再发下一条消息";
 }
 
 impl fmt::Display for ErrorCode {

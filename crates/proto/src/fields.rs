@@ -254,6 +254,42 @@ impl fmt::Display for Token {
     }
 }
 
+/// A room's join code (PROTOCOL.md section 9, *Moderation*): 1 to 16 ASCII
+/// letters and digits, compared without regard to case (a student copies it
+/// from the board). Sent as `HELLO ... code=<code>` or classic `N <nick> <code>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JoinCode(String);
+
+impl JoinCode {
+    /// The most characters a join code may have.
+    pub const MAX_LEN: usize = 16;
+
+    /// Checks `s` against the join code rules.
+    pub fn new(s: &str) -> Result<JoinCode, ParseError> {
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ParseError::BadCode);
+        }
+        Ok(JoinCode(s.to_owned()))
+    }
+
+    /// The code as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `other` is the same code (ASCII case-insensitively).
+    pub fn matches(&self, other: &JoinCode) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl fmt::Display for JoinCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An address-validation cookie: 64 bits, written as 16 hexadecimal digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cookie(pub u64);

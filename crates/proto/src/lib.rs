@@ -26,8 +26,8 @@ mod session_key;
 pub use client::ClientMsg;
 pub use error::{ErrorCode, ParseError};
 pub use fields::{
-    check_text_char, is_default_ignorable, is_invisible, strip_line_ending, Cookie, LineEnding,
-    Nick, Text, Token,
+    check_text_char, is_default_ignorable, is_invisible, strip_line_ending, Cookie, JoinCode,
+    LineEnding, Nick, Text, Token,
 };
 pub use lookalike::{check_text_content, MAX_SPACE_RUN};
 pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use udpchat_proto::{
-    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
-    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
-    MAX_TEXT_BYTES, VERSION,
+    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Lang, LeaveReason, Nick,
+    Origin, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES,
+    MAX_NICK_CHARS, MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -21,8 +21,14 @@ fn nick_char() -> impl Strategy<Value = char> {
         2 => prop::char::range('\u{4e00}', '\u{9fa5}'), // CJK, 3 bytes
         1 => prop::char::range('\u{0430}', '\u{044f}'), // Cyrillic, 2 bytes
         1 => select(vec!['𝒜', '𝔅', '𠀀', 'é', 'ß', 'İ', 'ǅ', '٣', '½', 'Ⅻ']),
-        // Anything alphanumeric (a filter would reject too often; map instead).
-        1 => any::<char>().prop_map(|c| if c.is_alphanumeric() { c } else { 'Z' }),
+        // Anything that is a nickname on its own, unchanged by NFC (not a
+        // Hangul filler or another invisible letter, not a character NFC
+        // spells longer); a filter would reject too often, so map instead.
+        1 => any::<char>().prop_map(|c| {
+            let alone = c.to_string();
+            let valid = Nick::new(&alone).is_ok_and(|n| n.as_str() == alone);
+            if valid { c } else { 'Z' }
+        }),
     ]
 }
 
@@ -136,11 +142,17 @@ fn session_key() -> impl Strategy<Value = SessionKey> {
     any::<u64>().prop_map(SessionKey::from_u64)
 }
 
+fn join_code() -> impl Strategy<Value = JoinCode> {
+    "[A-Za-z0-9]{1,16}".prop_map(|s| JoinCode::new(&s).unwrap())
+}
+
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
-        nick().prop_map(ClientMsg::Join),
+        (nick(), prop::option::of(join_code()))
+            .prop_map(|(nick, code)| ClientMsg::Join(nick, code)),
         (nick(), text()).prop_map(|(nick, text)| ClientMsg::Chat { nick, text }),
-        nick().prop_map(ClientMsg::Quit),
+        (nick(), prop::option::of(join_code()))
+            .prop_map(|(nick, code)| ClientMsg::Quit(nick, code)),
         Just(ClientMsg::Who),
         (nick(), text()).prop_map(|(to, text)| ClientMsg::Private { to, text }),
         prop::option::of(token()).prop_map(ClientMsg::Ping),
@@ -151,9 +163,10 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             prop::option::of(cookie()),
             prop::option::of(number()),
             prop::option::of(token()),
-            prop::option::of(session_key())
+            prop::option::of(session_key()),
+            prop::option::of(join_code())
         )
-            .prop_map(|(version, nick, cookie, since, resume, key)| {
+            .prop_map(|(version, nick, cookie, since, resume, key, code)| {
                 ClientMsg::Hello {
                     version,
                     nick,
@@ -161,6 +174,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                     since,
                     resume,
                     key,
+                    code,
                 }
             }),
         (number(), nick(), text()).prop_map(|(id, to, text)| ClientMsg::PrivateReliable {

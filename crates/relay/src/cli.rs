@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use udpchat_proto::{Lang, Nick};
+use udpchat_proto::{JoinCode, Lang, Nick};
 
 use crate::Config;
 
@@ -42,6 +42,12 @@ Example: a classroom whose 30 computers all reach the relay through one NAT addr
 Example: keep your own name, and names that look like it, from students (host, teacher, admin,
 relay, 主持人, 老师, 管理员, 服务器 and 系统消息 are always kept):
   udpchat-relay --reserve Ms.Li --reserve 李老师
+
+Example: only students who know today's code join, bans kept across restarts:
+  udpchat-relay --join-code maple7 --ban-file bans.txt
+  (students type: N alice maple7, or: udpchat --code maple7 ...)
+Moderation on the console: /ban NICK|IP [10m] [reason], /unban, /bans, /mute NICK [5m], /unmute,
+/lock, /unlock, /code [CODE|off], /slow SECONDS, /rename NICK NEW.
 Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
@@ -153,6 +159,23 @@ pub struct Args {
     /// more names. Always kept: host, teacher, admin, relay, 主持人, 老师, 管理员, 服务器, 系统消息.
     #[arg(long = "reserve", value_name = "NAME", value_parser = parse_reserved)]
     pub reserve: Vec<Nick>,
+    /// New members need this join code (1 to 16 letters and digits, any case): classic clients
+    /// join with `N name CODE` (a course client that asks for a name: type `name CODE`), the
+    /// udpchat client with `--code CODE`. Change it on the console with /code.
+    #[arg(long, value_name = "CODE", value_parser = parse_join_code)]
+    pub join_code: Option<JoinCode>,
+
+    /// Start with the room locked: nobody new can join until /unlock on the console.
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Slow mode: the least time between one member's chat messages (0 = off); /slow changes it.
+    #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration_or_zero)]
+    pub slow: Duration,
+
+    /// Keep the bans (/ban) in FILE across restarts: read at start, rewritten after each change.
+    #[arg(long, value_name = "FILE")]
+    pub ban_file: Option<PathBuf>,
 
     /// How often to log a statistics line (0 = never).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
@@ -204,6 +227,9 @@ impl Args {
                 reserved.extend(self.reserve.iter().cloned());
                 reserved
             },
+            locked: self.locked,
+            join_code: self.join_code.clone(),
+            slow_mode: self.slow,
             ..Config::default()
         }
     }
@@ -227,6 +253,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(d)
+}
+
+/// A join code: 1 to 16 ASCII letters and digits.
+pub fn parse_join_code(s: &str) -> Result<JoinCode, String> {
+    JoinCode::new(s).map_err(|e| e.to_string())
 }
 
 /// Like [`parse_duration`], but accepts zero.
@@ -384,5 +415,35 @@ mod tests {
         assert!(args.local_time && args.no_console);
         let args = Args::try_parse_from(["udpchat-relay"]).unwrap();
         assert!(!args.local_time && !args.no_console);
+    }
+
+    #[test]
+    fn moderation_flags_reach_the_room_config() {
+        let args = Args::try_parse_from([
+            "udpchat-relay",
+            "--join-code",
+            "Maple7",
+            "--locked",
+            "--slow",
+            "30",
+            "--ban-file",
+            "bans.txt",
+        ])
+        .unwrap();
+        let config = args.room_config();
+        assert_eq!(
+            config.join_code.as_ref().map(|c| c.as_str()),
+            Some("Maple7")
+        );
+        assert!(config.locked);
+        assert_eq!(config.slow_mode, Duration::from_secs(30));
+        assert_eq!(args.ban_file, Some(PathBuf::from("bans.txt")));
+        let defaults = Args::try_parse_from(["udpchat-relay"])
+            .unwrap()
+            .room_config();
+        assert!(defaults.join_code.is_none() && !defaults.locked);
+        assert!(defaults.slow_mode.is_zero());
+        assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "two words"]).is_err());
+        assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "a-b"]).is_err());
     }
 }

@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::Duration;
 
+use crate::cli::{parse_duration, parse_duration_or_zero};
 use udpchat_udp::StdinTerminal;
 
 /// How often a console paused in the background checks for `fg`.
@@ -40,6 +41,43 @@ pub enum Command {
         /// Why, shown to the member (the shell has a default).
         reason: Option<String>,
     },
+    /// `/ban NICK|IP [DURATION] [reason]`.
+    Ban {
+        /// A member's nickname or an IP address.
+        target: String,
+        /// How long; `None`: until lifted.
+        duration: Option<Duration>,
+        /// Why (may be empty).
+        reason: String,
+    },
+    /// `/unban IP|NICK`.
+    Unban(String),
+    /// `/bans`: list the bans.
+    Bans,
+    /// `/mute NICK [DURATION]`.
+    Mute {
+        /// The member.
+        nick: String,
+        /// How long; `None`: until unmuted.
+        duration: Option<Duration>,
+    },
+    /// `/unmute NICK`.
+    Unmute(String),
+    /// `/lock`.
+    Lock,
+    /// `/unlock`.
+    Unlock,
+    /// `/code`: show the join code; `/code off`: none; `/code CODE`: set it.
+    Code(Option<String>),
+    /// `/slow SECONDS` (0 or `off`: off).
+    Slow(Duration),
+    /// `/rename NICK NEW`.
+    Rename {
+        /// The member.
+        nick: String,
+        /// Its new nickname.
+        new: String,
+    },
     /// `/quit [reason]`: shut the relay down gracefully.
     Quit(Option<String>),
     /// `/help`.
@@ -56,6 +94,15 @@ operator commands:
   <text>               say <text> to the room as the host (start with // to say something beginning with /)
   /who                 list the members
   /kick NICK [reason]  remove a member
+  /ban NICK|IP [DURATION] [reason]
+                       keep an IP address out (a nickname: its member's address; it is removed);
+                       DURATION e.g. 10m, 2h, 1d (none: until /unban)
+  /unban IP|NICK       lift a ban         /bans   list the bans
+  /mute NICK [DURATION]  refuse the member's messages (only it is told)   /unmute NICK
+  /lock, /unlock       no new members (members stay)
+  /code [CODE|off]     show, set or remove the join code (students type: N name CODE, or udpchat --code CODE)
+  /slow SECONDS        least time between one member's messages (0: off)
+  /rename NICK NEW     rename a member
   /quit [reason]       tell every member the relay is closing, then exit
   /help                this list";
 
@@ -80,6 +127,61 @@ impl Command {
             "who" => Command::Who,
             "help" | "?" => Command::Help,
             "quit" | "exit" => Command::Quit(non_empty(rest)),
+            "ban" if !rest.is_empty() => {
+                let (target, rest) = first_word(rest);
+                let (duration, reason) = match first_word(rest) {
+                    // A zero is no duration (a ban "for 0" would be
+                    // one for ever): it starts the reason.
+                    (word, after) if !word.is_empty() => match parse_duration(word) {
+                        Ok(d) => (Some(d), after),
+                        Err(_) => (None, rest),
+                    },
+                    _ => (None, rest),
+                };
+                Command::Ban {
+                    target: target.to_owned(),
+                    duration,
+                    reason: reason.to_owned(),
+                }
+            }
+            "unban" if !rest.is_empty() => Command::Unban(first_word(rest).0.to_owned()),
+            "bans" => Command::Bans,
+            "mute" if !rest.is_empty() => {
+                let (nick, rest) = first_word(rest);
+                match rest {
+                    "" => Command::Mute {
+                        nick: nick.to_owned(),
+                        duration: None,
+                    },
+                    d => match parse_duration(d) {
+                        Ok(d) => Command::Mute {
+                            nick: nick.to_owned(),
+                            duration: Some(d),
+                        },
+                        Err(_) => Command::Unknown(line.to_owned()),
+                    },
+                }
+            }
+            "unmute" if !rest.is_empty() => Command::Unmute(first_word(rest).0.to_owned()),
+            "lock" => Command::Lock,
+            "unlock" => Command::Unlock,
+            "code" => Command::Code(non_empty(rest)),
+            "slow" => match rest {
+                "off" => Command::Slow(Duration::ZERO),
+                s => match parse_duration_or_zero(s) {
+                    Ok(d) => Command::Slow(d),
+                    Err(_) => Command::Unknown(line.to_owned()),
+                },
+            },
+            "rename" => match first_word(rest) {
+                (nick, new) if !nick.is_empty() && !new.is_empty() && !new.contains(' ') => {
+                    Command::Rename {
+                        nick: nick.to_owned(),
+                        new: new.to_owned(),
+                    }
+                }
+                _ => Command::Unknown(line.to_owned()),
+            },
             "kick" if !rest.is_empty() => {
                 let (nick, reason) = match rest.split_once(char::is_whitespace) {
                     Some((nick, reason)) => (nick, reason.trim()),
@@ -92,6 +194,14 @@ impl Command {
             }
             _ => Command::Unknown(line.to_owned()),
         }
+    }
+}
+
+/// The first word of `s` and the rest, trimmed.
+fn first_word(s: &str) -> (&str, &str) {
+    match s.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim()),
+        None => (s, ""),
     }
 }
 
@@ -238,6 +348,69 @@ mod tests {
             Command::Quit(Some("see you".into()))
         );
         assert_eq!(Command::parse("/frob"), Command::Unknown("/frob".into()));
+    }
+
+    #[test]
+    fn moderation_commands_parse() {
+        assert_eq!(
+            Command::parse("/ban alice 10m shouting in class"),
+            Command::Ban {
+                target: "alice".into(),
+                duration: Some(Duration::from_secs(600)),
+                reason: "shouting in class".into()
+            }
+        );
+        assert_eq!(
+            Command::parse("/ban 10.0.0.9 other class"),
+            Command::Ban {
+                target: "10.0.0.9".into(),
+                duration: None,
+                reason: "other class".into()
+            }
+        );
+        assert_eq!(
+            Command::parse("/unban alice"),
+            Command::Unban("alice".into())
+        );
+        assert_eq!(Command::parse("/bans"), Command::Bans);
+        assert_eq!(
+            Command::parse("/mute bob 5m"),
+            Command::Mute {
+                nick: "bob".into(),
+                duration: Some(Duration::from_secs(300))
+            }
+        );
+        assert_eq!(
+            Command::parse("/mute bob"),
+            Command::Mute {
+                nick: "bob".into(),
+                duration: None
+            }
+        );
+        assert_eq!(Command::parse("/unmute bob"), Command::Unmute("bob".into()));
+        assert_eq!(Command::parse("/lock"), Command::Lock);
+        assert_eq!(Command::parse("/unlock"), Command::Unlock);
+        assert_eq!(Command::parse("/code"), Command::Code(None));
+        assert_eq!(
+            Command::parse("/code off"),
+            Command::Code(Some("off".into()))
+        );
+        assert_eq!(
+            Command::parse("/slow 30"),
+            Command::Slow(Duration::from_secs(30))
+        );
+        assert_eq!(Command::parse("/slow off"), Command::Slow(Duration::ZERO));
+        assert_eq!(
+            Command::parse("/rename bob robert"),
+            Command::Rename {
+                nick: "bob".into(),
+                new: "robert".into()
+            }
+        );
+        assert_eq!(
+            Command::parse("/rename bob"),
+            Command::Unknown("/rename bob".into())
+        );
     }
 
     #[test]

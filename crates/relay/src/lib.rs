@@ -12,6 +12,7 @@ pub use udpchat_room as room;
 pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
 mod addresses;
+mod banfile;
 pub mod cli;
 mod console;
 mod datapath;
@@ -41,6 +42,9 @@ pub enum Error {
         /// The file asked for.
         path: PathBuf,
     },
+    /// `--ban-file FILE` could not be read.
+    #[error(transparent)]
+    BanFile(#[from] banfile::BanFileError),
     /// `--transcript FILE` could not be opened for appending.
     #[error("cannot open transcript {}: {source}; check the path and its permissions (it must be a file you own)", path.display())]
     Transcript {
@@ -58,7 +62,8 @@ impl Error {
         match self {
             Error::Server(ServerError::Bind { .. })
             | Error::Transcript { .. }
-            | Error::TranscriptSymlink { .. } => 2,
+            | Error::TranscriptSymlink { .. }
+            | Error::BanFile(_) => 2,
             Error::Server(ServerError::Io { .. }) => 1,
         }
     }
@@ -207,8 +212,18 @@ pub fn start(args: &cli::Args) -> Result<Server, Error> {
         send_queue: args.send_queue as usize,
         stats_interval: args.stats_interval(),
         recv_buffer: args.recv_buffer as usize,
+        ban_file: args.ban_file.clone(),
     };
-    Ok(Server::bind(args.bind, config, settings, transcript)?)
+    let bans = match &args.ban_file {
+        Some(path) => banfile::load(path, std::time::SystemTime::now())?,
+        None => Vec::new(),
+    };
+    let mut server = Server::bind(args.bind, config, settings, transcript)?;
+    if !bans.is_empty() {
+        log::info!("{} ban(s) in force from the ban file", bans.len());
+    }
+    server.restore_bans(bans);
+    Ok(server)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use udpchat_proto::{ErrorCode, LeaveReason, RoomEvent};
+use udpchat_proto::ErrorCode;
 
 use crate::transcript::Transcript;
 use crate::{Dialect, Event};
@@ -17,9 +17,6 @@ pub(crate) struct Recorder {
     transcript: Option<Transcript>,
     transcript_failed: bool,
     refusals: RefusalLog,
-    /// The reason the host gave for the kick being carried out: written
-    /// with the kicked member's leave line, then forgotten.
-    kick_reason: Option<String>,
 }
 
 impl Recorder {
@@ -28,7 +25,6 @@ impl Recorder {
             transcript,
             transcript_failed: false,
             refusals: RefusalLog::new(now),
-            kick_reason: None,
         }
     }
 
@@ -38,35 +34,18 @@ impl Recorder {
         self.transcribe(|t| t.started(now, addr));
     }
 
-    /// The host is kicking a member for `reason`: the next leave as kicked
-    /// carries it in the transcript. The room's kick event has no reason;
-    /// the shell, which asked for the kick, knows it, and dispatches the
-    /// room's answer at once, so that leave is this kick's; then it calls
-    /// [`Recorder::kick_done`].
-    pub(crate) fn kicking(&mut self, reason: String) {
-        self.kick_reason = Some(reason);
-    }
-
-    /// Forgets the reason of [`Recorder::kicking`] (used or not).
-    pub(crate) fn kick_done(&mut self) {
-        self.kick_reason = None;
-    }
-
     /// Logs and transcribes one event; `members` is the room's size after it.
     pub(crate) fn record(&mut self, event: &Event, members: usize) {
         let now = SystemTime::now();
         match event {
             Event::Room { seq, event } => {
                 log::debug!("event {seq}: {event:?}");
-                let reason = self.take_kick_reason(event);
-                self.transcribe(|t| {
-                    t.room_event_with_reason(now, Some(*seq), event, reason.as_deref())
-                });
+                // A kick's reason has its own line (`Event::Kicked`).
+                self.transcribe(|t| t.room_event(now, *seq, event));
             }
             Event::Unannounced { event } => {
                 log::debug!("not announced (above --announce-limit): {event:?}");
-                let reason = self.take_kick_reason(event);
-                self.transcribe(|t| t.room_event_with_reason(now, None, event, reason.as_deref()));
+                self.transcribe(|t| t.room_event_with_reason(now, None, event, None));
             }
             Event::Private { from, to, text } => {
                 log::debug!("private {from} -> {to}");
@@ -112,17 +91,18 @@ impl Recorder {
                 );
             }
             Event::Unblock { addr } => log::debug!("{addr} is no longer blocked"),
-        }
-    }
-
-    /// The host's reason if `event` is the leave of the member being kicked.
-    fn take_kick_reason(&mut self, event: &RoomEvent) -> Option<String> {
-        match event {
-            RoomEvent::Leave {
-                reason: LeaveReason::Kicked,
-                ..
-            } => self.kick_reason.take(),
-            _ => None,
+            Event::Kicked { .. }
+            | Event::Banned { .. }
+            | Event::Unbanned { .. }
+            | Event::Silenced { .. }
+            | Event::Unsilenced { .. }
+            | Event::Locked(_)
+            | Event::CodeSet(_)
+            | Event::SlowMode(_) => {
+                let line = moderation_line(event);
+                log::info!("{line}");
+                self.transcribe(|t| t.moderation(now, &line));
+            }
         }
     }
 
@@ -153,6 +133,49 @@ impl Recorder {
                 log::error!("transcript {}: {e}", t.path().display());
             }
         }
+    }
+}
+
+/// The host's moderation, in words, for the log and the transcript (the
+/// join code itself is not written).
+fn moderation_line(event: &Event) -> String {
+    let words =
+        |d: &Duration| udpchat_room::duration_words(d.as_millis() as u64, udpchat_proto::Lang::En);
+    let because = |reason: &str| match reason.is_empty() {
+        true => String::new(),
+        false => format!(": {reason}"),
+    };
+    match event {
+        Event::Kicked { addr, nick, reason } => {
+            format!("host removed {nick} ({addr}){}", because(reason))
+        }
+        Event::Banned {
+            ip,
+            nick,
+            reason,
+            duration,
+        } => {
+            let who = nick.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+            let how_long = duration
+                .as_ref()
+                .map_or("until lifted".to_owned(), |d| format!("for {}", words(d)));
+            format!("host banned {ip}{who} {how_long}{}", because(reason))
+        }
+        Event::Unbanned { ip } => format!("host lifted the ban of {ip}"),
+        Event::Silenced { nick, duration } => {
+            let how_long = duration
+                .as_ref()
+                .map_or("until unmuted".to_owned(), |d| format!("for {}", words(d)));
+            format!("host muted {nick} {how_long}")
+        }
+        Event::Unsilenced { nick } => format!("host unmuted {nick}"),
+        Event::Locked(true) => "host locked the room".to_owned(),
+        Event::Locked(false) => "host unlocked the room".to_owned(),
+        Event::CodeSet(Some(_)) => "host set a join code".to_owned(),
+        Event::CodeSet(None) => "host removed the join code".to_owned(),
+        Event::SlowMode(d) if d.is_zero() => "host turned slow mode off".to_owned(),
+        Event::SlowMode(d) => format!("host set slow mode: one message every {}", words(d)),
+        _ => String::new(),
     }
 }
 
@@ -237,6 +260,42 @@ impl RefusalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn moderation_is_written_in_words_with_its_reasons() {
+        let nick = udpchat_proto::Nick::new("bob").unwrap();
+        let addr: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        assert_eq!(
+            moderation_line(&Event::Kicked {
+                addr,
+                nick: nick.clone(),
+                reason: "be nice".into()
+            }),
+            "host removed bob (10.0.0.7:4000): be nice"
+        );
+        assert_eq!(
+            moderation_line(&Event::Banned {
+                ip: addr.ip(),
+                nick: Some(nick.clone()),
+                reason: "spam".into(),
+                duration: Some(Duration::from_secs(600)),
+            }),
+            "host banned 10.0.0.7 (bob) for 10 minutes: spam"
+        );
+        assert_eq!(
+            moderation_line(&Event::Silenced {
+                nick,
+                duration: None
+            }),
+            "host muted bob until unmuted"
+        );
+        // The code itself is not written down.
+        let code = udpchat_proto::JoinCode::new("maple7").unwrap();
+        assert_eq!(
+            moderation_line(&Event::CodeSet(Some(code))),
+            "host set a join code"
+        );
+    }
 
     #[test]
     fn refusal_warnings_are_rate_limited_and_summarised() {

@@ -62,6 +62,8 @@ pub struct Settings {
     pub stats_interval: Option<Duration>,
     /// Receive buffer to ask the kernel for, bytes (0 = keep the system's default).
     pub recv_buffer: usize,
+    /// `--ban-file`: where the bans are written after every change.
+    pub ban_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             send_queue: 4096,
             stats_interval: None,
             recv_buffer: DEFAULT_RECV_BUFFER,
+            ban_file: None,
         }
     }
 }
@@ -134,6 +137,7 @@ pub struct Server {
     shutdown: Option<String>,
     /// What asked it to stop (`SIGTERM`, `/quit`), for the transcript.
     stop_cause: &'static str,
+    ban_file: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -198,7 +202,32 @@ impl Server {
             next_stats: settings.stats_interval.map(|i| now + i),
             shutdown: None,
             stop_cause: "",
+            ban_file: settings.ban_file,
         })
+    }
+
+    /// Puts the bans of the ban file (read at start) back in force.
+    pub fn restore_bans(&mut self, bans: Vec<crate::banfile::SavedBan>) {
+        let now = Instant::now();
+        for ban in bans {
+            self.room
+                .restore_ban(now, ban.ip, ban.nick, &ban.reason, ban.left);
+        }
+    }
+
+    /// Writes the bans to `--ban-file` after a change.
+    fn save_bans(&self) {
+        let Some(path) = &self.ban_file else {
+            return;
+        };
+        let bans = self.room.bans(Instant::now());
+        if let Err(e) = crate::banfile::save(path, &bans, SystemTime::now()) {
+            log::error!("cannot write ban file {}: {e}", path.display());
+            console_print(&format!(
+                "the bans are in force but could not be saved to {}: {e}",
+                path.display()
+            ));
+        }
     }
 
     /// The address actually bound (the port is known even for port 0).
@@ -397,7 +426,6 @@ impl Server {
                 Command::Kick { nick, reason } => {
                     let reason = reason
                         .unwrap_or_else(|| console::default_kick_reason(self.lang).to_owned());
-                    self.recorder.kicking(reason.clone());
                     match self.room.kick(now, &nick, &reason, &mut self.out) {
                         Ok(()) => console_print(&format!("kicked {nick}")),
                         Err(code) => {
@@ -405,7 +433,107 @@ impl Server {
                         }
                     }
                     self.dispatch();
-                    self.recorder.kick_done();
+                }
+                Command::Ban {
+                    target,
+                    duration,
+                    reason,
+                } => {
+                    match self
+                        .room
+                        .ban(now, &target, duration, &reason, &mut self.out)
+                    {
+                        Ok((ip, kicked)) => {
+                            let how_long = match duration {
+                                Some(d) => format!(
+                                    "for {}",
+                                    udpchat_room::duration_words(d.as_millis() as u64, Lang::En)
+                                ),
+                                None => "until /unban".to_owned(),
+                            };
+                            let removed: Vec<String> =
+                                kicked.iter().map(ToString::to_string).collect();
+                            let removed = match removed.is_empty() {
+                                true => String::new(),
+                                false => format!("; removed {}", removed.join(", ")),
+                            };
+                            console_print(&format!("banned {ip} {how_long}{removed}"));
+                            self.save_bans();
+                        }
+                        Err(e) => console_print(&format!("cannot ban {target}: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Unban(target) => {
+                    match self.room.unban(now, &target, &mut self.out) {
+                        Ok(ip) => {
+                            console_print(&format!("unbanned {ip}"));
+                            self.save_bans();
+                        }
+                        Err(e) => console_print(&format!("cannot unban: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Bans => console_print(&ban_list(&self.room.bans(now))),
+                Command::Mute { nick, duration } => {
+                    match self.room.mute(now, &nick, duration, &mut self.out) {
+                        Ok(nick) => console_print(&format!("muted {nick}")),
+                        Err(e) => console_print(&format!("cannot mute: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Unmute(nick) => {
+                    match self.room.unmute(now, &nick, &mut self.out) {
+                        Ok(()) => console_print(&format!("unmuted {nick}")),
+                        Err(e) => console_print(&format!("cannot unmute: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Lock => {
+                    self.room.lock(&mut self.out);
+                    console_print("room locked: nobody new can join; members stay");
+                    self.dispatch();
+                }
+                Command::Unlock => {
+                    self.room.unlock(&mut self.out);
+                    console_print("room unlocked");
+                    self.dispatch();
+                }
+                Command::Code(None) => console_print(&match self.room.code() {
+                    Some(code) => format!(
+                        "join code: {code} (students type: N name {code}, or udpchat --code {code})"
+                    ),
+                    None => "no join code".to_owned(),
+                }),
+                Command::Code(Some(code)) => {
+                    if code == "off" {
+                        self.room.set_code(None, &mut self.out);
+                        console_print("join code removed");
+                    } else {
+                        match udpchat_proto::JoinCode::new(&code) {
+                            Ok(code) => {
+                                console_print(&format!("join code set: {code}"));
+                                self.room.set_code(Some(code), &mut self.out);
+                            }
+                            Err(e) => console_print(&format!("not set: {e}")),
+                        }
+                    }
+                    self.dispatch();
+                }
+                Command::Slow(every) => {
+                    self.room.slow(every, &mut self.out);
+                    console_print(&match every.is_zero() {
+                        true => "slow mode off".to_owned(),
+                        false => format!("slow mode: one message every {} s", every.as_secs()),
+                    });
+                    self.dispatch();
+                }
+                Command::Rename { nick, new } => {
+                    match self.room.rename(now, &nick, &new, &mut self.out) {
+                        Ok(()) => console_print(&format!("renamed {nick} to {new}")),
+                        Err(e) => console_print(&format!("cannot rename: {e}")),
+                    }
+                    self.dispatch();
                 }
                 Command::Quit(reason) => {
                     self.stop_cause = "/quit";
@@ -543,6 +671,30 @@ fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&a.to_le_bytes());
     key[8..].copy_from_slice(&b.to_le_bytes());
     key
+}
+
+/// The `/bans` listing.
+fn ban_list(bans: &[udpchat_room::BanInfo]) -> String {
+    let mut s = format!(
+        "{} ban{}",
+        bans.len(),
+        if bans.len() == 1 { "" } else { "s" }
+    );
+    for ban in bans {
+        let nick = ban
+            .nick
+            .as_ref()
+            .map_or(String::new(), |n| format!(" ({n})"));
+        let left = match ban.left {
+            Some(left) => format!(
+                "{} left",
+                udpchat_room::duration_words(left.as_millis() as u64, Lang::En)
+            ),
+            None => "until /unban".to_owned(),
+        };
+        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -230,6 +230,17 @@ impl Transcript {
         self.write_line()
     }
 
+    /// Appends the host's moderation (kicks, bans, mutes and their
+    /// reasons, the lock, the join code, slow mode), e.g.
+    /// `2026-11-22T00:31:47.123Z ! host banned 10.0.0.7 (bob) for 10 minutes: spam`.
+    pub fn moderation(&mut self, now: SystemTime, line: &str) -> io::Result<()> {
+        self.line.clear();
+        self.push_now(now);
+        self.line.push_str(" ! ");
+        push_escaped(&mut self.line, line);
+        self.write_line()
+    }
+
     /// Makes sure everything written is on disk (used at shutdown).
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()

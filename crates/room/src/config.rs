@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use udpchat_proto::{Lang, Nick};
+use udpchat_proto::{JoinCode, Lang, Nick};
 
 /// How the relay is configured (the shell fills it from the command line).
 #[derive(Debug, Clone)]
@@ -54,6 +54,13 @@ pub struct Config {
     /// [`Nick::key`]): by default [`RESERVED_NICKS`](crate::RESERVED_NICKS);
     /// `--reserve NAME` adds to them.
     pub reserved: Vec<Nick>,
+    /// The room starts locked (`--locked`): no new members.
+    pub locked: bool,
+    /// The join code new members need (`--join-code`); `None`: none.
+    pub join_code: Option<JoinCode>,
+    /// Slow mode (`--slow`): the least time between one member's chat
+    /// messages; zero: off.
+    pub slow_mode: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +83,9 @@ impl Default for Config {
             unreachable_grace: Duration::from_secs(10),
             allow_keyless: false,
             reserved: crate::reserved::default_reserved(),
+            locked: false,
+            join_code: None,
+            slow_mode: Duration::ZERO,
         }
     }
 }

@@ -89,7 +89,7 @@ impl Context {
             (ClientMsg::Hello { .. }, Recipient::Stranger(_)) => {
                 Recipient::Stranger(Dialect::Structured)
             }
-            (ClientMsg::Join(_), Recipient::Stranger(_)) => {
+            (ClientMsg::Join(..), Recipient::Stranger(_)) => {
                 Recipient::Stranger(Dialect::Classic(strip_line_ending(bytes).1))
             }
             (_, reply) => reply,

@@ -26,6 +26,8 @@
 //! - `dialect`: classic or structured, how a datagram is answered, rendering;
 //! - `cookie`: the stateless join cookie;
 //! - `reserved`: the nicknames kept for the teacher and the relay;
+//! - `moderation`: bans, mutes, the lock, the join code, slow mode and the
+//!   host's renames (the operator's [`Room::ban`], [`Room::mute`], ...);
 //! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
@@ -39,6 +41,7 @@ mod dialect;
 pub mod fuzzing;
 mod history;
 mod limits;
+mod moderation;
 #[cfg(test)]
 mod name_tests;
 mod outbox;
@@ -57,6 +60,7 @@ mod testing;
 pub use config::Config;
 pub use dialect::Dialect;
 pub use limits::flood::MAX_BLOCKED;
+pub use moderation::{duration_words, BanInfo, ModerationError, MAX_REASON_CHARS};
 pub use output::{Event, Outputs, Stats, Transmit};
 pub use refusal::Refusal;
 pub use reserved::RESERVED_NICKS;

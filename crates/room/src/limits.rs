@@ -73,6 +73,13 @@ pub(crate) const IP_COOKIES_PER_SEC: u32 = 1;
 /// The share of the global stranger budget kept for `COOKIE` replies.
 pub(crate) const COOKIE_RESERVE_PERCENT: u64 = 50;
 
+/// Wrong join codes per IP address: this many at once, then one every
+/// [`CODE_GUESS_EVERY_SECS`] (a bucket of ten tokens a guess, refilling one
+/// a second, since buckets refill in whole tokens per second).
+pub(crate) const CODE_GUESS_BURST: u32 = 5;
+/// See [`CODE_GUESS_BURST`].
+pub(crate) const CODE_GUESS_EVERY_SECS: u32 = 10;
+
 /// The most `--max-per-ip` counts for in the join and `COOKIE` bursts.
 const MAX_PER_IP_BURST: usize = 256;
 
@@ -95,6 +102,7 @@ struct IpRates {
     reply_bytes: Rate,
     allowance: Rate,
     cookies: Rate,
+    code_guesses: Rate,
 }
 
 /// What one IP address (all its ports together) may still do.
@@ -110,6 +118,8 @@ struct IpState {
     /// [`AMPLIFICATION`] times what they sent, less what they got.
     credit: u64,
     cookies: Bucket,
+    /// Wrong join codes (see [`CODE_GUESS_BURST`]).
+    code_guesses: Bucket,
 }
 
 impl IpState {
@@ -121,6 +131,7 @@ impl IpState {
             allowance: Bucket::full(rates.allowance, now_ms),
             credit: 0,
             cookies: Bucket::full(rates.cookies, now_ms),
+            code_guesses: Bucket::full(rates.code_guesses, now_ms),
         }
     }
 
@@ -132,6 +143,7 @@ impl IpState {
             && self.reply_bytes.is_full(rates.reply_bytes, now_ms)
             && self.allowance.is_full(rates.allowance, now_ms)
             && self.cookies.is_full(rates.cookies, now_ms)
+            && self.code_guesses.is_full(rates.code_guesses, now_ms)
     }
 }
 
@@ -185,6 +197,7 @@ impl Limits {
             ),
             allowance: Rate::new(ALLOWANCE_BURST, ALLOWANCE_PER_SEC),
             cookies: Rate::new(IP_COOKIE_BURST.max(per_ip), IP_COOKIES_PER_SEC),
+            code_guesses: Rate::new(CODE_GUESS_BURST * CODE_GUESS_EVERY_SECS, 1),
         };
         Limits {
             member_rate,
@@ -313,6 +326,28 @@ impl Limits {
         self.ip_mut(ip_key(from), now_ms)
             .joins
             .try_take(rate, now_ms)
+    }
+
+    /// Milliseconds until `from`'s IP address may guess a join code again
+    /// (0: now). Looking costs nothing; only a wrong guess is charged
+    /// ([`Limits::wrong_code`]).
+    pub(crate) fn code_guess_wait_ms(&mut self, from: SocketAddr, now_ms: u64) -> u64 {
+        let rate = self.ip_rates.code_guesses;
+        self.ip_mut(ip_key(from), now_ms).code_guesses.ms_until(
+            rate,
+            now_ms,
+            u64::from(CODE_GUESS_EVERY_SECS),
+        )
+    }
+
+    /// `from`'s IP address guessed a wrong join code.
+    pub(crate) fn wrong_code(&mut self, from: SocketAddr, now_ms: u64) {
+        let rate = self.ip_rates.code_guesses;
+        self.ip_mut(ip_key(from), now_ms).code_guesses.try_take_n(
+            rate,
+            now_ms,
+            u64::from(CODE_GUESS_EVERY_SECS),
+        );
     }
 
     /// How many members `addr`'s IP address has.

@@ -278,7 +278,8 @@ fn invisible_and_blank_nicknames_are_refused_in_words() {
         // malformed HELLO this short from a stranger is not answered.)
     }
     assert_eq!(
-        to(&h.send(1, "N bob smith"), 1),
+        // (One word after the name is a join code; two are a space.)
+        to(&h.send(1, "N bob smith jones"), 1),
         ["ERROR nick-invalid: spaces are not allowed in a nickname; use _ or - instead"]
     );
     let mut h = zh();

@@ -1,10 +1,11 @@
 //! What the room gives back: datagrams to send ([`Transmit`]), things to log
 //! ([`Event`]), both collected in [`Outputs`], and the counters ([`Stats`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::time::Duration;
 
-use udpchat_proto::{ErrorCode, LeaveReason, Nick, RoomEvent, SessionKey, Text};
+use udpchat_proto::{ErrorCode, JoinCode, LeaveReason, Nick, RoomEvent, SessionKey, Text};
 
 use crate::Dialect;
 
@@ -139,6 +140,50 @@ pub enum Event {
         /// Its nickname.
         nick: Nick,
     },
+    /// The host removed a member (`/kick`, or a ban of its IP address).
+    Kicked {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+        /// The host's reason (may be empty).
+        reason: String,
+    },
+    /// The host banned an IP address.
+    Banned {
+        /// The address.
+        ip: IpAddr,
+        /// The member banned by nickname, if it was.
+        nick: Option<Nick>,
+        /// The host's reason (may be empty).
+        reason: String,
+        /// How long; `None` until lifted.
+        duration: Option<Duration>,
+    },
+    /// The host lifted a ban.
+    Unbanned {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// The host muted a member (not [`Event::Muted`], which is about an
+    /// unreachable port).
+    Silenced {
+        /// Its nickname.
+        nick: Nick,
+        /// How long; `None` until unmuted.
+        duration: Option<Duration>,
+    },
+    /// The host unmuted a member.
+    Unsilenced {
+        /// Its nickname.
+        nick: Nick,
+    },
+    /// The host locked (true) or unlocked (false) the room.
+    Locked(bool),
+    /// The host set or removed the join code.
+    CodeSet(Option<JoinCode>),
+    /// The host set slow mode (zero: off).
+    SlowMode(Duration),
     /// Input dropped without a reply (debug).
     Dropped {
         /// Who sent it.

@@ -4,6 +4,7 @@
 
 use udpchat_proto::{ErrorCode, Lang, Nick, ParseError, RelayMsg, Token};
 
+use crate::moderation::duration_words;
 use crate::output::text_or;
 
 /// A request the room refused with an `ERROR` reply. `Display` is the
@@ -94,6 +95,43 @@ pub enum Refusal {
     /// `RESEND` from a classic member (classic has no sequence numbers).
     #[error("RESEND from a classic member")]
     ResendFromClassic,
+    /// A join from an IP address the host banned.
+    #[error("banned IP address ({reason})")]
+    Banned {
+        /// The host's reason (may be empty).
+        reason: String,
+        /// Time left, in milliseconds; `None`: until the host lifts it.
+        left_ms: Option<u64>,
+    },
+    /// A message from a member the host muted.
+    #[error("muted member")]
+    Muted {
+        /// Time left, in milliseconds; `None`: until the host unmutes.
+        left_ms: Option<u64>,
+    },
+    /// A new membership while the host has locked the room.
+    #[error("the room is locked")]
+    RoomLocked,
+    /// A new membership without the room's join code.
+    #[error("join without the join code")]
+    CodeMissing,
+    /// A new membership with a wrong join code.
+    #[error("wrong join code")]
+    CodeWrong,
+    /// A join code guess from an IP address that guessed wrong too often.
+    #[error("too many wrong join codes")]
+    CodeGuesses {
+        /// Milliseconds until it may guess again.
+        wait_ms: u64,
+    },
+    /// Slow mode: chat sooner than the minimum time after the member's last.
+    #[error("slow mode")]
+    SlowMode {
+        /// The minimum time between one member's messages, milliseconds.
+        every_ms: u64,
+        /// Milliseconds still to wait.
+        wait_ms: u64,
+    },
 }
 
 impl Refusal {
@@ -116,6 +154,13 @@ impl Refusal {
             Refusal::NotYours { .. } => ErrorCode::NotYours,
             Refusal::NoSuchNick(_) => ErrorCode::NoSuchNick,
             Refusal::ResendFromClassic => ErrorCode::UnknownVerb,
+            Refusal::Banned { .. } => ErrorCode::Banned,
+            Refusal::Muted { .. } => ErrorCode::Muted,
+            Refusal::RoomLocked => ErrorCode::RoomLocked,
+            Refusal::CodeMissing | Refusal::CodeWrong | Refusal::CodeGuesses { .. } => {
+                ErrorCode::BadCode
+            }
+            Refusal::SlowMode { .. } => ErrorCode::SlowMode,
         }
     }
 
@@ -176,7 +221,7 @@ impl Refusal {
     pub fn reply(&self, lang: Lang) -> RelayMsg {
         let code = self.code();
         let base = code.reason(lang);
-        if let Some(reason) = self.reason(lang) {
+        if let Some(reason) = self.reason(lang).or_else(|| self.moderation_reason(lang)) {
             return RelayMsg::Error {
                 code,
                 reason: text_or(&reason, base),
@@ -203,6 +248,73 @@ impl Refusal {
             None => text_or(base, "error"),
         };
         RelayMsg::Error { code, reason }
+    }
+}
+
+impl Refusal {
+    /// The reason of a moderation refusal, in words, with the time left;
+    /// `None` for the other refusals.
+    fn moderation_reason(&self, lang: Lang) -> Option<String> {
+        let zh = lang == Lang::Zh;
+        let reason = match self {
+            Refusal::Banned { reason, left_ms } => {
+                let mut s = ErrorCode::Banned.reason(lang).to_owned();
+                if !reason.is_empty() {
+                    s.push_str(if zh { "：" } else { ": " });
+                    s.push_str(reason);
+                }
+                match (left_ms, zh) {
+                    (Some(ms), false) => {
+                        s.push_str(&format!("; the ban ends in {}", duration_words(*ms, lang)))
+                    }
+                    (Some(ms), true) => {
+                        s.push_str(&format!("；{}后解除", duration_words(*ms, lang)))
+                    }
+                    (None, false) => s.push_str("; the ban lasts until the host lifts it"),
+                    (None, true) => s.push_str("；在主持人解除之前一直有效"),
+                }
+                s
+            }
+            Refusal::Muted { left_ms } => match (left_ms, zh) {
+                (Some(ms), false) => format!(
+                    "the host has muted you for {} more; nobody sees your messages",
+                    duration_words(*ms, lang)
+                ),
+                (Some(ms), true) => format!(
+                    "主持人已将你禁言，还有 {}；别人看不到你的消息",
+                    duration_words(*ms, lang)
+                ),
+                (None, false) => {
+                    "the host has muted you; nobody sees your messages until the host unmutes you"
+                        .to_owned()
+                }
+                (None, true) => "主持人已将你禁言；在解除之前别人看不到你的消息".to_owned(),
+            },
+            Refusal::CodeWrong if zh => "加入码不对；请向主持人要这节课的加入码".to_owned(),
+            Refusal::CodeWrong => {
+                "wrong join code; ask the host for the code of this lesson".to_owned()
+            }
+            Refusal::CodeGuesses { wait_ms } if zh => format!(
+                "这台电脑输错加入码的次数太多；请等 {} 再试",
+                duration_words(*wait_ms, lang)
+            ),
+            Refusal::CodeGuesses { wait_ms } => format!(
+                "too many wrong join codes from this computer; wait {} and try again",
+                duration_words(*wait_ms, lang)
+            ),
+            Refusal::SlowMode { every_ms, wait_ms } if zh => format!(
+                "慢速模式：每 {} 只能发一条消息；请再等 {}",
+                duration_words(*every_ms, lang),
+                duration_words(*wait_ms, lang)
+            ),
+            Refusal::SlowMode { every_ms, wait_ms } => format!(
+                "slow mode: one message every {}; wait {} more",
+                duration_words(*every_ms, lang),
+                duration_words(*wait_ms, lang)
+            ),
+            _ => return None,
+        };
+        Some(reason)
     }
 }
 

@@ -32,14 +32,16 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    split_key_prefix, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason,
-    Nick, Origin, ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token, MIN_HELLO_LEN, VERSION,
+    split_key_prefix, strip_line_ending, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Lang,
+    LeaveReason, Nick, Origin, ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token,
+    MIN_HELLO_LEN, VERSION,
 };
 
 use crate::cookie::CookieJar;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
+use crate::moderation::Moderation;
 use crate::output::text_or;
 use crate::private::Privates;
 use crate::reserved::Reserved;
@@ -68,6 +70,8 @@ pub struct Room {
     say_holds: BinaryHeap<Reverse<(u64, SocketAddr)>>,
     /// Nicknames kept for the teacher and the relay, by key.
     reserved: Reserved,
+    /// Bans, mutes, the lock, the join code, slow mode.
+    pub(crate) moderation: Moderation,
 }
 
 impl Room {
@@ -87,6 +91,7 @@ impl Room {
             renderer: Renderer::new(config.lang),
             say_holds: BinaryHeap::new(),
             reserved: Reserved::new(&config.reserved),
+            moderation: Moderation::new(config.locked, config.join_code.clone(), config.slow_mode),
             config,
         }
     }
@@ -318,17 +323,7 @@ impl Room {
             .ok()
             .and_then(|nick| self.roster.addr_of(&nick.key()))
             .ok_or(ErrorCode::NoSuchNick)?;
-        let dialect = self.roster.get(&addr).ok_or(ErrorCode::NoSuchNick)?.dialect;
-        let default = match self.config.lang {
-            Lang::En => "removed by the host",
-            Lang::Zh => "被主持人移出",
-        };
-        let msg = RelayMsg::Bye {
-            code: ByeCode::Kicked,
-            reason: text_or(reason, default),
-        };
-        self.send_to_member(addr, dialect, &msg, out);
-        self.leave(addr, LeaveReason::Kicked, out);
+        self.remove_member(addr, reason, out);
         Ok(())
     }
 
@@ -344,6 +339,7 @@ impl Room {
             reason: text_or(reason, default),
         };
         self.broadcast(&msg, out);
+        self.moderation.members_cleared();
         self.stats.leaves += self.roster.clear() as u64;
         self.limits.members_cleared();
         self.privates.clear();
@@ -387,15 +383,13 @@ impl Room {
         out: &mut Outputs,
     ) -> Result<(), Refusal> {
         match msg {
-            ClientMsg::Join(nick) => {
+            ClientMsg::Join(nick, code) => {
                 let (_, line_ending) = strip_line_ending(bytes);
-                self.handle_join(
-                    ctx,
-                    nick,
-                    Dialect::Classic(line_ending),
-                    JoinOptions::default(),
-                    out,
-                )
+                let options = JoinOptions {
+                    code,
+                    ..JoinOptions::default()
+                };
+                self.handle_join(ctx, nick, Dialect::Classic(line_ending), options, out)
             }
             ClientMsg::Hello {
                 version,
@@ -404,8 +398,14 @@ impl Room {
                 since,
                 resume,
                 key,
+                code,
             } => {
-                let options = JoinOptions { since, resume, key };
+                let options = JoinOptions {
+                    since,
+                    resume,
+                    key,
+                    code,
+                };
                 if let Err(refusal) = self.handle_hello(ctx, version, nick, cookie, options, out) {
                     // Only a cookie-validated HELLO is refused: its answer
                     // carries the HELLO's key, whoever the address is.
@@ -415,10 +415,13 @@ impl Room {
             }
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
+                let text = self.moderation.strip_join_word(ctx.from, text)?;
+                self.moderation.check_muted(&nick, ctx.now_ms)?;
+                self.moderation.check_slow(&nick, ctx.now_ms)?;
                 self.room_event(RoomEvent::Chat { nick, text }, out);
                 Ok(())
             }
-            ClientMsg::Quit(nick) => {
+            ClientMsg::Quit(nick, _) => {
                 self.check_identity(ctx, &nick)?;
                 self.leave(ctx.from, LeaveReason::Quit, out);
                 Ok(())
@@ -486,6 +489,13 @@ impl Room {
         if matches!(dialect, Dialect::Classic(_)) && !self.config.classic {
             return Err(Refusal::ClassicDisabled);
         }
+        self.moderation.check_banned(ctx.from, ctx.now_ms)?;
+        // The code word a classic member joined with comes back at the
+        // start of its chat text (a course client sends `M alice CODE hi`).
+        let join_word = match dialect {
+            Dialect::Classic(_) => options.code.clone(),
+            Dialect::Structured => None,
+        };
         if let Some(member) = self.roster.get(&ctx.from) {
             if !same_nick(&member.nick, &nick) {
                 let held = member.nick.clone();
@@ -499,6 +509,7 @@ impl Room {
             // Same membership, same relay key; the client's key is the
             // one this (address-validated) join gave.
             self.set_keys(ctx.from, options.key);
+            self.moderation.set_join_word(ctx.from, join_word);
             self.welcome(ctx, out);
             return Ok(());
         }
@@ -519,12 +530,23 @@ impl Room {
         let since = token_id.and(options.since);
         if let Some(holder) = holder {
             if self.may_take_over(ctx, holder, dialect, token_id) {
+                // Its own membership back with its token needs neither an
+                // unlocked room nor the code; a classic reclaim does.
+                let resumed = token_id.is_some_and(|id| {
+                    self.roster
+                        .get(&holder)
+                        .is_some_and(|member| member.join_id == id)
+                });
+                if !resumed {
+                    self.check_admission(ctx, options.code.as_ref())?;
+                }
                 if ip_key(holder) != ip_key(ctx.from) {
                     self.check_new_membership(ctx)?;
                 } else if !self.limits.take_join(ctx.from, ctx.now_ms) {
                     return Err(Refusal::OverRateLimit);
                 }
                 self.take_over(ctx, holder, dialect, since, options.key, out);
+                self.moderation.set_join_word(ctx.from, join_word);
                 return Ok(());
             }
             return Err(self.taken(nick, holder, Refusal::NickTaken));
@@ -532,6 +554,7 @@ impl Room {
         if let Some(other) = self.roster.addr_of_look(&look) {
             return Err(self.taken(nick, other, Refusal::NickTaken));
         }
+        self.check_admission(ctx, options.code.as_ref())?;
         let members = self.roster.len();
         if members >= self.config.max_clients {
             return Err(Refusal::RoomFull { members });
@@ -550,6 +573,7 @@ impl Room {
         self.limits.member_added(ctx.from);
         self.start_membership(ctx.from, since);
         self.set_keys(ctx.from, options.key);
+        self.moderation.set_join_word(ctx.from, join_word);
         self.stats.joins += 1;
         out.events.push(Event::Joined {
             addr: ctx.from,
@@ -594,6 +618,31 @@ impl Room {
             return Err(Refusal::KeyRequired);
         }
         self.handle_join(ctx, nick, Dialect::Structured, options, out)
+    }
+
+    /// Whether a new membership may begin now: the room is not locked, and
+    /// the join carries the join code if one is set (a wrong code costs
+    /// the IP address one of its guesses; with none left the code is not
+    /// even looked at).
+    fn check_admission(&mut self, ctx: Context, code: Option<&JoinCode>) -> Result<(), Refusal> {
+        if self.moderation.locked() {
+            return Err(Refusal::RoomLocked);
+        }
+        let Some(wanted) = self.moderation.code() else {
+            return Ok(());
+        };
+        let Some(code) = code else {
+            return Err(Refusal::CodeMissing);
+        };
+        let wait_ms = self.limits.code_guess_wait_ms(ctx.from, ctx.now_ms);
+        if wait_ms > 0 {
+            return Err(Refusal::CodeGuesses { wait_ms });
+        }
+        if !wanted.matches(code) {
+            self.limits.wrong_code(ctx.from, ctx.now_ms);
+            return Err(Refusal::CodeWrong);
+        }
+        Ok(())
     }
 
     /// Whether `ctx.from`'s IP address may have one more member now: at
@@ -660,6 +709,7 @@ impl Room {
         }
         self.limits.member_removed(holder);
         self.limits.member_added(ctx.from);
+        self.moderation.set_join_word(holder, None);
         self.start_membership(ctx.from, since);
         // A new join id, so a new relay key: the old address's key dies.
         self.set_keys(ctx.from, key);
@@ -750,6 +800,26 @@ impl Room {
             self.release_says(ctx.from, ctx.now_ms, out);
             return Ok(());
         }
+        if !member.recent_ids.is_held(id) {
+            let nick = member.nick.clone();
+            let checked = self
+                .moderation
+                .check_muted(&nick, ctx.now_ms)
+                .and_then(|()| self.moderation.check_slow(&nick, ctx.now_ms));
+            if let Err(refusal) = checked {
+                // The id is used up, like a PMSG's: later SAYs do not wait
+                // for it, and a retransmission is dropped (the client was
+                // told once).
+                if let Some(member) = self.roster.get_mut(&ctx.from) {
+                    member.recent_ids.remember(id, 0);
+                }
+                self.release_says(ctx.from, ctx.now_ms, out);
+                return Err(refusal);
+            }
+        }
+        let Some(member) = self.roster.get_mut(&ctx.from) else {
+            return Ok(());
+        };
         if member.recent_ids.is_held(id) {
             out.events.push(Event::Dropped {
                 addr: ctx.from,
@@ -771,6 +841,14 @@ impl Room {
             return;
         };
         let nick = member.nick.clone();
+        // A SAY held from before a mute: nothing of a muted member's
+        // reaches the room.
+        if self.moderation.check_muted(&nick, self.now_ms).is_err() {
+            if let Some(member) = self.roster.get_mut(&addr) {
+                member.recent_ids.remember(id, 0);
+            }
+            return;
+        }
         let seq = self.room_event(RoomEvent::Chat { nick, text }, out);
         if let Some(member) = self.roster.get_mut(&addr) {
             member.recent_ids.remember(id, seq);
@@ -828,6 +906,9 @@ impl Room {
                 self.reply(ctx, &msg, out);
                 return Ok(());
             }
+        }
+        if let Some(sender) = self.roster.get(&ctx.from) {
+            self.moderation.check_muted(&sender.nick, ctx.now_ms)?;
         }
         let to_addr = self
             .roster
@@ -903,6 +984,7 @@ impl Room {
             return Err(self.taken(new, holder, Refusal::RenameTaken));
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
+            self.moderation.renamed(&old, &new);
             self.room_event(RoomEvent::Rename { old, new }, out);
         }
         Ok(())
@@ -1059,10 +1141,11 @@ impl Room {
     }
 
     /// Removes the member at `addr`, if any, and tells the rest.
-    fn leave(&mut self, addr: SocketAddr, reason: LeaveReason, out: &mut Outputs) {
+    pub(crate) fn leave(&mut self, addr: SocketAddr, reason: LeaveReason, out: &mut Outputs) {
         let Some(member) = self.roster.remove(addr) else {
             return;
         };
+        self.moderation.member_left(addr, &member.nick);
         self.stats.leaves += 1;
         // Keep its rate-limit state, so quitting and rejoining buys nothing.
         self.limits
@@ -1114,7 +1197,7 @@ impl Room {
     // ----- sending -----
 
     /// A numbered room event: live to every member, into history, logged.
-    fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
+    pub(crate) fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
         let seq = self.history.last_seq() + 1;
         out.events.push(Event::Room {
             seq,
@@ -1252,7 +1335,7 @@ impl Room {
 
     /// Sends to a member, uncharged: fan-out and the relay's own messages
     /// (`BYE`), not replies. Nothing goes to a muted member.
-    fn send_to_member(
+    pub(crate) fn send_to_member(
         &mut self,
         addr: SocketAddr,
         dialect: Dialect,
@@ -1289,6 +1372,18 @@ impl Room {
         u32::try_from(self.now_ms.saturating_sub(at) / 1000).unwrap_or(u32::MAX)
     }
 
+    /// Room time at `now`, noted as the latest time seen (operator actions).
+    pub(crate) fn touch(&mut self, now: Instant) -> u64 {
+        let ms = self.ms(now);
+        self.now_ms = self.now_ms.max(ms);
+        ms
+    }
+
+    /// Room time at `now`.
+    pub(crate) fn ms_at(&self, now: Instant) -> u64 {
+        self.ms(now)
+    }
+
     fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
@@ -1311,6 +1406,8 @@ struct JoinOptions {
     resume: Option<Token>,
     /// `key=`: the client's session key (structured joins).
     key: Option<SessionKey>,
+    /// `code=`, or the code word of a classic `N nick CODE`.
+    code: Option<JoinCode>,
 }
 
 /// The dialect a reply to the sender of a datagram takes.

@@ -174,6 +174,7 @@ pub(crate) fn padded_hello(nick: &str) -> String {
             since: None,
             resume: None,
             key: None,
+            code: None,
         }
         .encode(),
     )

@@ -277,6 +277,7 @@ impl Member {
             since: None,
             resume: None,
             key: Some(client),
+            code: None,
         };
         self.send(hello.encode());
         let cookie = match self.recv_msg() {
@@ -291,6 +292,7 @@ impl Member {
                 since: None,
                 resume: None,
                 key: Some(client),
+                code: None,
             }
             .encode(),
         );

@@ -29,8 +29,8 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, Nick, Origin, ParseError, RelayMsg,
-    RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Nick, Origin, ParseError,
+    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
 };
 
 use crate::command::Input;
@@ -204,6 +204,8 @@ pub struct Session {
     said_at: std::collections::BTreeMap<u64, Instant>,
     /// Piped mode: input has ended (see [`Session::end_of_input`]).
     input_ended: bool,
+    /// The room's join code (`--code`), sent in every `HELLO`.
+    code: Option<JoinCode>,
 }
 
 /// What piped mode is still waiting for when it leaves (see
@@ -272,7 +274,14 @@ impl Session {
             delivered: None,
             said_at: std::collections::BTreeMap::new(),
             input_ended: false,
+            code: None,
         }
+    }
+
+    /// Joins with the room's join code (`HELLO ... code=`).
+    pub fn with_code(mut self, code: JoinCode) -> Session {
+        self.code = Some(code);
+        self
     }
 
     /// Joins with a resume token saved by an earlier process: the relay
@@ -385,7 +394,7 @@ impl Session {
     pub fn quit(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         if self.is_joined() {
-            let quit = ClientMsg::Quit(self.nick.clone());
+            let quit = ClientMsg::Quit(self.nick.clone(), None);
             send(&mut self.budget, now, &quit, &mut out);
         }
         self.end();
@@ -678,11 +687,17 @@ impl Session {
                 // is unechoed goes out again once we are back.
                 ErrorCode::NotJoined | ErrorCode::NotYours => {}
                 ErrorCode::RateLimited => {}
-                ErrorCode::BadVersion => self.refuse_join(&reason, out),
+                // Retrying cannot help (the host decides), and for a code
+                // each try costs one of the computer's guesses: stop, a
+                // rejoin too, and say why.
+                ErrorCode::BadVersion | ErrorCode::Banned | ErrorCode::BadCode => {
+                    self.refuse_join(&reason, out)
+                }
                 ErrorCode::AlreadyJoined
                 | ErrorCode::RoomFull
                 | ErrorCode::IpFull
                 | ErrorCode::ClassicDisabled
+                | ErrorCode::RoomLocked
                 | ErrorCode::BadSyntax
                 | ErrorCode::TooLong
                 | ErrorCode::BadUtf8
@@ -801,6 +816,22 @@ impl Session {
                 ErrorCode::NoSuchNick => {
                     let line = self.privates.handle_no_such_nick(&reason);
                     out.push(Action::Show(line));
+                }
+                // The relay refused what we said, for good: a muted
+                // member's messages, a message too early in slow mode.
+                // ERROR carries no id and the relay drops a repeat of a
+                // refused SAY, so sending again would only wait 30 s for
+                // nothing: what is in flight is given up, and said so.
+                ErrorCode::Muted | ErrorCode::SlowMode => {
+                    let dropped = self.outbox.give_up_in_flight();
+                    if code == ErrorCode::Muted {
+                        self.privates.give_up_all();
+                    }
+                    let line = match dropped {
+                        0 | 1 => format!("not sent: {reason}"),
+                        n => format!("{n} messages not sent: {reason}"),
+                    };
+                    out.push(Action::Show(Line::Error(line)));
                 }
                 ErrorCode::RateLimited => {
                     // The relay drops what follows until its bucket refills:
@@ -976,6 +1007,7 @@ impl Session {
             since: self.cookie.and(self.resume.as_ref()).and(self.delivered),
             resume: self.cookie.and(self.resume.clone()),
             key: Some(self.key),
+            code: self.code.clone(),
         };
         send(&mut self.budget, now, &hello, out);
     }

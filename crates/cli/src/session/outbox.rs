@@ -189,6 +189,15 @@ impl Outbox {
         }
     }
 
+    /// The relay refused our chat for good (`muted`, `slow-mode`): every
+    /// message in flight is given up (an echo that still comes is shown as
+    /// anyone's line). Returns how many.
+    pub(super) fn give_up_in_flight(&mut self) -> usize {
+        let n = self.unechoed.len();
+        self.unechoed.clear();
+        n
+    }
+
     /// Gives up on messages whose echo has not come for [`UNECHOED_AGE`],
     /// saying so.
     pub(super) fn expire(&mut self, now: Instant, out: &mut Vec<Action>) {

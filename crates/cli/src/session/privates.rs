@@ -144,6 +144,11 @@ impl Privates {
         })
     }
 
+    /// `ERROR muted`: none of ours will be delivered; stop sending them.
+    pub(super) fn give_up_all(&mut self) {
+        self.pending.clear();
+    }
+
     /// `ERROR no-such-nick`: errors carry no id, but the relay answers in
     /// order, so it is about the oldest unconfirmed private message.
     pub(super) fn handle_no_such_nick(&mut self, reason: &Text) -> Line {

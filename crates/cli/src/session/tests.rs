@@ -566,3 +566,69 @@ fn a_pong_undoes_a_sequence_number_the_relay_never_confirmed() {
     let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Live, "bob", "seven")));
     assert_eq!(shown(&a).len(), 1, "{a:?}");
 }
+
+#[test]
+fn the_join_code_goes_in_both_hellos() {
+    let now = Instant::now();
+    let code = udpchat_proto::JoinCode::new("maple7").unwrap();
+    let mut s = Session::new(nick("alice"), now, 1, KEY).with_code(code);
+    assert!(sent(&s.handle_timeout(now))[0].contains(" code=maple7 "));
+    let second = sent(&s.handle_datagram(now, b"COOKIE 0123456789abcdef"));
+    assert_eq!(
+        second,
+        [format!(
+            "HELLO udpchat/1 alice 0123456789abcdef key={KEY} code=maple7"
+        )]
+    );
+}
+
+#[test]
+fn a_ban_or_a_wrong_code_ends_a_join_and_a_rejoin_with_the_reason() {
+    let now = Instant::now();
+    for refusal in [
+        &b"ERROR banned the host has banned this computer from the room: spam; the ban ends in 9 minutes"[..],
+        &b"ERROR bad-code wrong join code; ask the host for the code of this lesson"[..],
+    ] {
+        // The first join.
+        let mut s = Session::new(nick("alice"), now, 1, KEY);
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, &keyed(refusal));
+        assert!(a.contains(&Action::End { code: 1 }), "{a:?}");
+        assert_eq!(s.poll_timeout(), None);
+        // A rejoin (the relay forgot us, then refuses us).
+        let mut s = joined(now);
+        s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
+        s.handle_timeout(now);
+        let a = s.handle_datagram(now, &keyed(refusal));
+        assert!(a.contains(&Action::End { code: 1 }), "{a:?}");
+        let reason = String::from_utf8_lossy(&refusal[6..]).into_owned();
+        let why = reason.split_once(' ').unwrap().1;
+        assert!(
+            shown(&a).iter().any(|l| matches!(l, Line::Error(t) if t.contains(why))),
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn a_muted_or_slowed_message_is_given_up_not_sent_again() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    assert_eq!(
+        says(&s.handle_input(now, Input::Say(Text::new("hi").unwrap()))),
+        ["SAY 1 hi"]
+    );
+    let a = s.handle_datagram(
+        now,
+        &keyed(b"ERROR muted the host has muted you for 5 minutes more; nobody sees your messages"),
+    );
+    assert_eq!(
+        shown(&a),
+        [Line::Error(
+            "not sent: the host has muted you for 5 minutes more; nobody sees your messages".into()
+        )]
+    );
+    assert!(s.is_settled());
+    let later = s.handle_timeout(now + Duration::from_secs(3));
+    assert!(says(&later).is_empty(), "{later:?}");
+}

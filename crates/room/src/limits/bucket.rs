@@ -109,6 +109,17 @@ impl Bucket {
         self.milli >= n.saturating_mul(1000)
     }
 
+    /// Milliseconds until `n` tokens are there (0 if they are now).
+    pub(crate) fn ms_until(&mut self, rate: Rate, now_ms: u64, n: u64) -> u64 {
+        self.refill(rate, now_ms);
+        let missing = n.saturating_mul(1000).saturating_sub(self.milli);
+        match rate.per_sec {
+            0 if missing > 0 => u64::MAX,
+            0 => 0,
+            per_ms => missing.div_ceil(per_ms),
+        }
+    }
+
     /// Takes one token only if at least `keep` more stay in the bucket.
     pub(crate) fn try_take_keeping(&mut self, rate: Rate, now_ms: u64, keep: u64) -> bool {
         self.refill(rate, now_ms);
