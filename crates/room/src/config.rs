@@ -54,6 +54,12 @@ pub struct Config {
     /// [`Nick::key`]): by default [`RESERVED_NICKS`](crate::RESERVED_NICKS);
     /// `--reserve NAME` adds to them.
     pub reserved: Vec<Nick>,
+    /// The teacher's roster (`--roster FILE`): the nicknames expected, for
+    /// attendance (matched by [`Nick::key`]). Empty: no roster.
+    pub roster: Vec<Nick>,
+    /// A student whose first join comes later than this after the room
+    /// started is *late* in the attendance (`--late-after`).
+    pub late_after: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +82,8 @@ impl Default for Config {
             unreachable_grace: Duration::from_secs(10),
             allow_keyless: false,
             reserved: crate::reserved::default_reserved(),
+            roster: Vec::new(),
+            late_after: Duration::from_secs(10 * 60),
         }
     }
 }

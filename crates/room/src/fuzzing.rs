@@ -91,6 +91,9 @@ pub fn config() -> Config {
             reserved.push(Nick::new("dave").expect("valid"));
             reserved
         },
+        // A roster name, and a grace the fuzzer's clock passes.
+        roster: vec![Nick::new("alice").expect("valid")],
+        late_after: Duration::from_secs(60),
     }
 }
 

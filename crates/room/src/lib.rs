@@ -26,10 +26,14 @@
 //! - `dialect`: classic or structured, how a datagram is answered, rendering;
 //! - `cookie`: the stateless join cookie;
 //! - `reserved`: the nicknames kept for the teacher and the relay;
+//! - `hands`: the queue of raised hands (`HAND`/`H`, the console's `/next`);
+//! - `attendance`: who came, when, for how long, how much they said, and
+//!   the roster (present, late, absent);
 //! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
 
+mod attendance;
 mod config;
 mod cookie;
 #[cfg(test)]
@@ -37,6 +41,7 @@ mod corpus_tests;
 mod dialect;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod hands;
 mod history;
 mod limits;
 #[cfg(test)]
@@ -54,8 +59,10 @@ mod session_tests;
 #[cfg(test)]
 mod testing;
 
+pub use attendance::{AttendanceRecord, Presence, WhoEntry};
 pub use config::Config;
 pub use dialect::Dialect;
+pub use hands::RaisedHand;
 pub use limits::flood::MAX_BLOCKED;
 pub use output::{Event, Outputs, Stats, Transmit};
 pub use refusal::Refusal;

@@ -36,7 +36,9 @@ use udpchat_proto::{
     Nick, Origin, ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token, MIN_HELLO_LEN, VERSION,
 };
 
+use crate::attendance::Attendance;
 use crate::cookie::CookieJar;
+use crate::hands::Hands;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
@@ -54,7 +56,7 @@ pub struct Room {
     /// Every time is kept as milliseconds since this instant.
     start: Instant,
     /// The latest time the shell passed in (stamps history entries).
-    now_ms: u64,
+    pub(crate) now_ms: u64,
     cookies: CookieJar,
     resume: ResumeKeys,
     pub(crate) roster: Roster,
@@ -68,6 +70,10 @@ pub struct Room {
     say_holds: BinaryHeap<Reverse<(u64, SocketAddr)>>,
     /// Nicknames kept for the teacher and the relay, by key.
     reserved: Reserved,
+    /// Raised hands, first in line first.
+    pub(crate) hands: Hands,
+    /// Who came, when, for how long; the roster.
+    pub(crate) attendance: Attendance,
 }
 
 impl Room {
@@ -87,6 +93,8 @@ impl Room {
             renderer: Renderer::new(config.lang),
             say_holds: BinaryHeap::new(),
             reserved: Reserved::new(&config.reserved),
+            hands: Hands::default(),
+            attendance: Attendance::new(&config.roster, config.late_after),
             config,
         }
     }
@@ -334,7 +342,8 @@ impl Room {
 
     /// BYE shutdown to every member (members are then removed). An empty or
     /// invalid reason is replaced by a default one.
-    pub fn shutdown(&mut self, _now: Instant, reason: &str, out: &mut Outputs) {
+    pub fn shutdown(&mut self, now: Instant, reason: &str, out: &mut Outputs) {
+        self.touch(now);
         let default = match self.config.lang {
             Lang::En => "the relay is shutting down",
             Lang::Zh => "服务器正在关闭",
@@ -344,6 +353,10 @@ impl Room {
             reason: text_or(reason, default),
         };
         self.broadcast(&msg, out);
+        for (_, member) in self.roster.iter() {
+            self.attendance.left(&member.nick, self.now_ms);
+        }
+        self.hands.clear();
         self.stats.leaves += self.roster.clear() as u64;
         self.limits.members_cleared();
         self.privates.clear();
@@ -446,6 +459,9 @@ impl Room {
                 Ok(())
             }
             ClientMsg::Resend { from, to } => self.handle_resend(ctx, from, to, out),
+            ClientMsg::Hand(question) | ClientMsg::ClassicHand(question) => {
+                self.handle_hand(ctx, question, out)
+            }
         }
     }
 
@@ -551,6 +567,7 @@ impl Room {
         self.start_membership(ctx.from, since);
         self.set_keys(ctx.from, options.key);
         self.stats.joins += 1;
+        self.attendance.joined(&nick, ctx.from, ctx.now_ms);
         out.events.push(Event::Joined {
             addr: ctx.from,
             nick: nick.clone(),
@@ -667,6 +684,8 @@ impl Room {
             return;
         };
         let nick = member.nick.clone();
+        self.hands.moved(holder, ctx.from);
+        self.attendance.moved(&nick, ctx.from);
         self.stats.reconnects += 1;
         out.events.push(Event::Dropped {
             addr: holder,
@@ -903,6 +922,9 @@ impl Room {
             return Err(self.taken(new, holder, Refusal::RenameTaken));
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
+            self.hands.renamed(ctx.from, &new);
+            self.attendance.left(&old, ctx.now_ms);
+            self.attendance.joined(&new, ctx.from, ctx.now_ms);
             self.room_event(RoomEvent::Rename { old, new }, out);
         }
         Ok(())
@@ -1064,6 +1086,8 @@ impl Room {
             return;
         };
         self.stats.leaves += 1;
+        self.hands.remove(addr);
+        self.attendance.left(&member.nick, self.now_ms);
         // Keep its rate-limit state, so quitting and rejoining buys nothing.
         self.limits
             .keep_leavers_bucket(addr, member.bucket, self.now_ms);
@@ -1115,6 +1139,9 @@ impl Room {
 
     /// A numbered room event: live to every member, into history, logged.
     fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
+        if let RoomEvent::Chat { nick, .. } = &event {
+            self.attendance.said(nick);
+        }
         let seq = self.history.last_seq() + 1;
         out.events.push(Event::Room {
             seq,
@@ -1162,7 +1189,7 @@ impl Room {
 
     /// Answers the sender of a datagram as its context says, charged to
     /// its reply budget (see [`Room::send_replies`]).
-    fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
+    pub(crate) fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
         let Some(bytes) = self.renderer.render_for(msg, reply_dialect(ctx), ctx.key) else {
             return;
         };
@@ -1252,7 +1279,7 @@ impl Room {
 
     /// Sends to a member, uncharged: fan-out and the relay's own messages
     /// (`BYE`), not replies. Nothing goes to a muted member.
-    fn send_to_member(
+    pub(crate) fn send_to_member(
         &mut self,
         addr: SocketAddr,
         dialect: Dialect,
@@ -1289,8 +1316,13 @@ impl Room {
         u32::try_from(self.now_ms.saturating_sub(at) / 1000).unwrap_or(u32::MAX)
     }
 
-    fn ms(&self, now: Instant) -> u64 {
+    pub(crate) fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Moves the room clock to `now` (operator actions).
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.now_ms = self.now_ms.max(self.ms(now));
     }
 
     /// The cookie the room hands `addr` at `now`.
