@@ -112,6 +112,17 @@ impl Recorder {
                 );
             }
             Event::Unblock { addr } => log::debug!("{addr} is no longer blocked"),
+            Event::Hand {
+                addr,
+                nick,
+                position,
+                again,
+                ..
+            } => {
+                let what = if *again { "asks again" } else { "raises a hand" };
+                log::info!("{nick} at {addr} {what}; {position} in line");
+            }
+            Event::Called { addr, nick } => log::info!("the host calls on {nick} at {addr}"),
         }
     }
 
