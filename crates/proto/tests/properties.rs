@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use udpchat_proto::{
-    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, Lang, LeaveReason, Nick, Origin,
+    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, Lang, LeaveReason, Nick, Origin,
     RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
     MAX_TEXT_BYTES, VERSION,
 };
@@ -171,6 +171,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (number(), text()).prop_map(|(id, text)| ClientMsg::Say { id, text }),
         number().prop_map(ClientMsg::Ack),
         (number(), number()).prop_map(|(from, to)| ClientMsg::Resend { from, to }),
+        prop::option::of(text()).prop_map(ClientMsg::Hand),
+        prop::option::of(text()).prop_map(ClientMsg::ClassicHand),
     ]
 }
 
@@ -251,6 +253,8 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
         (number(), number()).prop_map(|(from, to)| RelayMsg::Gone { from, to }),
         (error_code(), text()).prop_map(|(code, reason)| RelayMsg::Error { code, reason }),
         (bye_code(), text()).prop_map(|(code, reason)| RelayMsg::Bye { code, reason }),
+        any::<u32>().prop_map(|position| RelayMsg::Hand(HandNotice::Up { position })),
+        Just(RelayMsg::Hand(HandNotice::Called)),
     ]
     .boxed()
 }
@@ -259,7 +263,8 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
 /// sometimes valid and sometimes junk, so the parsers are driven deep.
 fn verb_and_junk() -> impl Strategy<Value = Vec<u8>> {
     let verb = select(vec![
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND",
+        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND", "H",
+        "HAND",
         "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE", "n", "",
     ]);
     let field = prop_oneof![
