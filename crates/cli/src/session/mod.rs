@@ -29,7 +29,8 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, Nick, Origin, ParseError, RelayMsg,
+    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, Nick, Origin, ParseError,
+    RelayMsg,
     RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
 };
 
@@ -469,10 +470,14 @@ impl Session {
                     self.privates.retransmit(now, &mut self.budget, &mut out);
                 }
             }
-            Input::Who | Input::Rename(_) if !joined => out.push(Action::Show(Line::Error(
+            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(Line::Error(
                 "not connected right now; try again in a moment".into(),
             ))),
             Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
+            // Sent once, like WHO: no answer means it was lost; type it again.
+            Input::Hand(question) => {
+                send(&mut self.budget, now, &ClientMsg::Hand(question), &mut out)
+            }
             Input::Rename(new) => {
                 self.outbox.hold_for_rename(now);
                 send(&mut self.budget, now, &ClientMsg::Rename(new), &mut out);
@@ -832,6 +837,15 @@ impl Session {
                     self.start_rejoin(now, Some(&why), out);
                 }
             },
+            RelayMsg::Hand(HandNotice::Up { position }) => {
+                out.push(Action::Show(Line::Notice(format!(
+                    "your hand is up; {} in line",
+                    udpchat_proto::classic::ordinal(position)
+                ))));
+            }
+            RelayMsg::Hand(HandNotice::Called) => {
+                out.push(Action::Show(Line::Notice("the teacher calls on you".into())));
+            }
             RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
         }
     }
