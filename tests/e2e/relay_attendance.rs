@@ -9,12 +9,8 @@ fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
     let roster = TempFile::new("roster.txt");
     std::fs::write(&roster.0, "# class 3B\nalice\nBob\ncarol\n").unwrap();
     let csv = TempFile::new("attendance.csv");
-    let mut relay = Relay::start_with_console(&[
-        "--roster",
-        roster.as_str(),
-        "--attendance",
-        csv.as_str(),
-    ]);
+    let mut relay =
+        Relay::start_with_console(&["--roster", roster.as_str(), "--attendance", csv.as_str()]);
     let alice = Member::on_ip(relay.addr, loopback_ip(1));
     alice.join_classic("alice");
     alice.expect("* alice joined");
@@ -50,7 +46,9 @@ fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
     relay.console("/who");
     relay.expect_stdout("the members", |l| l == "2 members");
     relay.expect_stdout("alice with join time and idle", |l| {
-        l.trim_start().starts_with("alice ") && l.contains(" classic joined ") && l.contains(" idle ")
+        l.trim_start().starts_with("alice ")
+            && l.contains(" classic joined ")
+            && l.contains(" idle ")
     });
 
     relay.console("/attendance save");
@@ -78,7 +76,10 @@ fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
     assert_eq!(alice_row[3], "", "alice is still here");
     assert_eq!(&alice_row[5..], ["1", "yes", "present"]);
     assert_eq!(&row("bob")[5..], ["0", "yes", "present"]);
-    assert_eq!(row("carol"), ["carol", "", "", "", "0", "0", "yes", "absent"]);
+    assert_eq!(
+        row("carol"),
+        ["carol", "", "", "", "0", "0", "yes", "absent"]
+    );
 
     // At shutdown it is written again, with everyone's leave.
     relay.console("/quit");
@@ -88,5 +89,8 @@ fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
     let text = std::fs::read_to_string(&csv.0).unwrap();
     let alice_line = text.lines().find(|l| l.starts_with("alice,")).unwrap();
     let cells: Vec<&str> = alice_line.split(',').collect();
-    assert!(cells[3].ends_with('Z'), "alice left at shutdown: {alice_line}");
+    assert!(
+        cells[3].ends_with('Z'),
+        "alice left at shutdown: {alice_line}"
+    );
 }

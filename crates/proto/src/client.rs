@@ -532,6 +532,9 @@ mod tests {
             Err(ParseError::ControlChar(0x1b))
         );
         assert_eq!(ClientMsg::parse(b"HAND").unwrap().encode(), b"HAND");
-        assert_eq!(ClientMsg::ClassicHand(Some(q)).encode(), b"H what is  a socket?");
+        assert_eq!(
+            ClientMsg::ClassicHand(Some(q)).encode(),
+            b"H what is  a socket?"
+        );
     }
 }

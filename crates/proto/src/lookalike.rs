@@ -186,9 +186,7 @@ fn is_nick_char(c: char) -> bool {
 mod tests {
     use super::*;
     use crate::classic::render;
-    use crate::{
-        ByeCode, HandNotice, Lang, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, Text,
-    };
+    use crate::{ByeCode, HandNotice, Lang, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, Text};
 
     fn refused(s: &str) -> bool {
         check_text_content(s).is_err()

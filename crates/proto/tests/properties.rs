@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use udpchat_proto::{
-    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, Lang, LeaveReason, Nick, Origin,
-    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES, MAX_NICK_CHARS,
-    MAX_TEXT_BYTES, VERSION,
+    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, Lang, LeaveReason, Nick,
+    Origin, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES,
+    MAX_NICK_CHARS, MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -264,8 +264,8 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
 fn verb_and_junk() -> impl Strategy<Value = Vec<u8>> {
     let verb = select(vec![
         "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND", "H",
-        "HAND",
-        "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE", "n", "",
+        "HAND", "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE",
+        "n", "",
     ]);
     let field = prop_oneof![
         select(vec![

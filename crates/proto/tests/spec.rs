@@ -256,8 +256,7 @@ fn example_blocks_cover_every_client_verb_and_relay_kind() {
         }
     }
     for verb in [
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND", "H",
-        "HAND",
+        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND", "H", "HAND",
     ] {
         assert!(client.contains(verb), "no example sends {verb}");
     }

@@ -161,7 +161,11 @@ pub fn attendance_text(records: &[AttendanceRecord], started: SystemTime) -> Str
                     r.messages,
                     if r.messages == 1 { "" } else { "s" },
                     if r.here { ", here now" } else { ", gone" },
-                    if r.on_roster { "" } else { " (not on the roster)" },
+                    if r.on_roster {
+                        ""
+                    } else {
+                        " (not on the roster)"
+                    },
                 );
             }
         }
@@ -189,7 +193,12 @@ pub fn hands_text(hands: &[RaisedHand]) -> String {
 }
 
 /// The console's line for a hand going up, and for `/next`.
-pub fn hand_raised_text(nick: &Nick, question: Option<&str>, position: usize, again: bool) -> String {
+pub fn hand_raised_text(
+    nick: &Nick,
+    question: Option<&str>,
+    position: usize,
+    again: bool,
+) -> String {
     let what = if again { "asks again" } else { "raises a hand" };
     match question {
         Some(q) => format!("{nick} {what} ({position} in line): {q}"),
@@ -339,7 +348,10 @@ mod tests {
         let mut late = record("bob");
         late.status = Presence::Late;
         let text = attendance_text(&[record("alice"), late], started);
-        assert!(text.starts_with("attendance: 1 present, 1 late, 0 absent"), "{text}");
+        assert!(
+            text.starts_with("attendance: 1 present, 1 late, 0 absent"),
+            "{text}"
+        );
         assert!(text.contains("present alice first joined 1970-01-01T00:01:00.000Z, 45 min"));
         assert!(text.contains("late    bob"));
         let hand = RaisedHand {

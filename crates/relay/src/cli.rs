@@ -405,8 +405,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.room_config().late_after, Duration::from_secs(300));
-        assert_eq!(args.roster.as_deref(), Some(std::path::Path::new("class.txt")));
-        assert_eq!(args.attendance.as_deref(), Some(std::path::Path::new("today.csv")));
+        assert_eq!(
+            args.roster.as_deref(),
+            Some(std::path::Path::new("class.txt"))
+        );
+        assert_eq!(
+            args.attendance.as_deref(),
+            Some(std::path::Path::new("today.csv"))
+        );
         assert!(Args::try_parse_from(["udpchat-relay", "--late-after", "soon"]).is_err());
     }
 

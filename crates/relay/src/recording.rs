@@ -119,7 +119,11 @@ impl Recorder {
                 again,
                 ..
             } => {
-                let what = if *again { "asks again" } else { "raises a hand" };
+                let what = if *again {
+                    "asks again"
+                } else {
+                    "raises a hand"
+                };
                 log::info!("{nick} at {addr} {what}; {position} in line");
             }
             Event::Called { addr, nick } => log::info!("the host calls on {nick} at {addr}"),

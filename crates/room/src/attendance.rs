@@ -296,7 +296,10 @@ mod tests {
         let alice = &h.room.attendance(now)[0];
         assert!(!alice.here);
         assert_eq!(alice.minutes(), 26);
-        assert_eq!(alice.last_leave, Some(Duration::from_millis(57 * MIN + 59_000)));
+        assert_eq!(
+            alice.last_leave,
+            Some(Duration::from_millis(57 * MIN + 59_000))
+        );
     }
 
     #[test]

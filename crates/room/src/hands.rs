@@ -110,9 +110,9 @@ impl Room {
     ) -> Result<(), Refusal> {
         let member = self.roster.get(&ctx.from).ok_or(Refusal::NotJoined)?;
         let nick = member.nick.clone();
-        let (position, again) = self
-            .hands
-            .raise(ctx.from, nick.clone(), question.clone(), ctx.now_ms);
+        let (position, again) =
+            self.hands
+                .raise(ctx.from, nick.clone(), question.clone(), ctx.now_ms);
         out.events.push(Event::Hand {
             addr: ctx.from,
             nick,
@@ -168,7 +168,12 @@ mod tests {
         assert_eq!(to(&sent, 2), ["HAND up 2"]);
         assert!(h.out.events.iter().any(|e| matches!(
             e,
-            Event::Hand { position: 2, again: false, question: None, .. }
+            Event::Hand {
+                position: 2,
+                again: false,
+                question: None,
+                ..
+            }
         )));
         let sent = h.send(3, "HAND why UDP?");
         assert_eq!(to(&sent, 3), ["* your hand is up; 3rd in line"]);
@@ -193,8 +198,15 @@ mod tests {
         assert_eq!(to(&sent, 1), ["* your hand is up; 1st in line"]);
         let hands = h.room.hands();
         assert_eq!(hands.len(), 2);
-        assert_eq!(hands[0].question.as_ref().unwrap().as_str(), "better question");
-        assert!(h.out.events.iter().any(|e| matches!(e, Event::Hand { again: true, .. })));
+        assert_eq!(
+            hands[0].question.as_ref().unwrap().as_str(),
+            "better question"
+        );
+        assert!(h
+            .out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Hand { again: true, .. })));
     }
 
     #[test]
@@ -230,7 +242,11 @@ mod tests {
         let second = h.room.next_hand(now, &mut h.out).unwrap();
         assert_eq!(second.nick.as_str(), "bob");
         assert_eq!(to(&h.sent(), 2), ["* the teacher calls on you"]);
-        assert!(h.out.events.iter().any(|e| matches!(e, Event::Called { .. })));
+        assert!(h
+            .out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Called { .. })));
         h.out.clear();
         assert_eq!(h.room.next_hand(now, &mut h.out), None);
         assert!(h.sent().is_empty());

@@ -38,8 +38,8 @@ use udpchat_proto::{
 
 use crate::attendance::Attendance;
 use crate::cookie::CookieJar;
-use crate::hands::Hands;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
+use crate::hands::Hands;
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::output::text_or;

@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_proto::{
     split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, Nick, Origin, ParseError,
-    RelayMsg,
-    RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
 };
 
 use crate::command::Input;
@@ -470,9 +469,9 @@ impl Session {
                     self.privates.retransmit(now, &mut self.budget, &mut out);
                 }
             }
-            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(Line::Error(
-                "not connected right now; try again in a moment".into(),
-            ))),
+            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(
+                Line::Error("not connected right now; try again in a moment".into()),
+            )),
             Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
             // Sent once, like WHO: no answer means it was lost; type it again.
             Input::Hand(question) => {
@@ -844,7 +843,9 @@ impl Session {
                 ))));
             }
             RelayMsg::Hand(HandNotice::Called) => {
-                out.push(Action::Show(Line::Notice("the teacher calls on you".into())));
+                out.push(Action::Show(Line::Notice(
+                    "the teacher calls on you".into(),
+                )));
             }
             RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
         }
