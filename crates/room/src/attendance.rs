@@ -28,6 +28,12 @@ use udpchat_proto::Nick;
 
 use crate::{Dialect, Room};
 
+/// Most nicknames attendance keeps: a long run with someone joining under
+/// ever new names (joins are rate-limited, not forbidden) must not grow the
+/// table without bound. Past it, new nicknames are not recorded; roster
+/// names always are.
+pub const MAX_RECORDS: usize = 16_384;
+
 /// Present, late or absent (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Presence {
@@ -80,6 +86,9 @@ impl AttendanceRecord {
     }
 }
 
+/// Most addresses kept per nickname (the first ones).
+const MAX_ADDRESSES: usize = 16;
+
 #[derive(Debug, Clone)]
 struct Record {
     nick: Nick,
@@ -113,7 +122,14 @@ impl Attendance {
 
     /// A membership under `nick` began at `addr`.
     pub(crate) fn joined(&mut self, nick: &Nick, addr: SocketAddr, now_ms: u64) {
-        let record = self.records.entry(nick.key()).or_insert_with(|| Record {
+        let key = nick.key();
+        if self.records.len() >= MAX_RECORDS
+            && !self.records.contains_key(&key)
+            && !self.roster.contains_key(&key)
+        {
+            return;
+        }
+        let record = self.records.entry(key).or_insert_with(|| Record {
             nick: nick.clone(),
             addresses: Vec::new(),
             first_join_ms: now_ms,
@@ -123,7 +139,7 @@ impl Attendance {
             messages: 0,
         });
         record.nick = nick.clone();
-        if !record.addresses.contains(&addr) {
+        if !record.addresses.contains(&addr) && record.addresses.len() < MAX_ADDRESSES {
             record.addresses.push(addr);
         }
         record.since_ms.get_or_insert(now_ms);
@@ -132,7 +148,7 @@ impl Attendance {
     /// The membership under `nick` moved to `addr` (no leave).
     pub(crate) fn moved(&mut self, nick: &Nick, addr: SocketAddr) {
         if let Some(record) = self.records.get_mut(&nick.key()) {
-            if !record.addresses.contains(&addr) {
+            if !record.addresses.contains(&addr) && record.addresses.len() < MAX_ADDRESSES {
                 record.addresses.push(addr);
             }
         }
@@ -380,6 +396,20 @@ mod tests {
         assert_eq!(who[0].addr, addr(1));
         assert_eq!(who[0].joined_at, Duration::from_millis(MIN));
         assert_eq!(who[0].idle, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_table_is_bounded_but_roster_names_are_always_kept() {
+        let mut a = super::Attendance::new(&[Nick::new("zoe").unwrap()], Duration::ZERO);
+        for i in 0..super::MAX_RECORDS + 10 {
+            let nick = Nick::new(&format!("n{i}")).unwrap();
+            a.joined(&nick, addr(1), 0);
+        }
+        a.joined(&Nick::new("zoe").unwrap(), addr(2), 5);
+        let report = a.report(10);
+        assert_eq!(report.len(), super::MAX_RECORDS + 1);
+        let zoe = report.iter().find(|r| r.nick.as_str() == "zoe").unwrap();
+        assert_eq!(zoe.first_join, Some(Duration::from_millis(5)));
     }
 
     #[test]
