@@ -2,7 +2,7 @@
 //! part I). The rules (queue order, minutes, late) are tested in
 //! crates/room; here the wire, the console and the CSV file.
 
-use crate::support::{loopback_ip, Member, Relay, TempFile};
+use crate::support::{loopback_ip, Client, Member, Relay, TempFile};
 
 #[test]
 fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
@@ -93,4 +93,20 @@ fn a_classic_hand_is_called_on_from_the_console_and_attendance_is_saved() {
         cells[3].ends_with('Z'),
         "alice left at shutdown: {alice_line}"
     );
+}
+
+#[test]
+fn the_client_raises_a_hand_and_is_called_on() {
+    let mut relay = Relay::start_with_console(&[]);
+    let addr = relay.addr.to_string();
+    let mut alice = Client::joined(&addr, "alice");
+    alice.say("/hand is UDP reliable?");
+    alice.stdout.wait_contains("your hand is up; 1st in line");
+    relay.expect_stdout("the hand on the console", |l| {
+        l.contains("alice raises a hand") && l.contains("is UDP reliable?")
+    });
+    relay.console("/next");
+    alice.stdout.wait_contains("the teacher calls on you");
+    relay.console("/hands");
+    relay.expect_stdout("an empty queue", |l| l == "no hands up");
 }
