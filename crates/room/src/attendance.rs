@@ -13,7 +13,8 @@
 //! - addresses: every address the nickname was a member from.
 //!
 //! A rename ends the old nickname's presence and begins the new one's: a
-//! student who joins as `bob` and renames to `bobby` is on both lines.
+//! student who joins as `bob` and renames to `bobby` is on both lines (a
+//! change of letter case only, `bob` to `Bob`, is the same name).
 //!
 //! Status: a nickname on the roster that never joined is *absent*; one
 //! that first joined more than [`Config::late_after`](crate::Config::late_after)
@@ -162,6 +163,21 @@ impl Attendance {
                 record.last_leave_ms = Some(now_ms);
             }
         }
+    }
+
+    /// The member at `addr` renamed from `old` to `new`: the old
+    /// nickname's presence ends and the new one's begins, unless the two
+    /// are the same name (a change of letter case), whose spelling is
+    /// updated.
+    pub(crate) fn renamed(&mut self, old: &Nick, new: &Nick, addr: SocketAddr, now_ms: u64) {
+        if old.key() == new.key() {
+            if let Some(record) = self.records.get_mut(&new.key()) {
+                record.nick = new.clone();
+            }
+            return;
+        }
+        self.left(old, now_ms);
+        self.joined(new, addr, now_ms);
     }
 
     /// `nick` said something to the room.
@@ -380,6 +396,14 @@ mod tests {
             .map(|r| (r.nick.to_string(), r.minutes(), r.here))
             .collect();
         assert_eq!(rows, [("bob".into(), 3, false), ("bobby".into(), 2, true)]);
+        // A change of letter case is the same name: no leave.
+        h.send(1, "NICK Bobby");
+        h.advance_ms(MIN);
+        let now = h.now();
+        let bobby = h.room.attendance(now).pop().unwrap();
+        assert_eq!(bobby.nick.as_str(), "Bobby");
+        assert_eq!(bobby.last_leave, None);
+        assert_eq!(bobby.minutes(), 3);
     }
 
     #[test]

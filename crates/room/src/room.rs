@@ -923,8 +923,7 @@ impl Room {
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
             self.hands.renamed(ctx.from, &new);
-            self.attendance.left(&old, ctx.now_ms);
-            self.attendance.joined(&new, ctx.from, ctx.now_ms);
+            self.attendance.renamed(&old, &new, ctx.from, ctx.now_ms);
             self.room_event(RoomEvent::Rename { old, new }, out);
         }
         Ok(())
