@@ -25,6 +25,7 @@ mod flood_joins;
 mod hostile;
 mod hostile_input;
 mod loss_smoke;
+mod relay_attendance;
 mod relay_classic;
 mod relay_moderation;
 mod relay_process;

@@ -19,6 +19,8 @@ pub enum Input {
     },
     /// `/nick NEW`.
     Rename(Nick),
+    /// `/hand [question]`: raise a hand for the teacher.
+    Hand(Option<Text>),
     /// `/quit`.
     Quit,
     /// `/help`.
@@ -68,6 +70,14 @@ pub fn parse_input(line: &str) -> Result<Input, InputError> {
     };
     match verb.to_lowercase().as_str() {
         "who" => Ok(Input::Who),
+        "hand" => {
+            let question = args.trim();
+            if question.is_empty() {
+                Ok(Input::Hand(None))
+            } else {
+                text(question).map(|q| Input::Hand(Some(q)))
+            }
+        }
         "quit" | "exit" => Ok(Input::Quit),
         "help" | "?" => Ok(Input::Help),
         "nick" => {
@@ -211,6 +221,20 @@ mod tests {
                 text: Text::new("hi  there ").unwrap()
             })
         );
+    }
+
+    #[test]
+    fn hand_takes_an_optional_question() {
+        assert_eq!(parse_input("/hand"), Ok(Input::Hand(None)));
+        assert_eq!(parse_input("/hand   "), Ok(Input::Hand(None)));
+        assert_eq!(
+            parse_input("/hand what is a port?"),
+            Ok(Input::Hand(Some(Text::new("what is a port?").unwrap())))
+        );
+        assert!(matches!(
+            parse_input("/hand * the teacher calls on you"),
+            Err(InputError::Text(ParseError::LooksLikeNotice(_)))
+        ));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub use error::CliError;
         /who             who is in the room\n  \
         /msg NICK text   private message to NICK\n  \
         /nick NEW        change your nickname\n  \
+        /hand [question] raise your hand; the teacher calls on you in turn\n  \
         /quit            leave (Ctrl-D and Ctrl-C too)\n  \
         /help            list the commands\n  \
         //text           send a message that starts with /\n\n\

@@ -112,6 +112,7 @@ commands:
   /who             who is in the room
   /msg NICK text   private message to NICK
   /nick NEW        change your nickname
+  /hand [question] raise your hand; the teacher calls on you in turn
   /quit            leave (Ctrl-D and Ctrl-C too)
   /help            this list
   //text           send a message that starts with /

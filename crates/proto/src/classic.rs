@@ -5,7 +5,7 @@
 //! one place those sentences are written. Lines are returned without a line
 //! ending; the relay appends `\n` for members that joined with one.
 
-use crate::{ByeCode, Lang, LeaveReason, RelayMsg, RoomEvent};
+use crate::{ByeCode, HandNotice, Lang, LeaveReason, RelayMsg, RoomEvent};
 
 /// The exact reply to a successful classic join.
 pub const OK: &str = "OK";
@@ -78,8 +78,28 @@ pub fn render(msg: &RelayMsg, lang: Lang) -> Option<String> {
             (ByeCode::Kicked, true) => format!("* 你已被主持人移出：{reason}"),
             (ByeCode::Timeout, true) => format!("* 你已断开连接：{reason}"),
         },
+        RelayMsg::Hand(HandNotice::Up { position }) if zh => {
+            format!("* 你已举手，排第 {position} 位")
+        }
+        RelayMsg::Hand(HandNotice::Up { position }) => {
+            format!("* your hand is up; {} in line", ordinal(*position))
+        }
+        RelayMsg::Hand(HandNotice::Called) if zh => "* 老师点到你了".to_owned(),
+        RelayMsg::Hand(HandNotice::Called) => "* the teacher calls on you".to_owned(),
     };
     Some(line)
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ... `11th`, `12th`, `13th`, `21st`.
+pub fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 #[cfg(test)]
@@ -128,5 +148,20 @@ mod tests {
                 assert!(line.len() < crate::MAX_DATAGRAM, "{} bytes", line.len());
             }
         }
+    }
+
+    #[test]
+    fn ordinals_in_english() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .into_iter()
+            .map(ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "111th"
+            ]
+        );
     }
 }

@@ -91,6 +91,11 @@ pub enum ClientMsg {
     },
     /// `ACK <pid>`: the client received `PRIVATE <pid> ...`.
     Ack(u64),
+    /// `HAND [<question>]`: raise a hand (structured; a classic member may
+    /// send it too). Raising it again updates the question.
+    Hand(Option<Text>),
+    /// `H [<question>]`: raise a hand, the classic verb.
+    ClassicHand(Option<Text>),
     /// `RESEND <from> <to>`: send room events `from..=to` again.
     Resend {
         /// First sequence number wanted.
@@ -243,6 +248,8 @@ impl ClientMsg {
                 f.end()?;
                 ClientMsg::Resend { from, to }
             }
+            "HAND" => ClientMsg::Hand(optional_text(rest)?),
+            "H" => ClientMsg::ClassicHand(optional_text(rest)?),
             other => {
                 let shown: String = other.chars().take(16).collect();
                 return Err(ParseError::UnknownVerb(shown));
@@ -301,6 +308,10 @@ impl ClientMsg {
             ClientMsg::Say { id, text } => format!("SAY {id} {text}"),
             ClientMsg::Ack(pid) => format!("ACK {pid}"),
             ClientMsg::Resend { from, to } => format!("RESEND {from} {to}"),
+            ClientMsg::Hand(None) => "HAND".to_owned(),
+            ClientMsg::Hand(Some(question)) => format!("HAND {question}"),
+            ClientMsg::ClassicHand(None) => "H".to_owned(),
+            ClientMsg::ClassicHand(Some(question)) => format!("H {question}"),
         };
         s.into_bytes()
     }
@@ -312,6 +323,15 @@ impl ClientMsg {
             ClientMsg::Chat { nick, .. } | ClientMsg::Quit(nick, _) => Some(nick),
             _ => None,
         }
+    }
+}
+
+/// The free text after a verb whose text is optional: none, or an empty
+/// rest (`H ` typed with a trailing space), is no text.
+fn optional_text(rest: Option<&str>) -> Result<Option<Text>, ParseError> {
+    match rest {
+        None | Some("") => Ok(None),
+        Some(text) => Text::new(text).map(Some),
     }
 }
 
@@ -571,6 +591,28 @@ mod tests {
         assert_eq!(
             ClientMsg::parse(b"HELLO udpchat/1 bob - key=fedcba9876543210 == =="),
             Err(ParseError::ExtraField("HELLO"))
+        );
+    }
+
+    #[test]
+    fn hand_verbs_parse_with_and_without_a_question() {
+        assert_eq!(ClientMsg::parse(b"HAND"), Ok(ClientMsg::Hand(None)));
+        assert_eq!(ClientMsg::parse(b"H\n"), Ok(ClientMsg::ClassicHand(None)));
+        assert_eq!(ClientMsg::parse(b"H \n"), Ok(ClientMsg::ClassicHand(None)));
+        let q = Text::new("what is  a socket?").unwrap();
+        let hand = ClientMsg::parse(b"HAND what is  a socket?").unwrap();
+        assert_eq!(hand, ClientMsg::Hand(Some(q.clone())));
+        assert_eq!(hand.encode(), b"HAND what is  a socket?");
+        let classic = ClientMsg::parse("H 老师 what is a socket?".as_bytes()).unwrap();
+        assert!(matches!(classic, ClientMsg::ClassicHand(Some(_))));
+        assert_eq!(
+            ClientMsg::parse(b"H a\x1b[2J"),
+            Err(ParseError::ControlChar(0x1b))
+        );
+        assert_eq!(ClientMsg::parse(b"HAND").unwrap().encode(), b"HAND");
+        assert_eq!(
+            ClientMsg::ClassicHand(Some(q)).encode(),
+            b"H what is  a socket?"
         );
     }
 }

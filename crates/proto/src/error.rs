@@ -19,7 +19,7 @@ pub enum ParseError {
     #[error("datagram is not valid UTF-8; send text")]
     NotUtf8,
     /// The first word is not a known command.
-    #[error("unknown command {0:?}; commands are N, M, Q, WHO, MSG, PING, NICK")]
+    #[error("unknown command {0:?}; commands are N, M, Q, WHO, MSG, PING, NICK, H")]
     UnknownVerb(String),
     /// A required field is missing.
     #[error("{verb} needs a {field}")]
@@ -214,7 +214,7 @@ error_codes! {
     /// The datagram is not valid UTF-8.
     BadUtf8 = "bad-utf8", "datagram is not valid UTF-8", "数据报不是有效的 UTF-8";
     /// The first word is not a command.
-    UnknownVerb = "unknown-verb", "unknown command; commands are N, M, Q, WHO, MSG, PING, NICK", "未知命令；可用命令为 N、M、Q、WHO、MSG、PING、NICK";
+    UnknownVerb = "unknown-verb", "unknown command; commands are N, M, Q, WHO, MSG, PING, NICK, H", "未知命令；可用命令为 N、M、Q、WHO、MSG、PING、NICK、H";
     /// Missing, extra or malformed fields.
     BadSyntax = "bad-syntax", "malformed command", "命令格式错误";
     /// The nickname breaks the nickname rules.

@@ -64,7 +64,8 @@ fn renormalized(encoded: &[u8], input: &[u8]) -> bool {
 /// value encodes to a datagram within [`MAX_DATAGRAM`] that parses back to
 /// the same value and encodes again to the same bytes, and that the encoding
 /// reproduces the input except where the grammar allows two spellings
-/// (`HELLO` padding, cookie letter case, a nickname not in NFC). A session
+/// (`HELLO` padding, cookie letter case, a nickname not in NFC, the space
+/// before an empty question of `H`/`HAND`). A session
 /// key prefix is checked and set aside first.
 pub fn check_client(bytes: &[u8]) {
     let bytes = unkeyed(bytes);
@@ -73,7 +74,11 @@ pub fn check_client(bytes: &[u8]) {
     };
     let encoded = round_trip(&msg, ClientMsg::encode, ClientMsg::parse);
     let (input, _) = strip_line_ending(bytes);
-    if !matches!(msg, ClientMsg::Hello { .. }) && !renormalized(&encoded, input) {
+    // `H ` and `HAND ` (an empty question) are `H` and `HAND`.
+    let empty_question = matches!(msg, ClientMsg::Hand(None) | ClientMsg::ClassicHand(None))
+        && input.strip_suffix(b" ") == Some(&encoded[..]);
+    if !matches!(msg, ClientMsg::Hello { .. }) && !empty_question && !renormalized(&encoded, input)
+    {
         assert_eq!(
             encoded, input,
             "{msg:?} re-encodes differently from its input"

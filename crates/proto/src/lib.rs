@@ -30,7 +30,7 @@ pub use fields::{
     LineEnding, Nick, Text, Token,
 };
 pub use lookalike::{check_text_content, MAX_SPACE_RUN};
-pub use relay::{ByeCode, LeaveReason, Origin, RelayMsg, RoomEvent};
+pub use relay::{ByeCode, HandNotice, LeaveReason, Origin, RelayMsg, RoomEvent};
 pub use session_key::{split_key_prefix, SessionKey, KEY_PREFIX_LEN};
 
 /// The UDP port a relay listens on unless told otherwise.

@@ -14,8 +14,8 @@
 //!   ending (`joined`, `left`, `reconnected`, `is now known as`, `was
 //!   removed by the host`, or a Chinese one); the relay's own `* ` lines
 //!   (`* online (`, `* you were removed by the host`, `* you were
-//!   disconnected`, `* the relay is shutting down`, and their Chinese
-//!   forms); an error line `ERROR <code>:` / `错误 <code>:` with a real code.
+//!   disconnected`, `* the relay is shutting down`, `* your hand is up`,
+//!   `* the teacher calls on you`, and their Chinese forms); an error line `ERROR <code>:` / `错误 <code>:` with a real code.
 //!
 //! English words compare case-insensitively, and spaces between words count
 //! as one however many there are. Ordinary text stays allowed: `2 * 3 = 6`,
@@ -46,6 +46,10 @@ const STAR_LINES: &[&str] = &[
     "你已被主持人移出",
     "你已断开连接",
     "服务器即将关闭",
+    "your hand is up",
+    "the teacher calls on you",
+    "你已举手",
+    "老师点到你了",
 ];
 
 /// What follows `* <nick> ` in a membership notice, English (a whole word
@@ -182,7 +186,7 @@ fn is_nick_char(c: char) -> bool {
 mod tests {
     use super::*;
     use crate::classic::render;
-    use crate::{ByeCode, Lang, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, Text};
+    use crate::{ByeCode, HandNotice, Lang, LeaveReason, Nick, Origin, RelayMsg, RoomEvent, Text};
 
     fn refused(s: &str) -> bool {
         check_text_content(s).is_err()
@@ -244,6 +248,10 @@ mod tests {
             "* 服务器即将关闭：再见",
             "* 你已被主持人移出：再见",
             "* 你已断开连接：超时",
+            "* your hand is up; 1st in line",
+            "* The teacher calls on you",
+            "* 你已举手，排第 1 位",
+            "* 老师点到你了",
             "ERROR not-joined: you have not joined",
             "错误 not-joined: 你尚未加入",
             "*   bob    left",
@@ -301,6 +309,8 @@ mod tests {
             text: text.clone(),
         });
         msgs.extend(RelayMsg::who_pages(std::slice::from_ref(&nick)));
+        msgs.push(RelayMsg::Hand(HandNotice::Up { position: 3 }));
+        msgs.push(RelayMsg::Hand(HandNotice::Called));
         for code in [ByeCode::Shutdown, ByeCode::Kicked, ByeCode::Timeout] {
             msgs.push(RelayMsg::Bye {
                 code,

@@ -79,6 +79,19 @@ keywords!(
     Timeout = "timeout"
 );
 
+/// What a `HAND` datagram tells the member that raised its hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HandNotice {
+    /// `HAND up <position>`: your hand is up; you are `position`th in line
+    /// (from 1).
+    Up {
+        /// Your place in the queue, from 1.
+        position: u32,
+    },
+    /// `HAND called`: the teacher calls on you (your hand is down now).
+    Called,
+}
+
 /// Something that happened in the room. Room events are numbered and kept in
 /// history; every member sees the same numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -211,6 +224,9 @@ pub enum RelayMsg {
         /// Human-readable reason.
         reason: Text,
     },
+    /// `HAND up <position>` / `HAND called`: about this member's raised
+    /// hand, for it only.
+    Hand(HandNotice),
     /// `BYE <code> <reason>`: the relay ends this member's session.
     Bye {
         /// Why.
@@ -399,6 +415,23 @@ impl RelayMsg {
                     reason: f.text("reason")?,
                 }
             }
+            "HAND" => {
+                let mut f = Fields::new("HAND", rest);
+                let notice = match f.next("notice")? {
+                    "up" => HandNotice::Up {
+                        position: small(f.number("position")?, "position")?,
+                    },
+                    "called" => HandNotice::Called,
+                    other => {
+                        return Err(ParseError::BadKeyword {
+                            field: "hand notice",
+                            value: other.chars().take(16).collect(),
+                        })
+                    }
+                };
+                f.end()?;
+                RelayMsg::Hand(notice)
+            }
             other => return Err(ParseError::UnknownVerb(other.chars().take(16).collect())),
         };
         Ok(msg)
@@ -496,6 +529,8 @@ impl RelayMsg {
             RelayMsg::Gone { from, to } => write!(out, "GONE {from} {to}"),
             RelayMsg::Error { code, reason } => write!(out, "ERROR {code} {reason}"),
             RelayMsg::Bye { code, reason } => write!(out, "BYE {} {reason}", code.as_str()),
+            RelayMsg::Hand(HandNotice::Up { position }) => write!(out, "HAND up {position}"),
+            RelayMsg::Hand(HandNotice::Called) => write!(out, "HAND called"),
         };
     }
 

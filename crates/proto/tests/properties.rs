@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use udpchat_proto::{
-    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Lang, LeaveReason, Nick,
-    Origin, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM, MAX_NICK_BYTES,
-    MAX_NICK_CHARS, MAX_TEXT_BYTES, VERSION,
+    classic, fuzzing, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, JoinCode, Lang,
+    LeaveReason, Nick, Origin, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_DATAGRAM,
+    MAX_NICK_BYTES, MAX_NICK_CHARS, MAX_TEXT_BYTES, VERSION,
 };
 
 // ---------------------------------------------------------------------------
@@ -185,6 +185,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (number(), text()).prop_map(|(id, text)| ClientMsg::Say { id, text }),
         number().prop_map(ClientMsg::Ack),
         (number(), number()).prop_map(|(from, to)| ClientMsg::Resend { from, to }),
+        prop::option::of(text()).prop_map(ClientMsg::Hand),
+        prop::option::of(text()).prop_map(ClientMsg::ClassicHand),
     ]
 }
 
@@ -265,6 +267,8 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
         (number(), number()).prop_map(|(from, to)| RelayMsg::Gone { from, to }),
         (error_code(), text()).prop_map(|(code, reason)| RelayMsg::Error { code, reason }),
         (bye_code(), text()).prop_map(|(code, reason)| RelayMsg::Bye { code, reason }),
+        any::<u32>().prop_map(|position| RelayMsg::Hand(HandNotice::Up { position })),
+        Just(RelayMsg::Hand(HandNotice::Called)),
     ]
     .boxed()
 }
@@ -273,8 +277,9 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
 /// sometimes valid and sometimes junk, so the parsers are driven deep.
 fn verb_and_junk() -> impl Strategy<Value = Vec<u8>> {
     let verb = select(vec![
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND",
-        "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE", "n", "",
+        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND", "H",
+        "HAND", "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE",
+        "n", "",
     ]);
     let field = prop_oneof![
         select(vec![

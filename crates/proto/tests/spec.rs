@@ -256,12 +256,13 @@ fn example_blocks_cover_every_client_verb_and_relay_kind() {
         }
     }
     for verb in [
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND",
+        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND", "H", "HAND",
     ] {
         assert!(client.contains(verb), "no example sends {verb}");
     }
     for verb in [
         "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "WHO", "PONG", "GONE", "ERROR", "BYE",
+        "HAND",
     ] {
         assert!(relay.contains(verb), "no example shows {verb}");
     }
@@ -345,8 +346,8 @@ fn classic_line_table_matches_render() {
             );
         }
     }
-    // Every RelayMsg variant has a row (10 variants).
-    assert_eq!(kinds.len(), 10);
+    // Every RelayMsg variant has a row (11 variants).
+    assert_eq!(kinds.len(), 11);
 }
 
 #[test]

@@ -29,7 +29,7 @@ the exact line a student types, e.g.
     udpchat --relay 192.168.1.20:10024 --nick YOURNAME
     course client: host 192.168.1.20 port 10024
 Operator console: each line typed on standard input is sent to the room as the host;
-/who lists the members, /kick NICK [reason] removes one, /quit [reason] closes the relay,
+/who lists the members (address, dialect, joined at, idle), /kick NICK [reason] removes one, /quit [reason] closes the relay,
 /help lists these. End of input does not stop the relay. Started in the background
 (udpchat-relay &) or with --no-console, the relay has no console, says so, and keeps relaying.
 SIGINT or SIGTERM: every member is told the relay is closing, the transcript is flushed, exit 0.
@@ -37,6 +37,12 @@ Transcript: created readable by you only (0600; an existing one is tightened), n
 symbolic link; numbering goes on after a restart; start and stop are recorded. Example:
   udpchat-relay --transcript lesson.log --local-time --no-console &
 Durations: 90s, 5m, 2h, 500ms or plain seconds (90).
+Hands and attendance: students raise a hand with /hand in udpchat or H [question] in nc;
+/hands lists the queue, /next calls on the first (the student is told). /attendance lists
+who is present, late (first joined after --late-after) and absent (on --roster, never came);
+/attendance save writes the --attendance CSV now (it is also written when the relay stops).
+Example: a lesson with a class list, late after 5 minutes, attendance saved as CSV:
+  udpchat-relay --roster class-3b.txt --late-after 5m --attendance 3b-today.csv
 Example: a classroom whose 30 computers all reach the relay through one NAT address:
   udpchat-relay --max-per-ip 40
 Example: keep your own name, and names that look like it, from students (host, teacher, admin,
@@ -177,6 +183,22 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub ban_file: Option<PathBuf>,
 
+    /// The class list for attendance: one expected nickname a line (blank lines and lines
+    /// starting with # are skipped; matched like nicknames, so letter case does not matter).
+    /// /attendance then also names who is absent.
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+
+    /// Write attendance as CSV to FILE (replaced, readable by you only) when the relay stops and
+    /// on /attendance save: nick, address, first join, last leave, minutes present, messages
+    /// sent, on the roster or not, present/late/absent.
+    #[arg(long, value_name = "FILE")]
+    pub attendance: Option<PathBuf>,
+
+    /// A student whose first join comes later than this after the relay started counts as late.
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration_or_zero)]
+    pub late_after: Duration,
+
     /// How often to log a statistics line (0 = never).
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration_or_zero)]
     pub stats_interval: Duration,
@@ -230,6 +252,7 @@ impl Args {
             locked: self.locked,
             join_code: self.join_code.clone(),
             slow_mode: self.slow,
+            late_after: self.late_after,
             ..Config::default()
         }
     }
@@ -394,6 +417,34 @@ mod tests {
         assert!(!config.classic);
         assert_eq!(config.ping_interval, Duration::from_secs(30));
         assert_eq!(args.stats_interval(), None);
+    }
+
+    #[test]
+    fn attendance_flags_reach_the_room_and_the_shell() {
+        let args = Args::try_parse_from(["udpchat-relay"]).unwrap();
+        assert_eq!(args.room_config().late_after, Duration::from_secs(600));
+        assert_eq!(args.roster, None);
+        assert_eq!(args.attendance, None);
+        let args = Args::try_parse_from([
+            "udpchat-relay",
+            "--roster",
+            "class.txt",
+            "--attendance",
+            "today.csv",
+            "--late-after",
+            "5m",
+        ])
+        .unwrap();
+        assert_eq!(args.room_config().late_after, Duration::from_secs(300));
+        assert_eq!(
+            args.roster.as_deref(),
+            Some(std::path::Path::new("class.txt"))
+        );
+        assert_eq!(
+            args.attendance.as_deref(),
+            Some(std::path::Path::new("today.csv"))
+        );
+        assert!(Args::try_parse_from(["udpchat-relay", "--late-after", "soon"]).is_err());
     }
 
     #[test]

@@ -78,6 +78,16 @@ pub enum Command {
         /// Its new nickname.
         new: String,
     },
+    /// `/hands`: the raised hands, first in line first.
+    Hands,
+    /// `/next`: call on the first hand in line.
+    Next,
+    /// `/attendance [save]`: who is present, late, absent; with `save`,
+    /// also write the `--attendance` CSV now.
+    Attendance {
+        /// Write the CSV too.
+        save: bool,
+    },
     /// `/quit [reason]`: shut the relay down gracefully.
     Quit(Option<String>),
     /// `/help`.
@@ -92,7 +102,10 @@ pub enum Command {
 pub const HELP: &str = "\
 operator commands:
   <text>               say <text> to the room as the host (start with // to say something beginning with /)
-  /who                 list the members
+  /who                 list the members: address, dialect, joined at, idle
+  /hands               list the raised hands, first in line first
+  /next                call on the first hand in line (the student is told)
+  /attendance [save]   who is present, late, absent; save writes the --attendance CSV now
   /kick NICK [reason]  remove a member
   /ban NICK|IP [DURATION] [reason]
                        keep an IP address out (a nickname: its member's address; it is removed);
@@ -125,6 +138,10 @@ impl Command {
         };
         match word {
             "who" => Command::Who,
+            "hands" if rest.is_empty() => Command::Hands,
+            "next" if rest.is_empty() => Command::Next,
+            "attendance" if rest.is_empty() => Command::Attendance { save: false },
+            "attendance" if rest == "save" => Command::Attendance { save: true },
             "help" | "?" => Command::Help,
             "quit" | "exit" => Command::Quit(non_empty(rest)),
             "ban" if !rest.is_empty() => {
@@ -267,23 +284,6 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
     }
 }
 
-/// The `/who` listing.
-pub fn who_list(members: &[(udpchat_proto::Nick, std::net::SocketAddr, crate::Dialect)]) -> String {
-    let mut s = format!(
-        "{} member{}",
-        members.len(),
-        if members.len() == 1 { "" } else { "s" }
-    );
-    for (nick, addr, dialect) in members {
-        let dialect = match dialect {
-            crate::Dialect::Classic(_) => "classic",
-            crate::Dialect::Structured => "structured",
-        };
-        s.push_str(&format!("\n  {nick} {addr} {dialect}"));
-    }
-    s
-}
-
 /// Prints one console answer in one locked write, so it never interleaves
 /// with the `listening` line or other output.
 pub fn console_print(text: &str) {
@@ -414,6 +414,28 @@ mod tests {
     }
 
     #[test]
+    fn hand_and_attendance_commands_parse() {
+        assert_eq!(Command::parse("/hands"), Command::Hands);
+        assert_eq!(Command::parse("/next\n"), Command::Next);
+        assert_eq!(
+            Command::parse("/attendance"),
+            Command::Attendance { save: false }
+        );
+        assert_eq!(
+            Command::parse("/attendance save"),
+            Command::Attendance { save: true }
+        );
+        assert_eq!(
+            Command::parse("/attendance frob"),
+            Command::Unknown("/attendance frob".into())
+        );
+        assert_eq!(
+            Command::parse("/next bob"),
+            Command::Unknown("/next bob".into())
+        );
+    }
+
+    #[test]
     fn reader_sends_commands_and_stops_at_eof() {
         let (tx, rx) = mpsc::channel();
         let wakes = std::cell::Cell::new(0);
@@ -430,26 +452,5 @@ mod tests {
             ]
         );
         assert_eq!(wakes.get(), 3);
-    }
-
-    #[test]
-    fn who_list_names_every_member() {
-        let members = vec![
-            (
-                udpchat_proto::Nick::new("alice").unwrap(),
-                "127.0.0.1:5".parse().unwrap(),
-                crate::Dialect::Structured,
-            ),
-            (
-                udpchat_proto::Nick::new("bob").unwrap(),
-                "[::1]:6".parse().unwrap(),
-                crate::Dialect::Classic(udpchat_proto::LineEnding::Bare),
-            ),
-        ];
-        assert_eq!(
-            who_list(&members),
-            "2 members\n  alice 127.0.0.1:5 structured\n  bob [::1]:6 classic"
-        );
-        assert_eq!(who_list(&[]), "0 members");
     }
 }

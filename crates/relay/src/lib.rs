@@ -12,6 +12,7 @@ pub use udpchat_room as room;
 pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
 mod addresses;
+mod attendance;
 mod banfile;
 pub mod cli;
 mod console;
@@ -20,6 +21,7 @@ mod recording;
 mod server;
 mod transcript;
 
+pub use attendance::RosterError;
 pub use server::{Server, ServerError, Settings};
 pub use transcript::Transcript;
 
@@ -35,6 +37,10 @@ pub enum Error {
     /// The socket or event loop failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `--roster FILE` could not be read, or names a nickname nobody
+    /// could use.
+    #[error(transparent)]
+    Roster(#[from] RosterError),
     /// `--transcript FILE` is a symbolic link: refused, so nobody can
     /// point the transcript at another file.
     #[error("transcript {} is a symbolic link; the relay never writes a transcript through one: give the path of a real file", path.display())]
@@ -62,6 +68,7 @@ impl Error {
         match self {
             Error::Server(ServerError::Bind { .. })
             | Error::Transcript { .. }
+            | Error::Roster(_)
             | Error::TranscriptSymlink { .. }
             | Error::BanFile(_) => 2,
             Error::Server(ServerError::Io { .. }) => 1,
@@ -185,7 +192,11 @@ impl ConsoleChoice {
 /// relay ready to [`Server::run`], without a console. The benchmark's smoke
 /// test runs one in a thread this way.
 pub fn start(args: &cli::Args) -> Result<Server, Error> {
-    let config = args.room_config();
+    let mut config = args.room_config();
+    if let Some(path) = &args.roster {
+        config.roster = attendance::read_roster(path)?;
+        log::info!("roster {}: {} names", path.display(), config.roster.len());
+    }
     let transcript = args
         .transcript
         .as_deref()
@@ -213,6 +224,7 @@ pub fn start(args: &cli::Args) -> Result<Server, Error> {
         stats_interval: args.stats_interval(),
         recv_buffer: args.recv_buffer as usize,
         ban_file: args.ban_file.clone(),
+        attendance: args.attendance.clone(),
     };
     let bans = match &args.ban_file {
         Some(path) => banfile::load(path, std::time::SystemTime::now())?,

@@ -103,6 +103,21 @@ impl Recorder {
                 log::info!("{line}");
                 self.transcribe(|t| t.moderation(now, &line));
             }
+            Event::Hand {
+                addr,
+                nick,
+                position,
+                again,
+                ..
+            } => {
+                let what = if *again {
+                    "asks again"
+                } else {
+                    "raises a hand"
+                };
+                log::info!("{nick} at {addr} {what}; {position} in line");
+            }
+            Event::Called { addr, nick } => log::info!("the host calls on {nick} at {addr}"),
         }
     }
 

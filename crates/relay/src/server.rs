@@ -14,6 +14,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::{Events, Poll, Token, Waker};
 use udpchat_proto::Lang;
 
-use crate::console::{self, console_print, who_list, Command};
+use crate::attendance;
+use crate::console::{self, console_print, Command};
 use crate::datapath::{DataPath, DataStats, SetupError};
 use crate::recording::Recorder;
 use crate::transcript::Transcript;
@@ -64,6 +66,8 @@ pub struct Settings {
     pub recv_buffer: usize,
     /// `--ban-file`: where the bans are written after every change.
     pub ban_file: Option<std::path::PathBuf>,
+    /// Where `/attendance save` and shutdown write the attendance CSV.
+    pub attendance: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -73,6 +77,7 @@ impl Default for Settings {
             stats_interval: None,
             recv_buffer: DEFAULT_RECV_BUFFER,
             ban_file: None,
+            attendance: None,
         }
     }
 }
@@ -138,6 +143,10 @@ pub struct Server {
     /// What asked it to stop (`SIGTERM`, `/quit`), for the transcript.
     stop_cause: &'static str,
     ban_file: Option<std::path::PathBuf>,
+    /// The wall-clock time the room's clock started at (attendance times).
+    started: SystemTime,
+    /// `--attendance FILE`.
+    attendance: Option<PathBuf>,
 }
 
 impl Server {
@@ -203,6 +212,8 @@ impl Server {
             shutdown: None,
             stop_cause: "",
             ban_file: settings.ban_file,
+            started: SystemTime::now(),
+            attendance: settings.attendance,
         })
     }
 
@@ -422,7 +433,28 @@ impl Server {
                     }
                     self.dispatch();
                 }
-                Command::Who => console_print(&who_list(&self.room.members())),
+                Command::Who => {
+                    console_print(&attendance::who_text(&self.room.who(now), self.started))
+                }
+                Command::Hands => console_print(&attendance::hands_text(&self.room.hands())),
+                Command::Next => {
+                    let hand = self.room.next_hand(now, &mut self.out);
+                    let left = self.room.hands().len();
+                    console_print(&attendance::called_text(hand.as_ref(), left));
+                    self.dispatch();
+                }
+                Command::Attendance { save } => {
+                    let records = self.room.attendance(now);
+                    console_print(&attendance::attendance_text(&records, self.started));
+                    if save {
+                        match &self.attendance {
+                            Some(_) => self.save_attendance(now),
+                            None => console_print(
+                                "not saved: start the relay with --attendance FILE to save attendance",
+                            ),
+                        }
+                    }
+                }
                 Command::Kick { nick, reason } => {
                     let reason = reason
                         .unwrap_or_else(|| console::default_kick_reason(self.lang).to_owned());
@@ -563,6 +595,18 @@ impl Server {
         for event in out.events.drain(..) {
             self.recorder.record(&event, members);
             match event {
+                Event::Hand {
+                    nick,
+                    question,
+                    position,
+                    again,
+                    ..
+                } if self.console.is_some() => console_print(&attendance::hand_raised_text(
+                    &nick,
+                    question.as_ref().map(|q| q.as_str()),
+                    position,
+                    again,
+                )),
                 Event::Block { addr, .. } => {
                     self.stats.kernel_blocks += 1;
                     self.net.block(addr);
@@ -655,8 +699,44 @@ impl Server {
             self.stop_cause
         };
         self.recorder.finish(cause, reason);
+        self.save_attendance(now);
         self.log_stats();
         log::info!("relay stopped");
+    }
+}
+
+impl Server {
+    /// Writes the attendance CSV to `--attendance FILE`, if given, and
+    /// says so on the console and in the log.
+    fn save_attendance(&mut self, now: Instant) {
+        let Some(path) = &self.attendance else {
+            return;
+        };
+        let records = self.room.attendance(now);
+        let csv = attendance::csv(&records, self.started);
+        match attendance::save_csv(path, &csv) {
+            Ok(()) => {
+                let said = format!(
+                    "attendance saved to {} ({} names)",
+                    path.display(),
+                    records.len()
+                );
+                log::info!("{said}");
+                if self.console.is_some() {
+                    console_print(&said);
+                }
+            }
+            Err(e) => {
+                let said = format!(
+                    "cannot save attendance to {}: {e}; check the path and its permissions",
+                    path.display()
+                );
+                log::warn!("{said}");
+                if self.console.is_some() {
+                    console_print(&said);
+                }
+            }
+        }
     }
 }
 

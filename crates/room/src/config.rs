@@ -61,6 +61,12 @@ pub struct Config {
     /// Slow mode (`--slow`): the least time between one member's chat
     /// messages; zero: off.
     pub slow_mode: Duration,
+    /// The teacher's roster (`--roster FILE`): the nicknames expected, for
+    /// attendance (matched by [`Nick::key`]). Empty: no roster.
+    pub roster: Vec<Nick>,
+    /// A student whose first join comes later than this after the room
+    /// started is *late* in the attendance (`--late-after`).
+    pub late_after: Duration,
 }
 
 impl Default for Config {
@@ -86,6 +92,8 @@ impl Default for Config {
             locked: false,
             join_code: None,
             slow_mode: Duration::ZERO,
+            roster: Vec::new(),
+            late_after: Duration::from_secs(10 * 60),
         }
     }
 }

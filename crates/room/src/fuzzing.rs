@@ -95,6 +95,9 @@ pub fn config() -> Config {
         locked: false,
         join_code: None,
         slow_mode: Duration::ZERO,
+        // A roster name, and a grace the fuzzer's clock passes.
+        roster: vec![Nick::new("alice").expect("valid")],
+        late_after: Duration::from_secs(60),
     }
 }
 
@@ -267,6 +270,8 @@ pub enum Payload {
     VerbThenRaw(u8, Vec<u8>),
     /// `SAY <id> <text>`
     Say(Number, TextField, Ending),
+    /// `HAND [<question>]`, or `H [<question>]` with the bool.
+    Hand(bool, Option<TextField>, Ending),
 }
 
 /// One thing that happens to the room.
@@ -304,6 +309,8 @@ pub enum Step {
     Code(Option<u8>),
     /// Operator `/slow` (seconds, 0: off).
     Slow(u8),
+    /// Operator `/next`: the first raised hand is called on.
+    Next,
 }
 
 /// The join codes the fuzzer's `/code` sets (its datagrams may carry them).
@@ -417,6 +424,28 @@ impl Harness {
             self.room.roster.is_one_to_one(),
             "the address and nickname tables disagree"
         );
+        // Every raised hand is a member's, under its nickname, once.
+        let hands = self.room.hands();
+        let mut raised = std::collections::HashSet::new();
+        for hand in &hands {
+            assert!(raised.insert(hand.addr), "{} has two hands up", hand.addr);
+            assert_eq!(
+                map.get(&hand.addr).map(|(nick, _)| nick),
+                Some(&hand.nick),
+                "a hand is up for a non-member or under an old name"
+            );
+        }
+        // Attendance: every member is here, and only members are.
+        let here: std::collections::HashSet<String> = self
+            .room
+            .attendance(self.now)
+            .into_iter()
+            .filter(|r| r.here)
+            .map(|r| r.nick.key())
+            .collect();
+        let members: std::collections::HashSet<String> =
+            map.values().map(|(nick, _)| nick.key()).collect();
+        assert_eq!(here, members, "attendance disagrees with the roster");
         assert!(
             self.room.history.len() <= self.room.config().history,
             "{} events held with history {}",
@@ -604,6 +633,18 @@ impl Harness {
             Step::Slow(secs) => {
                 self.room
                     .slow(Duration::from_secs(u64::from(*secs)), &mut self.out);
+            }
+            Step::Next => {
+                let first = self.room.hands().first().cloned();
+                let called = self.room.next_hand(self.now, &mut self.out);
+                assert_eq!(called, first, "/next did not call the first in line");
+                if let Some(hand) = called {
+                    assert!(
+                        self.out.transmits.iter().all(|t| t.to == hand.addr),
+                        "/next sent to someone else than {}",
+                        hand.addr
+                    );
+                }
             }
         }
         let after = self.members();
@@ -823,6 +864,13 @@ impl Harness {
             }
             Payload::Ack(pid) => format!("ACK {}", pid.value()),
             Payload::Resend(from, to) => format!("RESEND {} {}", from.value(), to.value()),
+            Payload::Hand(classic, question, end) => {
+                let verb = if *classic { "H" } else { "HAND" };
+                match question {
+                    Some(q) => format!("{verb} {}{}", q.render(), end.as_str()),
+                    None => format!("{verb}{}", end.as_str()),
+                }
+            }
             Payload::Raw(bytes) => return bytes.clone(),
             Payload::VerbThenRaw(verb, rest) => {
                 const VERBS: [&str; 12] = [

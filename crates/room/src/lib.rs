@@ -28,10 +28,14 @@
 //! - `reserved`: the nicknames kept for the teacher and the relay;
 //! - `moderation`: bans, mutes, the lock, the join code, slow mode and the
 //!   host's renames (the operator's [`Room::ban`], [`Room::mute`], ...);
+//! - `hands`: the queue of raised hands (`HAND`/`H`, the console's `/next`);
+//! - `attendance`: who came, when, for how long, how much they said, and
+//!   the roster (present, late, absent);
 //! - [`Refusal`]: why a datagram was refused, rendered to the wire in one place;
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
 
+mod attendance;
 mod config;
 mod cookie;
 #[cfg(test)]
@@ -39,6 +43,7 @@ mod corpus_tests;
 mod dialect;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod hands;
 mod history;
 mod limits;
 mod moderation;
@@ -57,8 +62,10 @@ mod session_tests;
 #[cfg(test)]
 mod testing;
 
+pub use attendance::{AttendanceRecord, Presence, WhoEntry};
 pub use config::Config;
 pub use dialect::Dialect;
+pub use hands::RaisedHand;
 pub use limits::flood::MAX_BLOCKED;
 pub use moderation::{duration_words, BanInfo, ModerationError, MAX_REASON_CHARS};
 pub use output::{Event, Outputs, Stats, Transmit};

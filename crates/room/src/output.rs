@@ -184,6 +184,27 @@ pub enum Event {
     CodeSet(Option<JoinCode>),
     /// The host set slow mode (zero: off).
     SlowMode(Duration),
+    /// A member raised its hand (`HAND`/`H`), or raised it again with a
+    /// new question (info; the console shows the queue).
+    Hand {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+        /// What it wants to ask.
+        question: Option<Text>,
+        /// Its place in line, from 1.
+        position: usize,
+        /// Whether its hand was up already (the question was updated).
+        again: bool,
+    },
+    /// The teacher called on a member (`/next`); its hand is down (info).
+    Called {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its nickname.
+        nick: Nick,
+    },
     /// Input dropped without a reply (debug).
     Dropped {
         /// Who sent it.

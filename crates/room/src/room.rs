@@ -37,8 +37,10 @@ use udpchat_proto::{
     MIN_HELLO_LEN, VERSION,
 };
 
+use crate::attendance::Attendance;
 use crate::cookie::CookieJar;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
+use crate::hands::Hands;
 use crate::history::History;
 use crate::limits::{ip_key, FloodGuard, Limits, Take};
 use crate::moderation::Moderation;
@@ -56,7 +58,7 @@ pub struct Room {
     /// Every time is kept as milliseconds since this instant.
     start: Instant,
     /// The latest time the shell passed in (stamps history entries).
-    now_ms: u64,
+    pub(crate) now_ms: u64,
     cookies: CookieJar,
     resume: ResumeKeys,
     pub(crate) roster: Roster,
@@ -72,6 +74,10 @@ pub struct Room {
     reserved: Reserved,
     /// Bans, mutes, the lock, the join code, slow mode.
     pub(crate) moderation: Moderation,
+    /// Raised hands, first in line first.
+    pub(crate) hands: Hands,
+    /// Who came, when, for how long; the roster.
+    pub(crate) attendance: Attendance,
 }
 
 impl Room {
@@ -92,6 +98,8 @@ impl Room {
             say_holds: BinaryHeap::new(),
             reserved: Reserved::new(&config.reserved),
             moderation: Moderation::new(config.locked, config.join_code.clone(), config.slow_mode),
+            hands: Hands::default(),
+            attendance: Attendance::new(&config.roster, config.late_after),
             config,
         }
     }
@@ -329,7 +337,8 @@ impl Room {
 
     /// BYE shutdown to every member (members are then removed). An empty or
     /// invalid reason is replaced by a default one.
-    pub fn shutdown(&mut self, _now: Instant, reason: &str, out: &mut Outputs) {
+    pub fn shutdown(&mut self, now: Instant, reason: &str, out: &mut Outputs) {
+        self.touch(now);
         let default = match self.config.lang {
             Lang::En => "the relay is shutting down",
             Lang::Zh => "服务器正在关闭",
@@ -340,6 +349,10 @@ impl Room {
         };
         self.broadcast(&msg, out);
         self.moderation.members_cleared();
+        for (_, member) in self.roster.iter() {
+            self.attendance.left(&member.nick, self.now_ms);
+        }
+        self.hands.clear();
         self.stats.leaves += self.roster.clear() as u64;
         self.limits.members_cleared();
         self.privates.clear();
@@ -449,6 +462,9 @@ impl Room {
                 Ok(())
             }
             ClientMsg::Resend { from, to } => self.handle_resend(ctx, from, to, out),
+            ClientMsg::Hand(question) | ClientMsg::ClassicHand(question) => {
+                self.handle_hand(ctx, question, out)
+            }
         }
     }
 
@@ -575,6 +591,7 @@ impl Room {
         self.set_keys(ctx.from, options.key);
         self.moderation.set_join_word(ctx.from, join_word);
         self.stats.joins += 1;
+        self.attendance.joined(&nick, ctx.from, ctx.now_ms);
         out.events.push(Event::Joined {
             addr: ctx.from,
             nick: nick.clone(),
@@ -717,6 +734,8 @@ impl Room {
             return;
         };
         let nick = member.nick.clone();
+        self.hands.moved(holder, ctx.from);
+        self.attendance.moved(&nick, ctx.from);
         self.stats.reconnects += 1;
         out.events.push(Event::Dropped {
             addr: holder,
@@ -985,6 +1004,8 @@ impl Room {
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
             self.moderation.renamed(&old, &new);
+            self.hands.renamed(ctx.from, &new);
+            self.attendance.renamed(&old, &new, ctx.from, ctx.now_ms);
             self.room_event(RoomEvent::Rename { old, new }, out);
         }
         Ok(())
@@ -1147,6 +1168,8 @@ impl Room {
         };
         self.moderation.member_left(addr, &member.nick);
         self.stats.leaves += 1;
+        self.hands.remove(addr);
+        self.attendance.left(&member.nick, self.now_ms);
         // Keep its rate-limit state, so quitting and rejoining buys nothing.
         self.limits
             .keep_leavers_bucket(addr, member.bucket, self.now_ms);
@@ -1198,6 +1221,9 @@ impl Room {
 
     /// A numbered room event: live to every member, into history, logged.
     pub(crate) fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
+        if let RoomEvent::Chat { nick, .. } = &event {
+            self.attendance.said(nick);
+        }
         let seq = self.history.last_seq() + 1;
         out.events.push(Event::Room {
             seq,
@@ -1245,7 +1271,7 @@ impl Room {
 
     /// Answers the sender of a datagram as its context says, charged to
     /// its reply budget (see [`Room::send_replies`]).
-    fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
+    pub(crate) fn reply(&mut self, ctx: Context, msg: &RelayMsg, out: &mut Outputs) {
         let Some(bytes) = self.renderer.render_for(msg, reply_dialect(ctx), ctx.key) else {
             return;
         };
@@ -1384,7 +1410,7 @@ impl Room {
         self.ms(now)
     }
 
-    fn ms(&self, now: Instant) -> u64 {
+    pub(crate) fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 

@@ -29,8 +29,9 @@ mod tests;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, JoinCode, Nick, Origin, ParseError,
-    RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS, VERSION,
+    split_key_prefix, ByeCode, ClientMsg, Cookie, ErrorCode, HandNotice, JoinCode, Nick, Origin,
+    ParseError, RelayMsg, RoomEvent, SessionKey, Text, Token, MAX_NICK_BYTES, MAX_NICK_CHARS,
+    VERSION,
 };
 
 use crate::command::Input;
@@ -478,10 +479,14 @@ impl Session {
                     self.privates.retransmit(now, &mut self.budget, &mut out);
                 }
             }
-            Input::Who | Input::Rename(_) if !joined => out.push(Action::Show(Line::Error(
-                "not connected right now; try again in a moment".into(),
-            ))),
+            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(
+                Line::Error("not connected right now; try again in a moment".into()),
+            )),
             Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
+            // Sent once, like WHO: no answer means it was lost; type it again.
+            Input::Hand(question) => {
+                send(&mut self.budget, now, &ClientMsg::Hand(question), &mut out)
+            }
             Input::Rename(new) => {
                 self.outbox.hold_for_rename(now);
                 send(&mut self.budget, now, &ClientMsg::Rename(new), &mut out);
@@ -863,6 +868,17 @@ impl Session {
                     self.start_rejoin(now, Some(&why), out);
                 }
             },
+            RelayMsg::Hand(HandNotice::Up { position }) => {
+                out.push(Action::Show(Line::Notice(format!(
+                    "your hand is up; {} in line",
+                    udpchat_proto::classic::ordinal(position)
+                ))));
+            }
+            RelayMsg::Hand(HandNotice::Called) => {
+                out.push(Action::Show(Line::Notice(
+                    "the teacher calls on you".into(),
+                )));
+            }
             RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
         }
     }

@@ -277,6 +277,27 @@ fn kicked_ends_the_session() {
 }
 
 #[test]
+fn hand_is_sent_and_its_place_and_the_call_are_shown() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    let a = s.handle_input(now, Input::Hand(Some(Text::new("why UDP?").unwrap())));
+    assert_eq!(sent(&a), ["HAND why UDP?"]);
+    let a = s.handle_input(now, Input::Hand(None));
+    assert_eq!(sent(&a), ["HAND"]);
+    let a = s.handle_datagram(now, &keyed(b"HAND up 3"));
+    assert_eq!(
+        shown(&a),
+        [Line::Notice("your hand is up; 3rd in line".into())]
+    );
+    let a = s.handle_datagram(now, &keyed(b"HAND called"));
+    assert_eq!(shown(&a), [Line::Notice("the teacher calls on you".into())]);
+    // Not joined: nothing is sent.
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
+    let a = s.handle_input(now, Input::Hand(None));
+    assert!(sent(&a).is_empty());
+}
+
+#[test]
 fn rename_of_ourselves_updates_our_nick() {
     let now = Instant::now();
     let mut s = joined(now);
