@@ -156,10 +156,10 @@ impl Nick {
     /// the room computes it when a member joins or renames and keeps it, not
     /// per datagram.
     pub fn key(&self) -> String {
-        let compatible: String = self.0.nfkc().collect();
-        let folded = caseless::default_case_fold_str(&compatible);
-        let skeleton: String = unicode_security::skeleton(&folded).collect();
-        caseless::default_case_fold_str(&skeleton)
+        if self.0.is_ascii() {
+            return ascii_key(&self.0, true);
+        }
+        slow_key(&self.0)
     }
 
     /// The second look-alike key: the UTS #39 skeleton of the NFKC form as
@@ -171,9 +171,10 @@ impl Nick {
     /// (it keeps `ALICE` apart from `alice`: the skeleton of `I` is `l`), so
     /// the room refuses a nickname if either key matches a member's.
     pub fn look_key(&self) -> String {
-        let compatible: String = self.0.nfkc().collect();
-        let skeleton: String = unicode_security::skeleton(&compatible).collect();
-        caseless::default_case_fold_str(&skeleton)
+        if self.0.is_ascii() {
+            return ascii_key(&self.0, false);
+        }
+        slow_look_key(&self.0)
     }
 
     /// Whether `other` is this nickname in another letter case (full case
@@ -183,6 +184,54 @@ impl Nick {
         self == other
             || caseless::default_case_fold_str(&self.0) == caseless::default_case_fold_str(&other.0)
     }
+}
+
+/// [`Nick::key`] by the book: `casefold(skeleton(casefold(NFKC(s))))`.
+fn slow_key(s: &str) -> String {
+    let compatible: String = s.nfkc().collect();
+    let folded = caseless::default_case_fold_str(&compatible);
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    caseless::default_case_fold_str(&skeleton)
+}
+
+/// [`Nick::look_key`] by the book: `casefold(skeleton(NFKC(s)))`.
+fn slow_look_key(s: &str) -> String {
+    let compatible: String = s.nfkc().collect();
+    let skeleton: String = unicode_security::skeleton(&compatible).collect();
+    caseless::default_case_fold_str(&skeleton)
+}
+
+/// The two keys of an ASCII nickname, without the Unicode machinery: most
+/// nicknames are ASCII, and the room computes a key for every chat line it
+/// counts for attendance. For ASCII, NFKC changes nothing, case folding is
+/// `to_ascii_lowercase`, and the skeleton maps each character on its own
+/// (to its prototype in confusables.txt, e.g. `m` to `rn`, `0` to `O`), so
+/// the key is the folded concatenation of each character's skeleton. The
+/// table holds those skeletons, made once by the slow path itself; a test
+/// checks the two agree on every nickname of up to three ASCII characters.
+/// `fold_first`: [`Nick::key`] (case folded before the skeleton) rather
+/// than [`Nick::look_key`].
+fn ascii_key(s: &str, fold_first: bool) -> String {
+    static SKELETONS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let table = SKELETONS.get_or_init(|| {
+        (0u8..128)
+            .map(|b| {
+                let one = char::from(b).to_string();
+                let skeleton: String = unicode_security::skeleton(&one).collect();
+                caseless::default_case_fold_str(&skeleton)
+            })
+            .collect()
+    });
+    let mut key = String::with_capacity(s.len() + 4);
+    for b in s.bytes() {
+        let b = if fold_first {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        };
+        key.push_str(&table[usize::from(b)]);
+    }
+    key
 }
 
 impl fmt::Display for Nick {
@@ -392,6 +441,38 @@ impl<'a> Fields<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ascii_keys_are_the_unicode_keys() {
+        // Every ASCII nickname of up to three characters (letters, digits,
+        // `_-.`), and every pair of printable ASCII characters: the table
+        // path and the by-the-book path agree on both keys.
+        let alphabet: Vec<char> = ('a'..='z')
+            .chain('A'..='Z')
+            .chain('0'..='9')
+            .chain(['_', '-', '.'])
+            .collect();
+        let mut words: Vec<String> = Vec::new();
+        for &a in &alphabet {
+            words.push(a.to_string());
+            for &b in &alphabet {
+                words.push(format!("{a}{b}"));
+                for &c in &alphabet {
+                    words.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        for a in '!'..='~' {
+            for b in '!'..='~' {
+                words.push(format!("{a}{b}"));
+            }
+        }
+        words.push("Straight.Shooter_2024-rn".to_owned());
+        for w in &words {
+            assert_eq!(ascii_key(w, true), slow_key(w), "key of {w:?}");
+            assert_eq!(ascii_key(w, false), slow_look_key(w), "look key of {w:?}");
+        }
+    }
 
     #[test]
     fn invisible_format_characters_are_refused_with_words_a_student_knows() {
