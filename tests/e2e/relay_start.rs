@@ -112,6 +112,20 @@ fn a_relay_bound_to_loopback_says_only_this_computer_can_join() {
     );
 }
 
+#[test]
+fn with_a_join_code_the_lines_to_type_carry_it() {
+    let relay = Relay::start(&["--no-console", "--join-code", "maple7"]);
+    let port = relay.addr.port();
+    let block = start_block(&relay);
+    assert_eq!(
+        block[1..],
+        [
+            format!("  udpchat --relay 127.0.0.1:{port} --nick YOURNAME --code maple7"),
+            format!("  course client: host 127.0.0.1 port {port}, name: YOURNAME maple7"),
+        ]
+    );
+}
+
 /// Every line's timestamp and the text after it.
 fn transcript_lines(file: &TempFile) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(&file.0).expect("transcript exists");

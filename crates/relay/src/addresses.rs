@@ -108,28 +108,41 @@ fn rank(ip: &IpAddr) -> u8 {
     }
 }
 
-/// The exact command a student types to join at `addr` with the
-/// `udpchat` client.
-pub fn client_command(addr: SocketAddr, lang: Lang) -> String {
-    let placeholder = match lang {
+/// The name a student fills in, in the lines they copy.
+fn name_placeholder(lang: Lang) -> &'static str {
+    match lang {
         Lang::En => "YOURNAME",
         Lang::Zh => "你的名字",
-    };
-    format!("udpchat --relay {addr} --nick {placeholder}")
+    }
+}
+
+/// The exact command a student types to join at `addr` with the
+/// `udpchat` client (with the room's join code, if it has one).
+pub fn client_command(addr: SocketAddr, code: Option<&str>, lang: Lang) -> String {
+    let placeholder = name_placeholder(lang);
+    match code {
+        Some(code) => format!("udpchat --relay {addr} --nick {placeholder} --code {code}"),
+        None => format!("udpchat --relay {addr} --nick {placeholder}"),
+    }
 }
 
 /// What a student types into a course client that asks for a host and a
-/// port (the classic dialect).
-pub fn course_client_line(addr: SocketAddr, lang: Lang) -> String {
-    let label = match lang {
-        Lang::En => "course client: ",
-        Lang::Zh => "课程客户端：",
+/// port (the classic dialect); with a join code, also what to type as the
+/// name (`N name CODE`, section 6 of PROTOCOL.md).
+pub fn course_client_line(addr: SocketAddr, code: Option<&str>, lang: Lang) -> String {
+    let (label, name) = match lang {
+        Lang::En => ("course client: ", ", name: "),
+        Lang::Zh => ("课程客户端：", "，名字："),
     };
-    format!("{label}host {} port {}", addr.ip(), addr.port())
+    let mut line = format!("{label}host {} port {}", addr.ip(), addr.port());
+    if let Some(code) = code {
+        let _ = write!(line, "{name}{} {code}", name_placeholder(lang));
+    }
+    line
 }
 
 /// The lines printed at start, after the `listening` line.
-pub fn render(reach: &Reach, lang: Lang) -> String {
+pub fn render(reach: &Reach, code: Option<&str>, lang: Lang) -> String {
     let mut s = String::new();
     match reach {
         Reach::Network(addrs) if addrs.is_empty() => s.push_str(match lang {
@@ -156,7 +169,7 @@ pub fn render(reach: &Reach, lang: Lang) -> String {
                     Lang::En => write!(s, "students join at {}{interface}:", a.addr.ip()),
                     Lang::Zh => write!(s, "学生加入地址 {}{interface}：", a.addr.ip()),
                 };
-                push_lines(&mut s, a.addr, lang);
+                push_lines(&mut s, a.addr, code, lang);
             }
         }
         Reach::LoopbackOnly(addr) => {
@@ -176,27 +189,28 @@ pub fn render(reach: &Reach, lang: Lang) -> String {
                     addr.port()
                 ),
             };
-            push_lines(&mut s, *addr, lang);
+            push_lines(&mut s, *addr, code, lang);
         }
     }
     s
 }
 
-fn push_lines(s: &mut String, addr: SocketAddr, lang: Lang) {
+fn push_lines(s: &mut String, addr: SocketAddr, code: Option<&str>, lang: Lang) {
     let _ = write!(
         s,
         "\n  {}\n  {}",
-        client_command(addr, lang),
-        course_client_line(addr, lang)
+        client_command(addr, code, lang),
+        course_client_line(addr, code, lang)
     );
 }
 
 /// The where-to-join lines for a relay bound at `bound` (its actual
 /// address, port included), asking the operating system for the
-/// interfaces. If it cannot say, the lines say so.
-pub fn where_to_join(bound: SocketAddr, v6_only: bool, lang: Lang) -> String {
+/// interfaces. If it cannot say, the lines say so. `code`: the room's
+/// join code at start (`--join-code`), which the lines include.
+pub fn where_to_join(bound: SocketAddr, v6_only: bool, code: Option<&str>, lang: Lang) -> String {
     match udpchat_udp::interface_addresses() {
-        Ok(interfaces) => render(&join_addresses(bound, v6_only, &interfaces), lang),
+        Ok(interfaces) => render(&join_addresses(bound, v6_only, &interfaces), code, lang),
         Err(e) => match lang {
             Lang::En => format!(
                 "where to join: cannot list this computer's network addresses ({e}); \
@@ -301,15 +315,15 @@ mod tests {
         let only_lo = [iface("lo", "127.0.0.1"), iface("lo", "::1")];
         let reach = join_addresses("0.0.0.0:10024".parse().unwrap(), false, &only_lo);
         assert_eq!(reach, Reach::Network(vec![]));
-        assert!(render(&reach, Lang::En).contains("no network address besides loopback"));
-        assert!(render(&reach, Lang::Zh).contains("没有网络地址"));
+        assert!(render(&reach, None, Lang::En).contains("no network address besides loopback"));
+        assert!(render(&reach, None, Lang::Zh).contains("没有网络地址"));
     }
 
     #[test]
     fn the_lines_are_what_a_student_types() {
         let reach = join_addresses("0.0.0.0:10024".parse().unwrap(), false, &classroom()[..4]);
         assert_eq!(
-            render(&reach, Lang::En),
+            render(&reach, None, Lang::En),
             "students join at 192.168.1.20 (wlan0):\n  \
              udpchat --relay 192.168.1.20:10024 --nick YOURNAME\n  \
              course client: host 192.168.1.20 port 10024\n\
@@ -322,7 +336,7 @@ mod tests {
             interface: "wlan0".into(),
         }]);
         assert_eq!(
-            render(&v6, Lang::Zh),
+            render(&v6, None, Lang::Zh),
             "学生加入地址 2001:db8::20（wlan0）：\n  \
              udpchat --relay [2001:db8::20]:10024 --nick 你的名字\n  \
              课程客户端：host 2001:db8::20 port 10024"
@@ -333,6 +347,7 @@ mod tests {
     fn loopback_only_says_how_to_let_students_in() {
         let text = render(
             &Reach::LoopbackOnly("127.0.0.1:4000".parse().unwrap()),
+            None,
             Lang::En,
         );
         assert!(text.starts_with("only this computer can join at 127.0.0.1"));
@@ -340,5 +355,20 @@ mod tests {
         assert!(text.ends_with(
             "\n  udpchat --relay 127.0.0.1:4000 --nick YOURNAME\n  course client: host 127.0.0.1 port 4000"
         ));
+    }
+
+    #[test]
+    fn with_a_join_code_the_lines_carry_it() {
+        let reach = join_addresses("0.0.0.0:10024".parse().unwrap(), false, &classroom()[..4]);
+        let text = render(&reach, Some("maple7"), Lang::En);
+        assert!(
+            text.starts_with(
+                "students join at 192.168.1.20 (wlan0):\n  \
+                 udpchat --relay 192.168.1.20:10024 --nick YOURNAME --code maple7\n  \
+                 course client: host 192.168.1.20 port 10024, name: YOURNAME maple7\n"
+            ),
+            "{text}"
+        );
+        assert!(render(&reach, Some("maple7"), Lang::Zh).ends_with("，名字：你的名字 maple7"));
     }
 }

@@ -127,7 +127,12 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
         let _ = writeln!(
             stdout,
             "{}",
-            addresses::where_to_join(server.local_addr(), server.ipv6_only(), lang)
+            addresses::where_to_join(
+                server.local_addr(),
+                server.ipv6_only(),
+                args.join_code.as_ref().map(|c| c.as_str()),
+                lang
+            )
         );
         if let Some(why) = console.without(lang, std::process::id()) {
             let _ = writeln!(stdout, "{why}");
