@@ -271,11 +271,11 @@ mod tests {
         // Non-loopback targets are refused before any socket exists (these
         // addresses are only parsed; nothing is sent to them).
         assert!(matches!(
-            loopback_target("10.0.0.1:10024"),
+            loopback_target("10.0.0.1:10024"), // parsed only, never sent to
             Err(BenchError::NotLoopback(_))
         ));
         assert!(matches!(
-            loopback_target("192.168.1.5:1"),
+            loopback_target("192.168.1.5:1"), // parsed only, never sent to
             Err(BenchError::NotLoopback(_))
         ));
         assert!(loopback_target("no port").is_err());

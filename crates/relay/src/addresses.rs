@@ -239,20 +239,22 @@ mod tests {
         }
     }
 
+    /// Made-up interface addresses: only parsed and formatted into lines,
+    /// never sent to.
     fn classroom() -> Vec<InterfaceAddr> {
         vec![
             iface("lo", "127.0.0.1"),
             iface("lo", "::1"),
             iface("eth0", "169.254.7.7"),
-            iface("wlan0", "192.168.1.20"),
+            iface("wlan0", "192.168.1.20"), // parsed only, never sent to
             iface("wlan0", "fe80::1234"),
             iface("wlan0", "2001:db8::20"),
             InterfaceAddr {
                 up: false,
-                ..iface("eth1", "10.9.9.9")
+                ..iface("eth1", "10.9.9.9") // parsed only, never sent to
             },
-            iface("docker0", "172.17.0.1"),
-            iface("wlan0", "192.168.1.20"),
+            iface("docker0", "172.17.0.1"), // parsed only, never sent to
+            iface("wlan0", "192.168.1.20"), // parsed only, never sent to
         ]
     }
 

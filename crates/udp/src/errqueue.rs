@@ -200,6 +200,17 @@ mod tests {
     use std::net::UdpSocket;
     use std::time::{Duration, Instant};
 
+    /// The first reports the error queue of `socket` yields (none after 5 s).
+    fn first_reports(socket: &UdpSocket) -> Vec<UnreachableReport> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while seen.is_empty() && Instant::now() < deadline {
+            drain_error_queue(socket, |report| seen.push(report));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    }
+
     #[test]
     fn port_unreachable_is_reported_with_the_destination() {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -210,12 +221,7 @@ mod tests {
             .local_addr()
             .unwrap();
         socket.send_to(b"x", dead).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
-        while seen.is_empty() && Instant::now() < deadline {
-            drain_error_queue(&socket, |report| seen.push(report));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let seen = first_reports(&socket);
         assert_eq!(
             seen,
             [UnreachableReport {
@@ -234,12 +240,7 @@ mod tests {
         enable_unreachable_reports(&socket, true).unwrap();
         let dead = UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap();
         socket.send_to(b"x", dead).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
-        while seen.is_empty() && Instant::now() < deadline {
-            drain_error_queue(&socket, |report| seen.push(report));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let seen = first_reports(&socket);
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].destination.port(), dead.port());
         assert_eq!(seen[0].offender, Some(dead.ip()));
@@ -266,12 +267,7 @@ mod tests {
         if socket.send_to(b"x", mapped).is_err() {
             return; // a v6-only socket
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
-        while seen.is_empty() && Instant::now() < deadline {
-            drain_error_queue(&socket, |report| seen.push(report));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let seen = first_reports(&socket);
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].destination.port(), dead.port());
         assert!(seen[0].from_destination(), "{seen:?}");
@@ -361,12 +357,7 @@ mod tests {
             eprintln!("skipped: raw sockets need root");
             return;
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
-        while seen.is_empty() && Instant::now() < deadline {
-            drain_error_queue(&socket, |report| seen.push(report));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let seen = first_reports(&socket);
         assert_eq!(
             seen,
             [UnreachableReport {
