@@ -735,6 +735,7 @@ fn run_terminal(
             JoinOutcome::Ended(code) => return Ok(code),
         }
     }
+    log::debug!("joined {label} as {nick} (terminal mode)");
     shared.printer.show(&Line::Notice(Msg::Joined {
         relay: label.clone(),
         nick: nick.to_string(),
@@ -801,9 +802,7 @@ fn run_terminal(
                                 .filter(|p| !p.trim().is_empty())
                                 .count();
                             if rest > 0 {
-                                shared
-                                    .printer
-                                    .complain(Msg::LinesAfterQuit { count: rest });
+                                shared.printer.complain(Msg::LinesAfterQuit { count: rest });
                             }
                             break 'prompt Ok(0);
                         }
@@ -829,6 +828,7 @@ fn run_terminal(
             Err(e) => break Err(CliError::from(e)),
         }
     };
+    log::debug!("leaving the room");
     shared.quit();
     shared.stop.store(true, Ordering::Relaxed);
     let _ = reader.join();

@@ -473,14 +473,15 @@ impl crate::CliError {
             E::Socket { addr, source } => {
                 format!("无法打开连接 {addr} 的 UDP 套接字：{source}")
             }
-            E::NoRelay(addr) => format!(
-                "{addr} 没有服务器回应；请检查地址，并确认 udpchat-relay 正在运行"
-            ),
-            E::NickRequired => "标准输入不是终端时必须给出 --nick，例如 printf 'hi\\n' | udpchat --nick bot".into(),
-            E::BadNick { nick, source } => format!(
-                "昵称 {nick:?} 无效：{}",
-                parse_error_text(source, Lang::Zh)
-            ),
+            E::NoRelay(addr) => {
+                format!("{addr} 没有服务器回应；请检查地址，并确认 udpchat-relay 正在运行")
+            }
+            E::NickRequired => {
+                "标准输入不是终端时必须给出 --nick，例如 printf 'hi\\n' | udpchat --nick bot".into()
+            }
+            E::BadNick { nick, source } => {
+                format!("昵称 {nick:?} 无效：{}", parse_error_text(source, Lang::Zh))
+            }
             E::Refused { nick, reason } => {
                 let reason = if text_lang(reason) == Lang::Zh {
                     reason.clone()
@@ -646,7 +647,9 @@ mod tests {
                 more: false,
                 error: ParseError::ControlChar(7),
             },
-            Msg::UnknownCommand { verb: "frob".into() },
+            Msg::UnknownCommand {
+                verb: "frob".into(),
+            },
             Msg::Usage {
                 usage: "/msg NICK text",
             },
@@ -766,7 +769,10 @@ mod tests {
             seen[variant(m)] = true;
         }
         let missing: Vec<usize> = (0..VARIANTS).filter(|&i| !seen[i]).collect();
-        assert!(missing.is_empty(), "variants without an example: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "variants without an example: {missing:?}"
+        );
         for m in &all {
             let en = m.text(Lang::En);
             let zh = m.text(Lang::Zh);

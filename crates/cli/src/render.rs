@@ -151,7 +151,10 @@ fn nick_sgr(nick: &str, own: bool) -> String {
 pub fn mentions(text: &str, me: &Nick) -> bool {
     let key = me.key();
     let nick_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
-    let wide = me.as_str().chars().any(|c| width(c.encode_utf8(&mut [0; 4])) == 2);
+    let wide = me
+        .as_str()
+        .chars()
+        .any(|c| width(c.encode_utf8(&mut [0; 4])) == 2);
     text.split(|c: char| !nick_char(c))
         .filter(|w| !w.is_empty())
         .any(|word| {

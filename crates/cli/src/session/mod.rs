@@ -477,9 +477,9 @@ impl Session {
                     self.privates.retransmit(now, &mut self.budget, &mut out);
                 }
             }
-            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(
-                Line::Error(Msg::NotConnected),
-            )),
+            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => {
+                out.push(Action::Show(Line::Error(Msg::NotConnected)))
+            }
             Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
             // Sent once, like WHO: no answer means it was lost; type it again.
             Input::Hand(question) => {

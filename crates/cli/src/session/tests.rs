@@ -212,8 +212,10 @@ fn rename_to_a_reserved_or_look_alike_nick_shows_the_reason() {
     );
     assert_eq!(
         shown_en(&a),
-        ["! cannot change nickname: the nickname teacher is reserved for the teacher and the \
-          relay; choose another"],
+        [
+            "! cannot change nickname: the nickname teacher is reserved for the teacher and the \
+          relay; choose another"
+        ],
         "{a:?}"
     );
     assert!(s.is_joined());
