@@ -26,7 +26,7 @@ pub fn lang_from_env() -> Lang {
 pub fn lang_from(var: impl Fn(&str) -> Option<String>) -> Lang {
     let value = ["LC_ALL", "LC_MESSAGES", "LANG"]
         .into_iter()
-        .filter_map(|name| var(name))
+        .filter_map(var)
         .find(|v| !v.is_empty());
     match value {
         Some(v) if v.to_ascii_lowercase().starts_with("zh") => Lang::Zh,

@@ -596,6 +596,138 @@ mod tests {
         assert_eq!(super::input_rows("ab> ", line, 11, &grapheme), 1);
     }
 
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_nickname_keeps_its_colour_whatever_its_case_and_names_spread_over_the_palette() {
+        assert_eq!(nick_color("alice"), nick_color("Alice"));
+        assert_eq!(nick_color("alice"), nick_color("ALICE"));
+        // Fixed values: the same in every run and on every machine.
+        assert_eq!(nick_color("bob"), nick_color("b0b"));
+        let colours: std::collections::HashSet<u8> = (0..200)
+            .map(|i| nick_color(&format!("student{i}")))
+            .collect();
+        assert_eq!(colours.len(), NICK_COLORS.len(), "{colours:?}");
+        // No white, black, greys or yellows: readable on dark and light.
+        for c in NICK_COLORS {
+            assert!(
+                !matches!(c, 0 | 7 | 8 | 15 | 16 | 231..=255 | 3 | 11 | 226..=230),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn nicknames_are_painted_and_our_own_is_bold() {
+        let style = Style {
+            color: true,
+            time: "10:00".into(),
+            ..Style::default()
+        };
+        let out = render(&chat("bob", "hi", false), &style);
+        let sgr = format!("\x1b[38;5;{}m", nick_color("bob"));
+        assert_eq!(out, format!("10:00 {sgr}bob{RESET}: hi"));
+        let out = render(&chat("alice", "hi", true), &style);
+        let sgr = format!("\x1b[1;38;5;{}m", nick_color("alice"));
+        assert_eq!(out, format!("10:00 {sgr}alice{RESET} (you): hi"));
+    }
+
+    #[test]
+    fn mentions_are_words_by_the_nickname_rules() {
+        let me = nick("alice");
+        for text in [
+            "alice",
+            "hi alice!",
+            "ALICE, look",
+            "thanks Alice.",
+            "@alice what",
+            "is that you, ａｌｉｃｅ?",
+        ] {
+            assert!(mentions(text, &me), "{text}");
+        }
+        for text in ["malice", "alice_2 said", "alicexyz", "ali ce", ""] {
+            assert!(!mentions(text, &me), "{text}");
+        }
+        // Look-alike spellings count: the key of b0b is the key of bob.
+        assert!(mentions("ask b0b", &nick("bob")));
+        // A Chinese name counts inside a run of Chinese text.
+        assert!(mentions("小明你好", &nick("小明")));
+        assert!(!mentions("小红你好", &nick("小明")));
+    }
+
+    #[test]
+    fn a_line_for_us_is_highlighted_others_are_not() {
+        let me = nick("alice");
+        let style = Style {
+            color: true,
+            me: Some(me.clone()),
+            ..Style::default()
+        };
+        let mention = chat("bob", "hi alice", false);
+        let private = Line::PrivateFrom {
+            from: "bob".into(),
+            text: "psst".into(),
+        };
+        let ordinary = chat("bob", "hi all", false);
+        let own = chat("alice", "I am alice", true);
+        let old = Line::Chat {
+            nick: "bob".into(),
+            text: "alice?".into(),
+            own: false,
+            history: true,
+        };
+        for line in [&mention, &private] {
+            assert!(is_for_me(line, Some(&me)), "{line:?}");
+            assert!(render(line, &style).contains(HIGHLIGHT), "{line:?}");
+        }
+        for line in [&ordinary, &own, &old] {
+            assert!(!is_for_me(line, Some(&me)), "{line:?}");
+            assert!(!render(line, &style).contains(HIGHLIGHT), "{line:?}");
+        }
+        // Without colours, nothing but text.
+        let plain = Style {
+            me: Some(me),
+            ..Style::default()
+        };
+        assert_eq!(render(&mention, &plain), "bob: hi alice");
+    }
+
+    #[test]
+    fn room_lines_in_chinese() {
+        let style = Style {
+            lang: Lang::Zh,
+            time: "09:05".into(),
+            ..Style::default()
+        };
+        assert_eq!(
+            render(&chat("me", "hi", true), &style),
+            "09:05 me （你）: hi"
+        );
+        assert_eq!(
+            render(
+                &Line::Join {
+                    nick: "bob".into(),
+                    history: false
+                },
+                &style
+            ),
+            "09:05 * bob 加入了"
+        );
+        assert_eq!(
+            render(
+                &Line::PrivateFrom {
+                    from: "bob".into(),
+                    text: "psst".into()
+                },
+                &style
+            ),
+            "09:05 [来自 bob 的私信] psst"
+        );
+        assert!(render(&Line::Help, &style).contains("/clear"));
+    }
+
     #[test]
     fn who_lists_nicks() {
         let line = Line::Who {
