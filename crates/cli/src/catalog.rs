@@ -192,7 +192,7 @@ pub enum Msg {
     ShortLost { count: u64 },
 
     // --- pieces of room lines ---
-    /// `(you)` after our own name.
+    /// ` (you)` right after our own name.
     You,
     /// The label of the host's lines.
     HostLabel,
@@ -410,7 +410,8 @@ impl Msg {
                 format!("{count} room message(s) lost for good"),
                 format!("有 {count} 条聊天室消息永久丢失"),
             ),
-            Msg::You => pick("(you)".into(), "（你）".into()),
+            // Right after our name: a space before the English words only.
+            Msg::You => pick(" (you)".into(), "（你）".into()),
             Msg::HostLabel => pick("[host]".into(), "[主持人]".into()),
             Msg::History { at } => match at {
                 None => pick("[history]".into(), "[历史]".into()),

@@ -231,7 +231,7 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
             let sgr = nick_sgr(&nick, *own);
             let mut label = vec![(nick, sgr)];
             if *own {
-                label.push((format!(" {}", Msg::You.text(lang)), String::new()));
+                label.push((Msg::You.text(lang), String::new()));
             }
             label.push((": ".into(), String::new()));
             (label, text.clone(), highlight)
@@ -703,7 +703,7 @@ mod tests {
         };
         assert_eq!(
             render(&chat("me", "hi", true), &style),
-            "09:05 me （你）: hi"
+            "09:05 me（你）: hi"
         );
         assert_eq!(
             render(
