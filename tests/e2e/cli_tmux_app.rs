@@ -261,8 +261,8 @@ fn a_mention_and_a_private_message_are_highlighted_and_ring_the_bell_once_each()
 }
 
 #[test]
-fn tab_completes_commands_and_nicknames_and_up_brings_back_lines() {
-    if skip("tab_completes_commands_and_nicknames_and_up_brings_back_lines") {
+fn tab_completes_commands_and_nicknames_up_brings_back_lines_ctrl_d_leaves() {
+    if skip("tab_completes_commands_and_nicknames_up_brings_back_lines_ctrl_d_leaves") {
         return;
     }
     let relay = Relay::start_with_console(&[]);
@@ -318,6 +318,11 @@ fn tab_completes_commands_and_nicknames_and_up_brings_back_lines() {
         assert!(Instant::now() < deadline, "{:#?}", alice.stdout.all());
         thread::sleep(Duration::from_millis(50));
     }
+
+    // Ctrl-D on the empty line: bob leaves properly.
+    tmux.wait_screen("the empty prompt", |s| prompt_line(s) == "bob>");
+    tmux.press(&["C-d"]);
+    alice.stdout.wait_contains("* bob left");
 }
 
 #[test]

@@ -823,7 +823,7 @@ fn run_terminal(
                 }
             }
             // Ctrl-C on an empty line (on a typed one it clears it, see
-            // `ClearOrLeave`), or Ctrl-D on an empty line.
+            // `ChatHelper`), or Ctrl-D on an empty line.
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ok(0),
             Err(e) => break Err(CliError::from(e)),
         }
