@@ -20,6 +20,7 @@ mod support;
 mod cli_chat;
 mod cli_resume;
 mod cli_tmux;
+mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod flood_joins;
 mod hostile;

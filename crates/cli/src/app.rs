@@ -21,12 +21,14 @@ use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, SessionKey, DEFAULT_PORT};
 
-use crate::command::{parse_input, refusal_text, split_long_line, typed_messages, Input};
-use crate::render::{input_rows, render, render_said, Line, Style};
+use crate::catalog::{lang_from_env, Lang, Msg, Reason};
+use crate::command::{parse_input, refusal, split_long_line, typed_messages, Input};
+use crate::complete::{complete, Roster};
+use crate::render::{input_rows, is_for_me, render, render_said, Line, Style};
 use crate::session::{Action, Session, Shortfall};
 use crate::state::{data_dir, StateFile};
 use crate::text::sanitize;
-use crate::{Args, CliError};
+use crate::{Args, CliError, ColorChoice};
 
 /// The longest one socket read waits. The reader sleeps until the session's
 /// next deadline ([`Session::poll_timeout`]), but input is handled on the
@@ -56,13 +58,33 @@ const GRACE_STALL: Duration = Duration::from_secs(5);
 /// no goal yet, and the question is repeated meanwhile), this long.
 const GRACE_UNANSWERED: Duration = Duration::from_secs(15);
 
+/// The language of the client's lines: `--lang`, else on a terminal the
+/// environment's; piped, English (scripts read it).
+pub fn lang(args: &Args) -> Lang {
+    match args.lang {
+        Some(lang) => lang,
+        None if io::stdin().is_terminal() => lang_from_env(),
+        None => Lang::En,
+    }
+}
+
+/// Whether to colour: `--color`, and for `auto` a terminal without
+/// `NO_COLOR` (any value but empty, as no-color.org says).
+fn use_color(choice: ColorChoice, stdout_tty: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout_tty && no_color.is_none_or(|v| v.is_empty()),
+    }
+}
+
 /// Runs the client; returns the exit code.
 pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
     let (addr, label) = resolve(&args.relay)?;
     let socket = open_socket(addr, &label)?;
     let interactive = io::stdin().is_terminal();
     let stdout_tty = io::stdout().is_terminal();
-    let color = stdout_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = use_color(args.color, stdout_tty, std::env::var_os("NO_COLOR"));
     let printer = Printer {
         screen: Mutex::new(None),
         editing: Mutex::new(false),
@@ -70,6 +92,11 @@ pub fn run(args: Args, offset: Option<UtcOffset>) -> Result<u8, CliError> {
         wrap: stdout_tty,
         offset,
         piped: !interactive,
+        lang: lang(&args),
+        // The bell is for a person at a terminal, never in a transcript.
+        bell: interactive && stdout_tty && !args.no_bell,
+        me: Mutex::new(None),
+        roster: Arc::new(Mutex::new(Roster::default())),
     };
     if interactive {
         run_terminal(args, socket, printer, label)
@@ -182,6 +209,14 @@ struct Printer {
     wrap: bool,
     offset: Option<UtcOffset>,
     piped: bool,
+    /// The language of the client's own words.
+    lang: Lang,
+    /// Ring the terminal bell for a line for us ([`is_for_me`]).
+    bell: bool,
+    /// Our nickname now, for mentions.
+    me: Mutex<Option<Nick>>,
+    /// Who is in the room, for Tab.
+    roster: Arc<Mutex<Roster>>,
 }
 
 impl Printer {
@@ -197,11 +232,14 @@ impl Printer {
             color: self.color,
             columns,
             time: format!("{:02}:{:02}", local.hour(), local.minute()),
+            lang: self.lang,
+            me: lock(&self.me).clone(),
         }
     }
 
     fn show(&self, line: &Line) {
-        let text = match line {
+        lock(&self.roster).observe(line);
+        let mut text = match line {
             Line::Said { ago, line } => {
                 let said = OffsetDateTime::now_utc() - *ago;
                 let said = self.offset.map_or(said, |o| said.to_offset(o));
@@ -210,6 +248,9 @@ impl Printer {
             }
             _ => render(line, &self.style()),
         };
+        if self.bell && is_for_me(line, lock(&self.me).as_ref()) {
+            text.insert(0, '\x07');
+        }
         let editing = lock(&self.editing);
         if *editing {
             // Not under `editing`: this may block until the editor reads
@@ -284,12 +325,24 @@ impl Printer {
 
     /// A problem with what the user typed: on stderr when piped, so the
     /// stdout transcript stays one event per line.
-    fn complain(&self, text: &str) {
+    fn complain(&self, msg: Msg) {
         if self.piped {
-            eprintln!("udpchat: {}", sanitize(text));
+            eprintln!("udpchat: {}", sanitize(&msg.text(self.lang)));
         } else {
-            self.show(&Line::Error(text.to_owned()));
+            self.show(&Line::Error(msg));
         }
+    }
+
+    /// `/clear`: the screen empty, the prompt at the top (outside
+    /// `readline`, so straight to stdout).
+    fn clear_screen(&self) {
+        if self.piped {
+            return;
+        }
+        let _editing = lock(&self.editing);
+        let mut out = io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J\x1b[3J");
+        let _ = out.flush();
     }
 }
 
@@ -312,7 +365,10 @@ struct Shared {
 /// What the handshake ended with.
 enum JoinOutcome {
     Joined,
-    Refused(String),
+    Refused {
+        code: udpchat_proto::ErrorCode,
+        reason: String,
+    },
     NoRelay,
     Ended(u8),
 }
@@ -328,9 +384,14 @@ impl Shared {
                         log::debug!("send: {e}");
                     }
                 }
-                Action::Show(line) => self.printer.show(&line),
+                Action::Show(line) => {
+                    *lock(&self.printer.me) = Some(self.session().nick().clone());
+                    self.printer.show(&line);
+                }
                 Action::Joined { .. } => outcome = Some(JoinOutcome::Joined),
-                Action::Refused { reason, .. } => outcome = Some(JoinOutcome::Refused(reason)),
+                Action::Refused { code, reason } => {
+                    outcome = Some(JoinOutcome::Refused { code, reason })
+                }
                 Action::NoRelay => outcome = Some(JoinOutcome::NoRelay),
                 Action::End { code } => {
                     *lock(&self.ended) = Some(code);
@@ -339,8 +400,7 @@ impl Shared {
                         let _ = io::stdout().flush();
                         std::process::exit(i32::from(code));
                     } else {
-                        self.printer
-                            .show(&Line::Notice("press Enter to leave".into()));
+                        self.printer.show(&Line::Notice(Msg::PressEnterToLeave));
                     }
                 }
             }
@@ -520,7 +580,7 @@ fn run_piped(
     leave_on_interrupt(&shared);
     match shared.join() {
         JoinOutcome::Joined => {}
-        JoinOutcome::Refused(reason) => {
+        JoinOutcome::Refused { reason, .. } => {
             return Err(CliError::Refused {
                 nick: nick.to_string(),
                 reason: sanitize(&reason).into_owned(),
@@ -548,7 +608,7 @@ fn run_piped(
             match parse_input(piece) {
                 Ok(Input::Quit) => break 'lines,
                 Ok(input) => shared.input(input),
-                Err(e) => shared.printer.complain(&e.to_string()),
+                Err(e) => shared.printer.complain(e.msg()),
             }
         }
     }
@@ -588,7 +648,7 @@ fn run_piped(
     }
     let shortfall = shared.session().shortfall();
     for line in shortfall_lines(&shortfall) {
-        eprintln!("udpchat: {line}");
+        eprintln!("udpchat: {}", line.text(shared.printer.lang));
     }
     shared.quit();
     shared.stop.store(true, Ordering::Relaxed);
@@ -597,23 +657,20 @@ fn run_piped(
 }
 
 /// What piped mode says on stderr when it leaves without everything.
-fn shortfall_lines(s: &Shortfall) -> Vec<String> {
+fn shortfall_lines(s: &Shortfall) -> Vec<Msg> {
     let mut lines = Vec::new();
     if s.unconfirmed > 0 {
-        lines.push(format!(
-            "{} of our message(s) not confirmed by the relay; they may not have arrived",
-            s.unconfirmed
-        ));
+        lines.push(Msg::ShortUnconfirmed {
+            count: s.unconfirmed,
+        });
     }
     match s.missing {
-        None => lines.push(
-            "the relay never said how many room messages there were; some may be missing".into(),
-        ),
+        None => lines.push(Msg::ShortUnanswered),
         Some(0) => {}
-        Some(n) => lines.push(format!("{n} room message(s) not received")),
+        Some(n) => lines.push(Msg::ShortMissing { count: n }),
     }
     if s.lost > 0 {
-        lines.push(format!("{} room message(s) lost for good", s.lost));
+        lines.push(Msg::ShortLost { count: s.lost });
     }
     lines
 }
@@ -625,14 +682,15 @@ fn run_terminal(
     label: String,
 ) -> Result<u8, CliError> {
     let no_repair = args.no_repair;
-    let mut editor = new_editor()?;
+    let lang = printer.lang;
+    let mut editor = new_editor(Arc::clone(&printer.roster))?;
     let mut nick = match args.nick.as_deref().map(check_nick) {
         Some(Ok(nick)) => nick,
         Some(Err(e)) => {
-            println!("{e}");
-            ask_nick(&mut editor)?
+            println!("{}", e.text(lang));
+            ask_nick(&mut editor, lang)?
         }
-        None => ask_nick(&mut editor)?,
+        None => ask_nick(&mut editor, lang)?,
     };
     let (session, state) = new_session(
         nick.clone(),
@@ -651,18 +709,17 @@ fn run_terminal(
     });
     leave_on_interrupt(&shared);
     if shared.printer.offset.is_none() {
-        shared.printer.show(&Line::Notice(
-            "times are UTC (the local time zone is unknown)".into(),
-        ));
+        shared.printer.show(&Line::Notice(Msg::TimesAreUtc));
     }
     loop {
         match shared.join() {
             JoinOutcome::Joined => break,
-            JoinOutcome::Refused(reason) => {
-                shared.printer.show(&Line::Error(format!(
-                    "the relay refused the nickname {nick}: {reason}"
-                )));
-                nick = ask_nick(&mut editor)?;
+            JoinOutcome::Refused { code, reason } => {
+                shared.printer.show(&Line::Error(Msg::NickRefused {
+                    nick: nick.to_string(),
+                    reason: Reason::coded(code, reason),
+                }));
+                nick = ask_nick(&mut editor, lang)?;
                 // The resume file (and any token in it) is per nickname.
                 let (fresh, state) = new_session(
                     nick.clone(),
@@ -678,9 +735,11 @@ fn run_terminal(
             JoinOutcome::Ended(code) => return Ok(code),
         }
     }
-    shared.printer.show(&Line::Notice(format!(
-        "joined {label} as {nick}; type /help for commands"
-    )));
+    log::debug!("joined {label} as {nick} (terminal mode)");
+    shared.printer.show(&Line::Notice(Msg::Joined {
+        relay: label.clone(),
+        nick: nick.to_string(),
+    }));
     // From here on, lines go above the prompt through rustyline's external
     // printer; direct writes would land in the middle of the typed line.
     if let Ok(external) = editor.create_external_printer() {
@@ -692,14 +751,28 @@ fn run_terminal(
     };
     let result = 'prompt: loop {
         let prompt = format!("{}> ", shared.session().nick());
+        if let Some(helper) = editor.helper() {
+            lock(&helper.typed).clear();
+        }
         shared.printer.start_editing();
         let read = editor.readline(&prompt);
+        // Ctrl-C with something typed: rustyline gives up the line; it is
+        // erased like an accepted one, and the prompt comes back empty.
+        let cleared = match (&read, editor.helper()) {
+            (Err(ReadlineError::Interrupted), Some(helper)) => {
+                Some(lock(&helper.typed).clone()).filter(|typed| !typed.is_empty())
+            }
+            _ => None,
+        };
+        let shown = read.as_ref().ok().or(cleared.as_ref());
         shared.printer.end_editing(
-            read.as_ref()
-                .ok()
-                .map(|line| (prompt.as_str(), line.as_str())),
+            shown.map(|line| (prompt.as_str(), line.as_str())),
             editor.config_mut().grapheme_cluster_mode(),
         );
+        if cleared.is_some() {
+            log::debug!("Ctrl-C cleared the typed line");
+            continue;
+        }
         match read {
             Ok(line) => {
                 if let Some(code) = *lock(&shared.ended) {
@@ -729,9 +802,7 @@ fn run_terminal(
                                 .filter(|p| !p.trim().is_empty())
                                 .count();
                             if rest > 0 {
-                                shared
-                                    .printer
-                                    .complain(&format!("{rest} line(s) after /quit were not sent"));
+                                shared.printer.complain(Msg::LinesAfterQuit { count: rest });
                             }
                             break 'prompt Ok(0);
                         }
@@ -745,15 +816,19 @@ fn run_terminal(
                                 thread::sleep(Duration::from_millis(10));
                             }
                         }
+                        Ok(Input::Clear) => shared.printer.clear_screen(),
                         Ok(input) => shared.input(input),
-                        Err(e) => shared.printer.complain(&refusal_text(piece, &e)),
+                        Err(e) => shared.printer.complain(refusal(piece, &e)),
                     }
                 }
             }
+            // Ctrl-C on an empty line (on a typed one it clears it, see
+            // `ChatHelper`), or Ctrl-D on an empty line.
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => break Ok(0),
             Err(e) => break Err(CliError::from(e)),
         }
     };
+    log::debug!("leaving the room");
     shared.quit();
     shared.stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
@@ -762,59 +837,84 @@ fn run_terminal(
 }
 
 /// The line editor at the prompt.
-type LineEditor = Editor<TabAsSpaces, DefaultHistory>;
+type LineEditor = Editor<ChatHelper, DefaultHistory>;
 
 /// What rustyline does with keys besides its own editing, which already
 /// keeps every other key out of the text: arrows, Home, End, PageUp, F-keys
 /// and unknown escape sequences move the cursor, recall history or do
 /// nothing, and only printable characters are inserted (and a control
 /// character inserted on purpose with Ctrl-V is refused with a reason when
-/// the line is sent, see `command::refusal_text`). Tab is rustyline's
-/// completion key, which with no completer does nothing, so a tab typed
-/// or pasted without bracketed paste (where it arrives as the Tab key)
-/// vanished from the line: here it inserts the four spaces a tab in a
-/// message becomes anyway (`command::parse_input`).
-struct TabAsSpaces;
+/// the line is sent, see `command::refusal_text`).
+///
+/// Tab completes a command or a nickname ([`complete`]). Where there is
+/// nothing to complete it inserts the four spaces a tab in a message
+/// becomes anyway (`command::parse_input`), as a tab typed or pasted
+/// without bracketed paste (where it arrives as the Tab key) did before
+/// completion.
+///
+/// It also keeps the line as typed so far: rustyline asks the hinter for a
+/// hint after every change, and returns Ctrl-C as `Interrupted` without
+/// the line, which the client needs to tell "clear this line" from "leave".
+struct ChatHelper {
+    roster: Arc<Mutex<Roster>>,
+    typed: Mutex<String>,
+}
 
-impl Completer for TabAsSpaces {
+impl Completer for ChatHelper {
     type Candidate = String;
 
     fn complete(
         &self,
-        _line: &str,
+        line: &str,
         pos: usize,
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        // One candidate, inserted at the cursor (with `CompletionType::List`
-        // a single candidate is taken at once, however often Tab is
-        // pressed).
-        Ok((pos, vec!["    ".to_owned()]))
+        let (start, found) = complete(line, pos, &lock(&self.roster));
+        if found.is_empty() {
+            // One candidate, inserted at the cursor (with
+            // `CompletionType::List` a single candidate is taken at once).
+            return Ok((pos, vec!["    ".to_owned()]));
+        }
+        Ok((start, found))
     }
 }
 
-impl Hinter for TabAsSpaces {
+impl Hinter for ChatHelper {
     type Hint = String;
+
+    fn hint(&self, line: &str, _pos: usize, _ctx: &rustyline::Context<'_>) -> Option<String> {
+        let mut typed = lock(&self.typed);
+        typed.clear();
+        typed.push_str(line);
+        None
+    }
 }
 
-impl Highlighter for TabAsSpaces {}
+impl Highlighter for ChatHelper {}
 
-impl Validator for TabAsSpaces {}
+impl Validator for ChatHelper {}
 
-impl Helper for TabAsSpaces {}
+impl Helper for ChatHelper {}
 
-fn new_editor() -> Result<LineEditor, CliError> {
+fn new_editor(roster: Arc<Mutex<Roster>>) -> Result<LineEditor, CliError> {
+    // History stays in memory: nothing typed is ever written to disk.
     let config = Config::builder()
         .completion_type(CompletionType::List)
+        .max_history_size(1000)?
+        .history_ignore_dups(true)?
         .build();
     let mut editor = LineEditor::with_config(config)?;
-    editor.set_helper(Some(TabAsSpaces));
+    editor.set_helper(Some(ChatHelper {
+        roster,
+        typed: Mutex::new(String::new()),
+    }));
     Ok(editor)
 }
 
 /// Asks for a nickname until a valid one is typed.
-fn ask_nick(editor: &mut LineEditor) -> Result<Nick, CliError> {
+fn ask_nick(editor: &mut LineEditor, lang: Lang) -> Result<Nick, CliError> {
     loop {
-        let typed = match editor.readline("nickname: ") {
+        let typed = match editor.readline(&Msg::NickPrompt.text(lang)) {
             Ok(typed) => typed,
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
                 return Err(CliError::Cancelled)
@@ -823,7 +923,7 @@ fn ask_nick(editor: &mut LineEditor) -> Result<Nick, CliError> {
         };
         match check_nick(&typed) {
             Ok(nick) => return Ok(nick),
-            Err(e) => println!("{e}"),
+            Err(e) => println!("{}", e.text(lang)),
         }
     }
 }
@@ -845,6 +945,18 @@ mod tests {
         assert_eq!(addr, "[::1]:10024".parse().unwrap());
         let (addr, _) = resolve("localhost:4000").unwrap();
         assert!(addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_the_terminal_and_no_color() {
+        use std::ffi::OsString;
+        let set = || Some(OsString::from("1"));
+        assert!(use_color(ColorChoice::Auto, true, None));
+        assert!(use_color(ColorChoice::Auto, true, Some(OsString::new())));
+        assert!(!use_color(ColorChoice::Auto, true, set()));
+        assert!(!use_color(ColorChoice::Auto, false, None));
+        assert!(use_color(ColorChoice::Always, false, set()));
+        assert!(!use_color(ColorChoice::Never, true, None));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What a typed line means: a message for the room or a `/command`.
 
 use thiserror::Error;
+
+use crate::catalog::Msg;
 use udpchat_proto::{Nick, ParseError, Text, MAX_TEXT_BYTES};
 
 /// One typed line, understood.
@@ -25,6 +27,9 @@ pub enum Input {
     Quit,
     /// `/help`.
     Help,
+    /// `/clear`: clear the screen (the terminal's business, not the
+    /// session's).
+    Clear,
     /// An empty or blank line: nothing to do.
     Nothing,
 }
@@ -80,6 +85,7 @@ pub fn parse_input(line: &str) -> Result<Input, InputError> {
         }
         "quit" | "exit" => Ok(Input::Quit),
         "help" | "?" => Ok(Input::Help),
+        "clear" => Ok(Input::Clear),
         "nick" => {
             let new = args.trim();
             if new.is_empty() {
@@ -158,27 +164,42 @@ pub fn typed_messages(typed: &str) -> Vec<&str> {
         .collect()
 }
 
+impl InputError {
+    /// The message the user reads, in any language (its English words are
+    /// this error's `Display`).
+    pub fn msg(&self) -> Msg {
+        match self {
+            InputError::UnknownCommand(verb) => Msg::UnknownCommand { verb: verb.clone() },
+            InputError::Usage(usage) => Msg::Usage { usage },
+            InputError::Nick(error) | InputError::Text(error) => Msg::Invalid {
+                error: error.clone(),
+            },
+        }
+    }
+}
+
 /// What the user reads when a typed or pasted line cannot be sent: which
 /// line (its start, made safe to show) and why. Problems with a command
 /// (usage, unknown command) already say what to do and are shown as they
 /// are.
-pub fn refusal_text(line: &str, error: &InputError) -> String {
+pub fn refusal(line: &str, error: &InputError) -> Msg {
     match error {
-        InputError::Text(_) => {
+        InputError::Text(error) => {
             const SHOWN: usize = 40;
             let start: String = line.chars().take(SHOWN).collect();
-            let more = if line.chars().nth(SHOWN).is_some() {
-                "…"
-            } else {
-                ""
-            };
-            format!(
-                "not sent: \"{}{more}\": {error}",
-                crate::text::sanitize(&start)
-            )
+            Msg::LineNotSent {
+                start: crate::text::sanitize(&start).into_owned(),
+                more: line.chars().nth(SHOWN).is_some(),
+                error: error.clone(),
+            }
         }
-        _ => error.to_string(),
+        _ => error.msg(),
     }
+}
+
+/// [`refusal`] in English.
+pub fn refusal_text(line: &str, error: &InputError) -> String {
+    refusal(line, error).text(crate::catalog::Lang::En)
 }
 
 fn text(s: &str) -> Result<Text, InputError> {
@@ -210,6 +231,7 @@ mod tests {
         assert_eq!(parse_input("/WHO"), Ok(Input::Who));
         assert_eq!(parse_input("/quit"), Ok(Input::Quit));
         assert_eq!(parse_input("/help"), Ok(Input::Help));
+        assert_eq!(parse_input("/clear"), Ok(Input::Clear));
         assert_eq!(
             parse_input("/nick 小红"),
             Ok(Input::Rename(Nick::new("小红").unwrap()))

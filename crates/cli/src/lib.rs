@@ -8,7 +8,9 @@
 //! relay sends is trusted: it is parsed strictly and every string is
 //! sanitized before it reaches the terminal.
 
+pub mod catalog;
 pub mod command;
+pub mod complete;
 pub mod reassembly;
 pub mod render;
 pub mod session;
@@ -44,14 +46,25 @@ pub use error::CliError;
         /msg NICK text   private message to NICK\n  \
         /nick NEW        change your nickname\n  \
         /hand [question] raise your hand; the teacher calls on you in turn\n  \
-        /quit            leave (Ctrl-D and Ctrl-C too)\n  \
-        /help            list the commands\n  \
+        /me text         an action: /me waves shows * alice waves\n  \
+        /clear           clear the screen\n  \
+        /quit            leave\n  \
+        /help            list the commands and keys\n  \
         //text           send a message that starts with /\n\n\
+        Keys: Tab completes nicknames and commands; Up and Down bring back earlier \
+        lines; Ctrl-C clears the line, and on an empty line leaves; Ctrl-D on an empty \
+        line leaves; Ctrl-L clears the screen.\n\n\
         Examples:\n  \
         udpchat --relay classroom-server:10024 --nick alice\n  \
         udpchat --relay classroom-server:10024 --nick alice --code maple7   (a room with a join code)\n  \
+        udpchat --nick 小明 --lang zh   (Chinese)\n  \
         printf 'hello\\n' | udpchat --nick bot\n\n\
-        Colours are used only when stdout is a terminal and NO_COLOR is not set."
+        Each nickname has its own colour, yours in bold. A message that mentions your \
+        name, and every private message, is highlighted and rings the terminal bell \
+        (--no-bell: no bell). Colours are used only when stdout is a terminal and NO_COLOR \
+        is not set (--color always|never decides instead).\n\n\
+        Logging: RUST_LOG=debug udpchat ... 2>udpchat.log (logs go to stderr; send them \
+        to a file so they stay out of the chat)."
 )]
 pub struct Args {
     /// The relay to join, `HOST:PORT`.
@@ -85,6 +98,40 @@ pub struct Args {
     /// the board): 1 to 16 letters and digits.
     #[arg(long, value_name = "CODE", env = "UDPCHAT_CODE", value_parser = parse_code)]
     pub code: Option<udpchat_proto::JoinCode>,
+
+    /// The language of the client's own lines: zh (Chinese) or en
+    /// (English). Default on a terminal: from LC_ALL, LC_MESSAGES or LANG
+    /// (zh... is Chinese); piped: English.
+    #[arg(long, value_name = "zh|en", value_parser = parse_lang)]
+    pub lang: Option<catalog::Lang>,
+
+    /// No terminal bell for private messages and mentions of your name.
+    #[arg(long)]
+    pub no_bell: bool,
+
+    /// Colours: auto (on a terminal, unless NO_COLOR is set), always or
+    /// never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+fn parse_lang(s: &str) -> Result<catalog::Lang, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "zh" | "cn" | "zh-cn" | "zh_cn" | "chinese" | "中文" => Ok(catalog::Lang::Zh),
+        "en" | "english" => Ok(catalog::Lang::En),
+        _ => Err("use zh (Chinese) or en (English)".into()),
+    }
 }
 
 fn parse_code(s: &str) -> Result<udpchat_proto::JoinCode, String> {
@@ -99,10 +146,15 @@ pub fn main() -> ExitCode {
     // first.
     let offset = time::UtcOffset::current_local_offset().ok();
     let args = Args::parse();
+    // RUST_LOG=debug turns on the log, on stderr (see --help: send it to
+    // a file so it stays out of the chat).
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off"))
+        .try_init();
+    let lang = app::lang(&args);
     match app::run(args, offset) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("udpchat: {error}");
+            eprintln!("udpchat: {}", error.text(lang));
             ExitCode::from(error.exit_code())
         }
     }

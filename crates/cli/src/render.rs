@@ -1,8 +1,9 @@
 //! What the user sees: one [`Line`] per thing that happened, rendered to a
 //! string by [`render`] (no I/O; the clock reading comes in as a string).
 
-use udpchat_proto::LeaveReason;
+use udpchat_proto::{LeaveReason, Nick};
 
+use crate::catalog::{Lang, Msg};
 use crate::text::{sanitize, width, wrap};
 
 /// Something to show the user. Strings are as received (unsanitized);
@@ -80,9 +81,9 @@ pub enum Line {
     },
     /// Something the client itself wants to say (connection lost, messages
     /// lost, ...).
-    Notice(String),
+    Notice(Msg),
     /// Something went wrong (a relay error, a bad command).
-    Error(String),
+    Error(Msg),
     /// The command list.
     Help,
     /// A history line whose time the relay stated: said `ago` before it
@@ -95,7 +96,7 @@ pub enum Line {
     },
 }
 
-/// How to render: colours, wrapping, the time stamp.
+/// How to render: colours, wrapping, the time stamp, the language.
 #[derive(Debug, Clone, Default)]
 pub struct Style {
     /// Use ANSI colours.
@@ -104,27 +105,81 @@ pub struct Style {
     pub columns: Option<usize>,
     /// Current local time, `HH:MM`, shown before live lines.
     pub time: String,
+    /// The language of the client's own words.
+    pub lang: Lang,
+    /// Our nickname, for highlighting messages that mention it.
+    pub me: Option<Nick>,
 }
 
-/// The text shown by `/help`.
-pub const HELP: &str = "\
-commands:
-  /who             who is in the room
-  /msg NICK text   private message to NICK
-  /nick NEW        change your nickname
-  /hand [question] raise your hand; the teacher calls on you in turn
-  /quit            leave (Ctrl-D and Ctrl-C too)
-  /help            this list
-  //text           send a message that starts with /
-anything else is sent to the room";
-
 const RESET: &str = "\x1b[0m";
-const BOLD_GREEN: &str = "\x1b[1;32m";
-const BOLD_CYAN: &str = "\x1b[1;36m";
 const MAGENTA: &str = "\x1b[35m";
 const YELLOW: &str = "\x1b[33m";
 const RED: &str = "\x1b[1;31m";
 const DIM: &str = "\x1b[2m";
+/// A message for us (a mention, a private message): bold, reversed.
+pub const HIGHLIGHT: &str = "\x1b[1;7m";
+
+/// Nickname colours (xterm 256-colour numbers): middle tones that read on a
+/// dark and on a light background alike; no white, black, grey or yellow,
+/// and no pure red (errors and the host are red).
+pub const NICK_COLORS: [u8; 12] = [28, 31, 33, 37, 62, 64, 97, 127, 130, 133, 166, 168];
+
+/// The colour of a nickname: the same for every spelling with the same key
+/// (`Alice` and `alice`), in every run and on every machine (FNV-1a of the
+/// key, not a randomly seeded hash).
+pub fn nick_color(nick: &str) -> u8 {
+    let key = Nick::new(nick).map_or_else(|_| nick.to_lowercase(), |n| n.key());
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    NICK_COLORS[(h % NICK_COLORS.len() as u32) as usize]
+}
+
+/// The escape sequence that paints a nickname; bold for our own.
+fn nick_sgr(nick: &str, own: bool) -> String {
+    let bold = if own { "1;" } else { "" };
+    format!("\x1b[{bold}38;5;{}m", nick_color(nick))
+}
+
+/// Whether `text` mentions `me`: one of its words (a run of the characters
+/// a nickname may have) is `me` by the nickname rules (any letter case, a
+/// look-alike spelling), also with a trailing `.`, `-` or `_` (end of a
+/// sentence). A nickname in a script written without spaces (Chinese,
+/// Japanese) counts anywhere in a word.
+pub fn mentions(text: &str, me: &Nick) -> bool {
+    let key = me.key();
+    let nick_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let wide = me
+        .as_str()
+        .chars()
+        .any(|c| width(c.encode_utf8(&mut [0; 4])) == 2);
+    text.split(|c: char| !nick_char(c))
+        .filter(|w| !w.is_empty())
+        .any(|word| {
+            let same = |w: &str| Nick::new(w).is_ok_and(|n| n.key() == key);
+            same(word)
+                || same(word.trim_end_matches(['.', '-', '_']))
+                || (wide && word.contains(me.as_str()))
+        })
+}
+
+/// Whether `line` is for us in particular: a private message, or a live
+/// room message of someone else that mentions `me`. Such a line is
+/// highlighted and rings the terminal bell.
+pub fn is_for_me(line: &Line, me: Option<&Nick>) -> bool {
+    match line {
+        Line::PrivateFrom { .. } => true,
+        Line::Chat {
+            text,
+            own: false,
+            history: false,
+            ..
+        } => me.is_some_and(|me| mentions(text, me)),
+        _ => false,
+    }
+}
 
 /// Renders `line` as one or more terminal lines joined with `\n` (no
 /// trailing newline). Every string from the relay is sanitized here.
@@ -139,8 +194,9 @@ pub fn render_said(line: &Line, style: &Style, said: &str) -> String {
 }
 
 fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
+    let lang = style.lang;
     if let Line::Help = line {
-        return HELP.to_owned();
+        return Msg::Help.text(lang);
     }
     if let Line::Said { line, .. } = line {
         // Without a clock here: the app turns `ago` into a time.
@@ -157,57 +213,82 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
     // The stamp: time for live lines, a marker for history (whose time we
     // do not know).
     let stamp = if history {
-        match said {
-            Some(said) => format!("[history {said}] "),
-            None => "[history] ".to_owned(),
-        }
+        let at = said.map(str::to_owned);
+        format!("{} ", Msg::History { at }.text(lang))
     } else if style.time.is_empty() {
         String::new()
     } else {
         format!("{} ", style.time)
     };
-    // (label, label colour, body, body colour)
-    let (label, label_color, body, body_color): (String, &str, String, &str) = match line {
+    let for_me = is_for_me(line, style.me.as_ref());
+    let highlight = if for_me { HIGHLIGHT } else { "" };
+    // The label in pieces (text, colour), the body and its colour.
+    let (label, body, body_color): (Vec<(String, String)>, String, &str) = match line {
         Line::Chat {
             nick, text, own, ..
         } => {
+            let nick = sanitize(nick).into_owned();
+            let sgr = nick_sgr(&nick, *own);
+            let mut label = vec![(nick, sgr)];
             if *own {
-                (
-                    format!("{} (you): ", sanitize(nick)),
-                    BOLD_GREEN,
-                    text.clone(),
-                    "",
-                )
-            } else {
-                (format!("{}: ", sanitize(nick)), BOLD_CYAN, text.clone(), "")
+                label.push((Msg::You.text(lang), String::new()));
             }
+            label.push((": ".into(), String::new()));
+            (label, text.clone(), highlight)
         }
-        Line::Host { text, .. } => ("[host] ".to_owned(), RED, text.clone(), ""),
-        Line::Join { nick, .. } => ("* ".into(), YELLOW, format!("{nick} joined"), YELLOW),
-        Line::Leave { nick, reason, .. } => {
-            let why = match reason {
-                LeaveReason::Quit => "left",
-                LeaveReason::Timeout => "left (timed out)",
-                LeaveReason::Unreachable => "left (unreachable)",
-                LeaveReason::Kicked => "was removed by the host",
-            };
-            ("* ".into(), YELLOW, format!("{nick} {why}"), YELLOW)
-        }
-        Line::Rename { old, new, .. } => (
-            "* ".into(),
+        Line::Host { text, .. } => (
+            vec![(format!("{} ", Msg::HostLabel.text(lang)), RED.into())],
+            text.clone(),
+            "",
+        ),
+        Line::Join { nick, .. } => (
+            vec![("* ".into(), YELLOW.into())],
+            Msg::JoinedRoom { nick: nick.clone() }.text(lang),
             YELLOW,
-            format!("{old} is now known as {new}"),
+        ),
+        Line::Leave { nick, reason, .. } => (
+            vec![("* ".into(), YELLOW.into())],
+            Msg::Left {
+                nick: nick.clone(),
+                reason: *reason,
+            }
+            .text(lang),
+            YELLOW,
+        ),
+        Line::Rename { old, new, .. } => (
+            vec![("* ".into(), YELLOW.into())],
+            Msg::Renamed {
+                old: old.clone(),
+                new: new.clone(),
+            }
+            .text(lang),
             YELLOW,
         ),
         Line::PrivateFrom { from, text } => (
-            format!("[private from {}] ", sanitize(from)),
-            MAGENTA,
+            vec![(
+                format!(
+                    "{} ",
+                    Msg::PrivateFrom {
+                        nick: sanitize(from).into_owned()
+                    }
+                    .text(lang)
+                ),
+                MAGENTA.into(),
+            )],
             text.clone(),
-            MAGENTA,
+            HIGHLIGHT,
         ),
         Line::PrivateTo { to, text } => (
-            format!("[private to {}] ", sanitize(to)),
-            MAGENTA,
+            vec![(
+                format!(
+                    "{} ",
+                    Msg::PrivateTo {
+                        nick: sanitize(to).into_owned()
+                    }
+                    .text(lang)
+                ),
+                MAGENTA.into(),
+            )],
             text.clone(),
             MAGENTA,
         ),
@@ -217,25 +298,26 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
             pages,
             nicks,
         } => {
-            let head = if *pages > 1 {
-                format!("online ({count}, page {page}/{pages}): ")
-            } else {
-                format!("online ({count}): ")
-            };
+            let head = Msg::Online {
+                count: *count,
+                page: *page,
+                pages: *pages,
+            }
+            .text(lang);
             (
-                "* ".into(),
-                YELLOW,
+                vec![("* ".into(), YELLOW.into())],
                 format!("{head}{}", nicks.join(", ")),
                 YELLOW,
             )
         }
-        Line::Notice(text) => ("* ".into(), YELLOW, text.clone(), YELLOW),
-        Line::Error(text) => ("! ".into(), RED, text.clone(), RED),
+        Line::Notice(msg) => (vec![("* ".into(), YELLOW.into())], msg.text(lang), YELLOW),
+        Line::Error(msg) => (vec![("! ".into(), RED.into())], msg.text(lang), RED),
         Line::Help | Line::Said { .. } => unreachable!("handled above"),
     };
     let body = sanitize(&body);
     let stamp_color = if history { DIM } else { "" };
-    let prefix_width = width(&stamp) + width(&label);
+    let label_width: usize = label.iter().map(|(text, _)| width(text)).sum();
+    let prefix_width = width(&stamp) + label_width;
     let pieces = match style.columns {
         Some(cols) if cols > 8 => {
             // Continuation lines align under the text, unless the prefix
@@ -262,12 +344,21 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
     };
     let mut out = String::new();
     out.push_str(&paint(&stamp, stamp_color));
-    out.push_str(&paint(&label, label_color));
+    for (text, color) in &label {
+        out.push_str(&paint(text, color));
+    }
     for (i, piece) in pieces.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&paint(piece, body_color));
+        if i > 0 && style.color && !body_color.is_empty() {
+            // The indent stays unpainted.
+            let text = piece.trim_start_matches(' ');
+            out.push_str(&piece[..piece.len() - text.len()]);
+            out.push_str(&paint(text, body_color));
+        } else {
+            out.push_str(&paint(piece, body_color));
+        }
     }
     out
 }
@@ -345,9 +436,8 @@ mod tests {
 
     fn plain(time: &str) -> Style {
         Style {
-            color: false,
-            columns: None,
             time: time.into(),
+            ..Style::default()
         }
     }
 
@@ -423,7 +513,10 @@ mod tests {
             line: Box::new(old),
         };
         assert_eq!(render(&said, &style), "[history] bob: old");
-        assert_eq!(render(&Line::Error("no".into()), &style), "09:05 ! no");
+        assert_eq!(
+            render(&Line::Error(Msg::ConnectionLost), &style),
+            "09:05 ! connection lost, rejoining…"
+        );
     }
 
     #[test]
@@ -434,13 +527,15 @@ mod tests {
                 color,
                 columns: Some(200),
                 time: "10:00".into(),
+                ..Style::default()
             };
             let out = render(&line, &style);
             assert!(out.contains("\\u{1b}[2J\\u{202e}b\\u{9b}"), "{out:?}");
             // With colours on, the only ESCs are our own colour codes.
             let stripped = out
                 .replace(RESET, "")
-                .replace(BOLD_CYAN, "")
+                .replace(&nick_sgr("ev\u{1b}il", false), "")
+                .replace(&nick_sgr("ev\\u{1b}il", false), "")
                 .replace(YELLOW, "");
             assert!(!stripped.contains('\u{1b}'), "{stripped:?}");
             assert!(!out.contains('\u{202e}') && !out.contains('\u{9b}'));
@@ -455,15 +550,15 @@ mod tests {
             color: true,
             ..plain("10:00")
         };
-        assert!(render(&line, &style).contains(BOLD_CYAN));
+        assert!(render(&line, &style).contains(&nick_sgr("bob", false)));
     }
 
     #[test]
     fn wrapped_lines_align_under_the_text_by_display_width() {
         let style = Style {
-            color: false,
             columns: Some(24),
             time: "10:00".into(),
+            ..Style::default()
         };
         // Prefix "10:00 小明: " is 12 columns; 12 left per line = 6 CJK chars.
         let out = render(&chat("小明", "一二三四五六七八九十", false), &style);
@@ -499,6 +594,138 @@ mod tests {
         assert_eq!(input_rows("ab> ", line, 11), 2);
         let grapheme = |g: &str| if g.chars().count() > 1 { 2 } else { width(g) };
         assert_eq!(super::input_rows("ab> ", line, 11, &grapheme), 1);
+    }
+
+    fn nick(s: &str) -> Nick {
+        Nick::new(s).unwrap()
+    }
+
+    #[test]
+    fn a_nickname_keeps_its_colour_whatever_its_case_and_names_spread_over_the_palette() {
+        assert_eq!(nick_color("alice"), nick_color("Alice"));
+        assert_eq!(nick_color("alice"), nick_color("ALICE"));
+        // Fixed values: the same in every run and on every machine.
+        assert_eq!(nick_color("bob"), nick_color("b0b"));
+        let colours: std::collections::HashSet<u8> = (0..200)
+            .map(|i| nick_color(&format!("student{i}")))
+            .collect();
+        assert_eq!(colours.len(), NICK_COLORS.len(), "{colours:?}");
+        // No white, black, greys or yellows: readable on dark and light.
+        for c in NICK_COLORS {
+            assert!(
+                !matches!(c, 0 | 7 | 8 | 15 | 16 | 231..=255 | 3 | 11 | 226..=230),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn nicknames_are_painted_and_our_own_is_bold() {
+        let style = Style {
+            color: true,
+            time: "10:00".into(),
+            ..Style::default()
+        };
+        let out = render(&chat("bob", "hi", false), &style);
+        let sgr = format!("\x1b[38;5;{}m", nick_color("bob"));
+        assert_eq!(out, format!("10:00 {sgr}bob{RESET}: hi"));
+        let out = render(&chat("alice", "hi", true), &style);
+        let sgr = format!("\x1b[1;38;5;{}m", nick_color("alice"));
+        assert_eq!(out, format!("10:00 {sgr}alice{RESET} (you): hi"));
+    }
+
+    #[test]
+    fn mentions_are_words_by_the_nickname_rules() {
+        let me = nick("alice");
+        for text in [
+            "alice",
+            "hi alice!",
+            "ALICE, look",
+            "thanks Alice.",
+            "@alice what",
+            "is that you, ａｌｉｃｅ?",
+        ] {
+            assert!(mentions(text, &me), "{text}");
+        }
+        for text in ["malice", "alice_2 said", "alicexyz", "ali ce", ""] {
+            assert!(!mentions(text, &me), "{text}");
+        }
+        // Look-alike spellings count: the key of b0b is the key of bob.
+        assert!(mentions("ask b0b", &nick("bob")));
+        // A Chinese name counts inside a run of Chinese text.
+        assert!(mentions("小明你好", &nick("小明")));
+        assert!(!mentions("小红你好", &nick("小明")));
+    }
+
+    #[test]
+    fn a_line_for_us_is_highlighted_others_are_not() {
+        let me = nick("alice");
+        let style = Style {
+            color: true,
+            me: Some(me.clone()),
+            ..Style::default()
+        };
+        let mention = chat("bob", "hi alice", false);
+        let private = Line::PrivateFrom {
+            from: "bob".into(),
+            text: "psst".into(),
+        };
+        let ordinary = chat("bob", "hi all", false);
+        let own = chat("alice", "I am alice", true);
+        let old = Line::Chat {
+            nick: "bob".into(),
+            text: "alice?".into(),
+            own: false,
+            history: true,
+        };
+        for line in [&mention, &private] {
+            assert!(is_for_me(line, Some(&me)), "{line:?}");
+            assert!(render(line, &style).contains(HIGHLIGHT), "{line:?}");
+        }
+        for line in [&ordinary, &own, &old] {
+            assert!(!is_for_me(line, Some(&me)), "{line:?}");
+            assert!(!render(line, &style).contains(HIGHLIGHT), "{line:?}");
+        }
+        // Without colours, nothing but text.
+        let plain = Style {
+            me: Some(me),
+            ..Style::default()
+        };
+        assert_eq!(render(&mention, &plain), "bob: hi alice");
+    }
+
+    #[test]
+    fn room_lines_in_chinese() {
+        let style = Style {
+            lang: Lang::Zh,
+            time: "09:05".into(),
+            ..Style::default()
+        };
+        assert_eq!(
+            render(&chat("me", "hi", true), &style),
+            "09:05 me（你）: hi"
+        );
+        assert_eq!(
+            render(
+                &Line::Join {
+                    nick: "bob".into(),
+                    history: false
+                },
+                &style
+            ),
+            "09:05 * bob 加入了"
+        );
+        assert_eq!(
+            render(
+                &Line::PrivateFrom {
+                    from: "bob".into(),
+                    text: "psst".into()
+                },
+                &style
+            ),
+            "09:05 [来自 bob 的私信] psst"
+        );
+        assert!(render(&Line::Help, &style).contains("/clear"));
     }
 
     #[test]

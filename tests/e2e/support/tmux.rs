@@ -66,6 +66,23 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// What the window shows now with its colours and attributes, as
+    /// tmux's own escape sequences (`capture-pane -e`).
+    pub fn screen_escaped(&self) -> String {
+        let out = self.run(&["capture-pane", "-e", "-p", "-t", WINDOW]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Appends every byte the program writes from now on to `path`
+    /// (`pipe-pane -o`), escape sequences and bells included.
+    pub fn record_output(&self, path: &str) {
+        let command = format!("cat >> '{path}'");
+        assert!(self
+            .run(&["pipe-pane", "-o", "-t", WINDOW, &command])
+            .status
+            .success());
+    }
+
     /// Waits until the screen satisfies `pred`, and returns it; panics
     /// after [`WAIT`] with `what` and the screen.
     pub fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {

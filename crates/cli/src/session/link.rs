@@ -375,7 +375,7 @@ mod tests {
         let mut s = joined(now);
         let later = now + Duration::from_secs(47);
         let a = s.handle_timeout(later);
-        assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+        assert!(shown(&a).contains(&Line::Notice(crate::catalog::Msg::ConnectionLost)));
         let a = s.handle_timeout(later);
         assert!(sent(&a)[0].starts_with("HELLO udpchat/1 alice "));
         // Rejoining never gives up.
@@ -397,7 +397,7 @@ mod tests {
         let a = s.handle_datagram(now, &keyed(b"PONG 0"));
         assert_eq!(sent(&a), ["RESEND 6 6"]);
         let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
-        assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+        assert!(shown(&a).contains(&Line::Notice(crate::catalog::Msg::ConnectionLost)));
         assert!(!s.is_joined());
         // After the new WELCOME, sequence numbers start over.
         s.handle_datagram(now, &keyed(welcome("alice", 0)));

@@ -34,8 +34,9 @@ use udpchat_proto::{
     VERSION,
 };
 
+use crate::catalog::{Msg, Reason};
 use crate::command::Input;
-use crate::reassembly::{self, LossReason};
+use crate::reassembly;
 use crate::render::Line;
 use crate::text::sanitize;
 
@@ -466,10 +467,7 @@ impl Session {
                 if joined {
                     self.drain_outbox(now, &mut out);
                 } else {
-                    out.push(Action::Show(Line::Notice(
-                        "not connected right now; your message will be sent when the relay answers"
-                            .into(),
-                    )));
+                    out.push(Action::Show(Line::Notice(Msg::NotConnectedQueued)));
                 }
             }
             Input::Msg { to, text } => {
@@ -479,9 +477,9 @@ impl Session {
                     self.privates.retransmit(now, &mut self.budget, &mut out);
                 }
             }
-            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => out.push(Action::Show(
-                Line::Error("not connected right now; try again in a moment".into()),
-            )),
+            Input::Who | Input::Rename(_) | Input::Hand(_) if !joined => {
+                out.push(Action::Show(Line::Error(Msg::NotConnected)))
+            }
             Input::Who => send(&mut self.budget, now, &ClientMsg::Who, &mut out),
             // Sent once, like WHO: no answer means it was lost; type it again.
             Input::Hand(question) => {
@@ -492,6 +490,8 @@ impl Session {
                 send(&mut self.budget, now, &ClientMsg::Rename(new), &mut out);
             }
             Input::Help => out.push(Action::Show(Line::Help)),
+            // The screen's business: the app clears it.
+            Input::Clear => {}
             Input::Quit => out.extend(self.quit(now)),
             Input::Nothing => {}
         }
@@ -653,7 +653,9 @@ impl Session {
                     rejoin,
                 });
                 if rejoin {
-                    out.push(Action::Show(Line::Notice(format!("rejoined as {nick}"))));
+                    out.push(Action::Show(Line::Notice(Msg::Rejoined {
+                        nick: nick.to_string(),
+                    })));
                 }
                 // What was in flight goes again at once, with its id.
                 self.privates.resend_all(now);
@@ -682,10 +684,10 @@ impl Session {
                 ErrorCode::NickTaken => {
                     let old = self.nick.clone();
                     self.nick = alternative_nick(&old);
-                    out.push(Action::Show(Line::Notice(format!(
-                        "your nickname {old} is taken now; rejoining as {}",
-                        self.nick
-                    ))));
+                    out.push(Action::Show(Line::Notice(Msg::NickTakenRejoining {
+                        old: old.to_string(),
+                        new: self.nick.to_string(),
+                    })));
                     self.send_hello(now, out);
                 }
                 // Answers to what we sent before the relay forgot us: what
@@ -696,7 +698,7 @@ impl Session {
                 // each try costs one of the computer's guesses: stop, a
                 // rejoin too, and say why.
                 ErrorCode::BadVersion | ErrorCode::Banned | ErrorCode::BadCode => {
-                    self.refuse_join(&reason, out)
+                    self.refuse_join(code, &reason, out)
                 }
                 ErrorCode::AlreadyJoined
                 | ErrorCode::RoomFull
@@ -709,14 +711,14 @@ impl Session {
                 | ErrorCode::UnknownVerb
                     if !rejoin =>
                 {
-                    self.refuse_join(&reason, out)
+                    self.refuse_join(code, &reason, out)
                 }
                 // A rejoin keeps trying (the room may have room again, an
                 // old membership may time out); say why, now and then.
                 _ if rejoin && self.notices.due(now, NoticeKind::RoomFull) => {
-                    out.push(Action::Show(Line::Notice(format!(
-                        "{reason}; still trying to rejoin…"
-                    ))));
+                    out.push(Action::Show(Line::Notice(Msg::StillRejoining {
+                        reason: Reason::coded(code, reason.as_str()),
+                    })));
                 }
                 _ => {} // not about the join, or said recently
             },
@@ -725,9 +727,9 @@ impl Session {
                 reason,
             } => {
                 self.end();
-                out.push(Action::Show(Line::Notice(format!(
-                    "you were removed by the host: {reason}"
-                ))));
+                out.push(Action::Show(Line::Notice(Msg::RemovedByHost {
+                    reason: reason.to_string(),
+                })));
                 out.push(Action::End { code: 1 });
             }
             // Leftovers of the previous session, or early arrivals: the
@@ -808,18 +810,20 @@ impl Session {
                     // The relay forgot us (restart, or idle eviction whose
                     // BYE was lost): what it refused since is sent again
                     // after the rejoin.
-                    self.start_rejoin(now, Some("the relay no longer knows us"), out);
+                    self.start_rejoin(now, Some(Msg::RelayForgotUs), out);
                 }
                 // Only `Q` names us (SAY does not): a late answer to a quit.
                 ErrorCode::NotYours => {}
                 ErrorCode::NickTaken | ErrorCode::NickInvalid | ErrorCode::NickReserved => {
                     self.outbox.end_rename_hold();
-                    out.push(Action::Show(Line::Error(format!(
-                        "cannot change nickname: {reason}"
-                    ))));
+                    out.push(Action::Show(Line::Error(Msg::RenameRefused {
+                        reason: Reason::coded(code, reason.as_str()),
+                    })));
                 }
                 ErrorCode::NoSuchNick => {
-                    let line = self.privates.handle_no_such_nick(&reason);
+                    let line = self
+                        .privates
+                        .handle_no_such_nick(Reason::coded(code, reason.as_str()));
                     out.push(Action::Show(line));
                 }
                 // The relay refused what we said, for good: a muted
@@ -832,11 +836,10 @@ impl Session {
                     if code == ErrorCode::Muted {
                         self.privates.give_up_all();
                     }
-                    let line = match dropped {
-                        0 | 1 => format!("not sent: {reason}"),
-                        n => format!("{n} messages not sent: {reason}"),
-                    };
-                    out.push(Action::Show(Line::Error(line)));
+                    out.push(Action::Show(Line::Error(Msg::NotSent {
+                        count: dropped,
+                        reason: Reason::coded(code, reason.as_str()),
+                    })));
                 }
                 ErrorCode::RateLimited => {
                     // The relay drops what follows until its bucket refills:
@@ -844,40 +847,37 @@ impl Session {
                     // other whose echo does not come back.
                     self.budget.empty();
                     if self.notices.due(now, NoticeKind::Rate) {
-                        out.push(Action::Show(Line::Notice(format!(
-                            "{reason} (slowing down)"
-                        ))));
+                        out.push(Action::Show(Line::Notice(Msg::SlowingDown {
+                            reason: Reason::coded(code, reason.as_str()),
+                        })));
                     }
                 }
-                _ => out.push(Action::Show(Line::Error(format!("relay: {reason}")))),
+                _ => out.push(Action::Show(Line::Error(Msg::RelayError {
+                    reason: Reason::coded(code, reason.as_str()),
+                }))),
             },
             RelayMsg::Bye { code, reason } => match code {
                 ByeCode::Kicked => {
                     self.end();
-                    out.push(Action::Show(Line::Notice(format!(
-                        "you were removed by the host: {reason}"
-                    ))));
+                    out.push(Action::Show(Line::Notice(Msg::RemovedByHost {
+                        reason: reason.to_string(),
+                    })));
                     out.push(Action::End { code: 1 });
                 }
                 ByeCode::Shutdown => {
-                    let why = format!("the relay is shutting down: {reason}");
-                    self.start_rejoin(now, Some(&why), out);
+                    let reason = Reason::plain(reason.as_str());
+                    self.start_rejoin(now, Some(Msg::RelayShuttingDown { reason }), out);
                 }
                 ByeCode::Timeout => {
-                    let why = format!("the relay disconnected us: {reason}");
-                    self.start_rejoin(now, Some(&why), out);
+                    let reason = Reason::plain(reason.as_str());
+                    self.start_rejoin(now, Some(Msg::RelayDroppedUs { reason }), out);
                 }
             },
             RelayMsg::Hand(HandNotice::Up { position }) => {
-                out.push(Action::Show(Line::Notice(format!(
-                    "your hand is up; {} in line",
-                    udpchat_proto::classic::ordinal(position)
-                ))));
+                out.push(Action::Show(Line::Notice(Msg::HandUp { position })));
             }
             RelayMsg::Hand(HandNotice::Called) => {
-                out.push(Action::Show(Line::Notice(
-                    "the teacher calls on you".into(),
-                )));
+                out.push(Action::Show(Line::Notice(Msg::Called)));
             }
             RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
         }
@@ -917,21 +917,10 @@ impl Session {
                 reassembly::Output::Lost { from, to, reason } => {
                     let n = to - from + 1;
                     self.lost_events = self.lost_events.saturating_add(n);
-                    let what = if n == 1 {
-                        "1 message".to_owned()
-                    } else {
-                        format!("{n} messages")
-                    };
-                    let text = match reason {
-                        LossReason::Gone => {
-                            format!("{what} lost for good (the relay no longer has them)")
-                        }
-                        LossReason::NoAnswer => {
-                            format!("{what} missed (the relay did not send them again)")
-                        }
-                        LossReason::TooFarBehind => format!("{what} missed"),
-                    };
-                    out.push(Action::Show(Line::Notice(text)));
+                    out.push(Action::Show(Line::Notice(Msg::Lost {
+                        count: n,
+                        why: reason,
+                    })));
                 }
                 reassembly::Output::Request { from, to } => {
                     let resend = ClientMsg::Resend { from, to };
@@ -939,9 +928,7 @@ impl Session {
                 }
                 reassembly::Output::Waiting { missing } => {
                     if self.notices.due(now, NoticeKind::Waiting) {
-                        out.push(Action::Show(Line::Notice(format!(
-                            "{missing} missed message(s), asking the relay again…"
-                        ))));
+                        out.push(Action::Show(Line::Notice(Msg::Waiting { missing })));
                     }
                 }
             }
@@ -981,8 +968,10 @@ impl Session {
                     history,
                 }
             }
-            RoomEvent::Reconnect(nick) if !history => Line::Notice(format!("{nick} reconnected")),
-            RoomEvent::Reconnect(nick) => Line::Notice(format!("[history] {nick} reconnected")),
+            RoomEvent::Reconnect(nick) => Line::Notice(Msg::Reconnected {
+                nick: nick.to_string(),
+                history,
+            }),
             RoomEvent::Host(text) => Line::Host {
                 text: text.to_string(),
                 history,
@@ -990,23 +979,21 @@ impl Session {
         }
     }
 
-    fn refuse_join(&mut self, reason: &Text, out: &mut Vec<Action>) {
+    fn refuse_join(&mut self, code: ErrorCode, reason: &Text, out: &mut Vec<Action>) {
         self.end();
-        out.push(Action::Show(Line::Error(format!(
-            "the relay refused to let us join: {reason}"
-        ))));
+        out.push(Action::Show(Line::Error(Msg::JoinRefused {
+            reason: Reason::coded(code, reason.as_str()),
+        })));
         out.push(Action::End { code: 1 });
     }
 
     /// Drops the link (a fresh one comes with the next `WELCOME`) and
     /// starts sending `HELLO` again.
-    fn start_rejoin(&mut self, now: Instant, why: Option<&str>, out: &mut Vec<Action>) {
+    fn start_rejoin(&mut self, now: Instant, why: Option<Msg>, out: &mut Vec<Action>) {
         if let Some(why) = why {
-            out.push(Action::Show(Line::Notice(why.to_owned())));
+            out.push(Action::Show(Line::Notice(why)));
         }
-        out.push(Action::Show(Line::Notice(
-            "connection lost, rejoining…".into(),
-        )));
+        out.push(Action::Show(Line::Notice(Msg::ConnectionLost)));
         let joining = State::Joining(Joining::new(now, true));
         if let State::Joined(link) = std::mem::replace(&mut self.state, joining) {
             self.delivered = Some(link.delivered_through());
@@ -1033,7 +1020,7 @@ impl Session {
 /// because of control characters is parsed again with them escaped (so a
 /// misbehaving relay's message is still readable, and harmless); anything
 /// else unparsable becomes a notice quoting a sanitized, shortened copy.
-pub fn parse_relay(bytes: &[u8]) -> Result<RelayMsg, String> {
+pub fn parse_relay(bytes: &[u8]) -> Result<RelayMsg, Msg> {
     match RelayMsg::parse(bytes) {
         Ok(msg) => Ok(msg),
         Err(error) => {
@@ -1048,9 +1035,7 @@ pub fn parse_relay(bytes: &[u8]) -> Result<RelayMsg, String> {
             if escaped.chars().count() > 80 {
                 shown.push('…');
             }
-            Err(format!(
-                "ignored a malformed datagram from the relay ({error}): {shown}"
-            ))
+            Err(Msg::Malformed { error, shown })
         }
     }
 }

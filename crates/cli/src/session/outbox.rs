@@ -10,6 +10,7 @@ use udpchat_proto::{ClientMsg, Text};
 
 use super::pacing::{Budget, Rtt};
 use super::{Action, MessageIds};
+use crate::catalog::Msg;
 use crate::render::Line;
 
 /// Own messages in flight at once (the relay keeps a member's `SAY`s in id
@@ -206,14 +207,11 @@ impl Outbox {
                 break;
             }
             let short: String = u.text.as_str().chars().take(40).collect();
-            let more = if short.len() < u.text.as_str().len() {
-                "…"
-            } else {
-                ""
-            };
-            out.push(Action::Show(Line::Notice(format!(
-                "your message \"{short}{more}\" was not confirmed by the relay; it may not have arrived"
-            ))));
+            let more = short.len() < u.text.as_str().len();
+            out.push(Action::Show(Line::Notice(Msg::MessageUnconfirmed {
+                start: short,
+                more,
+            })));
             self.unechoed.pop_front();
         }
     }
@@ -437,7 +435,7 @@ mod tests {
             tries += says(&a).iter().filter(|m| *m == "SAY 1 void").count();
             if shown(&a)
                 .iter()
-                .any(|l| matches!(l, Line::Notice(n) if n.contains("void")))
+                .any(|l| matches!(l, Line::Notice(n) if n.text(crate::catalog::Lang::En).contains("void")))
             {
                 notice = Some(ms);
                 assert_eq!(says(&s.handle_timeout(t)), ["SAY 2 next"]);

@@ -9,6 +9,7 @@ use udpchat_proto::{ClientMsg, Nick, Text};
 
 use super::pacing::Budget;
 use super::{send, Action};
+use crate::catalog::{Msg, Reason};
 use crate::render::Line;
 
 /// Retransmission of our private messages until `SENT` (PROTOCOL.md: after
@@ -78,10 +79,9 @@ impl Privates {
             }
             if p.tries >= PRIVATE_TRIES {
                 let p = self.pending.remove(i);
-                out.push(Action::Show(Line::Error(format!(
-                    "private message to {} was not confirmed by the relay; it may not have arrived",
-                    p.to
-                ))));
+                out.push(Action::Show(Line::Error(Msg::PrivateUnconfirmed {
+                    to: p.to.to_string(),
+                })));
                 continue;
             }
             p.due = now + PRIVATE_FIRST.saturating_mul(1 << p.tries.min(8));
@@ -151,14 +151,9 @@ impl Privates {
 
     /// `ERROR no-such-nick`: errors carry no id, but the relay answers in
     /// order, so it is about the oldest unconfirmed private message.
-    pub(super) fn handle_no_such_nick(&mut self, reason: &Text) -> Line {
-        let line = if self.pending.is_empty() {
-            reason.to_string()
-        } else {
-            let p = self.pending.remove(0);
-            format!("{reason}; private message to {} not sent", p.to)
-        };
-        Line::Error(line)
+    pub(super) fn handle_no_such_nick(&mut self, reason: Reason) -> Line {
+        let to = (!self.pending.is_empty()).then(|| self.pending.remove(0).to.to_string());
+        Line::Error(Msg::NoSuchNick { reason, to })
     }
 }
 

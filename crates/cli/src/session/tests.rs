@@ -8,6 +8,7 @@ use udpchat_proto::{
 };
 
 use super::*;
+use crate::catalog::{Lang, Msg};
 use crate::command::Input;
 use crate::render::Line;
 
@@ -47,6 +48,14 @@ pub(super) fn shown(actions: &[Action]) -> Vec<Line> {
             Action::Show(l) => Some(l.clone()),
             _ => None,
         })
+        .collect()
+}
+
+/// The lines shown, rendered in English without time or colour.
+pub(super) fn shown_en(actions: &[Action]) -> Vec<String> {
+    shown(actions)
+        .iter()
+        .map(|l| crate::render::render(l, &crate::render::Style::default()))
         .collect()
 }
 
@@ -201,12 +210,12 @@ fn rename_to_a_reserved_or_look_alike_nick_shows_the_reason() {
         now,
         &keyed(b"ERROR nick-reserved the nickname teacher is reserved for the teacher and the relay; choose another"),
     );
-    assert!(
-        shown(&a).contains(&Line::Error(
-            "cannot change nickname: the nickname teacher is reserved for the teacher and the \
-             relay; choose another"
-                .into()
-        )),
+    assert_eq!(
+        shown_en(&a),
+        [
+            "! cannot change nickname: the nickname teacher is reserved for the teacher and the \
+          relay; choose another"
+        ],
         "{a:?}"
     );
     assert!(s.is_joined());
@@ -219,7 +228,7 @@ fn not_joined_error_rejoins_and_resends_the_refused_message() {
     s.handle_input(now, Input::Say(Text::new("lost one").unwrap()));
     let a = s.handle_datagram(now, &keyed(b"ERROR not-joined you have not joined"));
     assert!(!s.is_joined());
-    assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+    assert!(shown(&a).contains(&Line::Notice(Msg::ConnectionLost)));
     s.handle_timeout(now);
     let a = s.handle_datagram(now, &keyed(welcome("alice", 0)));
     assert_eq!(says(&a), ["SAY 1 lost one"]);
@@ -285,12 +294,9 @@ fn hand_is_sent_and_its_place_and_the_call_are_shown() {
     let a = s.handle_input(now, Input::Hand(None));
     assert_eq!(sent(&a), ["HAND"]);
     let a = s.handle_datagram(now, &keyed(b"HAND up 3"));
-    assert_eq!(
-        shown(&a),
-        [Line::Notice("your hand is up; 3rd in line".into())]
-    );
+    assert_eq!(shown_en(&a), ["* your hand is up; 3rd in line"]);
     let a = s.handle_datagram(now, &keyed(b"HAND called"));
-    assert_eq!(shown(&a), [Line::Notice("the teacher calls on you".into())]);
+    assert_eq!(shown_en(&a), ["* the teacher calls on you"]);
     // Not joined: nothing is sent.
     let mut s = Session::new(nick("alice"), now, 1, KEY);
     let a = s.handle_input(now, Input::Hand(None));
@@ -360,7 +366,8 @@ fn garbage_from_the_relay_becomes_a_sanitized_notice() {
     let mut s = joined(now);
     let a = s.handle_datagram(now, &keyed(b"\x1b]0;pwned\x07\xff"));
     match &shown(&a)[..] {
-        [Line::Error(text)] => {
+        [Line::Error(msg)] => {
+            let text = msg.text(Lang::En);
             assert!(text.starts_with("ignored a malformed datagram"));
             assert!(!text.chars().any(crate::text::must_escape), "{text:?}");
         }
@@ -427,6 +434,7 @@ proptest::proptest! {
             actions.extend(s.handle_input(now, Input::Say(Text::new("x").unwrap())));
             for a in actions {
                 if let Action::Show(Line::Error(t)) = a {
+                    let t = t.text(Lang::En);
                     proptest::prop_assert!(!t.chars().any(crate::text::must_escape), "{:?}", t);
                 }
             }
@@ -532,7 +540,7 @@ fn an_unprefixed_not_joined_only_makes_us_rejoin() {
     let now = Instant::now();
     let mut s = keyed_joined(now);
     let a = s.handle_datagram(now, b"ERROR not-joined you have not joined");
-    assert!(shown(&a).contains(&Line::Notice("connection lost, rejoining…".into())));
+    assert!(shown(&a).contains(&Line::Notice(Msg::ConnectionLost)));
     assert!(!s.is_joined());
     // A cookie HELLO (unprefixed, like every HELLO): the relay answers it
     // only if the cookie is good, i.e. only to us.
@@ -625,7 +633,7 @@ fn a_ban_or_a_wrong_code_ends_a_join_and_a_rejoin_with_the_reason() {
         let reason = String::from_utf8_lossy(&refusal[6..]).into_owned();
         let why = reason.split_once(' ').unwrap().1;
         assert!(
-            shown(&a).iter().any(|l| matches!(l, Line::Error(t) if t.contains(why))),
+            shown(&a).iter().any(|l| matches!(l, Line::Error(t) if t.text(Lang::En).contains(why))),
             "{a:?}"
         );
     }
@@ -644,10 +652,8 @@ fn a_muted_or_slowed_message_is_given_up_not_sent_again() {
         &keyed(b"ERROR muted the host has muted you for 5 minutes more; nobody sees your messages"),
     );
     assert_eq!(
-        shown(&a),
-        [Line::Error(
-            "not sent: the host has muted you for 5 minutes more; nobody sees your messages".into()
-        )]
+        shown_en(&a),
+        ["! not sent: the host has muted you for 5 minutes more; nobody sees your messages"]
     );
     assert!(s.is_settled());
     let later = s.handle_timeout(now + Duration::from_secs(3));
