@@ -615,7 +615,10 @@ mod tests {
                 field: "seq"
             })
         );
-        assert_eq!(ClientMsg::parse(b"SEEN 1 2"), Err(ParseError::ExtraField("SEEN")));
+        assert_eq!(
+            ClientMsg::parse(b"SEEN 1 2"),
+            Err(ParseError::ExtraField("SEEN"))
+        );
         assert_eq!(
             ClientMsg::parse(b"SEEN 012"),
             Err(ParseError::BadNumber("seq"))
