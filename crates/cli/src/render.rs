@@ -28,6 +28,23 @@ pub enum Line {
         /// Said before we joined.
         history: bool,
     },
+    /// A member's action (`/me waves`, shown `* alice waves`).
+    Action {
+        /// Who.
+        nick: String,
+        /// What it does.
+        text: String,
+        /// Before we joined.
+        history: bool,
+    },
+    /// An announcement from the host (highlighted; the session confirms
+    /// it with `SEEN`).
+    Announce {
+        /// What.
+        text: String,
+        /// Before we joined.
+        history: bool,
+    },
     /// A member joined.
     Join {
         /// Who.
@@ -113,6 +130,7 @@ commands:
   /msg NICK text   private message to NICK
   /nick NEW        change your nickname
   /hand [question] raise your hand; the teacher calls on you in turn
+  /me TEXT         an action, shown as: * yourname TEXT
   /quit            leave (Ctrl-D and Ctrl-C too)
   /help            this list
   //text           send a message that starts with /
@@ -125,6 +143,7 @@ const MAGENTA: &str = "\x1b[35m";
 const YELLOW: &str = "\x1b[33m";
 const RED: &str = "\x1b[1;31m";
 const DIM: &str = "\x1b[2m";
+const ANNOUNCE: &str = "\x1b[1;7;33m";
 
 /// Renders `line` as one or more terminal lines joined with `\n` (no
 /// trailing newline). Every string from the relay is sanitized here.
@@ -150,6 +169,8 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
         line,
         Line::Chat { history: true, .. }
             | Line::Host { history: true, .. }
+            | Line::Action { history: true, .. }
+            | Line::Announce { history: true, .. }
             | Line::Join { history: true, .. }
             | Line::Leave { history: true, .. }
             | Line::Rename { history: true, .. }
@@ -183,6 +204,13 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
             }
         }
         Line::Host { text, .. } => ("[host] ".to_owned(), RED, text.clone(), ""),
+        Line::Action { nick, text, .. } => (
+            "* ".into(),
+            BOLD_CYAN,
+            format!("{} {text}", sanitize(nick)),
+            "",
+        ),
+        Line::Announce { text, .. } => ("[announcement] ".into(), ANNOUNCE, text.clone(), ANNOUNCE),
         Line::Join { nick, .. } => ("* ".into(), YELLOW, format!("{nick} joined"), YELLOW),
         Line::Leave { nick, reason, .. } => {
             let why = match reason {
