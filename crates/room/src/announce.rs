@@ -308,7 +308,7 @@ mod tests {
             left: 0,
             complete: true,
         };
-        assert_eq!(summaries(&h), [want.clone()]);
+        assert_eq!(summaries(&h), std::slice::from_ref(&want));
         // Once by itself; on request again.
         h.advance_ms(SUMMARY_AFTER_MS);
         h.timeout();
