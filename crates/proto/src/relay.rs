@@ -731,6 +731,23 @@ mod tests {
                 ago: Some(u32::MAX),
                 event: RoomEvent::Host(text.clone()),
             },
+            // (The relay's actions carry at most 796 bytes: the chat text
+            // less its "/me ". Even a whole 800 fit.)
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::History,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Action {
+                    nick: long_nick.clone(),
+                    text: text.clone(),
+                },
+            },
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::History,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Announce(text.clone()),
+            },
         ];
         for msg in longest {
             let bytes = key.prefixed(&msg.encode());
