@@ -489,9 +489,11 @@ mod tests {
             "30",
             "--ban-file",
             "bans.txt",
+            "--moderated",
         ])
         .unwrap();
         let config = args.room_config();
+        assert!(config.moderated);
         assert_eq!(
             config.join_code.as_ref().map(|c| c.as_str()),
             Some("Maple7")
@@ -502,7 +504,7 @@ mod tests {
         let defaults = Args::try_parse_from(["udpchat-relay"])
             .unwrap()
             .room_config();
-        assert!(defaults.join_code.is_none() && !defaults.locked);
+        assert!(defaults.join_code.is_none() && !defaults.locked && !defaults.moderated);
         assert!(defaults.slow_mode.is_zero());
         assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "two words"]).is_err());
         assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "a-b"]).is_err());
