@@ -441,8 +441,8 @@ impl Room {
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
                 let text = self.moderation.strip_join_word(ctx.from, text)?;
-                let event = self.check_speech(&nick, &text, ctx.now_ms)?;
-                self.room_event(event, out);
+                self.check_speech(&nick, &text, ctx.now_ms)?;
+                self.room_event(speech_event(nick, text), out);
                 Ok(())
             }
             ClientMsg::Quit(nick, _) => {
@@ -874,18 +874,17 @@ impl Room {
         let nick = member.nick.clone();
         // A SAY held from before a mute or moderated mode: nothing of a
         // muted or unvoiced member's reaches the room.
-        let event = self
+        let allowed = self
             .moderation
             .check_muted(&nick, self.now_ms)
-            .and_then(|()| self.voices.check(&nick))
-            .and_then(|()| speech_event(nick, text));
-        let Ok(event) = event else {
+            .and_then(|()| self.voices.check(&nick));
+        if allowed.is_err() {
             if let Some(member) = self.roster.get_mut(&addr) {
                 member.recent_ids.remember(id, 0);
             }
             return;
-        };
-        let seq = self.room_event(event, out);
+        }
+        let seq = self.room_event(speech_event(nick, text), out);
         if let Some(member) = self.roster.get_mut(&addr) {
             member.recent_ids.remember(id, seq);
             member.recent_ids.relayed(id);
