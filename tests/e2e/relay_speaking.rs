@@ -127,3 +127,17 @@ fn the_real_client_confirms_an_announcement_and_sends_me_as_an_action() {
     carol.close();
     assert!(carol.wait_exit().success());
 }
+
+#[test]
+fn a_relay_started_with_moderated_refuses_unvoiced_chat_from_the_start() {
+    let mut relay = Relay::start_with_console(&["--moderated", "--lang", "zh"]);
+    let bob = Member::new(relay.addr);
+    bob.join_classic("bob");
+    bob.expect("* bob 加入了聊天室");
+    bob.send("M bob 你好");
+    bob.expect("错误 moderated: 主持人开启了发言管理模式；请举手（/hand）申请发言");
+    relay.console("/voice bob");
+    bob.expect("* 你现在可以发言了");
+    bob.send("M bob 你好");
+    bob.expect("bob: 你好");
+}
