@@ -30,6 +30,7 @@ mod relay_attendance;
 mod relay_classic;
 mod relay_moderation;
 mod relay_process;
+mod relay_speaking;
 mod relay_start;
 mod relay_structured;
 mod relay_tmux;

@@ -212,6 +212,14 @@ pub enum Msg {
     Online { count: u32, page: u32, pages: u32 },
     /// The `/help` text.
     Help,
+    /// `VOICE on`: the host gave us a voice.
+    CanSpeak,
+    /// `VOICE off`: the host took our voice away.
+    CannotSpeak,
+    /// `MODERATED on|off` for the room (`history`: said before we joined).
+    Moderated { on: bool, history: bool },
+    /// The label of an announcement's line.
+    AnnouncementLabel,
 }
 
 impl Msg {
@@ -454,6 +462,26 @@ impl Msg {
                 }
             }
             Msg::Help => pick(HELP_EN.into(), HELP_ZH.into()),
+            Msg::CanSpeak => pick("you can speak now".into(), "你现在可以发言了".into()),
+            Msg::CannotSpeak => pick("you can no longer speak".into(), "你不能再发言了".into()),
+            Msg::Moderated { on, history } => {
+                let said = match on {
+                    true => pick(
+                        "the host turned moderated mode on: only members with a voice can speak"
+                            .into(),
+                        "主持人开启了发言管理模式：只有获准发言的成员可以发言".into(),
+                    ),
+                    false => pick(
+                        "the host turned moderated mode off: everyone can speak".into(),
+                        "主持人关闭了发言管理模式：所有人都可以发言".into(),
+                    ),
+                };
+                match history {
+                    true => format!("{} {said}", Msg::History { at: None }.text(lang)),
+                    false => said,
+                }
+            }
+            Msg::AnnouncementLabel => pick("[announcement]".into(), "[通知]".into()),
         }
     }
 }
@@ -594,9 +622,13 @@ mod tests {
             Msg::Renamed { .. } => 45,
             Msg::Online { .. } => 46,
             Msg::Help => 47,
+            Msg::CanSpeak => 48,
+            Msg::CannotSpeak => 49,
+            Msg::Moderated { .. } => 50,
+            Msg::AnnouncementLabel => 51,
         }
     }
-    const VARIANTS: usize = 48;
+    const VARIANTS: usize = 52;
 
     /// Every message, each variant at least once and every branch of its
     /// words (counts, reasons, languages of the relay's reason).
@@ -689,6 +721,17 @@ mod tests {
                 pages: 2,
             },
             Msg::Help,
+            Msg::CanSpeak,
+            Msg::CannotSpeak,
+            Msg::Moderated {
+                on: true,
+                history: false,
+            },
+            Msg::Moderated {
+                on: false,
+                history: true,
+            },
+            Msg::AnnouncementLabel,
         ];
         for why in [
             LossReason::Gone,

@@ -83,6 +83,13 @@ pub fn parse_input(line: &str) -> Result<Input, InputError> {
                 text(question).map(|q| Input::Hand(Some(q)))
             }
         }
+        "me" => {
+            if args.trim().is_empty() {
+                return Err(InputError::Usage("/me TEXT"));
+            }
+            // Sent as chat: the relay makes `/me ...` an action.
+            text(&format!("/me {args}")).map(Input::Say)
+        }
         "quit" | "exit" => Ok(Input::Quit),
         "help" | "?" => Ok(Input::Help),
         "clear" => Ok(Input::Clear),
@@ -406,5 +413,15 @@ mod tests {
             parse_input(&"x".repeat(801)),
             Err(InputError::Text(ParseError::TextTooLong(801)))
         ));
+    }
+
+    #[test]
+    fn me_is_an_action_sent_as_chat() {
+        assert_eq!(parse_input("/me waves"), Ok(say("/me waves")));
+        assert_eq!(parse_input("/ME waves  back"), Ok(say("/me waves  back")));
+        assert_eq!(parse_input("/me"), Err(InputError::Usage("/me TEXT")));
+        assert_eq!(parse_input("/me   "), Err(InputError::Usage("/me TEXT")));
+        // `//me` is plain chat that starts with /me.
+        assert_eq!(parse_input("//me x"), Ok(say("/me x")));
     }
 }

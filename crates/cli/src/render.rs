@@ -29,6 +29,23 @@ pub enum Line {
         /// Said before we joined.
         history: bool,
     },
+    /// A member's action (`/me waves`, shown `* alice waves`).
+    Action {
+        /// Who.
+        nick: String,
+        /// What it does.
+        text: String,
+        /// Before we joined.
+        history: bool,
+    },
+    /// An announcement from the host (highlighted; the session confirms
+    /// it with `SEEN`).
+    Announce {
+        /// What.
+        text: String,
+        /// Before we joined.
+        history: bool,
+    },
     /// A member joined.
     Join {
         /// Who.
@@ -180,6 +197,8 @@ pub fn is_for_me(line: &Line, me: Option<&Nick>) -> bool {
         _ => false,
     }
 }
+/// An announcement of the host: bold, reversed, yellow.
+const ANNOUNCE: &str = "\x1b[1;7;33m";
 
 /// Renders `line` as one or more terminal lines joined with `\n` (no
 /// trailing newline). Every string from the relay is sanitized here.
@@ -206,6 +225,8 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
         line,
         Line::Chat { history: true, .. }
             | Line::Host { history: true, .. }
+            | Line::Action { history: true, .. }
+            | Line::Announce { history: true, .. }
             | Line::Join { history: true, .. }
             | Line::Leave { history: true, .. }
             | Line::Rename { history: true, .. }
@@ -240,6 +261,27 @@ fn render_with(line: &Line, style: &Style, said: Option<&str>) -> String {
             vec![(format!("{} ", Msg::HostLabel.text(lang)), RED.into())],
             text.clone(),
             "",
+        ),
+        Line::Action { nick, text, .. } => {
+            let nick = sanitize(nick).into_owned();
+            let sgr = nick_sgr(&nick, false);
+            (
+                vec![
+                    ("* ".into(), String::new()),
+                    (nick, sgr),
+                    (" ".into(), String::new()),
+                ],
+                text.clone(),
+                "",
+            )
+        }
+        Line::Announce { text, .. } => (
+            vec![(
+                format!("{} ", Msg::AnnouncementLabel.text(lang)),
+                ANNOUNCE.into(),
+            )],
+            text.clone(),
+            ANNOUNCE,
         ),
         Line::Join { nick, .. } => (
             vec![("* ".into(), YELLOW.into())],

@@ -412,6 +412,18 @@ impl Sim {
         self.schedule(at, Happening::AtRoom { from, bytes });
     }
 
+    /// The host's `/announce TEXT` at the relay's console, now; returns
+    /// the announcement's sequence number.
+    pub fn announce(&mut self, text: &str) -> u64 {
+        let now = self.now;
+        let seq = self
+            .room
+            .announce(now, text, &mut self.room_out)
+            .expect("a valid announcement text");
+        self.flush_room();
+        seq
+    }
+
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start

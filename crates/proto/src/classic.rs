@@ -41,6 +41,22 @@ pub fn render(msg: &RelayMsg, lang: Lang) -> Option<String> {
             RoomEvent::Rename { old, new } => format!("* {old} is now known as {new}"),
             RoomEvent::Host(text) if zh => format!("[主持人] {text}"),
             RoomEvent::Host(text) => format!("[host] {text}"),
+            RoomEvent::Action { nick, text } => format!("* {nick} {text}"),
+            RoomEvent::Moderated(true) if zh => {
+                "* 主持人开启了发言管理模式：只有获准发言的成员可以发言".to_owned()
+            }
+            RoomEvent::Moderated(true) => {
+                "* the host turned moderated mode on: only members with a voice can speak"
+                    .to_owned()
+            }
+            RoomEvent::Moderated(false) if zh => {
+                "* 主持人关闭了发言管理模式：所有人都可以发言".to_owned()
+            }
+            RoomEvent::Moderated(false) => {
+                "* the host turned moderated mode off: everyone can speak".to_owned()
+            }
+            RoomEvent::Announce(text) if zh => format!("[通知] {text}"),
+            RoomEvent::Announce(text) => format!("[announcement] {text}"),
         },
         RelayMsg::Private { from, text, .. } if zh => format!("[私信 来自 {from}] {text}"),
         RelayMsg::Private { from, text, .. } => format!("[private from {from}] {text}"),
@@ -86,6 +102,10 @@ pub fn render(msg: &RelayMsg, lang: Lang) -> Option<String> {
         }
         RelayMsg::Hand(HandNotice::Called) if zh => "* 老师点到你了".to_owned(),
         RelayMsg::Hand(HandNotice::Called) => "* the teacher calls on you".to_owned(),
+        RelayMsg::Voice(true) if zh => "* 你现在可以发言了".to_owned(),
+        RelayMsg::Voice(true) => "* you can speak now".to_owned(),
+        RelayMsg::Voice(false) if zh => "* 你不能再发言了".to_owned(),
+        RelayMsg::Voice(false) => "* you can no longer speak".to_owned(),
     };
     Some(line)
 }

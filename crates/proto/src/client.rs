@@ -96,6 +96,9 @@ pub enum ClientMsg {
     Hand(Option<Text>),
     /// `H [<question>]`: raise a hand, the classic verb.
     ClassicHand(Option<Text>),
+    /// `SEEN <seq>`: the client showed the announcement that is room
+    /// event `seq` (structured; the relay counts who confirmed it).
+    Seen(u64),
     /// `RESEND <from> <to>`: send room events `from..=to` again.
     Resend {
         /// First sequence number wanted.
@@ -248,6 +251,12 @@ impl ClientMsg {
                 f.end()?;
                 ClientMsg::Resend { from, to }
             }
+            "SEEN" => {
+                let mut f = Fields::new("SEEN", rest);
+                let seq = f.number("seq")?;
+                f.end()?;
+                ClientMsg::Seen(seq)
+            }
             "HAND" => ClientMsg::Hand(optional_text(rest)?),
             "H" => ClientMsg::ClassicHand(optional_text(rest)?),
             other => {
@@ -307,6 +316,7 @@ impl ClientMsg {
             ClientMsg::PrivateReliable { id, to, text } => format!("PMSG {id} {to} {text}"),
             ClientMsg::Say { id, text } => format!("SAY {id} {text}"),
             ClientMsg::Ack(pid) => format!("ACK {pid}"),
+            ClientMsg::Seen(seq) => format!("SEEN {seq}"),
             ClientMsg::Resend { from, to } => format!("RESEND {from} {to}"),
             ClientMsg::Hand(None) => "HAND".to_owned(),
             ClientMsg::Hand(Some(question)) => format!("HAND {question}"),
@@ -591,6 +601,27 @@ mod tests {
         assert_eq!(
             ClientMsg::parse(b"HELLO udpchat/1 bob - key=fedcba9876543210 == =="),
             Err(ParseError::ExtraField("HELLO"))
+        );
+    }
+
+    #[test]
+    fn seen_parses_one_sequence_number() {
+        assert_eq!(ClientMsg::parse(b"SEEN 12"), Ok(ClientMsg::Seen(12)));
+        assert_eq!(ClientMsg::Seen(12).encode(), b"SEEN 12");
+        assert_eq!(
+            ClientMsg::parse(b"SEEN"),
+            Err(ParseError::MissingField {
+                verb: "SEEN",
+                field: "seq"
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SEEN 1 2"),
+            Err(ParseError::ExtraField("SEEN"))
+        );
+        assert_eq!(
+            ClientMsg::parse(b"SEEN 012"),
+            Err(ParseError::BadNumber("seq"))
         );
     }
 

@@ -265,6 +265,8 @@ error_codes! {
     BadCode = "bad-code", "this room needs the join code from the host; type your name, a space and the code", "加入聊天室需要主持人给的加入码；请输入你的名字、一个空格和加入码";
     /// Slow mode: the sender's previous message was too recent.
     SlowMode = "slow-mode", "slow mode: wait a little before your next message", "慢速模式：请稍等再发下一条消息";
+    /// Moderated mode: only the host and members with a voice speak to the room.
+    Moderated = "moderated", "the host has turned on moderated mode; raise your hand (/hand) to ask to speak", "主持人开启了发言管理模式；请举手（/hand）申请发言";
 }
 
 impl fmt::Display for ErrorCode {

@@ -29,7 +29,7 @@ pub use fields::{
     check_text_char, is_default_ignorable, is_invisible, strip_line_ending, Cookie, JoinCode,
     LineEnding, Nick, Text, Token,
 };
-pub use lookalike::{check_text_content, MAX_SPACE_RUN};
+pub use lookalike::{check_action, check_text_content, MAX_SPACE_RUN};
 pub use relay::{ByeCode, HandNotice, LeaveReason, Origin, RelayMsg, RoomEvent};
 pub use session_key::{split_key_prefix, SessionKey, KEY_PREFIX_LEN};
 

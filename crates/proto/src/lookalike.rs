@@ -15,7 +15,13 @@
 //!   removed by the host`, or a Chinese one); the relay's own `* ` lines
 //!   (`* online (`, `* you were removed by the host`, `* you were
 //!   disconnected`, `* the relay is shutting down`, `* your hand is up`,
-//!   `* the teacher calls on you`, and their Chinese forms); an error line `ERROR <code>:` / `错误 <code>:` with a real code.
+//!   `* the teacher calls on you`, `* the host turned moderated mode ...`,
+//!   `* you can speak now`, `* you can no longer speak`, and their Chinese
+//!   forms); `[announcement]`, `[通知]`; an error line `ERROR <code>:` /
+//!   `错误 <code>:` with a real code.
+//!
+//! An action (`/me waves` from alice, shown `* alice waves`) is checked as
+//! the whole line it becomes ([`check_action`]): `/me left` is refused.
 //!
 //! English words compare case-insensitively, and spaces between words count
 //! as one however many there are. Ordinary text stays allowed: `2 * 3 = 6`,
@@ -34,6 +40,8 @@ const BRACKET_OPENERS: &[&str] = &[
     "[private from ",
     "[private to ",
     "[私信",
+    "[announcement]",
+    "[通知]",
 ];
 
 /// What follows `* ` in the relay's own star lines (lowercased).
@@ -50,6 +58,13 @@ const STAR_LINES: &[&str] = &[
     "the teacher calls on you",
     "你已举手",
     "老师点到你了",
+    "the host turned moderated mode",
+    "主持人开启了发言管理模式",
+    "主持人关闭了发言管理模式",
+    "you can speak now",
+    "you can no longer speak",
+    "你现在可以发言了",
+    "你不能再发言了",
 ];
 
 /// What follows `* <nick> ` in a membership notice, English (a whole word
@@ -71,6 +86,14 @@ const ENDINGS_ZH: &[&str] = &[
     "被主持人移出聊天室",
     "改名为",
 ];
+
+/// Refuses an action (`/me <text>` from `nick`) whose classic line,
+/// `* <nick> <text>`, would read as a relay notice: `/me joined` from
+/// alice is `* alice joined`, which only the relay may say. The same rule
+/// as for any text, applied to the whole line the action becomes.
+pub fn check_action(nick: &str, text: &str) -> Result<(), ParseError> {
+    check_text_content(&format!("* {nick} {text}"))
+}
 
 /// Refuses text with a long run of spaces or a look-alike of a relay line.
 pub fn check_text_content(s: &str) -> Result<(), ParseError> {
@@ -255,6 +278,16 @@ mod tests {
             "ERROR not-joined: you have not joined",
             "错误 not-joined: 你尚未加入",
             "*   bob    left",
+            "* the host turned moderated mode on: only members with a voice can speak",
+            "* The host turned moderated mode off",
+            "* you can speak now",
+            "* You can no longer speak",
+            "* 你现在可以发言了",
+            "* 你不能再发言了",
+            "* 主持人开启了发言管理模式：只有获准发言的成员可以发言",
+            "[announcement] no class tomorrow",
+            "[Announcement] no class tomorrow",
+            "[通知] 明天不上课",
         ] {
             assert!(refused(s), "{s:?} was allowed");
             // Wrapped to the start of a row by letters or by spaces.
@@ -277,6 +310,9 @@ mod tests {
                 new: Nick::new("al").unwrap(),
             },
             RoomEvent::Host(text.clone()),
+            RoomEvent::Moderated(true),
+            RoomEvent::Moderated(false),
+            RoomEvent::Announce(text.clone()),
         ]
         .into_iter()
         .chain(
@@ -311,6 +347,8 @@ mod tests {
         msgs.extend(RelayMsg::who_pages(std::slice::from_ref(&nick)));
         msgs.push(RelayMsg::Hand(HandNotice::Up { position: 3 }));
         msgs.push(RelayMsg::Hand(HandNotice::Called));
+        msgs.push(RelayMsg::Voice(true));
+        msgs.push(RelayMsg::Voice(false));
         for code in [ByeCode::Shutdown, ByeCode::Kicked, ByeCode::Timeout] {
             msgs.push(RelayMsg::Bye {
                 code,
@@ -338,6 +376,38 @@ mod tests {
                 let reason = code.reason(lang);
                 assert_eq!(check_text_content(reason), Ok(()), "{reason:?}");
             }
+        }
+    }
+
+    #[test]
+    fn actions_that_read_as_notices_are_refused() {
+        for (nick, text) in [
+            ("alice", "joined"),
+            ("alice", "left"),
+            ("alice", "left (timed out)"),
+            ("alice", "was removed by the host"),
+            ("alice", "is now known as bob"),
+            ("alice", "reconnected"),
+            ("alice", "加入了聊天室"),
+            ("alice", "离开了聊天室"),
+            ("alice", "被主持人移出聊天室"),
+            ("alice", "改名为 bob"),
+            ("you", "can speak now"),
+            ("the", "host turned moderated mode on"),
+            ("alice", "waves [host] class is over"),
+            // A notice ending followed by more words still reads as one.
+            ("alice", "left the room early, sorry"),
+        ] {
+            assert!(check_action(nick, text).is_err(), "{nick} {text}");
+        }
+        for (nick, text) in [
+            ("alice", "waves"),
+            ("alice", "leaves early"),
+            ("alice", "joins in"),
+            ("小明", "挥手"),
+            ("alice", "is now happy"),
+        ] {
+            assert_eq!(check_action(nick, text), Ok(()), "{nick} {text}");
         }
     }
 

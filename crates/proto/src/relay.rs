@@ -124,6 +124,19 @@ pub enum RoomEvent {
     },
     /// The operator (the teacher at the relay's console) said something.
     Host(Text),
+    /// A member's action: a chat text `/me <text>` (`* alice waves`).
+    Action {
+        /// Who.
+        nick: Nick,
+        /// What it does (the text after `/me `).
+        text: Text,
+    },
+    /// The host turned moderated mode on (`true`: only members with a
+    /// voice speak to the room) or off.
+    Moderated(bool),
+    /// An announcement from the host, which structured clients confirm
+    /// with `SEEN <seq>`.
+    Announce(Text),
 }
 
 /// A datagram the relay sends to a structured client.
@@ -227,6 +240,9 @@ pub enum RelayMsg {
     /// `HAND up <position>` / `HAND called`: about this member's raised
     /// hand, for it only.
     Hand(HandNotice),
+    /// `VOICE on` / `VOICE off`: the host gave this member a voice (it may
+    /// speak in moderated mode) or took it away; to it only.
+    Voice(bool),
     /// `BYE <code> <reason>`: the relay ends this member's session.
     Bye {
         /// Why.
@@ -328,6 +344,19 @@ impl RelayMsg {
                         RoomEvent::Rename { old, new }
                     }
                     "HOST" => RoomEvent::Host(f.text("message")?),
+                    "ACTION" => {
+                        let nick = f.nick("nickname")?;
+                        RoomEvent::Action {
+                            nick,
+                            text: f.text("message")?,
+                        }
+                    }
+                    "MODERATED" => {
+                        let on = on_off(f.next("mode")?)?;
+                        f.end()?;
+                        RoomEvent::Moderated(on)
+                    }
+                    "ANNOUNCE" => RoomEvent::Announce(f.text("message")?),
                     other => {
                         return Err(ParseError::BadKeyword {
                             field: "event kind",
@@ -432,6 +461,12 @@ impl RelayMsg {
                 f.end()?;
                 RelayMsg::Hand(notice)
             }
+            "VOICE" => {
+                let mut f = Fields::new("VOICE", rest);
+                let on = on_off(f.next("voice")?)?;
+                f.end()?;
+                RelayMsg::Voice(on)
+            }
             other => return Err(ParseError::UnknownVerb(other.chars().take(16).collect())),
         };
         Ok(msg)
@@ -496,6 +531,9 @@ impl RelayMsg {
                     }
                     RoomEvent::Rename { old, new } => write!(out, "RENAME {old} {new}"),
                     RoomEvent::Host(text) => write!(out, "HOST {text}"),
+                    RoomEvent::Action { nick, text } => write!(out, "ACTION {nick} {text}"),
+                    RoomEvent::Moderated(on) => write!(out, "MODERATED {}", on_off_word(*on)),
+                    RoomEvent::Announce(text) => write!(out, "ANNOUNCE {text}"),
                 }
             }
             RelayMsg::Private { pid, from, text } => write!(out, "PRIVATE {pid} {from} {text}"),
@@ -531,6 +569,7 @@ impl RelayMsg {
             RelayMsg::Bye { code, reason } => write!(out, "BYE {} {reason}", code.as_str()),
             RelayMsg::Hand(HandNotice::Up { position }) => write!(out, "HAND up {position}"),
             RelayMsg::Hand(HandNotice::Called) => write!(out, "HAND called"),
+            RelayMsg::Voice(on) => write!(out, "VOICE {}", on_off_word(*on)),
         };
     }
 
@@ -565,6 +604,26 @@ impl RelayMsg {
                 nicks,
             })
             .collect()
+    }
+}
+
+/// `on` or `off`, the words of `MODERATED` and `VOICE`.
+fn on_off(word: &str) -> Result<bool, ParseError> {
+    match word {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(ParseError::BadKeyword {
+            field: "on or off",
+            value: other.chars().take(16).collect(),
+        }),
+    }
+}
+
+fn on_off_word(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
     }
 }
 
@@ -672,10 +731,68 @@ mod tests {
                 ago: Some(u32::MAX),
                 event: RoomEvent::Host(text.clone()),
             },
+            // (The relay's actions carry at most 796 bytes: the chat text
+            // less its "/me ". Even a whole 800 fit.)
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::History,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Action {
+                    nick: long_nick.clone(),
+                    text: text.clone(),
+                },
+            },
+            RelayMsg::Event {
+                seq: u64::MAX,
+                origin: Origin::History,
+                ago: Some(u32::MAX),
+                event: RoomEvent::Announce(text.clone()),
+            },
         ];
         for msg in longest {
             let bytes = key.prefixed(&msg.encode());
             assert!(bytes.len() <= MAX_DATAGRAM, "{} bytes", bytes.len());
+        }
+    }
+
+    #[test]
+    fn action_moderated_announce_and_voice_round_trip() {
+        let wire: [&[u8]; 7] = [
+            b"EVENT 3 live ACTION alice waves  hello",
+            b"EVENT 4 live MODERATED on",
+            b"EVENT 5 history ago=2 MODERATED off",
+            b"EVENT 6 live ANNOUNCE test on Friday",
+            b"VOICE on",
+            b"VOICE off",
+            b"EVENT 7 resend ago=0 ACTION \xe5\xb0\x8f\xe6\x98\x8e \xe6\x8c\xa5\xe6\x89\x8b",
+        ];
+        for bytes in wire {
+            let msg = RelayMsg::parse(bytes).unwrap_or_else(|e| panic!("{bytes:?}: {e}"));
+            assert_eq!(msg.encode(), bytes);
+        }
+        assert_eq!(
+            RelayMsg::parse(b"EVENT 3 live ACTION alice waves"),
+            Ok(RelayMsg::Event {
+                seq: 3,
+                origin: Origin::Live,
+                ago: None,
+                event: RoomEvent::Action {
+                    nick: nick("alice"),
+                    text: Text::new("waves").unwrap()
+                }
+            })
+        );
+        assert_eq!(RelayMsg::parse(b"VOICE on"), Ok(RelayMsg::Voice(true)));
+        for bad in [
+            &b"VOICE"[..],
+            b"VOICE yes",
+            b"VOICE on now",
+            b"EVENT 1 live MODERATED",
+            b"EVENT 1 live MODERATED ON",
+            b"EVENT 1 live ANNOUNCE",
+            b"EVENT 1 live ACTION alice",
+        ] {
+            assert!(RelayMsg::parse(bad).is_err(), "{bad:?}");
         }
     }
 

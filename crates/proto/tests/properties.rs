@@ -184,6 +184,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         }),
         (number(), text()).prop_map(|(id, text)| ClientMsg::Say { id, text }),
         number().prop_map(ClientMsg::Ack),
+        number().prop_map(ClientMsg::Seen),
         (number(), number()).prop_map(|(from, to)| ClientMsg::Resend { from, to }),
         prop::option::of(text()).prop_map(ClientMsg::Hand),
         prop::option::of(text()).prop_map(ClientMsg::ClassicHand),
@@ -198,6 +199,9 @@ fn room_event() -> impl Strategy<Value = RoomEvent> {
         (nick(), leave_reason()).prop_map(|(nick, reason)| RoomEvent::Leave { nick, reason }),
         (nick(), nick()).prop_map(|(old, new)| RoomEvent::Rename { old, new }),
         text().prop_map(RoomEvent::Host),
+        (nick(), text()).prop_map(|(nick, text)| RoomEvent::Action { nick, text }),
+        any::<bool>().prop_map(RoomEvent::Moderated),
+        text().prop_map(RoomEvent::Announce),
     ]
 }
 
@@ -269,6 +273,7 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
         (bye_code(), text()).prop_map(|(code, reason)| RelayMsg::Bye { code, reason }),
         any::<u32>().prop_map(|position| RelayMsg::Hand(HandNotice::Up { position })),
         Just(RelayMsg::Hand(HandNotice::Called)),
+        any::<bool>().prop_map(RelayMsg::Voice),
     ]
     .boxed()
 }
@@ -277,9 +282,38 @@ fn relay_msg(max_who: usize) -> BoxedStrategy<RelayMsg> {
 /// sometimes valid and sometimes junk, so the parsers are driven deep.
 fn verb_and_junk() -> impl Strategy<Value = Vec<u8>> {
     let verb = select(vec![
-        "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "SAY", "ACK", "RESEND", "H",
-        "HAND", "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "PONG", "GONE", "ERROR", "BYE",
-        "n", "",
+        "N",
+        "M",
+        "Q",
+        "WHO",
+        "MSG",
+        "PING",
+        "NICK",
+        "HELLO",
+        "PMSG",
+        "SAY",
+        "ACK",
+        "RESEND",
+        "H",
+        "HAND",
+        "SEEN",
+        "VOICE",
+        "ACTION",
+        "MODERATED",
+        "ANNOUNCE",
+        "on",
+        "off",
+        "COOKIE",
+        "WELCOME",
+        "EVENT",
+        "PRIVATE",
+        "SENT",
+        "PONG",
+        "GONE",
+        "ERROR",
+        "BYE",
+        "n",
+        "",
     ]);
     let field = prop_oneof![
         select(vec![

@@ -257,12 +257,13 @@ fn example_blocks_cover_every_client_verb_and_relay_kind() {
     }
     for verb in [
         "N", "M", "Q", "WHO", "MSG", "PING", "NICK", "HELLO", "PMSG", "ACK", "RESEND", "H", "HAND",
+        "SEEN",
     ] {
         assert!(client.contains(verb), "no example sends {verb}");
     }
     for verb in [
         "COOKIE", "WELCOME", "EVENT", "PRIVATE", "SENT", "WHO", "PONG", "GONE", "ERROR", "BYE",
-        "HAND",
+        "HAND", "VOICE",
     ] {
         assert!(relay.contains(verb), "no example shows {verb}");
     }
@@ -346,8 +347,8 @@ fn classic_line_table_matches_render() {
             );
         }
     }
-    // Every RelayMsg variant has a row (11 variants).
-    assert_eq!(kinds.len(), 11);
+    // Every RelayMsg variant has a row (12 variants).
+    assert_eq!(kinds.len(), 12);
 }
 
 #[test]

@@ -53,7 +53,10 @@ Example: only students who know today's code join, bans kept across restarts:
   udpchat-relay --join-code maple7 --ban-file bans.txt
   (students type: N alice maple7, or: udpchat --code maple7 ...)
 Moderation on the console: /ban NICK|IP [10m] [reason], /unban, /bans, /mute NICK [5m], /unmute,
-/lock, /unlock, /code [CODE|off], /slow SECONDS, /rename NICK NEW.
+/lock, /unlock, /code [CODE|off], /slow SECONDS, /rename NICK NEW, /moderated on|off,
+/voice NICK, /devoice NICK, /announce TEXT (then: how many have seen it).
+Example: a lecture where students raise a hand and the teacher gives the word:
+  udpchat-relay --moderated     (then on the console: /voice alice, /devoice alice)
 Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
@@ -175,6 +178,12 @@ pub struct Args {
     #[arg(long)]
     pub locked: bool,
 
+    /// Start in moderated mode: only the host and members given a voice (/voice NICK) speak to
+    /// the room; the others may still send private messages and raise a hand. /moderated off
+    /// ends it.
+    #[arg(long)]
+    pub moderated: bool,
+
     /// Slow mode: the least time between one member's chat messages (0 = off); /slow changes it.
     #[arg(long, value_name = "DUR", default_value = "0", value_parser = parse_duration_or_zero)]
     pub slow: Duration,
@@ -252,6 +261,7 @@ impl Args {
             locked: self.locked,
             join_code: self.join_code.clone(),
             slow_mode: self.slow,
+            moderated: self.moderated,
             late_after: self.late_after,
             ..Config::default()
         }
@@ -479,9 +489,11 @@ mod tests {
             "30",
             "--ban-file",
             "bans.txt",
+            "--moderated",
         ])
         .unwrap();
         let config = args.room_config();
+        assert!(config.moderated);
         assert_eq!(
             config.join_code.as_ref().map(|c| c.as_str()),
             Some("Maple7")
@@ -492,7 +504,7 @@ mod tests {
         let defaults = Args::try_parse_from(["udpchat-relay"])
             .unwrap()
             .room_config();
-        assert!(defaults.join_code.is_none() && !defaults.locked);
+        assert!(defaults.join_code.is_none() && !defaults.locked && !defaults.moderated);
         assert!(defaults.slow_mode.is_zero());
         assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "two words"]).is_err());
         assert!(Args::try_parse_from(["udpchat-relay", "--join-code", "a-b"]).is_err());

@@ -78,6 +78,15 @@ pub enum Command {
         /// Its new nickname.
         new: String,
     },
+    /// `/moderated on|off`.
+    Moderated(bool),
+    /// `/voice NICK`: the member may speak in moderated mode.
+    Voice(String),
+    /// `/devoice NICK`: takes the voice back.
+    Devoice(String),
+    /// `/announce TEXT`: an announcement members confirm; `/announce`
+    /// alone: who has seen the latest one.
+    Announce(Option<String>),
     /// `/hands`: the raised hands, first in line first.
     Hands,
     /// `/next`: call on the first hand in line.
@@ -116,6 +125,10 @@ operator commands:
   /code [CODE|off]     show, set or remove the join code (students type: N name CODE, or udpchat --code CODE)
   /slow SECONDS        least time between one member's messages (0: off)
   /rename NICK NEW     rename a member
+  /moderated on|off    only the host and members with a voice speak (the others: private messages, /hand)
+  /voice NICK, /devoice NICK   give a member the word in moderated mode, or take it back
+  /announce TEXT       an announcement; the console then says how many have seen it
+  /announce            how many have seen the latest announcement
   /quit [reason]       tell every member the relay is closing, then exit
   /help                this list";
 
@@ -183,6 +196,16 @@ impl Command {
             "lock" => Command::Lock,
             "unlock" => Command::Unlock,
             "code" => Command::Code(non_empty(rest)),
+            "moderated" => match rest {
+                "on" => Command::Moderated(true),
+                "off" => Command::Moderated(false),
+                _ => Command::Unknown(line.to_owned()),
+            },
+            "voice" if !rest.is_empty() && !rest.contains(' ') => Command::Voice(rest.to_owned()),
+            "devoice" if !rest.is_empty() && !rest.contains(' ') => {
+                Command::Devoice(rest.to_owned())
+            }
+            "announce" => Command::Announce(non_empty(rest)),
             "slow" => match rest {
                 "off" => Command::Slow(Duration::ZERO),
                 s => match parse_duration_or_zero(s) {
@@ -411,6 +434,42 @@ mod tests {
             Command::parse("/rename bob"),
             Command::Unknown("/rename bob".into())
         );
+    }
+
+    #[test]
+    fn moderated_voice_and_announce_commands_parse() {
+        assert_eq!(Command::parse("/moderated on"), Command::Moderated(true));
+        assert_eq!(
+            Command::parse("/moderated off\n"),
+            Command::Moderated(false)
+        );
+        assert_eq!(
+            Command::parse("/moderated"),
+            Command::Unknown("/moderated".into())
+        );
+        assert_eq!(
+            Command::parse("/moderated yes"),
+            Command::Unknown("/moderated yes".into())
+        );
+        assert_eq!(
+            Command::parse("/voice alice"),
+            Command::Voice("alice".into())
+        );
+        assert_eq!(
+            Command::parse("/devoice alice"),
+            Command::Devoice("alice".into())
+        );
+        assert_eq!(Command::parse("/voice"), Command::Unknown("/voice".into()));
+        assert_eq!(
+            Command::parse("/voice a b"),
+            Command::Unknown("/voice a b".into())
+        );
+        assert_eq!(
+            Command::parse("/announce test on  Friday"),
+            Command::Announce(Some("test on  Friday".into()))
+        );
+        assert_eq!(Command::parse("/announce"), Command::Announce(None));
+        assert_eq!(Command::parse("/announce   "), Command::Announce(None));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use udpchat_proto::ErrorCode;
+use udpchat_proto::{ErrorCode, Lang};
+use udpchat_room::AnnouncementSummary;
 
 use crate::transcript::Transcript;
 use crate::{Dialect, Event};
@@ -118,6 +119,19 @@ impl Recorder {
                 log::info!("{nick} at {addr} {what}; {position} in line");
             }
             Event::Called { addr, nick } => log::info!("the host calls on {nick} at {addr}"),
+            Event::Voiced { nick, on } => {
+                let line = match on {
+                    true => format!("host gave {nick} a voice"),
+                    false => format!("host took {nick}'s voice"),
+                };
+                log::info!("{line}");
+                self.transcribe(|t| t.moderation(now, &line));
+            }
+            Event::Announcement(summary) => {
+                let line = announcement_line(summary, Lang::En);
+                log::info!("{line}");
+                self.transcribe(|t| t.moderation(now, &line));
+            }
         }
     }
 
@@ -192,6 +206,31 @@ fn moderation_line(event: &Event) -> String {
         Event::SlowMode(d) => format!("host set slow mode: one message every {}", words(d)),
         _ => String::new(),
     }
+}
+
+/// Who has seen an announcement, for the console, the log and the
+/// transcript: `announcement #12 seen by 23 of 25; 2 classic members
+/// cannot confirm` (and who left before confirming, if anyone did).
+pub(crate) fn announcement_line(s: &AnnouncementSummary, lang: Lang) -> String {
+    let mut line = match lang {
+        Lang::En => format!(
+            "announcement #{} seen by {} of {}",
+            s.seq, s.seen, s.members
+        ),
+        Lang::Zh => format!("通知 #{}：{} 人中 {} 人已确认", s.seq, s.members, s.seen),
+    };
+    match (lang, s.classic) {
+        (_, 0) => {}
+        (Lang::En, 1) => line.push_str("; 1 classic member cannot confirm"),
+        (Lang::En, n) => line.push_str(&format!("; {n} classic members cannot confirm")),
+        (Lang::Zh, n) => line.push_str(&format!("；{n} 名经典客户端成员无法确认")),
+    }
+    match (lang, s.left) {
+        (_, 0) => {}
+        (Lang::En, n) => line.push_str(&format!("; {n} left before confirming")),
+        (Lang::Zh, n) => line.push_str(&format!("；{n} 人未确认就离开了")),
+    }
+    line
 }
 
 fn transcript_result(t: &Transcript, result: io::Result<()>, failed: &mut bool) {
@@ -309,6 +348,39 @@ mod tests {
         assert_eq!(
             moderation_line(&Event::CodeSet(Some(code))),
             "host set a join code"
+        );
+    }
+
+    #[test]
+    fn announcement_summaries_read_in_both_languages() {
+        let mut s = AnnouncementSummary {
+            seq: 12,
+            seen: 23,
+            members: 25,
+            classic: 2,
+            left: 0,
+            complete: true,
+        };
+        assert_eq!(
+            announcement_line(&s, Lang::En),
+            "announcement #12 seen by 23 of 25; 2 classic members cannot confirm"
+        );
+        assert_eq!(
+            announcement_line(&s, Lang::Zh),
+            "通知 #12：25 人中 23 人已确认；2 名经典客户端成员无法确认"
+        );
+        s.classic = 1;
+        s.left = 1;
+        assert_eq!(
+            announcement_line(&s, Lang::En),
+            "announcement #12 seen by 23 of 25; 1 classic member cannot confirm; \
+             1 left before confirming"
+        );
+        s.classic = 0;
+        s.left = 0;
+        assert_eq!(
+            announcement_line(&s, Lang::En),
+            "announcement #12 seen by 23 of 25"
         );
     }
 

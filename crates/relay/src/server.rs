@@ -25,7 +25,7 @@ use udpchat_proto::Lang;
 use crate::attendance;
 use crate::console::{self, console_print, Command};
 use crate::datapath::{DataPath, DataStats, SetupError};
-use crate::recording::Recorder;
+use crate::recording::{self, Recorder};
 use crate::transcript::Transcript;
 use crate::{Config, Event, Outputs, Room};
 
@@ -567,6 +567,42 @@ impl Server {
                     }
                     self.dispatch();
                 }
+                Command::Moderated(on) => {
+                    let changed = self.room.set_moderated(now, on, &mut self.out);
+                    console_print(match (on, changed) {
+                        (true, true) => "moderated mode on: only the host and members with a voice (/voice NICK) speak",
+                        (false, true) => "moderated mode off: everyone can speak",
+                        (true, false) => "moderated mode is on already",
+                        (false, false) => "moderated mode is off already",
+                    });
+                    self.dispatch();
+                }
+                Command::Voice(nick) => {
+                    match self.room.voice(now, &nick, &mut self.out) {
+                        Ok(nick) => console_print(&format!(
+                            "{nick} has a voice: may speak in moderated mode"
+                        )),
+                        Err(e) => console_print(&format!("cannot give a voice: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Devoice(nick) => {
+                    match self.room.devoice(now, &nick, &mut self.out) {
+                        Ok(nick) => console_print(&format!("{nick} no longer has a voice")),
+                        Err(e) => console_print(&format!("cannot take the voice: {e}")),
+                    }
+                    self.dispatch();
+                }
+                Command::Announce(Some(text)) => {
+                    if let Err(e) = self.room.announce(now, &text, &mut self.out) {
+                        console_print(&format!("not announced: {e}"));
+                    }
+                    self.dispatch();
+                }
+                Command::Announce(None) => console_print(&match self.room.announcement() {
+                    Some(summary) => recording::announcement_line(&summary, self.lang),
+                    None => "no announcement yet; /announce TEXT makes one".to_owned(),
+                }),
                 Command::Quit(reason) => {
                     self.stop_cause = "/quit";
                     self.shutdown = Some(
@@ -607,6 +643,9 @@ impl Server {
                     position,
                     again,
                 )),
+                Event::Announcement(summary) if self.console.is_some() => {
+                    console_print(&recording::announcement_line(&summary, self.lang))
+                }
                 Event::Block { addr, .. } => {
                     self.stats.kernel_blocks += 1;
                     self.net.block(addr);

@@ -56,6 +56,9 @@ pub struct Config {
     pub reserved: Vec<Nick>,
     /// The room starts locked (`--locked`): no new members.
     pub locked: bool,
+    /// The room starts in moderated mode (`--moderated`): only the host
+    /// and members with a voice speak to the room.
+    pub moderated: bool,
     /// The join code new members need (`--join-code`); `None`: none.
     pub join_code: Option<JoinCode>,
     /// Slow mode (`--slow`): the least time between one member's chat
@@ -92,6 +95,7 @@ impl Default for Config {
             locked: false,
             join_code: None,
             slow_mode: Duration::ZERO,
+            moderated: false,
             roster: Vec::new(),
             late_after: Duration::from_secs(10 * 60),
         }

@@ -95,6 +95,7 @@ pub fn config() -> Config {
         locked: false,
         join_code: None,
         slow_mode: Duration::ZERO,
+        moderated: false,
         // A roster name, and a grace the fuzzer's clock passes.
         roster: vec![Nick::new("alice").expect("valid")],
         late_after: Duration::from_secs(60),
@@ -132,8 +133,10 @@ const NICKS: [&str; 11] = [
     "KIM",
     "\u{41a}IM",
 ];
-const TEXTS: [&str; 6] = [
+const TEXTS: [&str; 8] = [
     "hi",
+    "/me waves",
+    "/me left",
     "  spaced  out ",
     "你好 👋",
     "a",
@@ -272,6 +275,8 @@ pub enum Payload {
     Say(Number, TextField, Ending),
     /// `HAND [<question>]`, or `H [<question>]` with the bool.
     Hand(bool, Option<TextField>, Ending),
+    /// `SEEN <seq>`
+    Seen(Number),
 }
 
 /// One thing that happens to the room.
@@ -311,6 +316,12 @@ pub enum Step {
     Slow(u8),
     /// Operator `/next`: the first raised hand is called on.
     Next,
+    /// Operator `/moderated on` (true) or `off`.
+    Moderated(bool),
+    /// Operator `/voice` (true) or `/devoice`.
+    Voice(NickField, bool),
+    /// Operator `/announce TEXT`.
+    Announce(TextField),
 }
 
 /// The join codes the fuzzer's `/code` sets (its datagrams may carry them).
@@ -481,13 +492,17 @@ impl Harness {
         }
         for event in &self.out.events {
             if let Event::Room {
-                event: RoomEvent::Chat { nick, .. },
+                event: RoomEvent::Chat { nick, .. } | RoomEvent::Action { nick, .. },
                 ..
             } = event
             {
                 assert!(
                     self.room.moderation.check_muted(nick, now_ms).is_ok(),
                     "muted {nick} reached the room"
+                );
+                assert!(
+                    self.room.voices.check(nick).is_ok(),
+                    "{nick} without a voice reached a moderated room"
                 );
             }
         }
@@ -634,6 +649,35 @@ impl Harness {
                 self.room
                     .slow(Duration::from_secs(u64::from(*secs)), &mut self.out);
             }
+            Step::Moderated(on) => {
+                let was = self.room.is_moderated();
+                let changed = self.room.set_moderated(self.now, *on, &mut self.out);
+                assert_eq!(changed, was != *on, "/moderated changed {was} to {on}?");
+                assert_eq!(self.room.is_moderated(), *on);
+            }
+            Step::Voice(nick, give) => {
+                let nick = nick.render();
+                if *give {
+                    let result = self.room.voice(self.now, &nick, &mut self.out);
+                    let present = before
+                        .values()
+                        .any(|(n, _)| Nick::new(&nick).is_ok_and(|k| k.key() == n.key()));
+                    assert_eq!(result.is_ok(), present, "voice {nick:?}: {result:?}");
+                } else {
+                    let _ = self.room.devoice(self.now, &nick, &mut self.out);
+                }
+                assert!(self.out.transmits.len() <= 1, "a voice notice went to many");
+            }
+            Step::Announce(text) => {
+                let text = text.render();
+                let result = self.room.announce(self.now, &text, &mut self.out);
+                assert_eq!(
+                    result.is_ok(),
+                    udpchat_proto::Text::new(&text).is_ok(),
+                    "announce accepted/refused {text:?} unlike Text::new"
+                );
+                assert!(self.room.announcements_kept() <= crate::ANNOUNCEMENTS_KEPT);
+            }
             Step::Next => {
                 let first = self.room.hands().first().cloned();
                 let called = self.room.next_hand(self.now, &mut self.out);
@@ -741,7 +785,7 @@ impl Harness {
                 matches!(
                     e,
                     Event::Room {
-                        event: RoomEvent::Chat { .. },
+                        event: RoomEvent::Chat { .. } | RoomEvent::Action { .. },
                         ..
                     }
                 )
@@ -766,10 +810,21 @@ impl Harness {
         );
         let window = self.recent_ids.entry(from).or_default();
         let repeated = window.contains(&id);
-        // Refused by the host's moderation: the id is used up and nothing
-        // of a muted member's (held ones included) reaches the room.
+        // Refused by the host's moderation (or an action that reads as a
+        // relay notice): the id is used up and nothing of a muted or
+        // unvoiced member's (held ones included) reaches the room.
         let moderated = self.out.events.iter().any(|e| {
-            matches!(e, Event::Refused { addr, code: ErrorCode::Muted | ErrorCode::SlowMode, .. } if *addr == from)
+            matches!(
+                e,
+                Event::Refused {
+                    addr,
+                    code: ErrorCode::Muted
+                        | ErrorCode::SlowMode
+                        | ErrorCode::Moderated
+                        | ErrorCode::LooksLikeNotice,
+                    ..
+                } if *addr == from
+            )
         });
         // (check_moderation asserts that nothing of a muted member's
         // reaches the room; a slowed one's held SAYs may go.)
@@ -863,6 +918,7 @@ impl Harness {
                 format!("SAY {} {}{}", id.value(), text.render(), end.as_str())
             }
             Payload::Ack(pid) => format!("ACK {}", pid.value()),
+            Payload::Seen(seq) => format!("SEEN {}", seq.value()),
             Payload::Resend(from, to) => format!("RESEND {} {}", from.value(), to.value()),
             Payload::Hand(classic, question, end) => {
                 let verb = if *classic { "H" } else { "HAND" };
@@ -901,7 +957,7 @@ impl Harness {
                 matches!(
                     e,
                     Event::Room {
-                        event: RoomEvent::Chat { .. },
+                        event: RoomEvent::Chat { .. } | RoomEvent::Action { .. },
                         ..
                     }
                 )
@@ -938,7 +994,10 @@ impl Harness {
                 _ => continue,
             };
             match (step, event) {
-                (Step::Datagram(..), RoomEvent::Chat { nick, .. }) => {
+                (
+                    Step::Datagram(..),
+                    RoomEvent::Chat { nick, .. } | RoomEvent::Action { nick, .. },
+                ) => {
                     let from = sender.expect("datagram step has a sender");
                     assert_eq!(
                         nick_of(before, &from),
@@ -1008,6 +1067,12 @@ impl Harness {
                 (Step::Host(text), RoomEvent::Host(t)) => {
                     assert_eq!(t.as_str(), text.render(), "HOST text changed");
                 }
+                (Step::Moderated(on), RoomEvent::Moderated(now_on)) => {
+                    assert_eq!(on, now_on, "/moderated announced the other mode");
+                }
+                (Step::Announce(text), RoomEvent::Announce(t)) => {
+                    assert_eq!(t.as_str(), text.render(), "ANNOUNCE text changed");
+                }
                 (Step::Ban(..), RoomEvent::Leave { reason, .. }) => {
                     assert_eq!(*reason, LeaveReason::Kicked, "a ban caused {reason:?}");
                 }
@@ -1037,7 +1102,7 @@ impl Harness {
                 // before the step).
                 (
                     Step::Advance(_) | Step::Jump(_) | Step::NextTimer,
-                    RoomEvent::Chat { nick, .. },
+                    RoomEvent::Chat { nick, .. } | RoomEvent::Action { nick, .. },
                 ) => {
                     assert!(
                         before.values().any(|(n, _)| n.key() == nick.key()),

@@ -28,6 +28,10 @@
 //! - `reserved`: the nicknames kept for the teacher and the relay;
 //! - `moderation`: bans, mutes, the lock, the join code, slow mode and the
 //!   host's renames (the operator's [`Room::ban`], [`Room::mute`], ...);
+//! - `voice`: moderated mode and who has a voice ([`Room::set_moderated`],
+//!   [`Room::voice`]); `speech`: chat or a `/me` action, and the checks
+//!   every message to the room passes;
+//! - `announce`: announcements and who confirmed them (`SEEN`);
 //! - `hands`: the queue of raised hands (`HAND`/`H`, the console's `/next`);
 //! - `attendance`: who came, when, for how long, how much they said, and
 //!   the roster (present, late, absent);
@@ -35,6 +39,7 @@
 //! - [`Config`], and the outputs ([`Transmit`], [`Outputs`], [`Event`], [`Stats`]).
 #![forbid(unsafe_code)]
 
+mod announce;
 mod attendance;
 mod config;
 mod cookie;
@@ -59,9 +64,12 @@ mod room;
 mod roster;
 #[cfg(test)]
 mod session_tests;
+mod speech;
 #[cfg(test)]
 mod testing;
+mod voice;
 
+pub use announce::{AnnouncementSummary, ANNOUNCEMENTS_KEPT, SUMMARY_AFTER_MS};
 pub use attendance::{AttendanceRecord, Presence, WhoEntry};
 pub use config::Config;
 pub use dialect::Dialect;

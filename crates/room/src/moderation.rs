@@ -57,6 +57,9 @@ pub enum ModerationError {
     /// The nickname is not muted.
     #[error("{0} is not muted")]
     NotMuted(String),
+    /// The nickname has no voice.
+    #[error("{0} has no voice")]
+    NotVoiced(String),
     /// The new nickname breaks the nickname rules.
     #[error("{0}")]
     BadNick(ParseError),
@@ -482,9 +485,18 @@ impl Room {
         }
         if let Some(old) = self.roster.rename(addr, new.clone()) {
             self.moderation.renamed(&old, &new);
+            self.voices.renamed(&old, &new);
             self.room_event(RoomEvent::Rename { old, new }, out);
         }
         Ok(())
+    }
+
+    /// The address and nickname (as held) of the member `nick` names.
+    pub(crate) fn member_by_nick(&self, nick: &str) -> Result<(SocketAddr, Nick), ModerationError> {
+        self.roster
+            .addr_of(&nick_key(nick))
+            .and_then(|addr| self.roster.get(&addr).map(|m| (addr, m.nick.clone())))
+            .ok_or_else(|| ModerationError::NoSuchNick(nick.to_owned()))
     }
 
     /// The nickname as held by a member.
@@ -565,7 +577,7 @@ pub fn duration_words(ms: u64, lang: Lang) -> String {
 /// The roster key of a nickname the operator typed: the same key members
 /// are found by ([`Nick::key`]: case-folded, look-alikes merged), or the
 /// lowercase text if it is not a valid nickname (then nobody holds it).
-fn nick_key(typed: &str) -> String {
+pub(crate) fn nick_key(typed: &str) -> String {
     Nick::new(typed).map_or_else(|_| typed.to_lowercase(), |nick| nick.key())
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use udpchat_proto::{ErrorCode, JoinCode, LeaveReason, Nick, RoomEvent, SessionKey, Text};
 
-use crate::Dialect;
+use crate::{AnnouncementSummary, Dialect};
 
 /// One datagram to send: `@<key> ` (if `key` is set) followed by `bytes`.
 /// `bytes` is shared by every recipient of the same rendering: an event is
@@ -184,6 +184,17 @@ pub enum Event {
     CodeSet(Option<JoinCode>),
     /// The host set slow mode (zero: off).
     SlowMode(Duration),
+    /// The host gave a member a voice (`on`) or took it back (moderated
+    /// mode; the room event `MODERATED` records the mode itself).
+    Voiced {
+        /// Its nickname.
+        nick: Nick,
+        /// Given (true) or taken back.
+        on: bool,
+    },
+    /// Who has seen an announcement: when every structured member of it
+    /// confirmed or left, or 10 s after it was made (for the console).
+    Announcement(AnnouncementSummary),
     /// A member raised its hand (`HAND`/`H`), or raised it again with a
     /// new question (info; the console shows the queue).
     Hand {

@@ -124,6 +124,9 @@ pub enum Refusal {
         /// Milliseconds until it may guess again.
         wait_ms: u64,
     },
+    /// Moderated mode: chat or an action from a member without a voice.
+    #[error("moderated mode, no voice")]
+    Moderated,
     /// Slow mode: chat sooner than the minimum time after the member's last.
     #[error("slow mode")]
     SlowMode {
@@ -161,6 +164,7 @@ impl Refusal {
                 ErrorCode::BadCode
             }
             Refusal::SlowMode { .. } => ErrorCode::SlowMode,
+            Refusal::Moderated => ErrorCode::Moderated,
         }
     }
 

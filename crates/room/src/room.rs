@@ -37,6 +37,7 @@ use udpchat_proto::{
     MIN_HELLO_LEN, VERSION,
 };
 
+use crate::announce::Announcements;
 use crate::attendance::Attendance;
 use crate::cookie::CookieJar;
 use crate::dialect::{looks_like_relay_output, rendering_index, Context, Recipient, Renderer};
@@ -49,6 +50,8 @@ use crate::private::Privates;
 use crate::reserved::Reserved;
 use crate::resume::ResumeKeys;
 use crate::roster::{same_nick, MemberKeys, Roster, Unreachable, SAY_HOLD_MS};
+use crate::speech::speech_event;
+use crate::voice::Voices;
 use crate::{Config, Dialect, Event, Outputs, Refusal, Stats, Transmit};
 
 /// One chat room: the members, the history, the timers.
@@ -76,6 +79,10 @@ pub struct Room {
     pub(crate) moderation: Moderation,
     /// Raised hands, first in line first.
     pub(crate) hands: Hands,
+    /// Moderated mode and who has a voice.
+    pub(crate) voices: Voices,
+    /// The recent announcements and who confirmed them.
+    pub(crate) announcements: Announcements,
     /// Who came, when, for how long; the roster.
     pub(crate) attendance: Attendance,
 }
@@ -99,6 +106,8 @@ impl Room {
             reserved: Reserved::new(&config.reserved),
             moderation: Moderation::new(config.locked, config.join_code.clone(), config.slow_mode),
             hands: Hands::default(),
+            voices: Voices::new(config.moderated),
+            announcements: Announcements::default(),
             attendance: Attendance::new(&config.roster, config.late_after),
             config,
         }
@@ -287,6 +296,7 @@ impl Room {
             self.say_holds.pop();
             self.release_says(addr, now_ms, out);
         }
+        self.report_announcements(now_ms, out);
     }
 
     /// When [`Room::handle_timeout`] should next be called (it may be
@@ -298,6 +308,7 @@ impl Room {
             self.limits.deadline(),
             self.flood.deadline(),
             self.say_holds.peek().map(|Reverse((due, _))| *due),
+            self.announcements.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -353,6 +364,7 @@ impl Room {
             self.attendance.left(&member.nick, self.now_ms);
         }
         self.hands.clear();
+        self.announcements.members_cleared();
         self.stats.leaves += self.roster.clear() as u64;
         self.limits.members_cleared();
         self.privates.clear();
@@ -429,9 +441,8 @@ impl Room {
             ClientMsg::Chat { nick, text } => {
                 let nick = self.check_identity(ctx, &nick)?;
                 let text = self.moderation.strip_join_word(ctx.from, text)?;
-                self.moderation.check_muted(&nick, ctx.now_ms)?;
-                self.moderation.check_slow(&nick, ctx.now_ms)?;
-                self.room_event(RoomEvent::Chat { nick, text }, out);
+                self.check_speech(&nick, &text, ctx.now_ms)?;
+                self.room_event(speech_event(nick, text), out);
                 Ok(())
             }
             ClientMsg::Quit(nick, _) => {
@@ -462,6 +473,10 @@ impl Room {
                 Ok(())
             }
             ClientMsg::Resend { from, to } => self.handle_resend(ctx, from, to, out),
+            ClientMsg::Seen(seq) => {
+                self.handle_seen(ctx, seq, out);
+                Ok(())
+            }
             ClientMsg::Hand(question) | ClientMsg::ClassicHand(question) => {
                 self.handle_hand(ctx, question, out)
             }
@@ -735,6 +750,7 @@ impl Room {
         };
         let nick = member.nick.clone();
         self.hands.moved(holder, ctx.from);
+        self.announcements.moved(holder, ctx.from);
         self.attendance.moved(&nick, ctx.from);
         self.stats.reconnects += 1;
         out.events.push(Event::Dropped {
@@ -821,11 +837,7 @@ impl Room {
         }
         if !member.recent_ids.is_held(id) {
             let nick = member.nick.clone();
-            let checked = self
-                .moderation
-                .check_muted(&nick, ctx.now_ms)
-                .and_then(|()| self.moderation.check_slow(&nick, ctx.now_ms));
-            if let Err(refusal) = checked {
+            if let Err(refusal) = self.check_speech(&nick, &text, ctx.now_ms) {
                 // The id is used up, like a PMSG's: later SAYs do not wait
                 // for it, and a retransmission is dropped (the client was
                 // told once).
@@ -860,15 +872,19 @@ impl Room {
             return;
         };
         let nick = member.nick.clone();
-        // A SAY held from before a mute: nothing of a muted member's
-        // reaches the room.
-        if self.moderation.check_muted(&nick, self.now_ms).is_err() {
+        // A SAY held from before a mute or moderated mode: nothing of a
+        // muted or unvoiced member's reaches the room.
+        let allowed = self
+            .moderation
+            .check_muted(&nick, self.now_ms)
+            .and_then(|()| self.voices.check(&nick));
+        if allowed.is_err() {
             if let Some(member) = self.roster.get_mut(&addr) {
                 member.recent_ids.remember(id, 0);
             }
             return;
         }
-        let seq = self.room_event(RoomEvent::Chat { nick, text }, out);
+        let seq = self.room_event(speech_event(nick, text), out);
         if let Some(member) = self.roster.get_mut(&addr) {
             member.recent_ids.remember(id, seq);
             member.recent_ids.relayed(id);
@@ -1004,6 +1020,7 @@ impl Room {
         }
         if let Some(old) = self.roster.rename(ctx.from, new.clone()) {
             self.moderation.renamed(&old, &new);
+            self.voices.renamed(&old, &new);
             self.hands.renamed(ctx.from, &new);
             self.attendance.renamed(&old, &new, ctx.from, ctx.now_ms);
             self.room_event(RoomEvent::Rename { old, new }, out);
@@ -1169,6 +1186,8 @@ impl Room {
         self.moderation.member_left(addr, &member.nick);
         self.stats.leaves += 1;
         self.hands.remove(addr);
+        self.announcements.member_left(addr);
+        self.report_announcements(self.now_ms, out);
         self.attendance.left(&member.nick, self.now_ms);
         // Keep its rate-limit state, so quitting and rejoining buys nothing.
         self.limits
@@ -1221,7 +1240,7 @@ impl Room {
 
     /// A numbered room event: live to every member, into history, logged.
     pub(crate) fn room_event(&mut self, event: RoomEvent, out: &mut Outputs) -> u64 {
-        if let RoomEvent::Chat { nick, .. } = &event {
+        if let RoomEvent::Chat { nick, .. } | RoomEvent::Action { nick, .. } = &event {
             self.attendance.said(nick);
         }
         let seq = self.history.last_seq() + 1;

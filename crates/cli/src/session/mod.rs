@@ -208,7 +208,13 @@ pub struct Session {
     input_ended: bool,
     /// The room's join code (`--code`), sent in every `HELLO`.
     code: Option<JoinCode>,
+    /// The announcements (by sequence number) we answered `SEEN` to, so
+    /// each is confirmed once (the newest [`SEEN_REMEMBERED`]).
+    seen: std::collections::BTreeSet<u64>,
 }
+
+/// How many announcements' `SEEN` the client remembers sending.
+const SEEN_REMEMBERED: usize = 64;
 
 /// What piped mode is still waiting for when it leaves (see
 /// [`Session::shortfall`]).
@@ -277,6 +283,7 @@ impl Session {
             said_at: std::collections::BTreeMap::new(),
             input_ended: false,
             code: None,
+            seen: std::collections::BTreeSet::new(),
         }
     }
 
@@ -755,10 +762,19 @@ impl Session {
                     }
                 }
                 // Our own message confirmed as soon as it arrives, whatever
-                // gaps other people's messages have.
-                if let RoomEvent::Chat { nick, text } = &event {
+                // gaps other people's messages have (an action is the
+                // echo of the `/me ...` we sent).
+                let own = match &event {
+                    RoomEvent::Chat { nick, text } => Some((nick, text.clone())),
+                    RoomEvent::Action { nick, text } => Some((
+                        nick,
+                        Text::new(&format!("/me {text}")).unwrap_or(text.clone()),
+                    )),
+                    _ => None,
+                };
+                if let Some((nick, text)) = own {
                     if origin != Origin::History && nick.key() == self.nick.key() {
-                        self.outbox.handle_echo(now, seq, text, &mut self.rtt);
+                        self.outbox.handle_echo(now, seq, &text, &mut self.rtt);
                     }
                 }
                 let outputs = link.handle_event(now, seq, origin, event);
@@ -831,7 +847,10 @@ impl Session {
                 // ERROR carries no id and the relay drops a repeat of a
                 // refused SAY, so sending again would only wait 30 s for
                 // nothing: what is in flight is given up, and said so.
-                ErrorCode::Muted | ErrorCode::SlowMode => {
+                ErrorCode::Muted
+                | ErrorCode::SlowMode
+                | ErrorCode::Moderated
+                | ErrorCode::LooksLikeNotice => {
                     let dropped = self.outbox.give_up_in_flight();
                     if code == ErrorCode::Muted {
                         self.privates.give_up_all();
@@ -879,6 +898,10 @@ impl Session {
             RelayMsg::Hand(HandNotice::Called) => {
                 out.push(Action::Show(Line::Notice(Msg::Called)));
             }
+            RelayMsg::Voice(on) => {
+                let msg = if on { Msg::CanSpeak } else { Msg::CannotSpeak };
+                out.push(Action::Show(Line::Notice(msg)));
+            }
             RelayMsg::Cookie(_) | RelayMsg::Welcome { .. } => {} // duplicates of the join
         }
     }
@@ -904,6 +927,9 @@ impl Session {
                     event,
                     history,
                 } => {
+                    if matches!(event, RoomEvent::Announce(_)) {
+                        self.confirm_announcement(now, seq, out);
+                    }
                     let mut line = self.event_line(event, history);
                     let said = self.said_at.remove(&seq);
                     if let (true, Some(at)) = (history, said) {
@@ -976,7 +1002,29 @@ impl Session {
                 text: text.to_string(),
                 history,
             },
+            RoomEvent::Action { nick, text } => Line::Action {
+                nick: nick.to_string(),
+                text: text.to_string(),
+                history,
+            },
+            RoomEvent::Announce(text) => Line::Announce {
+                text: text.to_string(),
+                history,
+            },
+            RoomEvent::Moderated(on) => Line::Notice(Msg::Moderated { on, history }),
         }
+    }
+
+    /// Answers `SEEN seq` to the announcement that is event `seq`, once
+    /// (live, history and resent alike).
+    fn confirm_announcement(&mut self, now: Instant, seq: u64, out: &mut Vec<Action>) {
+        if !self.seen.insert(seq) {
+            return;
+        }
+        if self.seen.len() > SEEN_REMEMBERED {
+            self.seen.pop_first();
+        }
+        send(&mut self.budget, now, &ClientMsg::Seen(seq), out);
     }
 
     fn refuse_join(&mut self, code: ErrorCode, reason: &Text, out: &mut Vec<Action>) {
@@ -994,6 +1042,9 @@ impl Session {
             out.push(Action::Show(Line::Notice(why)));
         }
         out.push(Action::Show(Line::Notice(Msg::ConnectionLost)));
+        // A new membership (maybe of a restarted relay, whose numbers
+        // start again) confirms what it is shown again.
+        self.seen.clear();
         let joining = State::Joining(Joining::new(now, true));
         if let State::Joined(link) = std::mem::replace(&mut self.state, joining) {
             self.delivered = Some(link.delivered_through());

@@ -659,3 +659,163 @@ fn a_muted_or_slowed_message_is_given_up_not_sent_again() {
     let later = s.handle_timeout(now + Duration::from_secs(3));
     assert!(says(&later).is_empty(), "{later:?}");
 }
+
+fn event(seq: u64, origin: Origin, event: RoomEvent) -> Vec<u8> {
+    keyed(relay(&RelayMsg::Event {
+        seq,
+        origin,
+        ago: (origin != Origin::Live).then_some(1),
+        event,
+    }))
+}
+
+#[test]
+fn an_announcement_is_shown_and_confirmed_once_with_seen() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    let announce = |text: &str| RoomEvent::Announce(Text::new(text).unwrap());
+    let a = s.handle_datagram(now, &event(6, Origin::Live, announce("test on Friday")));
+    assert_eq!(
+        shown(&a),
+        [Line::Announce {
+            text: "test on Friday".into(),
+            history: false
+        }]
+    );
+    assert_eq!(sent(&a), ["SEEN 6"]);
+    // The same event again (a resend): shown once, confirmed once.
+    let a = s.handle_datagram(now, &event(6, Origin::Resend, announce("test on Friday")));
+    assert!(shown(&a).is_empty() && sent(&a).is_empty(), "{a:?}");
+    // One that arrives after a gap is confirmed when it is shown.
+    let a = s.handle_datagram(now, &event(8, Origin::Live, announce("later")));
+    assert!(!sent(&a).contains(&"SEEN 8".to_owned()), "{a:?}");
+    let a = s.handle_datagram(now, &keyed(chat_event(7, Origin::Resend, "bob", "hi")));
+    assert_eq!(
+        sent(&a)
+            .iter()
+            .filter(|m| m.starts_with("SEEN"))
+            .collect::<Vec<_>>(),
+        ["SEEN 8"]
+    );
+}
+
+#[test]
+fn an_announcement_in_the_history_is_confirmed_too() {
+    let now = Instant::now();
+    let mut s = Session::new(nick("alice"), now, 1, KEY);
+    s.handle_timeout(now);
+    s.handle_datagram(now, &keyed(b"COOKIE 0123456789abcdef"));
+    let welcome = relay(&RelayMsg::Welcome {
+        version: Token::new(VERSION).unwrap(),
+        nick: nick("alice"),
+        last_seq: 3,
+        ping_interval: 15,
+        idle_timeout: 60,
+        history_from: Some(3),
+        resume: None,
+        key: None,
+    });
+    s.handle_datagram(now, &keyed(welcome));
+    let a = s.handle_datagram(
+        now,
+        &event(
+            3,
+            Origin::History,
+            RoomEvent::Announce(Text::new("quiz").unwrap()),
+        ),
+    );
+    assert_eq!(sent(&a), ["SEEN 3"]);
+    assert!(matches!(
+        &shown(&a)[..],
+        [Line::Said { line, .. }] if matches!(**line, Line::Announce { history: true, .. })
+    ));
+}
+
+#[test]
+fn actions_moderated_mode_and_voice_are_lines_of_their_own() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    let a = s.handle_datagram(
+        now,
+        &event(
+            6,
+            Origin::Live,
+            RoomEvent::Action {
+                nick: nick("bob"),
+                text: Text::new("waves").unwrap(),
+            },
+        ),
+    );
+    assert_eq!(
+        shown(&a),
+        [Line::Action {
+            nick: "bob".into(),
+            text: "waves".into(),
+            history: false
+        }]
+    );
+    let a = s.handle_datagram(now, &event(7, Origin::Live, RoomEvent::Moderated(true)));
+    assert_eq!(
+        shown(&a),
+        [Line::Notice(Msg::Moderated {
+            on: true,
+            history: false
+        })]
+    );
+    let a = s.handle_datagram(now, &keyed(b"VOICE on"));
+    assert_eq!(shown(&a), [Line::Notice(Msg::CanSpeak)]);
+    let a = s.handle_datagram(now, &keyed(b"VOICE off"));
+    assert_eq!(shown(&a), [Line::Notice(Msg::CannotSpeak)]);
+}
+
+#[test]
+fn our_own_action_is_confirmed_by_its_echo() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    let input = crate::command::parse_input("/me waves").unwrap();
+    let a = s.handle_input(now, input);
+    let say = says(&a);
+    assert_eq!(say.len(), 1);
+    assert!(say[0].ends_with(" /me waves"), "{say:?}");
+    s.handle_datagram(
+        now,
+        &event(
+            6,
+            Origin::Live,
+            RoomEvent::Action {
+                nick: nick("alice"),
+                text: Text::new("waves").unwrap(),
+            },
+        ),
+    );
+    // Confirmed: nothing is sent again, however long we wait.
+    let later = now + Duration::from_secs(5);
+    let a = s.handle_timeout(later);
+    assert!(says(&a).is_empty(), "{a:?}");
+}
+
+#[test]
+fn a_moderated_refusal_gives_up_the_message_and_says_why() {
+    let now = Instant::now();
+    let mut s = joined(now);
+    s.handle_input(now, Input::Say(Text::new("hello").unwrap()));
+    let a = s.handle_datagram(
+        now,
+        &keyed(
+            "ERROR moderated the host has turned on moderated mode; raise your hand (/hand) to ask to speak",
+        ),
+    );
+    let shown: Vec<String> = shown(&a)
+        .iter()
+        .map(|line| match line {
+            Line::Error(msg) => msg.text(Lang::En),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        ["not sent: the host has turned on moderated mode; raise your hand (/hand) to ask to speak"]
+    );
+    let a = s.handle_timeout(now + Duration::from_secs(5));
+    assert!(says(&a).is_empty(), "{a:?}");
+}
