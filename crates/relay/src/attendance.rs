@@ -192,20 +192,6 @@ pub fn hands_text(hands: &[RaisedHand]) -> String {
     s
 }
 
-/// The console's line for a hand going up, and for `/next`.
-pub fn hand_raised_text(
-    nick: &Nick,
-    question: Option<&str>,
-    position: usize,
-    again: bool,
-) -> String {
-    let what = if again { "asks again" } else { "raises a hand" };
-    match question {
-        Some(q) => format!("{nick} {what} ({position} in line): {q}"),
-        None => format!("{nick} {what} ({position} in line)"),
-    }
-}
-
 /// `/next`'s answer.
 pub fn called_text(hand: Option<&RaisedHand>, left: usize) -> String {
     match hand {

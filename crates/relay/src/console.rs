@@ -1,4 +1,7 @@
-//! The operator console: lines typed on the relay's standard input.
+//! The operator console: lines typed on the relay's standard input, parsed
+//! into [`Command`]s. On a terminal the line editor reads them
+//! (`editor.rs`); from a pipe or a file (scripts, tests), or a terminal
+//! whose output is redirected, the plain reader here does.
 //!
 //! A thread reads stdin (a blocking read that mio cannot poll portably) and
 //! hands each parsed line to the event loop through a channel, then calls a
@@ -90,6 +93,9 @@ pub enum Command {
     },
     /// `/quit [reason]`: shut the relay down gracefully.
     Quit(Option<String>),
+    /// Ctrl-C on the line editor's empty prompt: shut down as `/quit`
+    /// does, with the default reason (the transcript says `Ctrl-C`).
+    Interrupted,
     /// `/help`.
     Help,
     /// A `/command` that is not one of the above.
@@ -97,27 +103,6 @@ pub enum Command {
     /// An empty line: nothing to do.
     Nothing,
 }
-
-/// What `/help` prints.
-pub const HELP: &str = "\
-operator commands:
-  <text>               say <text> to the room as the host (start with // to say something beginning with /)
-  /who                 list the members: address, dialect, joined at, idle
-  /hands               list the raised hands, first in line first
-  /next                call on the first hand in line (the student is told)
-  /attendance [save]   who is present, late, absent; save writes the --attendance CSV now
-  /kick NICK [reason]  remove a member
-  /ban NICK|IP [DURATION] [reason]
-                       keep an IP address out (a nickname: its member's address; it is removed);
-                       DURATION e.g. 10m, 2h, 1d (none: until /unban)
-  /unban IP|NICK       lift a ban         /bans   list the bans
-  /mute NICK [DURATION]  refuse the member's messages (only it is told)   /unmute NICK
-  /lock, /unlock       no new members (members stay)
-  /code [CODE|off]     show, set or remove the join code (students type: N name CODE, or udpchat --code CODE)
-  /slow SECONDS        least time between one member's messages (0: off)
-  /rename NICK NEW     rename a member
-  /quit [reason]       tell every member the relay is closing, then exit
-  /help                this list";
 
 impl Command {
     /// Parses one console line (without its line ending).
@@ -282,15 +267,6 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
             }
         }
     }
-}
-
-/// Prints one console answer in one locked write, so it never interleaves
-/// with the `listening` line or other output.
-pub fn console_print(text: &str) {
-    use std::io::Write as _;
-    let mut stdout = io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
-    let _ = stdout.flush();
 }
 
 /// The goodbye reason when the operator gives none.
