@@ -86,6 +86,42 @@ pub fn spawn(
         .unwrap_or_else(|_| Err(io::Error::other("the console thread ended")))
 }
 
+/// Puts the editor's terminal mode back after Ctrl-Z and `fg`.
+///
+/// Ctrl-Z stops the relay in the middle of reading a line, its terminal in
+/// raw mode; the shell then puts its own settings back (echo, line mode).
+/// `fg` continues the relay where it stopped, inside rustyline's read,
+/// which would now get whole echoed lines and arrow keys as `^[[D`. So on
+/// SIGCONT, if the prompt is up and the relay is in the foreground, this
+/// thread sets the editor's mode again (`mode`: the terminal's settings
+/// before the editor, see [`udpchat_udp::TerminalMode::for_line_editor`])
+/// and prints a line, which makes the editor redraw its prompt and line.
+#[cfg(unix)]
+pub fn restore_after_fg(
+    mode: udpchat_udp::TerminalMode,
+    editing: Editing,
+    screen: Screen,
+    lang: Lang,
+) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGCONT])?;
+    let raw = mode.for_line_editor();
+    thread::Builder::new()
+        .name("console-fg".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if editing.load(Ordering::SeqCst)
+                    && udpchat_udp::stdin_terminal() == StdinTerminal::Foreground
+                {
+                    if let Err(e) = raw.restore() {
+                        log::warn!("console: cannot set the terminal for editing again ({e})");
+                    }
+                    screen.line(answers::resumed(lang));
+                }
+            }
+        })?;
+    Ok(())
+}
+
 type LineEditor = Editor<Tracker, DefaultHistory>;
 
 fn new_editor() -> rustyline::Result<LineEditor> {
@@ -114,12 +150,14 @@ fn read_lines(
                 // On the screen, not only in the log (warnings only by
                 // default while the editor is up).
                 screen.line(answers::paused(lang));
+                screen.set_paused(true);
                 paused = true;
             }
             thread::sleep(BACKGROUND_CHECK);
             continue;
         }
         if paused {
+            screen.set_paused(false);
             screen.line(answers::resumed(lang));
             paused = false;
         }

@@ -191,7 +191,17 @@ fn start_editor(
     let editing = editor::Editing::default();
     console_line(answers::greeting(lang));
     match server.start_editor(screen.clone(), editing.clone(), args.transcript_private) {
-        Ok(()) => Some((mode, editing)),
+        Ok(()) => {
+            #[cfg(unix)]
+            if let Some(mode) = &mode {
+                if let Err(e) =
+                    editor::restore_after_fg(mode.clone(), editing.clone(), screen.clone(), lang)
+                {
+                    log::warn!("console: Ctrl-Z then fg may leave the prompt without editing ({e})");
+                }
+            }
+            Some((mode, editing))
+        }
         Err(e) => {
             log::warn!("no line editor on this terminal ({e}); reading commands line by line");
             start_plain(server, lang);

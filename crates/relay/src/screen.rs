@@ -12,7 +12,7 @@
 //! count is shown once there is room again.
 
 use std::io::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -42,6 +42,8 @@ struct Inner {
     editor: Mutex<Option<Attached>>,
     /// Lines dropped because the queue was full, not yet reported.
     dropped: AtomicU64,
+    /// The console waits in the background: no room view meanwhile.
+    paused: AtomicBool,
 }
 
 struct Attached {
@@ -84,6 +86,18 @@ impl Screen {
             let _ = thread.join();
         }
         self.report_dropped(None);
+    }
+
+    /// Whether the room view is on: an editor is up and in the foreground.
+    pub fn shows_room(&self) -> bool {
+        self.has_editor() && !self.inner.paused.load(Ordering::Relaxed)
+    }
+
+    /// The console waits in the background (`true`) or is back (`false`).
+    /// Meanwhile the room is not shown: its lines would land in the
+    /// middle of the shell's.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner.paused.store(paused, Ordering::Relaxed);
     }
 
     /// A console line (an answer, the room): above the prompt, or stdout.

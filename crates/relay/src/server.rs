@@ -766,6 +766,9 @@ impl Server {
             return;
         }
         if self.screen.has_editor() {
+            if !self.screen.shows_room() {
+                return;
+            }
             if let Some(line) = view::event_line(event, self.lang, self.private_text) {
                 self.show(&format!("{} {line}", self.clock()));
             }

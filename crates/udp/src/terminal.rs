@@ -70,6 +70,15 @@ impl TerminalMode {
     pub fn restore(&self) -> io::Result<()> {
         imp::restore_terminal_mode(&self.0)
     }
+
+    /// These settings as a line editor reading key by key wants them (what
+    /// rustyline sets with `enable_signals`): no echo, no line mode, no
+    /// CR-to-NL or flow control, one byte at a time; the signal keys
+    /// (Ctrl-C, Ctrl-Z) kept. For putting the editor's mode back after
+    /// the shell changed it (Ctrl-Z, then `fg`).
+    pub fn for_line_editor(&self) -> TerminalMode {
+        TerminalMode(imp::line_editor_mode(&self.0))
+    }
 }
 
 #[cfg(unix)]
@@ -108,6 +117,17 @@ mod imp {
         ok.then(|| super::TerminalMode(Mode(t)))
     }
 
+    pub(super) fn line_editor_mode(mode: &Mode) -> Mode {
+        let mut t = mode.0;
+        t.c_iflag &= !(libc::BRKINT | libc::ICRNL | libc::INPCK | libc::ISTRIP | libc::IXON);
+        t.c_cflag |= libc::CS8;
+        t.c_lflag &= !(libc::ECHO | libc::ICANON | libc::IEXTEN);
+        t.c_lflag |= libc::ISIG;
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        Mode(t)
+    }
+
     pub(super) fn restore_terminal_mode(mode: &Mode) -> io::Result<()> {
         // SAFETY: `mode.0` is a termios that tcgetattr filled; tcsetattr
         // only reads it.
@@ -142,5 +162,9 @@ mod imp {
 
     pub(super) fn restore_terminal_mode(_: &Mode) -> io::Result<()> {
         Ok(())
+    }
+
+    pub(super) fn line_editor_mode(_: &Mode) -> Mode {
+        Mode
     }
 }
