@@ -109,13 +109,24 @@ pub fn restore_after_fg(
         .name("console-fg".into())
         .spawn(move || {
             for _ in signals.forever() {
-                if editing.load(Ordering::SeqCst)
-                    && udpchat_udp::stdin_terminal() == StdinTerminal::Foreground
-                {
-                    if let Err(e) = raw.restore() {
-                        log::warn!("console: cannot set the terminal for editing again ({e})");
+                if !editing.load(Ordering::SeqCst) {
+                    continue; // the editor thread sees for itself
+                }
+                match udpchat_udp::stdin_terminal() {
+                    StdinTerminal::Foreground => {
+                        if let Err(e) = raw.restore() {
+                            log::warn!(
+                                "console: cannot set the terminal for editing again ({e})"
+                            );
+                        }
+                        screen.set_paused(false);
+                        // Also makes the editor draw its prompt again.
+                        screen.line(answers::resumed(lang));
                     }
-                    screen.line(answers::resumed(lang));
+                    // bg: the editor learns it at its next read (EIO);
+                    // the teacher learns it now.
+                    StdinTerminal::Background => pause(&screen, lang),
+                    StdinTerminal::NotTerminal => {}
                 }
             }
         })?;
@@ -143,23 +154,14 @@ fn read_lines(
     lang: Lang,
     editing: &AtomicBool,
 ) {
-    let mut paused = false;
     loop {
         if udpchat_udp::stdin_terminal() == StdinTerminal::Background {
-            if !paused {
-                // On the screen, not only in the log (warnings only by
-                // default while the editor is up).
-                screen.line(answers::paused(lang));
-                screen.set_paused(true);
-                paused = true;
-            }
+            pause(screen, lang);
             thread::sleep(BACKGROUND_CHECK);
             continue;
         }
-        if paused {
-            screen.set_paused(false);
+        if screen.set_paused(false) {
             screen.line(answers::resumed(lang));
-            paused = false;
         }
         if let Some(helper) = editor.helper() {
             helper.clear();
@@ -205,6 +207,15 @@ fn read_lines(
                 return;
             }
         }
+    }
+}
+
+/// The console waits in the background: said once, and no room view
+/// meanwhile (on the screen, not only in the log: by default the log shows
+/// only warnings while the editor is up).
+fn pause(screen: &Screen, lang: Lang) {
+    if screen.set_paused(true) {
+        screen.line(answers::paused(lang));
     }
 }
 

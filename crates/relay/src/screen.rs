@@ -95,9 +95,9 @@ impl Screen {
 
     /// The console waits in the background (`true`) or is back (`false`).
     /// Meanwhile the room is not shown: its lines would land in the
-    /// middle of the shell's.
-    pub fn set_paused(&self, paused: bool) {
-        self.inner.paused.store(paused, Ordering::Relaxed);
+    /// middle of the shell's. Returns whether this changed anything.
+    pub fn set_paused(&self, paused: bool) -> bool {
+        self.inner.paused.swap(paused, Ordering::Relaxed) != paused
     }
 
     /// A console line (an answer, the room): above the prompt, or stdout.
@@ -113,6 +113,13 @@ impl Screen {
     fn send(&self, text: &str, stream: Stream) {
         let editor = lock(&self.inner.editor);
         match editor.as_ref() {
+            // In the background the editor is stuck in a read that will
+            // fail; printing through it would draw its prompt into the
+            // shell's screen.
+            Some(_) if self.inner.paused.load(Ordering::Relaxed) => {
+                drop(editor);
+                write_line(text, stream);
+            }
             Some(attached) => {
                 self.report_dropped(Some(&attached.queue));
                 match attached.queue.try_send(text.to_owned()) {
