@@ -117,7 +117,8 @@ fn console_shows_the_room_above_a_half_typed_command_and_its_moderation_reaches_
     stranger.send("garbage");
     let screen = shell.wait_screen("the chat and the warning above the prompt", |s| {
         s.lines().any(|l| l.ends_with(" bob: hello while you type"))
-            && s.lines().any(|l| l.contains("WARN") && l.contains("refused"))
+            && s.lines()
+                .any(|l| l.contains("WARN") && l.contains("refused"))
             && s.lines().any(|l| l.ends_with(" * carol joined"))
     });
     // Both above the prompt, which still shows exactly what was typed.
@@ -175,7 +176,8 @@ fn console_shows_the_room_above_a_half_typed_command_and_its_moderation_reaches_
     // /lock: nobody new joins; the members stay and chat.
     shell.type_line("/lock");
     shell.wait_screen("the lock confirmed", |s| {
-        s.lines().any(|l| l.ends_with("* the room is locked: nobody new can join"))
+        s.lines()
+            .any(|l| l.ends_with("* the room is locked: nobody new can join"))
     });
     let dave = Member::on_ip(addr, loopback_ip(6));
     dave.send("N dave");
@@ -214,7 +216,8 @@ fn console_shows_the_room_above_a_half_typed_command_and_its_moderation_reaches_
     shell.wait_screen("the shell prompt again", |s| prompt_line(s) == "$");
     shell.type_line("echo back-in-the-shell");
     shell.wait_screen("the shell's echo", |s| {
-        s.lines().any(|l| l.trim_end() == "$ echo back-in-the-shell")
+        s.lines()
+            .any(|l| l.trim_end() == "$ echo back-in-the-shell")
             && s.lines().any(|l| l.trim_end() == "back-in-the-shell")
     });
 }
@@ -274,8 +277,8 @@ fn console_editor_survives_ctrl_z_bg_and_fg() {
     shell.press(&["End", "BSpace", "BSpace"]);
     shell.type_text("o");
     shell.press_enter();
-    shell.wait_screen("the answer to /who", |s| {
-        s.lines().any(|l| l.trim_end() == "2 members")
+    shell.wait_screen("the answer to /who, in Chinese", |s| {
+        s.lines().any(|l| l.trim_end() == "2 名成员")
     });
     shell.type_line("/quit 下课了");
     alice.recv_until("the goodbye", |l| l.contains("下课了"));

@@ -251,7 +251,9 @@ impl Answer {
             Answer::Locked => "room locked: nobody new can join; members stay".to_owned(),
             Answer::Unlocked => "room unlocked".to_owned(),
             Answer::Code(Some(code)) => {
-                format!("join code: {code} (students type: N name {code}, or udpchat --code {code})")
+                format!(
+                    "join code: {code} (students type: N name {code}, or udpchat --code {code})"
+                )
             }
             Answer::Code(None) => "no join code".to_owned(),
             Answer::CodeRemoved => "join code removed".to_owned(),
@@ -309,9 +311,9 @@ impl Answer {
             Answer::CannotUnmute(why) => format!("无法解除禁言：{why}"),
             Answer::Locked => "聊天室已锁定：新成员不能加入；已在的成员留下".to_owned(),
             Answer::Unlocked => "聊天室已解锁".to_owned(),
-            Answer::Code(Some(code)) => format!(
-                "加入码：{code}（学生输入：N 名字 {code}，或 udpchat --code {code}）"
-            ),
+            Answer::Code(Some(code)) => {
+                format!("加入码：{code}（学生输入：N 名字 {code}，或 udpchat --code {code}）")
+            }
             Answer::Code(None) => "没有加入码".to_owned(),
             Answer::CodeRemoved => "已取消加入码".to_owned(),
             Answer::CodeSet(code) => format!("已设置加入码：{code}"),

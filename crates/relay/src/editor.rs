@@ -115,9 +115,7 @@ pub fn restore_after_fg(
                 match udpchat_udp::stdin_terminal() {
                     StdinTerminal::Foreground => {
                         if let Err(e) = raw.restore() {
-                            log::warn!(
-                                "console: cannot set the terminal for editing again ({e})"
-                            );
+                            log::warn!("console: cannot set the terminal for editing again ({e})");
                         }
                         screen.set_paused(false);
                         // Also makes the editor draw its prompt again.
@@ -229,10 +227,7 @@ struct Tracker {
 
 impl Tracker {
     fn clear(&self) {
-        self.line
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.line.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn typed(&self) -> String {

@@ -197,7 +197,9 @@ fn start_editor(
                 if let Err(e) =
                     editor::restore_after_fg(mode.clone(), editing.clone(), screen.clone(), lang)
                 {
-                    log::warn!("console: Ctrl-Z then fg may leave the prompt without editing ({e})");
+                    log::warn!(
+                        "console: Ctrl-Z then fg may leave the prompt without editing ({e})"
+                    );
                 }
             }
             Some((mode, editing))
@@ -211,7 +213,8 @@ fn start_editor(
 }
 
 fn start_plain(server: &mut Server, lang: udpchat_proto::Lang) {
-    let stdin_is_terminal = udpchat_udp::stdin_terminal() != udpchat_udp::StdinTerminal::NotTerminal;
+    let stdin_is_terminal =
+        udpchat_udp::stdin_terminal() != udpchat_udp::StdinTerminal::NotTerminal;
     console_line(answers::plain_console(lang, stdin_is_terminal));
     if let Err(e) = server.start_console() {
         log::warn!("no operator console: {e}");

@@ -260,7 +260,10 @@ mod tests {
         screen.detach();
         assert!(!screen.has_editor());
         let printed: String = lock(&seen).concat();
-        assert_eq!(printed, "alice: hi\n[WARN] refused 127.0.0.1:9: not-joined\n");
+        assert_eq!(
+            printed,
+            "alice: hi\n[WARN] refused 127.0.0.1:9: not-joined\n"
+        );
     }
 
     /// A printer that blocks until told to go on, like rustyline's while

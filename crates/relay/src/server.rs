@@ -22,12 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::{Events, Poll, Token, Waker};
 use udpchat_proto::Lang;
 
-use crate::attendance;
 use crate::answers::{self, Answer};
+use crate::attendance;
 use crate::console::{self, Command};
-use crate::screen::Screen;
 use crate::datapath::{DataPath, DataStats, SetupError};
 use crate::recording::Recorder;
+use crate::screen::Screen;
 use crate::transcript::Transcript;
 use crate::view;
 use crate::{Config, Event, Outputs, Room};
@@ -472,22 +472,30 @@ impl Server {
                 .err()
                 .map(|e| Answer::NotSent(e.to_string())),
             Command::Who => {
-                self.show(&attendance::who_text(&self.room.who(now), self.started));
+                self.show(&attendance::who_text(
+                    &self.room.who(now),
+                    self.started,
+                    self.lang,
+                ));
                 None
             }
             Command::Hands => {
-                self.show(&attendance::hands_text(&self.room.hands()));
+                self.show(&attendance::hands_text(&self.room.hands(), self.lang));
                 None
             }
             Command::Next => {
                 let hand = self.room.next_hand(now, &mut self.out);
                 let left = self.room.hands().len();
-                self.show(&attendance::called_text(hand.as_ref(), left));
+                self.show(&attendance::called_text(hand.as_ref(), left, self.lang));
                 None
             }
             Command::Attendance { save } => {
                 let records = self.room.attendance(now);
-                self.show(&attendance::attendance_text(&records, self.started));
+                self.show(&attendance::attendance_text(
+                    &records,
+                    self.started,
+                    self.lang,
+                ));
                 match (save, &self.attendance) {
                     (false, _) => None,
                     (true, Some(_)) => {

@@ -89,7 +89,13 @@ pub fn event_line(event: &Event, lang: Lang, private_text: bool) -> Option<Strin
             position,
             again,
             ..
-        } => hand_line(nick.as_str(), question.as_ref().map(|q| q.as_str()), *position, *again, lang),
+        } => hand_line(
+            nick.as_str(),
+            question.as_ref().map(|q| q.as_str()),
+            *position,
+            *again,
+            lang,
+        ),
         Event::Called { nick, .. } if zh => format!("* 你点了 {nick} 发言"),
         Event::Called { nick, .. } => format!("* you called on {nick}"),
         Event::Joined { .. }
