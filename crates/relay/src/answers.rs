@@ -116,6 +116,31 @@ pub fn resumed(lang: Lang) -> &'static str {
     }
 }
 
+/// The `/bans` listing.
+pub fn ban_list(bans: &[udpchat_room::BanInfo], lang: Lang) -> String {
+    let n = bans.len();
+    let mut s = match (n, lang) {
+        (1, Lang::En) => "1 ban".to_owned(),
+        (_, Lang::En) => format!("{n} bans"),
+        (_, Lang::Zh) => format!("{n} 项封禁"),
+    };
+    for ban in bans {
+        let nick = ban
+            .nick
+            .as_ref()
+            .map_or(String::new(), |n| format!(" ({n})"));
+        let words = |d: &Duration| udpchat_room::duration_words(d.as_millis() as u64, lang);
+        let left = match (ban.left, lang) {
+            (Some(left), Lang::En) => format!("{} left", words(&left)),
+            (Some(left), Lang::Zh) => format!("还剩 {}", words(&left)),
+            (None, Lang::En) => "until /unban".to_owned(),
+            (None, Lang::Zh) => "直到 /unban".to_owned(),
+        };
+        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
+    }
+    s
+}
+
 /// The console's answer to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -406,6 +431,25 @@ mod tests {
         ] {
             assert_ne!(answer.text(Lang::En), answer.text(Lang::Zh), "{answer:?}");
         }
+    }
+
+    #[test]
+    fn the_ban_list_says_who_for_how_long_and_why() {
+        let ban = udpchat_room::BanInfo {
+            ip: "192.0.2.9".parse().unwrap(),
+            nick: Some(udpchat_proto::Nick::new("eve").unwrap()),
+            reason: "spam".into(),
+            left: Some(Duration::from_secs(120)),
+        };
+        assert_eq!(
+            ban_list(std::slice::from_ref(&ban), Lang::En),
+            "1 ban\n  192.0.2.9 (eve), 2 minutes left: spam"
+        );
+        assert_eq!(
+            ban_list(&[ban], Lang::Zh),
+            "1 项封禁\n  192.0.2.9 (eve), 还剩 2 分钟: spam"
+        );
+        assert_eq!(ban_list(&[], Lang::En), "0 bans");
     }
 
     #[test]

@@ -547,7 +547,7 @@ impl Server {
                 Err(e) => Answer::CannotUnban(e.to_string()),
             }),
             Command::Bans => {
-                self.show(&ban_list(&self.room.bans(now)));
+                self.show(&answers::ban_list(&self.room.bans(now), self.lang));
                 None
             }
             Command::Mute { nick, duration } => {
@@ -765,46 +765,15 @@ impl Server {
         }
     }
 
-    /// Shows `event` on the console as the room view, if it is one: with
-    /// the line editor up, every event a member would see and the host's
-    /// moderation; on a plain console (a pipe), only raised hands, which
-    /// the teacher must not miss.
+    /// Shows `event` on the console, if it is part of the room view.
     fn view(&self, event: &Event) {
-        if self.console.is_none() {
-            return;
-        }
-        if self.screen.has_editor() {
-            if !self.screen.shows_room() {
-                return;
+        if self.console.is_some() {
+            if let Some(line) =
+                view::console_line(event, &self.screen, self.lang, self.private_text)
+            {
+                self.show(&line);
             }
-            if let Some(line) = view::event_line(event, self.lang, self.private_text) {
-                self.show(&format!("{} {line}", self.clock()));
-            }
-        } else if let Event::Hand {
-            nick,
-            question,
-            position,
-            again,
-            ..
-        } = event
-        {
-            self.show(&view::hand_line(
-                nick.as_str(),
-                question.as_ref().map(|q| q.as_str()),
-                *position,
-                *again,
-                self.lang,
-            ));
         }
-    }
-
-    /// The local time as `HH:MM` (UTC where the offset is unknown).
-    fn clock(&self) -> String {
-        let unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let offset = udpchat_udp::local_offset_seconds(unix).unwrap_or(0);
-        view::clock(unix, offset)
     }
 }
 
@@ -819,30 +788,6 @@ fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&a.to_le_bytes());
     key[8..].copy_from_slice(&b.to_le_bytes());
     key
-}
-
-/// The `/bans` listing.
-fn ban_list(bans: &[udpchat_room::BanInfo]) -> String {
-    let mut s = format!(
-        "{} ban{}",
-        bans.len(),
-        if bans.len() == 1 { "" } else { "s" }
-    );
-    for ban in bans {
-        let nick = ban
-            .nick
-            .as_ref()
-            .map_or(String::new(), |n| format!(" ({n})"));
-        let left = match ban.left {
-            Some(left) => format!(
-                "{} left",
-                udpchat_room::duration_words(left.as_millis() as u64, Lang::En)
-            ),
-            None => "until /unban".to_owned(),
-        };
-        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
-    }
-    s
 }
 
 #[cfg(test)]

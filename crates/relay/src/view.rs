@@ -152,6 +152,50 @@ pub fn hand_line(
     }
 }
 
+/// The console's line for `event` on `screen`, time included: with the
+/// line editor up (and in the foreground), every event [`event_line`]
+/// shows; on a plain console (a pipe: scripts and tests), only raised
+/// hands, which the teacher must not miss.
+pub fn console_line(
+    event: &Event,
+    screen: &crate::screen::Screen,
+    lang: Lang,
+    private_text: bool,
+) -> Option<String> {
+    if screen.has_editor() {
+        if !screen.shows_room() {
+            return None;
+        }
+        let line = event_line(event, lang, private_text)?;
+        return Some(format!("{} {line}", now_clock()));
+    }
+    match event {
+        Event::Hand {
+            nick,
+            question,
+            position,
+            again,
+            ..
+        } => Some(hand_line(
+            nick.as_str(),
+            question.as_ref().map(|q| q.as_str()),
+            *position,
+            *again,
+            lang,
+        )),
+        _ => None,
+    }
+}
+
+/// The local time now as `HH:MM` (UTC where the offset is unknown).
+fn now_clock() -> String {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let offset = udpchat_udp::local_offset_seconds(unix).unwrap_or(0);
+    clock(unix, offset)
+}
+
 /// `HH:MM` of the local time `offset_secs` east of UTC at `unix_secs`.
 pub fn clock(unix_secs: i64, offset_secs: i32) -> String {
     let local = unix_secs + i64::from(offset_secs);
