@@ -50,7 +50,7 @@ pub fn event_line(event: &Event, lang: Lang, private_text: bool) -> Option<Strin
             let how_long = match (duration, zh) {
                 (Some(d), false) => format!("for {}", words(d)),
                 (None, false) => "until /unban".to_owned(),
-                (Some(d), true) => format!("{}", words(d)),
+                (Some(d), true) => words(d),
                 (None, true) => "直到 /unban".to_owned(),
             };
             match (reason.is_empty(), zh) {

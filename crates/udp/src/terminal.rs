@@ -114,7 +114,7 @@ mod imp {
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: `t` is a live local that tcgetattr writes.
         let ok = unsafe { libc::tcgetattr(0, &mut t) } == 0;
-        ok.then(|| super::TerminalMode(Mode(t)))
+        ok.then_some(super::TerminalMode(Mode(t)))
     }
 
     pub(super) fn line_editor_mode(mode: &Mode) -> Mode {
