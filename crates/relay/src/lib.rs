@@ -115,6 +115,9 @@ pub fn main() -> ExitCode {
                 screen.clone(),
             ))))
             .write_style(env_logger::WriteStyle::Never)
+            // The editor's own debug lines would be printed through the
+            // editor, which logs that it prints them, and so on.
+            .filter_module("rustyline", log::LevelFilter::Off)
             .init();
     } else {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
