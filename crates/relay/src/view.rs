@@ -400,6 +400,50 @@ mod tests {
         assert_eq!(line(&joined), None, "the room's JOIN says it");
     }
 
+    /// An editor's printer that prints nothing.
+    struct Nowhere;
+
+    impl rustyline::ExternalPrinter for Nowhere {
+        fn print(&mut self, _: String) -> rustyline::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_room_view_needs_the_editor_in_the_foreground_and_hands_always_show() {
+        let chat = room(RoomEvent::Chat {
+            nick: nick("alice"),
+            text: Text::new("hi").unwrap(),
+        });
+        let hand = Event::Hand {
+            addr: addr(),
+            nick: nick("bob"),
+            question: None,
+            position: 1,
+            again: false,
+        };
+        let screen = crate::screen::Screen::default();
+        // A plain console (a pipe): no room view, but raised hands.
+        assert_eq!(console_line(&chat, &screen, Lang::En, false), None);
+        assert_eq!(
+            console_line(&hand, &screen, Lang::En, false).as_deref(),
+            Some("* bob raises a hand (1 in line)")
+        );
+        // The editor: every line, after the time.
+        screen.attach(Box::new(Nowhere)).unwrap();
+        let shown = console_line(&chat, &screen, Lang::En, false).unwrap();
+        assert!(
+            shown.len() == "12:34 alice: hi".len() && shown.ends_with(" alice: hi"),
+            "{shown}"
+        );
+        // In the background: nothing, until fg.
+        screen.set_paused(true);
+        assert_eq!(console_line(&chat, &screen, Lang::En, false), None);
+        screen.set_paused(false);
+        assert!(console_line(&chat, &screen, Lang::En, false).is_some());
+        screen.detach();
+    }
+
     #[test]
     fn clock_is_local_hours_and_minutes() {
         // 2026-01-01T23:59:30Z
