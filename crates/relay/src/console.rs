@@ -104,6 +104,28 @@ pub enum Command {
     Nothing,
 }
 
+/// What `/help` prints in English (`answers::help` has the Chinese list
+/// beside it: a new command adds a line to both).
+pub const HELP: &str = "\
+operator commands:
+  <text>               say <text> to the room as the host (start with // to say something beginning with /)
+  /who                 list the members: address, dialect, joined at, idle
+  /hands               list the raised hands, first in line first
+  /next                call on the first hand in line (the student is told)
+  /attendance [save]   who is present, late, absent; save writes the --attendance CSV now
+  /kick NICK [reason]  remove a member
+  /ban NICK|IP [DURATION] [reason]
+                       keep an IP address out (a nickname: its member's address; it is removed);
+                       DURATION e.g. 10m, 2h, 1d (none: until /unban)
+  /unban IP|NICK       lift a ban         /bans   list the bans
+  /mute NICK [DURATION]  refuse the member's messages (only it is told)   /unmute NICK
+  /lock, /unlock       no new members (members stay)
+  /code [CODE|off]     show, set or remove the join code (students type: N name CODE, or udpchat --code CODE)
+  /slow SECONDS        least time between one member's messages (0: off)
+  /rename NICK NEW     rename a member
+  /quit [reason]       tell every member the relay is closing, then exit
+  /help                this list";
+
 impl Command {
     /// Parses one console line (without its line ending).
     pub fn parse(line: &str) -> Command {
