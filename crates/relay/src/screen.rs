@@ -257,6 +257,7 @@ mod tests {
         // A log record may arrive in pieces: only whole lines are printed.
         log.write_all(b"[WARN] refused 127.0.0.1:9").unwrap();
         log.write_all(b": not-joined\n").unwrap();
+        wait_until(|| lock(&seen).concat().matches('\n').count() == 2);
         screen.detach();
         assert!(!screen.has_editor());
         let printed: String = lock(&seen).concat();
@@ -267,41 +268,68 @@ mod tests {
     }
 
     /// A printer that blocks until told to go on, like rustyline's while
-    /// the editor is busy.
-    struct Stuck(Arc<Mutex<()>>, Arc<Mutex<Vec<String>>>);
+    /// the editor is busy. It counts the prints it has begun.
+    struct Stuck {
+        gate: Arc<Mutex<()>>,
+        begun: Arc<AtomicU64>,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
 
     impl ExternalPrinter for Stuck {
         fn print(&mut self, msg: String) -> rustyline::Result<()> {
-            let _wait = lock(&self.0);
-            lock(&self.1).push(msg);
+            self.begun.fetch_add(1, Ordering::SeqCst);
+            let _wait = lock(&self.gate);
+            lock(&self.seen).push(msg);
             Ok(())
         }
+    }
+
+    /// Polls `done` until it holds, for at most 20 s (a busy machine).
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert!(done(), "timed out");
     }
 
     #[test]
     fn a_stuck_editor_never_blocks_the_sender_and_drops_are_counted() {
         let gate = Arc::new(Mutex::new(()));
+        let begun = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let closed = lock(&gate);
         let screen = Screen::default();
         screen
-            .attach(Box::new(Stuck(Arc::clone(&gate), Arc::clone(&seen))))
+            .attach(Box::new(Stuck {
+                gate: Arc::clone(&gate),
+                begun: Arc::clone(&begun),
+                seen: Arc::clone(&seen),
+            }))
             .unwrap();
+        // The printer thread takes the first line and is stuck printing it.
+        screen.line("first");
+        wait_until(|| begun.load(Ordering::SeqCst) == 1);
         let started = Instant::now();
         for i in 0..QUEUE + 500 {
             screen.line(&format!("line {i}"));
         }
         assert!(started.elapsed() < Duration::from_secs(5));
-        // The printer thread holds one batch; the queue the rest.
-        let dropped = screen.inner.dropped.load(Ordering::Relaxed);
-        assert!(dropped >= (500 - BATCH) as u64, "{dropped}");
+        // The queue holds QUEUE lines; the rest are counted, not waited for.
+        assert_eq!(screen.inner.dropped.load(Ordering::Relaxed), 500);
         drop(closed);
-        // Room again: the next line brings the count with it.
-        thread::sleep(Duration::from_millis(200));
+        // Room again once the queued lines are drawn: the next line brings
+        // the count with it.
+        let drawn = || lock(&seen).concat().matches('\n').count();
+        wait_until(|| drawn() == 1 + QUEUE);
         screen.line("after");
+        wait_until(|| lock(&seen).concat().ends_with("after\n"));
         screen.detach();
         let printed: String = lock(&seen).concat();
-        assert!(printed.contains("console lines not shown"), "{printed}");
+        assert!(
+            printed.contains("\n(500 console lines not shown"),
+            "{printed}"
+        );
         assert!(printed.ends_with("after\n"), "{printed}");
     }
 }
