@@ -28,6 +28,7 @@ mod hostile_input;
 mod loss_smoke;
 mod relay_attendance;
 mod relay_classic;
+mod relay_console_tmux;
 mod relay_moderation;
 mod relay_process;
 mod relay_speaking;

@@ -14,18 +14,23 @@ use crate::support::{Client, Member, TempFile, Tmux, LISTENING_PREFIX, WAIT};
 
 /// An interactive bash (job control on) in a terminal of its own; killed
 /// on drop, with the relay it started.
-struct Shell {
+pub(crate) struct Shell {
     tmux: Tmux,
-    relay_pid: Option<u32>,
+    pub(crate) relay_pid: Option<u32>,
 }
 
 impl Shell {
     /// `name` keeps the tmux servers of tests running in parallel apart.
-    fn start(name: &str) -> Shell {
+    pub(crate) fn start(name: &str) -> Shell {
+        Shell::start_sized(name, 30)
+    }
+
+    /// A shell in a window 120 columns wide and `height` rows high.
+    pub(crate) fn start_sized(name: &str, height: u16) -> Shell {
         let tmux = Tmux::start(
             &format!("relay-{name}"),
             120,
-            30,
+            height,
             "env PS1='$ ' HISTFILE=/dev/null RUST_LOG=info bash --norc --noprofile -i",
         );
         Shell {
@@ -54,7 +59,7 @@ impl Drop for Shell {
     }
 }
 
-fn tmux_available() -> bool {
+pub(crate) fn tmux_available() -> bool {
     Tmux::available()
         && Command::new("bash")
             .arg("--version")
@@ -63,7 +68,7 @@ fn tmux_available() -> bool {
 }
 
 /// Whether process `pid` exists (`kill -0`).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     Command::new("kill")
         .args(["-0", &pid.to_string()])
         .stderr(std::process::Stdio::null())
@@ -77,7 +82,7 @@ fn state(pid: u32) -> Option<char> {
     stat.rsplit_once(") ")?.1.chars().next()
 }
 
-fn wait_file(path: &std::path::Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) fn wait_file(path: &std::path::Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -180,7 +185,7 @@ fn relay_started_with_ampersand_keeps_running_and_relaying() {
 
 /// The pid of the process whose command line contains `needle` (Linux /proc).
 #[cfg(target_os = "linux")]
-fn pid_with_arg(needle: &str) -> Option<u32> {
+pub(crate) fn pid_with_arg(needle: &str) -> Option<u32> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;

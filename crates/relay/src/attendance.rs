@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use udpchat_proto::Nick;
+use udpchat_proto::{Lang, Nick};
 use udpchat_room::{AttendanceRecord, Dialect, Presence, RaisedHand, WhoEntry};
 
 use crate::transcript::push_timestamp;
@@ -141,25 +141,54 @@ pub fn save_csv(path: &Path, csv: &str) -> io::Result<()> {
 }
 
 /// `/attendance`: present, late and absent, with minutes and messages.
-pub fn attendance_text(records: &[AttendanceRecord], started: SystemTime) -> String {
+pub fn attendance_text(records: &[AttendanceRecord], started: SystemTime, lang: Lang) -> String {
+    let zh = lang == Lang::Zh;
     let count = |p: Presence| records.iter().filter(|r| r.status == p).count();
-    let mut s = format!(
-        "attendance: {} present, {} late, {} absent",
+    let (present, late, absent) = (
         count(Presence::Present),
         count(Presence::Late),
-        count(Presence::Absent)
+        count(Presence::Absent),
     );
+    let mut s = match zh {
+        false => format!("attendance: {present} present, {late} late, {absent} absent"),
+        true => format!("考勤：{present} 人在场，{late} 人迟到，{absent} 人缺席"),
+    };
     for status in [Presence::Present, Presence::Late, Presence::Absent] {
         for r in records.iter().filter(|r| r.status == status) {
-            let _ = write!(s, "\n  {:<7} {}", status.as_str(), r.nick);
-            if let Some(first) = r.first_join {
+            match zh {
+                false => {
+                    let _ = write!(s, "\n  {:<7} {}", status.as_str(), r.nick);
+                }
+                true => {
+                    let word = match status {
+                        Presence::Present => "在场",
+                        Presence::Late => "迟到",
+                        Presence::Absent => "缺席",
+                    };
+                    let _ = write!(s, "\n  {word} {}", r.nick);
+                }
+            }
+            let Some(first) = r.first_join else {
+                continue;
+            };
+            let first = wall(started, first);
+            let (minutes, messages) = (r.minutes(), r.messages);
+            if zh {
                 let _ = write!(
                     s,
-                    " first joined {}, {} min, {} message{}{}{}",
-                    wall(started, first),
-                    r.minutes(),
-                    r.messages,
-                    if r.messages == 1 { "" } else { "s" },
+                    " 首次加入 {first}，{minutes} 分钟，{messages} 条消息，{}{}",
+                    if r.here { "仍在" } else { "已离开" },
+                    if r.on_roster {
+                        ""
+                    } else {
+                        "（不在名单上）"
+                    },
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    " first joined {first}, {minutes} min, {messages} message{}{}{}",
+                    if messages == 1 { "" } else { "s" },
                     if r.here { ", here now" } else { ", gone" },
                     if r.on_roster {
                         ""
@@ -174,15 +203,15 @@ pub fn attendance_text(records: &[AttendanceRecord], started: SystemTime) -> Str
 }
 
 /// `/hands`: the queue, first in line first.
-pub fn hands_text(hands: &[RaisedHand]) -> String {
-    if hands.is_empty() {
-        return "no hands up".to_owned();
-    }
-    let mut s = format!(
-        "{} hand{} up",
-        hands.len(),
-        if hands.len() == 1 { "" } else { "s" }
-    );
+pub fn hands_text(hands: &[RaisedHand], lang: Lang) -> String {
+    let n = hands.len();
+    let mut s = match (n, lang) {
+        (0, Lang::En) => return "no hands up".to_owned(),
+        (0, Lang::Zh) => return "没有人举手".to_owned(),
+        (1, Lang::En) => "1 hand up".to_owned(),
+        (_, Lang::En) => format!("{n} hands up"),
+        (_, Lang::Zh) => format!("{n} 人举手"),
+    };
     for (i, hand) in hands.iter().enumerate() {
         let _ = write!(s, "\n  {}. {} ({})", i + 1, hand.nick, hand.addr);
         if let Some(q) = &hand.question {
@@ -192,55 +221,50 @@ pub fn hands_text(hands: &[RaisedHand]) -> String {
     s
 }
 
-/// The console's line for a hand going up, and for `/next`.
-pub fn hand_raised_text(
-    nick: &Nick,
-    question: Option<&str>,
-    position: usize,
-    again: bool,
-) -> String {
-    let what = if again { "asks again" } else { "raises a hand" };
-    match question {
-        Some(q) => format!("{nick} {what} ({position} in line): {q}"),
-        None => format!("{nick} {what} ({position} in line)"),
-    }
-}
-
 /// `/next`'s answer.
-pub fn called_text(hand: Option<&RaisedHand>, left: usize) -> String {
-    match hand {
-        None => "no hands up".to_owned(),
-        Some(hand) => {
-            let question = hand
-                .question
-                .as_ref()
-                .map(|q| format!(": {q}"))
-                .unwrap_or_default();
-            format!("calling on {}{question} ({left} still waiting)", hand.nick)
-        }
+pub fn called_text(hand: Option<&RaisedHand>, left: usize, lang: Lang) -> String {
+    let Some(hand) = hand else {
+        return hands_text(&[], lang);
+    };
+    let question = hand
+        .question
+        .as_ref()
+        .map(|q| format!(": {q}"))
+        .unwrap_or_default();
+    match lang {
+        Lang::En => format!("calling on {}{question} ({left} still waiting)", hand.nick),
+        Lang::Zh => format!("请 {} 发言{question}（还有 {left} 人在等）", hand.nick),
     }
 }
 
 /// `/who`: nickname, address, dialect, joined at, idle.
-pub fn who_text(members: &[WhoEntry], started: SystemTime) -> String {
-    let mut s = format!(
-        "{} member{}",
-        members.len(),
-        if members.len() == 1 { "" } else { "s" }
-    );
+pub fn who_text(members: &[WhoEntry], started: SystemTime, lang: Lang) -> String {
+    let n = members.len();
+    let mut s = match (n, lang) {
+        (1, Lang::En) => "1 member".to_owned(),
+        (_, Lang::En) => format!("{n} members"),
+        (_, Lang::Zh) => format!("{n} 名成员"),
+    };
     for m in members {
-        let dialect = match m.dialect {
-            Dialect::Classic(_) => "classic",
-            Dialect::Structured => "structured",
+        let dialect = match (m.dialect, lang) {
+            (Dialect::Classic(_), Lang::En) => "classic",
+            (Dialect::Structured, Lang::En) => "structured",
+            (Dialect::Classic(_), Lang::Zh) => "经典",
+            (Dialect::Structured, Lang::Zh) => "结构化",
         };
-        let _ = write!(
-            s,
-            "\n  {} {} {dialect} joined {} idle {}s",
-            m.nick,
-            m.addr,
-            wall(started, m.joined_at),
-            m.idle.as_secs()
-        );
+        let (joined, idle) = (wall(started, m.joined_at), m.idle.as_secs());
+        let _ = match lang {
+            Lang::En => write!(
+                s,
+                "\n  {} {} {dialect} joined {joined} idle {idle}s",
+                m.nick, m.addr
+            ),
+            Lang::Zh => write!(
+                s,
+                "\n  {} {} {dialect} 加入于 {joined} 空闲 {idle} 秒",
+                m.nick, m.addr
+            ),
+        };
     }
     s
 }
@@ -347,7 +371,7 @@ mod tests {
         let started = UNIX_EPOCH;
         let mut late = record("bob");
         late.status = Presence::Late;
-        let text = attendance_text(&[record("alice"), late], started);
+        let text = attendance_text(&[record("alice"), late.clone()], started, Lang::En);
         assert!(
             text.starts_with("attendance: 1 present, 1 late, 0 absent"),
             "{text}"
@@ -360,14 +384,22 @@ mod tests {
             question: Some(udpchat_proto::Text::new("why?").unwrap()),
             raised_at: Duration::ZERO,
         };
-        assert_eq!(hands_text(&[]), "no hands up");
+        assert_eq!(hands_text(&[], Lang::En), "no hands up");
+        assert_eq!(hands_text(&[], Lang::Zh), "没有人举手");
         assert_eq!(
-            hands_text(std::slice::from_ref(&hand)),
+            hands_text(std::slice::from_ref(&hand), Lang::En),
             "1 hand up\n  1. alice (127.0.0.1:9): why?"
         );
         assert_eq!(
-            called_text(Some(&hand), 2),
+            called_text(Some(&hand), 2, Lang::En),
             "calling on alice: why? (2 still waiting)"
         );
+        assert_eq!(
+            called_text(Some(&hand), 2, Lang::Zh),
+            "请 alice 发言: why?（还有 2 人在等）"
+        );
+        let zh = attendance_text(&[record("alice"), late], started, Lang::Zh);
+        assert!(zh.starts_with("考勤：1 人在场，1 人迟到，0 人缺席"), "{zh}");
+        assert!(zh.contains("迟到 bob 首次加入"), "{zh}");
     }
 }

@@ -30,8 +30,12 @@ the exact line a student types, e.g.
     course client: host 192.168.1.20 port 10024
 Operator console: each line typed on standard input is sent to the room as the host;
 /who lists the members (address, dialect, joined at, idle), /kick NICK [reason] removes one, /quit [reason] closes the relay,
-/help lists these. End of input does not stop the relay. Started in the background
-(udpchat-relay &) or with --no-console, the relay has no console, says so, and keeps relaying.
+/help lists these. In a terminal it is a line editor (arrows, history) showing the room above
+the prompt (chat, joins, leaves, moderation; private messages as: alice → bob (private)),
+with log lines (warnings; RUST_LOG=info for all) above it too. Ctrl-C clears a half-typed
+line and stops the relay on an empty one; Ctrl-D only says how to stop. From a pipe or file it
+reads plain lines, without a room view. End of input does not stop the relay. Started in the
+background (udpchat-relay &) or with --no-console, the relay has no console, says so, and keeps relaying.
 SIGINT or SIGTERM: every member is told the relay is closing, the transcript is flushed, exit 0.
 Transcript: created readable by you only (0600; an existing one is tightened), never through a
 symbolic link; numbering goes on after a restart; start and stop are recorded. Example:
@@ -57,7 +61,8 @@ Moderation on the console: /ban NICK|IP [10m] [reason], /unban, /bans, /mute NIC
 /voice NICK, /devoice NICK, /announce TEXT (then: how many have seen it).
 Example: a lecture where students raise a hand and the teacher gives the word:
   udpchat-relay --moderated     (then on the console: /voice alice, /devoice alice)
-Logging: RUST_LOG=debug|info|warn|error (default info), on standard error.")]
+Logging: RUST_LOG=debug|info|warn|error (default info; warn while the console's line editor is
+up), on standard error, or above the editor's prompt.")]
 pub struct Args {
     /// Address and port to listen on (IPv4 or IPv6, e.g. 127.0.0.1:10024 or [::]:10024).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:10024")]
@@ -102,7 +107,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
 
-    /// Also write private messages to the transcript.
+    /// Also write private messages to the transcript, and show their text on the console (without
+    /// it, the console shows only "alice → bob (private)").
     #[arg(long, requires = "transcript")]
     pub transcript_private: bool,
 

@@ -1,4 +1,7 @@
-//! The operator console: lines typed on the relay's standard input.
+//! The operator console: lines typed on the relay's standard input, parsed
+//! into [`Command`]s. On a terminal the line editor reads them
+//! (`editor.rs`); from a pipe or a file (scripts, tests), or a terminal
+//! whose output is redirected, the plain reader here does.
 //!
 //! A thread reads stdin (a blocking read that mio cannot poll portably) and
 //! hands each parsed line to the event loop through a channel, then calls a
@@ -99,6 +102,9 @@ pub enum Command {
     },
     /// `/quit [reason]`: shut the relay down gracefully.
     Quit(Option<String>),
+    /// Ctrl-C on the line editor's empty prompt: shut down as `/quit`
+    /// does, with the default reason (the transcript says `Ctrl-C`).
+    Interrupted,
     /// `/help`.
     Help,
     /// A `/command` that is not one of the above.
@@ -107,7 +113,8 @@ pub enum Command {
     Nothing,
 }
 
-/// What `/help` prints.
+/// What `/help` prints in English (`answers::help` has the Chinese list
+/// beside it: a new command adds a line to both).
 pub const HELP: &str = "\
 operator commands:
   <text>               say <text> to the room as the host (start with // to say something beginning with /)
@@ -305,15 +312,6 @@ fn read_lines(mut input: impl BufRead, tx: &Sender<Command>, wake: &dyn Fn()) {
             }
         }
     }
-}
-
-/// Prints one console answer in one locked write, so it never interleaves
-/// with the `listening` line or other output.
-pub fn console_print(text: &str) {
-    use std::io::Write as _;
-    let mut stdout = io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
-    let _ = stdout.flush();
 }
 
 /// The goodbye reason when the operator gives none.

@@ -12,14 +12,18 @@ pub use udpchat_room as room;
 pub use udpchat_room::{Config, Dialect, Event, Outputs, Refusal, Room, Stats, Transmit};
 
 mod addresses;
+mod answers;
 mod attendance;
 mod banfile;
 pub mod cli;
 mod console;
 mod datapath;
+mod editor;
 mod recording;
+mod screen;
 mod server;
 mod transcript;
+mod view;
 
 pub use attendance::RosterError;
 pub use server::{Server, ServerError, Settings};
@@ -100,8 +104,25 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(&args) {
+    let console = ConsoleChoice::for_this_process(args.no_console);
+    let screen = screen::Screen::default();
+    if console == ConsoleChoice::Edit {
+        // Log lines go above the editor's prompt, never into the typed
+        // line. By default only warnings: the room view shows joins and
+        // leaves already (RUST_LOG=info shows the full log).
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+            .target(env_logger::Target::Pipe(Box::new(screen::LogPipe::new(
+                screen.clone(),
+            ))))
+            .write_style(env_logger::WriteStyle::Never)
+            // The editor's own debug lines would be printed through the
+            // editor, which logs that it prints them, and so on.
+            .filter_module("rustyline", log::LevelFilter::Off)
+            .init();
+    } else {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
+    match run_with(&args, console, screen) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("udpchat-relay: {e}");
@@ -112,6 +133,12 @@ pub fn main() -> ExitCode {
 
 /// Runs a relay with these flags until it is told to stop.
 pub fn run(args: &cli::Args) -> Result<(), Error> {
+    let console = ConsoleChoice::for_this_process(args.no_console);
+    run_with(args, console, screen::Screen::default())
+}
+
+/// [`run`] with the console already chosen, and the screen the log shares.
+fn run_with(args: &cli::Args, console: ConsoleChoice, screen: screen::Screen) -> Result<(), Error> {
     // Before anything can read the terminal: a relay moved to the
     // background later (Ctrl-Z, bg) must not be stopped by SIGTTIN/SIGTTOU.
     if let Err(e) = udpchat_udp::ignore_terminal_stops() {
@@ -119,7 +146,6 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
     }
     let mut server = start(args)?;
     let lang: udpchat_proto::Lang = args.lang.into();
-    let console = console_choice(args.no_console, udpchat_udp::stdin_terminal());
     {
         // Tests and scripts wait for this exact first line to learn the port.
         let mut stdout = std::io::stdout().lock();
@@ -139,21 +165,104 @@ pub fn run(args: &cli::Args) -> Result<(), Error> {
         }
         let _ = stdout.flush();
     }
-    if console == ConsoleChoice::Read {
-        if let Err(e) = server.start_console() {
-            log::warn!("no operator console: {e}");
+    let terminal = match console {
+        ConsoleChoice::Edit => start_editor(&mut server, &screen, args, lang),
+        ConsoleChoice::Plain => {
+            start_plain(&mut server, lang);
+            None
         }
+        ConsoleChoice::Refused | ConsoleChoice::Background => None,
+    };
+    let result = server.run();
+    if let Some((mode, editing)) = terminal {
+        leave_editor(&screen, &mode, &editing);
     }
-    server.run()?;
+    result?;
     Ok(())
 }
 
-/// Whether the relay reads operator commands from standard input.
+/// Starts the line editor: the greeting, then the prompt. Returns what
+/// [`leave_editor`] needs; falls back to the plain reader if the terminal
+/// cannot edit (`TERM=dumb`, ...).
+fn start_editor(
+    server: &mut Server,
+    screen: &screen::Screen,
+    args: &cli::Args,
+    lang: udpchat_proto::Lang,
+) -> Option<(Option<udpchat_udp::TerminalMode>, editor::Editing)> {
+    let mode = udpchat_udp::save_terminal_mode();
+    let editing = editor::Editing::default();
+    console_line(answers::greeting(lang));
+    match server.start_editor(screen.clone(), editing.clone(), args.transcript_private) {
+        Ok(()) => {
+            #[cfg(unix)]
+            if let Some(mode) = &mode {
+                if let Err(e) =
+                    editor::restore_after_fg(mode.clone(), editing.clone(), screen.clone(), lang)
+                {
+                    log::warn!(
+                        "console: Ctrl-Z then fg may leave the prompt without editing ({e})"
+                    );
+                }
+            }
+            Some((mode, editing))
+        }
+        Err(e) => {
+            log::warn!("no line editor on this terminal ({e}); reading commands line by line");
+            start_plain(server, lang);
+            None
+        }
+    }
+}
+
+fn start_plain(server: &mut Server, lang: udpchat_proto::Lang) {
+    let stdin_is_terminal =
+        udpchat_udp::stdin_terminal() != udpchat_udp::StdinTerminal::NotTerminal;
+    console_line(answers::plain_console(lang, stdin_is_terminal));
+    if let Err(e) = server.start_console() {
+        log::warn!("no operator console: {e}");
+    }
+}
+
+/// After the relay stopped: the last lines drawn above the prompt, then
+/// the terminal as it was before the editor (the console thread may be in
+/// the middle of reading a line, its terminal in raw mode). Only in the
+/// foreground: in the background the terminal is the shell's.
+fn leave_editor(
+    screen: &screen::Screen,
+    mode: &Option<udpchat_udp::TerminalMode>,
+    editing: &editor::Editing,
+) {
+    screen.detach();
+    if udpchat_udp::stdin_terminal() != udpchat_udp::StdinTerminal::Foreground {
+        return;
+    }
+    if let Some(mode) = mode {
+        let _ = mode.restore();
+    }
+    if editing.load(std::sync::atomic::Ordering::SeqCst) {
+        // Off the prompt's row, so the shell's prompt starts a line.
+        console_line("");
+    }
+}
+
+/// One line on stdout, flushed.
+fn console_line(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+/// Whether and how the relay reads operator commands from standard input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConsoleChoice {
-    /// Yes: a terminal in the foreground, or not a terminal at all (a pipe
-    /// or a file: scripts and tests; reading one never stops the relay).
-    Read,
+    /// The line editor: standard input and output are the terminal and
+    /// the relay is in its foreground.
+    Edit,
+    /// A plain line reader: standard input is a pipe or a file (scripts
+    /// and tests; reading one never stops the relay), or a terminal in
+    /// the foreground while standard output is redirected.
+    Plain,
     /// No: `--no-console`.
     Refused,
     /// No: standard input is a terminal and the relay is not in its
@@ -162,21 +271,36 @@ enum ConsoleChoice {
     Background,
 }
 
-fn console_choice(no_console: bool, stdin: udpchat_udp::StdinTerminal) -> ConsoleChoice {
+fn console_choice(
+    no_console: bool,
+    stdin: udpchat_udp::StdinTerminal,
+    stdout_is_terminal: bool,
+) -> ConsoleChoice {
     use udpchat_udp::StdinTerminal;
     match (no_console, stdin) {
         (true, _) => ConsoleChoice::Refused,
         (false, StdinTerminal::Background) => ConsoleChoice::Background,
-        (false, StdinTerminal::Foreground | StdinTerminal::NotTerminal) => ConsoleChoice::Read,
+        (false, StdinTerminal::Foreground) if stdout_is_terminal => ConsoleChoice::Edit,
+        (false, StdinTerminal::Foreground | StdinTerminal::NotTerminal) => ConsoleChoice::Plain,
     }
 }
 
 impl ConsoleChoice {
+    /// The choice for this process's standard input and output now.
+    fn for_this_process(no_console: bool) -> ConsoleChoice {
+        use std::io::IsTerminal as _;
+        console_choice(
+            no_console,
+            udpchat_udp::stdin_terminal(),
+            std::io::stdout().is_terminal(),
+        )
+    }
+
     /// The one line that says the relay runs without a console, if it does.
     fn without(self, lang: udpchat_proto::Lang, pid: u32) -> Option<String> {
         use udpchat_proto::Lang;
         Some(match (self, lang) {
-            (ConsoleChoice::Read, _) => return None,
+            (ConsoleChoice::Edit | ConsoleChoice::Plain, _) => return None,
             (ConsoleChoice::Refused, Lang::En) => format!(
                 "no console (--no-console): the relay keeps relaying; stop it with Ctrl-C or kill {pid}"
             ),
@@ -252,29 +376,37 @@ mod tests {
     #[test]
     fn the_console_is_read_only_in_the_foreground_or_from_a_pipe() {
         assert_eq!(
-            console_choice(false, StdinTerminal::Foreground),
-            ConsoleChoice::Read
+            console_choice(false, StdinTerminal::Foreground, true),
+            ConsoleChoice::Edit
         );
+        // Output redirected (`> out.log`): no editor drawing into the file.
         assert_eq!(
-            console_choice(false, StdinTerminal::NotTerminal),
-            ConsoleChoice::Read
+            console_choice(false, StdinTerminal::Foreground, false),
+            ConsoleChoice::Plain
         );
-        assert_eq!(
-            console_choice(false, StdinTerminal::Background),
-            ConsoleChoice::Background
-        );
+        for stdout in [true, false] {
+            assert_eq!(
+                console_choice(false, StdinTerminal::NotTerminal, stdout),
+                ConsoleChoice::Plain
+            );
+            assert_eq!(
+                console_choice(false, StdinTerminal::Background, stdout),
+                ConsoleChoice::Background
+            );
+        }
         for stdin in [
             StdinTerminal::Foreground,
             StdinTerminal::Background,
             StdinTerminal::NotTerminal,
         ] {
-            assert_eq!(console_choice(true, stdin), ConsoleChoice::Refused);
+            assert_eq!(console_choice(true, stdin, true), ConsoleChoice::Refused);
         }
     }
 
     #[test]
     fn running_without_a_console_is_said_once_in_both_languages() {
-        assert_eq!(ConsoleChoice::Read.without(Lang::En, 7), None);
+        assert_eq!(ConsoleChoice::Edit.without(Lang::En, 7), None);
+        assert_eq!(ConsoleChoice::Plain.without(Lang::En, 7), None);
         let bg = ConsoleChoice::Background.without(Lang::En, 7).unwrap();
         assert!(
             bg.starts_with("no console: ") && bg.contains("kill 7"),

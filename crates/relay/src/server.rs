@@ -22,11 +22,14 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::{Events, Poll, Token, Waker};
 use udpchat_proto::Lang;
 
+use crate::answers::{self, Answer};
 use crate::attendance;
-use crate::console::{self, console_print, Command};
+use crate::console::{self, Command};
 use crate::datapath::{DataPath, DataStats, SetupError};
-use crate::recording::{self, Recorder};
+use crate::recording::Recorder;
+use crate::screen::Screen;
 use crate::transcript::Transcript;
+use crate::view;
 use crate::{Config, Event, Outputs, Room};
 
 const SOCKET: Token = Token(0);
@@ -147,6 +150,10 @@ pub struct Server {
     started: SystemTime,
     /// `--attendance FILE`.
     attendance: Option<PathBuf>,
+    /// Where console lines go.
+    screen: Screen,
+    /// `--transcript-private`: the console shows private messages' text.
+    private_text: bool,
 }
 
 impl Server {
@@ -214,6 +221,8 @@ impl Server {
             ban_file: settings.ban_file,
             started: SystemTime::now(),
             attendance: settings.attendance,
+            screen: Screen::default(),
+            private_text: false,
         })
     }
 
@@ -234,10 +243,13 @@ impl Server {
         let bans = self.room.bans(Instant::now());
         if let Err(e) = crate::banfile::save(path, &bans, SystemTime::now()) {
             log::error!("cannot write ban file {}: {e}", path.display());
-            console_print(&format!(
-                "the bans are in force but could not be saved to {}: {e}",
-                path.display()
-            ));
+            self.show(
+                &Answer::BansNotSaved {
+                    path: path.display().to_string(),
+                    why: e.to_string(),
+                }
+                .text(self.lang),
+            );
         }
     }
 
@@ -259,6 +271,27 @@ impl Server {
             let _ = waker.wake();
         });
         self.console = Some(console::spawn(wake)?);
+        Ok(())
+    }
+
+    /// Starts the line-editor console on the terminal: commands from it,
+    /// the room view and the answers above its prompt (through `screen`,
+    /// which the log shares). `private_text`: show private messages' text.
+    pub(crate) fn start_editor(
+        &mut self,
+        screen: Screen,
+        editing: crate::editor::Editing,
+        private_text: bool,
+    ) -> io::Result<()> {
+        let waker = Arc::clone(&self.waker);
+        let wake = Box::new(move || {
+            let _ = waker.wake();
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::editor::spawn(tx, wake, screen.clone(), self.lang, editing)?;
+        self.screen = screen;
+        self.private_text = private_text;
+        self.console = Some(rx);
         Ok(())
     }
 
@@ -426,197 +459,187 @@ impl Server {
                 }
                 Some(Err(TryRecvError::Empty)) | None => return,
             };
-            match command {
-                Command::Host(text) => {
-                    if let Err(e) = self.room.host_message(now, &text, &mut self.out) {
-                        console_print(&format!("not sent: {e}"));
-                    }
-                    self.dispatch();
-                }
-                Command::Who => {
-                    console_print(&attendance::who_text(&self.room.who(now), self.started))
-                }
-                Command::Hands => console_print(&attendance::hands_text(&self.room.hands())),
-                Command::Next => {
-                    let hand = self.room.next_hand(now, &mut self.out);
-                    let left = self.room.hands().len();
-                    console_print(&attendance::called_text(hand.as_ref(), left));
-                    self.dispatch();
-                }
-                Command::Attendance { save } => {
-                    let records = self.room.attendance(now);
-                    console_print(&attendance::attendance_text(&records, self.started));
-                    if save {
-                        match &self.attendance {
-                            Some(_) => self.save_attendance(now),
-                            None => console_print(
-                                "not saved: start the relay with --attendance FILE to save attendance",
-                            ),
-                        }
-                    }
-                }
-                Command::Kick { nick, reason } => {
-                    let reason = reason
-                        .unwrap_or_else(|| console::default_kick_reason(self.lang).to_owned());
-                    match self.room.kick(now, &nick, &reason, &mut self.out) {
-                        Ok(()) => console_print(&format!("kicked {nick}")),
-                        Err(code) => {
-                            console_print(&format!("cannot kick {nick}: {}", code.reason(Lang::En)))
-                        }
-                    }
-                    self.dispatch();
-                }
-                Command::Ban {
-                    target,
-                    duration,
-                    reason,
-                } => {
-                    match self
-                        .room
-                        .ban(now, &target, duration, &reason, &mut self.out)
-                    {
-                        Ok((ip, kicked)) => {
-                            let how_long = match duration {
-                                Some(d) => format!(
-                                    "for {}",
-                                    udpchat_room::duration_words(d.as_millis() as u64, Lang::En)
-                                ),
-                                None => "until /unban".to_owned(),
-                            };
-                            let removed: Vec<String> =
-                                kicked.iter().map(ToString::to_string).collect();
-                            let removed = match removed.is_empty() {
-                                true => String::new(),
-                                false => format!("; removed {}", removed.join(", ")),
-                            };
-                            console_print(&format!("banned {ip} {how_long}{removed}"));
-                            self.save_bans();
-                        }
-                        Err(e) => console_print(&format!("cannot ban {target}: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Unban(target) => {
-                    match self.room.unban(now, &target, &mut self.out) {
-                        Ok(ip) => {
-                            console_print(&format!("unbanned {ip}"));
-                            self.save_bans();
-                        }
-                        Err(e) => console_print(&format!("cannot unban: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Bans => console_print(&ban_list(&self.room.bans(now))),
-                Command::Mute { nick, duration } => {
-                    match self.room.mute(now, &nick, duration, &mut self.out) {
-                        Ok(nick) => console_print(&format!("muted {nick}")),
-                        Err(e) => console_print(&format!("cannot mute: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Unmute(nick) => {
-                    match self.room.unmute(now, &nick, &mut self.out) {
-                        Ok(()) => console_print(&format!("unmuted {nick}")),
-                        Err(e) => console_print(&format!("cannot unmute: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Lock => {
-                    self.room.lock(&mut self.out);
-                    console_print("room locked: nobody new can join; members stay");
-                    self.dispatch();
-                }
-                Command::Unlock => {
-                    self.room.unlock(&mut self.out);
-                    console_print("room unlocked");
-                    self.dispatch();
-                }
-                Command::Code(None) => console_print(&match self.room.code() {
-                    Some(code) => format!(
-                        "join code: {code} (students type: N name {code}, or udpchat --code {code})"
-                    ),
-                    None => "no join code".to_owned(),
-                }),
-                Command::Code(Some(code)) => {
-                    if code == "off" {
-                        self.room.set_code(None, &mut self.out);
-                        console_print("join code removed");
-                    } else {
-                        match udpchat_proto::JoinCode::new(&code) {
-                            Ok(code) => {
-                                console_print(&format!("join code set: {code}"));
-                                self.room.set_code(Some(code), &mut self.out);
-                            }
-                            Err(e) => console_print(&format!("not set: {e}")),
-                        }
-                    }
-                    self.dispatch();
-                }
-                Command::Slow(every) => {
-                    self.room.slow(every, &mut self.out);
-                    console_print(&match every.is_zero() {
-                        true => "slow mode off".to_owned(),
-                        false => format!("slow mode: one message every {} s", every.as_secs()),
-                    });
-                    self.dispatch();
-                }
-                Command::Rename { nick, new } => {
-                    match self.room.rename(now, &nick, &new, &mut self.out) {
-                        Ok(()) => console_print(&format!("renamed {nick} to {new}")),
-                        Err(e) => console_print(&format!("cannot rename: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Moderated(on) => {
-                    let changed = self.room.set_moderated(now, on, &mut self.out);
-                    console_print(match (on, changed) {
-                        (true, true) => "moderated mode on: only the host and members with a voice (/voice NICK) speak",
-                        (false, true) => "moderated mode off: everyone can speak",
-                        (true, false) => "moderated mode is on already",
-                        (false, false) => "moderated mode is off already",
-                    });
-                    self.dispatch();
-                }
-                Command::Voice(nick) => {
-                    match self.room.voice(now, &nick, &mut self.out) {
-                        Ok(nick) => console_print(&format!(
-                            "{nick} has a voice: may speak in moderated mode"
-                        )),
-                        Err(e) => console_print(&format!("cannot give a voice: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Devoice(nick) => {
-                    match self.room.devoice(now, &nick, &mut self.out) {
-                        Ok(nick) => console_print(&format!("{nick} no longer has a voice")),
-                        Err(e) => console_print(&format!("cannot take the voice: {e}")),
-                    }
-                    self.dispatch();
-                }
-                Command::Announce(Some(text)) => {
-                    if let Err(e) = self.room.announce(now, &text, &mut self.out) {
-                        console_print(&format!("not announced: {e}"));
-                    }
-                    self.dispatch();
-                }
-                Command::Announce(None) => console_print(&match self.room.announcement() {
-                    Some(summary) => recording::announcement_line(&summary, self.lang),
-                    None => "no announcement yet; /announce TEXT makes one".to_owned(),
-                }),
-                Command::Quit(reason) => {
-                    self.stop_cause = "/quit";
-                    self.shutdown = Some(
-                        reason
-                            .unwrap_or_else(|| console::default_quit_reason(self.lang).to_owned()),
-                    );
-                }
-                Command::Help => console_print(console::HELP),
-                Command::Unknown(line) => console_print(&format!(
-                    "unknown command {line:?}; /help lists the commands"
-                )),
-                Command::Nothing => {}
-            }
+            self.command(now, command);
         }
+    }
+
+    /// Carries out one operator command and answers on the console.
+    fn command(&mut self, now: Instant, command: Command) {
+        let answer = match command {
+            Command::Host(text) => self
+                .room
+                .host_message(now, &text, &mut self.out)
+                .err()
+                .map(|e| Answer::NotSent(e.to_string())),
+            Command::Who => {
+                self.show(&attendance::who_text(
+                    &self.room.who(now),
+                    self.started,
+                    self.lang,
+                ));
+                None
+            }
+            Command::Hands => {
+                self.show(&attendance::hands_text(&self.room.hands(), self.lang));
+                None
+            }
+            Command::Next => {
+                let hand = self.room.next_hand(now, &mut self.out);
+                let left = self.room.hands().len();
+                self.show(&attendance::called_text(hand.as_ref(), left, self.lang));
+                None
+            }
+            Command::Attendance { save } => {
+                let records = self.room.attendance(now);
+                self.show(&attendance::attendance_text(
+                    &records,
+                    self.started,
+                    self.lang,
+                ));
+                match (save, &self.attendance) {
+                    (false, _) => None,
+                    (true, Some(_)) => {
+                        self.save_attendance(now);
+                        None
+                    }
+                    (true, None) => Some(Answer::AttendanceNotSaved),
+                }
+            }
+            Command::Kick { nick, reason } => {
+                let reason =
+                    reason.unwrap_or_else(|| console::default_kick_reason(self.lang).to_owned());
+                Some(match self.room.kick(now, &nick, &reason, &mut self.out) {
+                    Ok(()) => Answer::Kicked(nick),
+                    Err(code) => Answer::CannotKick {
+                        nick,
+                        why: code.reason(self.lang).to_string(),
+                    },
+                })
+            }
+            Command::Ban {
+                target,
+                duration,
+                reason,
+            } => Some(
+                match self
+                    .room
+                    .ban(now, &target, duration, &reason, &mut self.out)
+                {
+                    Ok((ip, kicked)) => {
+                        self.save_bans();
+                        Answer::Banned {
+                            ip,
+                            duration,
+                            removed: kicked.iter().map(ToString::to_string).collect(),
+                        }
+                    }
+                    Err(e) => Answer::CannotBan {
+                        target,
+                        why: e.to_string(),
+                    },
+                },
+            ),
+            Command::Unban(target) => Some(match self.room.unban(now, &target, &mut self.out) {
+                Ok(ip) => {
+                    self.save_bans();
+                    Answer::Unbanned(ip)
+                }
+                Err(e) => Answer::CannotUnban(e.to_string()),
+            }),
+            Command::Bans => {
+                self.show(&answers::ban_list(&self.room.bans(now), self.lang));
+                None
+            }
+            Command::Mute { nick, duration } => {
+                Some(match self.room.mute(now, &nick, duration, &mut self.out) {
+                    Ok(nick) => Answer::Muted(nick.to_string()),
+                    Err(e) => Answer::CannotMute(e.to_string()),
+                })
+            }
+            Command::Unmute(nick) => Some(match self.room.unmute(now, &nick, &mut self.out) {
+                Ok(()) => Answer::Unmuted(nick),
+                Err(e) => Answer::CannotUnmute(e.to_string()),
+            }),
+            Command::Lock => {
+                self.room.lock(&mut self.out);
+                Some(Answer::Locked)
+            }
+            Command::Unlock => {
+                self.room.unlock(&mut self.out);
+                Some(Answer::Unlocked)
+            }
+            Command::Code(None) => Some(Answer::Code(
+                self.room.code().map(|c| c.as_str().to_owned()),
+            )),
+            Command::Code(Some(code)) if code == "off" => {
+                self.room.set_code(None, &mut self.out);
+                Some(Answer::CodeRemoved)
+            }
+            Command::Code(Some(code)) => Some(match udpchat_proto::JoinCode::new(&code) {
+                Ok(code) => {
+                    let said = Answer::CodeSet(code.as_str().to_owned());
+                    self.room.set_code(Some(code), &mut self.out);
+                    said
+                }
+                Err(e) => Answer::CodeNotSet(e.to_string()),
+            }),
+            Command::Slow(every) => {
+                self.room.slow(every, &mut self.out);
+                Some(Answer::Slow(every))
+            }
+            Command::Rename { nick, new } => {
+                Some(match self.room.rename(now, &nick, &new, &mut self.out) {
+                    Ok(()) => Answer::Renamed { nick, new },
+                    Err(e) => Answer::CannotRename(e.to_string()),
+                })
+            }
+            Command::Moderated(on) => Some(Answer::Moderated {
+                on,
+                changed: self.room.set_moderated(now, on, &mut self.out),
+            }),
+            Command::Voice(nick) => Some(match self.room.voice(now, &nick, &mut self.out) {
+                Ok(nick) => Answer::Voiced(nick.to_string()),
+                Err(e) => Answer::CannotVoice(e.to_string()),
+            }),
+            Command::Devoice(nick) => Some(match self.room.devoice(now, &nick, &mut self.out) {
+                Ok(nick) => Answer::Devoiced(nick.to_string()),
+                Err(e) => Answer::CannotDevoice(e.to_string()),
+            }),
+            Command::Announce(Some(text)) => self
+                .room
+                .announce(now, &text, &mut self.out)
+                .err()
+                .map(|e| Answer::NotAnnounced(e.to_string())),
+            Command::Announce(None) => Some(Answer::Announcement(self.room.announcement())),
+            Command::Quit(reason) => {
+                self.stop_cause = "/quit";
+                self.shutdown = Some(
+                    reason.unwrap_or_else(|| console::default_quit_reason(self.lang).to_owned()),
+                );
+                None
+            }
+            Command::Interrupted => {
+                log::info!("Ctrl-C on the console; saying goodbye to every member");
+                self.stop_cause = "Ctrl-C";
+                self.shutdown = Some(console::default_quit_reason(self.lang).to_owned());
+                None
+            }
+            Command::Help => {
+                self.show(answers::help(self.lang));
+                None
+            }
+            Command::Unknown(line) => Some(Answer::Unknown(line)),
+            Command::Nothing => None,
+        };
+        if let Some(answer) = answer {
+            self.show(&answer.text(self.lang));
+        }
+        self.dispatch();
+    }
+
+    /// One console line: above the editor's prompt, or on stdout.
+    fn show(&self, text: &str) {
+        self.screen.line(text);
     }
 
     /// Records the room's events and applies its flood blocks, then sends
@@ -630,22 +653,8 @@ impl Server {
         let members = self.room.member_count();
         for event in out.events.drain(..) {
             self.recorder.record(&event, members);
+            self.view(&event);
             match event {
-                Event::Hand {
-                    nick,
-                    question,
-                    position,
-                    again,
-                    ..
-                } if self.console.is_some() => console_print(&attendance::hand_raised_text(
-                    &nick,
-                    question.as_ref().map(|q| q.as_str()),
-                    position,
-                    again,
-                )),
-                Event::Announcement(summary) if self.console.is_some() => {
-                    console_print(&recording::announcement_line(&summary, self.lang))
-                }
                 Event::Block { addr, .. } => {
                     self.stats.kernel_blocks += 1;
                     self.net.block(addr);
@@ -753,27 +762,34 @@ impl Server {
         };
         let records = self.room.attendance(now);
         let csv = attendance::csv(&records, self.started);
-        match attendance::save_csv(path, &csv) {
-            Ok(()) => {
-                let said = format!(
-                    "attendance saved to {} ({} names)",
-                    path.display(),
-                    records.len()
-                );
-                log::info!("{said}");
-                if self.console.is_some() {
-                    console_print(&said);
-                }
-            }
-            Err(e) => {
-                let said = format!(
-                    "cannot save attendance to {}: {e}; check the path and its permissions",
-                    path.display()
-                );
-                log::warn!("{said}");
-                if self.console.is_some() {
-                    console_print(&said);
-                }
+        let answer = match attendance::save_csv(path, &csv) {
+            Ok(()) => Answer::AttendanceSaved {
+                path: path.display().to_string(),
+                names: records.len(),
+            },
+            Err(e) => Answer::AttendanceFailed {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            },
+        };
+        // The log in English; the console in the operator's language (a
+        // console that is a pipe shows the log's line already).
+        match &answer {
+            Answer::AttendanceSaved { .. } => log::info!("{}", answer.text(Lang::En)),
+            _ => log::warn!("{}", answer.text(Lang::En)),
+        }
+        if self.console.is_some() {
+            self.show(&answer.text(self.lang));
+        }
+    }
+
+    /// Shows `event` on the console, if it is part of the room view.
+    fn view(&self, event: &Event) {
+        if self.console.is_some() {
+            if let Some(line) =
+                view::console_line(event, &self.screen, self.lang, self.private_text)
+            {
+                self.show(&line);
             }
         }
     }
@@ -790,30 +806,6 @@ fn random_key() -> [u8; 16] {
     key[..8].copy_from_slice(&a.to_le_bytes());
     key[8..].copy_from_slice(&b.to_le_bytes());
     key
-}
-
-/// The `/bans` listing.
-fn ban_list(bans: &[udpchat_room::BanInfo]) -> String {
-    let mut s = format!(
-        "{} ban{}",
-        bans.len(),
-        if bans.len() == 1 { "" } else { "s" }
-    );
-    for ban in bans {
-        let nick = ban
-            .nick
-            .as_ref()
-            .map_or(String::new(), |n| format!(" ({n})"));
-        let left = match ban.left {
-            Some(left) => format!(
-                "{} left",
-                udpchat_room::duration_words(left.as_millis() as u64, Lang::En)
-            ),
-            None => "until /unban".to_owned(),
-        };
-        s.push_str(&format!("\n  {}{nick}, {left}: {}", ban.ip, ban.reason));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -53,7 +53,9 @@ pub use interfaces::{interface_addresses, ipv6_only, InterfaceAddr};
 pub use localtime::local_offset_seconds;
 pub use options::{set_receive_buffer, set_send_buffer, Buffer};
 pub use private_file::{open_private_append, PrivateFile};
-pub use terminal::{ignore_terminal_stops, stdin_terminal, StdinTerminal};
+pub use terminal::{
+    ignore_terminal_stops, save_terminal_mode, stdin_terminal, StdinTerminal, TerminalMode,
+};
 
 use std::io;
 use std::net::SocketAddr;
