@@ -94,12 +94,7 @@ pub fn main() -> ExitCode {
             }
             // clap's message spans several lines (tips, usage); the first
             // says what is wrong.
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first = first_line_of_usage_error(&e.to_string());
             eprintln!("udpchat-relay: {first}; see udpchat-relay --help");
             return ExitCode::from(2);
         }
@@ -416,6 +411,47 @@ mod tests {
         assert!(
             zh.starts_with("没有控制台") && zh.contains("kill 7"),
             "{zh}"
+        );
+    }
+}
+
+/// The line of a clap usage error that says what is wrong. When it ends
+/// with a colon, the indented lines after it name what it means
+/// (`the following required arguments were not provided: --transcript <FILE>`).
+fn first_line_of_usage_error(text: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("bad arguments");
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if first.ends_with(':') {
+        let named: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        if !named.is_empty() {
+            first = format!("{first} {}", named.join(", "));
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod usage_error_tests {
+    use super::first_line_of_usage_error;
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_one_line() {
+        let clap = "error: the following required arguments were not provided:\n  \
+                    --transcript <FILE>\n\nUsage: udpchat-relay --transcript <FILE> --transcript-private\n\n\
+                    For more information, try '--help'.\n";
+        assert_eq!(
+            first_line_of_usage_error(clap),
+            "the following required arguments were not provided: --transcript <FILE>"
+        );
+        assert_eq!(
+            first_line_of_usage_error(
+                "error: unexpected argument '--listen' found\n\n  tip: ...\n"
+            ),
+            "unexpected argument '--listen' found"
         );
     }
 }
