@@ -1,0 +1,319 @@
+//! What a check works with: fresh sockets ([`Ctx::probe`]), unique
+//! nicknames, classic members ([`Ctx::join`]), waits with deadlines, and a
+//! barrier that makes "nothing arrived" a fact instead of a guess.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use udpchat_proto::{classic, ClientMsg, ErrorCode, LineEnding};
+
+use crate::check::NotPassed;
+use crate::lines;
+use crate::probe::{show_bytes, Pacer, Probe, Received, Transcript};
+
+/// How long the kit keeps retrying a join the relay refused with
+/// `rate-limited` (a relay with our default per-IP join limit: 8, then 1 a
+/// second, PROTOCOL.md section 9).
+const JOIN_RETRY_FOR: Duration = Duration::from_secs(12);
+
+/// A classic member the kit joined: its socket and its nickname.
+#[derive(Clone)]
+pub struct Member {
+    /// Its socket.
+    pub probe: Rc<Probe>,
+    nick: Rc<RefCell<String>>,
+}
+
+impl Member {
+    /// Its nickname now.
+    pub fn nick(&self) -> String {
+        self.nick.borrow().clone()
+    }
+
+    /// Records a new nickname (after `NICK`).
+    pub fn renamed(&self, new: &str) {
+        *self.nick.borrow_mut() = new.to_owned();
+        self.probe.set_who(new);
+    }
+
+    /// Sends `M <nick> <text>`, built by proto (`text` must be valid).
+    pub fn say(&self, text: &str) {
+        let msg = ClientMsg::Chat {
+            nick: lines::nick(&self.nick()),
+            text: lines::text(text),
+        };
+        self.probe.send(&msg.encode());
+    }
+
+    /// Sends `M <nick> ` followed by `raw` as is (texts proto would refuse
+    /// to build: too long, control characters).
+    pub fn say_raw(&self, raw: &[u8]) {
+        let mut bytes = format!("M {} ", self.nick()).into_bytes();
+        bytes.extend_from_slice(raw);
+        self.probe.send(&bytes);
+    }
+}
+
+/// The state one check runs with. Made fresh for every check by the runner.
+pub struct Ctx {
+    /// The relay under test.
+    pub target: SocketAddr,
+    /// How long to wait for each expected reply.
+    pub timeout: Duration,
+    pacer: Rc<Pacer>,
+    transcript: Rc<Transcript>,
+    received: Rc<RefCell<Vec<Received>>>,
+    tag: String,
+    counter: u32,
+    members: Vec<Member>,
+}
+
+impl Ctx {
+    /// A context for one check. `tag` makes this run's nicknames differ
+    /// from an earlier run's (whose members a relay may still hold).
+    pub fn new(target: SocketAddr, timeout: Duration, pacer: Rc<Pacer>, tag: &str) -> Ctx {
+        Ctx {
+            target,
+            timeout,
+            pacer,
+            transcript: Rc::new(Transcript::default()),
+            received: Rc::new(RefCell::new(Vec::new())),
+            tag: tag.to_owned(),
+            counter: 0,
+            members: Vec::new(),
+        }
+    }
+
+    /// A nickname no other check of this run uses: `role`, the run's tag
+    /// and a number (e.g. `ann7k2q3`).
+    pub fn fresh_nick(&mut self, role: &str) -> String {
+        self.counter += 1;
+        format!("{role}{}{}", self.tag, self.counter)
+    }
+
+    /// A short string unique within the run (for marker texts, tokens).
+    pub fn unique(&mut self) -> String {
+        self.counter += 1;
+        format!("{}{}", self.tag, self.counter)
+    }
+
+    /// A fresh socket on an ephemeral port, playing `who`.
+    pub fn probe(&self, who: &str) -> Result<Rc<Probe>, NotPassed> {
+        Probe::new(
+            self.target,
+            who,
+            Rc::clone(&self.pacer),
+            Rc::clone(&self.transcript),
+            Rc::clone(&self.received),
+        )
+        .map(Rc::new)
+        .map_err(|e| NotPassed::Skip(format!("the kit cannot open a UDP socket: {e}")))
+    }
+
+    /// Joins a fresh classic member (`N <nick>`, bare) and expects exactly
+    /// `OK`.
+    pub fn join(&mut self, role: &str) -> Result<Member, NotPassed> {
+        let nick = self.fresh_nick(role);
+        self.join_as(&nick, LineEnding::Bare, b"")
+    }
+
+    /// Joins `nick` from a fresh socket with `ending` (the bytes `suffix`:
+    /// empty, `\n` or `\r\n`) and expects exactly `OK` (with `\n` for a
+    /// line ending). Retries while the relay answers `rate-limited`.
+    pub fn join_as(
+        &mut self,
+        nick: &str,
+        ending: LineEnding,
+        suffix: &[u8],
+    ) -> Result<Member, NotPassed> {
+        let probe = self.probe(nick)?;
+        probe.set_ending(ending);
+        let mut datagram = ClientMsg::Join(lines::nick(nick), None).encode();
+        datagram.extend_from_slice(suffix);
+        let ok = [classic::OK.to_owned()];
+        let expected = format!(
+            "the answer to {} is exactly {}",
+            show_bytes(&datagram, 80),
+            show_bytes(
+                if ending == LineEnding::Bare {
+                    b"OK"
+                } else {
+                    b"OK\n"
+                },
+                10
+            )
+        );
+        let give_up = Instant::now() + JOIN_RETRY_FOR;
+        loop {
+            probe.send(&datagram);
+            let Some(reply) = probe.recv(self.timeout) else {
+                return Err(NotPassed::fail(
+                    expected,
+                    format!("no answer within {:?}", self.timeout),
+                ));
+            };
+            if lines::is_line(&reply, &ok, ending) {
+                let member = Member {
+                    probe,
+                    nick: Rc::new(RefCell::new(nick.to_owned())),
+                };
+                self.members.push(member.clone());
+                return Ok(member);
+            }
+            if lines::is_error(&reply, ErrorCode::RateLimited) && Instant::now() < give_up {
+                log::info!("the relay limits joins per IP address; waiting a second");
+                thread::sleep(Duration::from_millis(1100));
+                continue;
+            }
+            if lines::is_error(&reply, ErrorCode::IpFull) || lines::is_error(&reply, ErrorCode::RoomFull) {
+                return Err(NotPassed::Skip(format!(
+                    "the relay refused another member ({}); this check needs a few members \
+                     from one computer (our relay: --max-per-ip 0)",
+                    show_bytes(&reply, 60)
+                )));
+            }
+            return Err(NotPassed::fail(
+                expected,
+                format!("the answer was {}", show_bytes(&reply, 120)),
+            ));
+        }
+    }
+
+    /// Forgets `member` for the clean-up (it has left already).
+    pub fn forget(&mut self, member: &Member) {
+        self.members.retain(|m| !Rc::ptr_eq(&m.probe, &member.probe));
+    }
+
+    /// Waits for a datagram on `probe` satisfying `want`, skipping others.
+    /// `what` says what was expected, for the failure.
+    pub fn expect(
+        &self,
+        probe: &Probe,
+        what: &str,
+        want: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, NotPassed> {
+        let (found, before) = probe.recv_until(self.timeout, want);
+        found.ok_or_else(|| {
+            NotPassed::fail(
+                format!("{} receives {what}", probe.who()),
+                format!(
+                    "it did not arrive within {:?}{}",
+                    self.timeout,
+                    seen(&before)
+                ),
+            )
+        })
+    }
+
+    /// Waits for the next chat line from `speaker` on `observer` and
+    /// requires it to be exactly `speaker: text` (with the observer's line
+    /// ending). Fails at once on a different line from that speaker, so a
+    /// relay that changes the text is reported with what it sent.
+    pub fn expect_chat(
+        &self,
+        observer: &Member,
+        speaker: &str,
+        text: &str,
+        ending: LineEnding,
+    ) -> Result<(), NotPassed> {
+        let prefix = format!("{speaker}: ");
+        let want = lines::chat(speaker, text);
+        let expected = format!(
+            "{} receives {}",
+            observer.nick(),
+            show_bytes(want[0].as_bytes(), 100)
+        );
+        let (found, before) = observer
+            .probe
+            .recv_until(self.timeout, |b| b.starts_with(prefix.as_bytes()));
+        match found {
+            Some(line) if lines::is_line(&line, &want, ending) => Ok(()),
+            Some(line) => Err(NotPassed::fail(
+                expected,
+                format!("it received {} instead", show_bytes(&line, 120)),
+            )),
+            None => Err(NotPassed::fail(
+                expected,
+                format!(
+                    "no line from {speaker} arrived within {:?}{}",
+                    self.timeout,
+                    seen(&before)
+                ),
+            )),
+        }
+    }
+
+    /// The barrier: `speaker` says a fresh marker text and every observer
+    /// waits for it. The relay handles datagrams in order, so whatever an
+    /// earlier datagram made it send has arrived by then: returns, per
+    /// observer, the datagrams that came before the marker. Fails if the
+    /// marker does not come (the relay stopped relaying).
+    pub fn barrier(
+        &mut self,
+        speaker: &Member,
+        observers: &[&Member],
+    ) -> Result<Vec<Vec<Vec<u8>>>, NotPassed> {
+        let marker = format!("marker {}", self.unique());
+        speaker.say(&marker);
+        let want = lines::chat(&speaker.nick(), &marker);
+        let mut out = Vec::new();
+        for observer in observers {
+            let (found, before) = observer
+                .probe
+                .recv_until(self.timeout, |b| lines::is_line_any_ending(b, &want));
+            if found.is_none() {
+                return Err(NotPassed::fail(
+                    format!(
+                        "the relay still relays an ordinary message: {} receives {}",
+                        observer.nick(),
+                        show_bytes(want[0].as_bytes(), 60)
+                    ),
+                    format!(
+                        "it did not arrive within {:?}{}",
+                        self.timeout,
+                        seen(&before)
+                    ),
+                ));
+            }
+            out.push(before);
+        }
+        Ok(out)
+    }
+
+    /// Sends `Q` for every member the check left joined, so the next check
+    /// starts with a room free of them (a relay limits members per IP
+    /// address). Called by the runner.
+    pub fn clean_up(&mut self) {
+        for member in std::mem::take(&mut self.members) {
+            let quit = ClientMsg::Quit(lines::nick(&member.nick()), None).encode();
+            member.probe.send(&quit);
+        }
+    }
+
+    /// The transcript of the check so far (taken).
+    pub fn take_transcript(&self) -> Vec<crate::probe::TranscriptLine> {
+        self.transcript.take()
+    }
+
+    /// Every datagram received during the check (taken).
+    pub fn take_received(&self) -> Vec<Received> {
+        std::mem::take(&mut self.received.borrow_mut())
+    }
+}
+
+/// `; before it: "..." "..."`, or nothing.
+pub fn seen(before: &[Vec<u8>]) -> String {
+    if before.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = before.iter().take(4).map(|b| show_bytes(b, 60)).collect();
+    let more = if before.len() > 4 {
+        format!(" and {} more", before.len() - 4)
+    } else {
+        String::new()
+    };
+    format!("; it received {}{more}", shown.join(", "))
+}
