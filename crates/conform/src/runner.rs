@@ -178,10 +178,14 @@ fn structured_skip(options: &Options, pacer: &Rc<Pacer>) -> Result<Option<String
     }
     for _ in 0..2 {
         probe.send(&bytes);
-        if let (Some(_), _) = probe.recv_until(options.timeout, |b| {
-            matches!(RelayMsg::parse(b), Ok(RelayMsg::Cookie(_)))
-        }) {
-            return Ok(None);
+        if let Some(reply) = probe.recv(options.timeout) {
+            if matches!(RelayMsg::parse(&reply), Ok(RelayMsg::Cookie(_))) {
+                return Ok(None);
+            }
+            return Ok(Some(format!(
+                "the relay answered a HELLO with {} instead of a COOKIE: it does not speak the structured dialect (section 8)",
+                show_bytes(&reply, 60)
+            )));
         }
     }
     Ok(Some(format!(
