@@ -2,13 +2,16 @@
 //! nicknames, classic members ([`Ctx::join`]), waits with deadlines, and a
 //! barrier that makes "nothing arrived" a fact instead of a guess.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use udpchat_proto::{classic, ClientMsg, ErrorCode, LineEnding};
+use udpchat_proto::{
+    classic, ClientMsg, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, MIN_HELLO_LEN,
+    VERSION,
+};
 
 use crate::check::NotPassed;
 use crate::lines;
@@ -19,15 +22,60 @@ use crate::probe::{show_bytes, Pacer, Probe, Received, Transcript};
 /// second, PROTOCOL.md section 9).
 const JOIN_RETRY_FOR: Duration = Duration::from_secs(12);
 
-/// A classic member the kit joined: its socket and its nickname.
+/// A structured member's session keys (PROTOCOL.md section 8, *Keyed
+/// datagrams*).
+#[derive(Debug, Clone, Copy)]
+pub struct Keys {
+    /// Ours: the relay prefixes what it sends us with it.
+    pub mine: SessionKey,
+    /// The relay's, from `WELCOME`: we prefix what we send with it.
+    pub relay: Option<SessionKey>,
+}
+
+/// What a structured member's `WELCOME` said.
+#[derive(Debug, Clone, Copy)]
+pub struct Welcome {
+    /// The join point.
+    pub last_seq: u64,
+    /// The first history event (none before `last_seq + 1` if absent).
+    pub history_from: Option<u64>,
+}
+
+/// A member the kit joined (classic, or structured with session keys):
+/// its socket and its nickname.
 #[derive(Clone)]
 pub struct Member {
     /// Its socket.
     pub probe: Rc<Probe>,
     nick: Rc<RefCell<String>>,
+    keys: Rc<Cell<Option<Keys>>>,
 }
 
 impl Member {
+    /// Its session keys, if it joined in the structured dialect.
+    pub fn keys(&self) -> Option<Keys> {
+        self.keys.get()
+    }
+
+    /// Sends `bytes`, behind the relay's key if the member has one.
+    pub fn send(&self, bytes: &[u8]) {
+        match self.keys().and_then(|k| k.relay) {
+            Some(key) => self.probe.send(&key.prefixed(bytes)),
+            None => self.probe.send(bytes),
+        }
+    }
+
+    /// Sends `msg` (encoded by proto), behind the relay's key if any.
+    pub fn send_msg(&self, msg: &ClientMsg) {
+        self.send(&msg.encode());
+    }
+
+    /// A datagram for this member as a structured message: behind its own
+    /// key if it has one (`None` if the prefix is missing or wrong).
+    pub fn read(&self, bytes: &[u8]) -> Option<RelayMsg> {
+        lines::structured(bytes, self.keys().map(|k| k.mine))
+    }
+
     /// Its nickname now.
     pub fn nick(&self) -> String {
         self.nick.borrow().clone()
@@ -45,7 +93,7 @@ impl Member {
             nick: lines::nick(&self.nick()),
             text: lines::text(text),
         };
-        self.probe.send(&msg.encode());
+        self.send(&msg.encode());
     }
 
     /// Sends `M <nick> ` followed by `raw` as is (texts proto would refuse
@@ -53,7 +101,7 @@ impl Member {
     pub fn say_raw(&self, raw: &[u8]) {
         let mut bytes = format!("M {} ", self.nick()).into_bytes();
         bytes.extend_from_slice(raw);
-        self.probe.send(&bytes);
+        self.send(&bytes);
     }
 }
 
@@ -159,6 +207,7 @@ impl Ctx {
                 let member = Member {
                     probe,
                     nick: Rc::new(RefCell::new(nick.to_owned())),
+                    keys: Rc::new(Cell::new(None)),
                 };
                 self.members.push(member.clone());
                 return Ok(member);
@@ -180,6 +229,123 @@ impl Ctx {
                 format!("the answer was {}", show_bytes(&reply, 120)),
             ));
         }
+    }
+
+    /// Joins a fresh structured member with a session key: the padded
+    /// cookie-less `HELLO`, the `COOKIE`, the cookie `HELLO`, and a
+    /// `WELCOME` behind our key (section 8). Retries while the relay
+    /// answers `rate-limited`.
+    pub fn join_structured(&mut self, role: &str) -> Result<(Member, Welcome), NotPassed> {
+        let nick = self.fresh_nick(role);
+        let probe = self.probe(&nick)?;
+        let mine = SessionKey::from_u64(random_u64(&nick));
+        let hello = |cookie| {
+            let mut bytes = ClientMsg::Hello {
+                version: Token::new(VERSION).expect("valid"),
+                nick: lines::nick(&nick),
+                cookie,
+                since: None,
+                resume: None,
+                key: Some(mine),
+                code: None,
+            }
+            .encode();
+            if cookie.is_none() && bytes.len() < MIN_HELLO_LEN {
+                bytes.push(b' ');
+                bytes.resize(MIN_HELLO_LEN, b'=');
+            }
+            bytes
+        };
+        let give_up = Instant::now() + JOIN_RETRY_FOR;
+        loop {
+            probe.send(&hello(None));
+            let (found, before) = probe.recv_until(self.timeout, |b| {
+                matches!(RelayMsg::parse(b), Ok(RelayMsg::Cookie(_)))
+            });
+            let Some(Ok(RelayMsg::Cookie(cookie))) = found.map(|b| RelayMsg::parse(&b)) else {
+                return Err(NotPassed::fail(
+                    format!("HELLO udpchat/1 {nick} - key=... (padded to 64 bytes) is answered COOKIE"),
+                    format!("no COOKIE within {:?}{}", self.timeout, seen(&before)),
+                ));
+            };
+            probe.send(&hello(Some(cookie)));
+            let expected = format!(
+                "HELLO udpchat/1 {nick} {cookie} key={mine} is answered @{mine} WELCOME udpchat/1 {nick} ..."
+            );
+            let (found, before) = probe.recv_until(self.timeout, |b| {
+                lines::structured(b, Some(mine)).is_some() || lines::error_code(b).is_some()
+            });
+            let Some(reply) = found else {
+                return Err(NotPassed::fail(
+                    expected,
+                    format!("no answer behind our key within {:?}{}", self.timeout, seen(&before)),
+                ));
+            };
+            match lines::structured(&reply, Some(mine)) {
+                Some(RelayMsg::Welcome {
+                    nick: welcomed,
+                    last_seq,
+                    history_from,
+                    key,
+                    ..
+                }) if welcomed.as_str() == nick => {
+                    let member = Member {
+                        probe,
+                        nick: Rc::new(RefCell::new(nick.clone())),
+                        keys: Rc::new(Cell::new(Some(Keys { mine, relay: key }))),
+                    };
+                    self.members.push(member.clone());
+                    return Ok((
+                        member,
+                        Welcome {
+                            last_seq,
+                            history_from,
+                        },
+                    ));
+                }
+                _ if lines::is_error(&reply, ErrorCode::RateLimited) && Instant::now() < give_up => {
+                    thread::sleep(Duration::from_millis(1100));
+                }
+                _ if lines::is_error(&reply, ErrorCode::IpFull)
+                    || lines::is_error(&reply, ErrorCode::RoomFull) =>
+                {
+                    return Err(NotPassed::Skip(format!(
+                        "the relay refused another member ({}); this check needs a few members \
+                         from one computer (our relay: --max-per-ip 0)",
+                        show_bytes(&reply, 60)
+                    )));
+                }
+                _ => {
+                    return Err(NotPassed::fail(
+                        expected,
+                        format!("the answer was {}", show_bytes(&reply, 120)),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Waits for a structured message to `member` (behind its key)
+    /// satisfying `want`; `what` says what was expected.
+    pub fn expect_msg(
+        &self,
+        member: &Member,
+        what: &str,
+        want: impl Fn(&RelayMsg) -> bool,
+    ) -> Result<RelayMsg, NotPassed> {
+        let (found, before) = member
+            .probe
+            .recv_until(self.timeout, |b| member.read(b).is_some_and(|m| want(&m)));
+        found.and_then(|b| member.read(&b)).ok_or_else(|| {
+            NotPassed::fail(
+                format!("{} receives {what}", member.nick()),
+                format!(
+                    "it did not arrive within {:?}{}",
+                    self.timeout,
+                    seen(&before)
+                ),
+            )
+        })
     }
 
     /// Forgets `member` for the clean-up (it has left already).
@@ -261,9 +427,13 @@ impl Ctx {
         let want = lines::chat(&speaker.nick(), &marker);
         let mut out = Vec::new();
         for observer in observers {
-            let (found, before) = observer
-                .probe
-                .recv_until(self.timeout, |b| lines::is_line_any_ending(b, &want));
+            let is_marker = |b: &[u8]| {
+                lines::is_line_any_ending(b, &want)
+                    || matches!(observer.read(b), Some(RelayMsg::Event {
+                        event: udpchat_proto::RoomEvent::Chat { nick, text }, ..
+                    }) if nick.as_str() == speaker.nick() && text.as_str() == marker)
+            };
+            let (found, before) = observer.probe.recv_until(self.timeout, is_marker);
             if found.is_none() {
                 return Err(NotPassed::fail(
                     format!(
@@ -289,7 +459,7 @@ impl Ctx {
     pub fn clean_up(&mut self) {
         for member in std::mem::take(&mut self.members) {
             let quit = ClientMsg::Quit(lines::nick(&member.nick()), None).encode();
-            member.probe.send(&quit);
+            member.send(&quit);
         }
     }
 
@@ -302,6 +472,14 @@ impl Ctx {
     pub fn take_received(&self) -> Vec<Received> {
         std::mem::take(&mut self.received.borrow_mut())
     }
+}
+
+/// 64 bits that differ from call to call and run to run (not secret: a
+/// session key for a test member).
+fn random_u64(salt: &str) -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    RandomState::new().hash_one((Instant::now(), salt))
 }
 
 /// `; before it: "..." "..."`, or nothing.

@@ -88,6 +88,18 @@ pub fn pong(token: &str) -> [String; 2] {
     })
 }
 
+/// `bytes` as a structured relay message: behind `key`'s prefix if `key`
+/// is given (`None` if the prefix is missing or another key's), bare
+/// otherwise.
+pub fn structured(bytes: &[u8], key: Option<udpchat_proto::SessionKey>) -> Option<RelayMsg> {
+    let (prefix, rest) = udpchat_proto::split_key_prefix(bytes);
+    match (key, prefix) {
+        (Some(mine), Some(got)) if mine.matches(got) => RelayMsg::parse(rest).ok(),
+        (None, None) => RelayMsg::parse(rest).ok(),
+        _ => None,
+    }
+}
+
 /// Whether `bytes` is exactly one of `lines` with the line ending `ending`
 /// asks for.
 pub fn is_line(bytes: &[u8], lines: &[String], ending: LineEnding) -> bool {
