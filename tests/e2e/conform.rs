@@ -179,3 +179,18 @@ fn conform_binary_exits_2_when_nothing_answers() {
         .expect("run udpchat-conform");
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// The structured checks can fail too: our relay told to send no history
+/// on join fails exactly `struct.history.join`.
+#[test]
+fn conform_catches_a_relay_that_sends_no_history_on_join() {
+    let relay = Relay::start(&["--max-per-ip", "0", "--history-on-join", "0"]);
+    let report = run(&Options {
+        target: relay.addr,
+        timeout: TIMEOUT,
+        only: vec!["struct.".to_owned()],
+    })
+    .expect("the relay answers");
+    assert_eq!(report.failed_ids(), ["struct.history.join"], "{}", console(&report));
+    assert_eq!(report.passed(), report.results.len() - 1);
+}
