@@ -33,11 +33,21 @@ fn run_against(faults: Faults) -> Report {
 /// nothing else was skipped.
 fn assert_fails_exactly(faults: Faults, want: &[&str]) {
     let report = run_against(faults);
-    assert_eq!(report.failed_ids(), want, "{faults:?}:\n{}", console(&report));
+    assert_eq!(
+        report.failed_ids(),
+        want,
+        "{faults:?}:\n{}",
+        console(&report)
+    );
     assert!(report.group_skip(Group::Structured).is_some());
     for r in &report.results {
         if let Outcome::Skip { why } = &r.outcome {
-            assert_eq!(r.check.group, Group::Structured, "{} skipped: {why}", r.check.id);
+            assert_eq!(
+                r.check.group,
+                Group::Structured,
+                "{} skipped: {why}",
+                r.check.id
+            );
         }
     }
     assert_eq!(report.must_passed(), want.is_empty());
@@ -59,7 +69,10 @@ fn conform_catches_a_relay_that_truncates_at_1024_bytes() {
             truncates_at_1024: true,
             ..Faults::default()
         },
-        &["classic.text.801-refused", "classic.datagram.over-1024-refused"],
+        &[
+            "classic.text.801-refused",
+            "classic.datagram.over-1024-refused",
+        ],
     );
 }
 
@@ -118,14 +131,25 @@ fn conform_binary_passes_every_check_against_our_relay() {
     let json = TempFile::new("conform.json");
     let junit = TempFile::new("conform.xml");
     let out = Command::new(CONFORM_BIN)
-        .args(["relay", &relay.addr.to_string(), "--timeout", "5s", "--json"])
+        .args([
+            "relay",
+            &relay.addr.to_string(),
+            "--timeout",
+            "5s",
+            "--json",
+        ])
         .arg(&json.0)
         .arg("--junit")
         .arg(&junit.0)
         .output()
         .expect("run udpchat-conform");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let total = registry::all().len();
     assert_eq!(
         stdout.lines().last(),
@@ -133,10 +157,20 @@ fn conform_binary_passes_every_check_against_our_relay() {
         "{stdout}"
     );
     let json = std::fs::read_to_string(&json.0).expect("JSON written");
-    assert!(json.contains(&format!("\"passed\":{total},\"failed\":0,\"skipped\":0")), "{json}");
-    assert_eq!(json.matches("\"outcome\":\"pass\"").count(), total, "{json}");
+    assert!(
+        json.contains(&format!("\"passed\":{total},\"failed\":0,\"skipped\":0")),
+        "{json}"
+    );
+    assert_eq!(
+        json.matches("\"outcome\":\"pass\"").count(),
+        total,
+        "{json}"
+    );
     let junit = std::fs::read_to_string(&junit.0).expect("JUnit written");
-    assert!(junit.contains(&format!("tests=\"{total}\" failures=\"0\" skipped=\"0\"")), "{junit}");
+    assert!(
+        junit.contains(&format!("tests=\"{total}\" failures=\"0\" skipped=\"0\"")),
+        "{junit}"
+    );
     assert_eq!(junit.matches("<testcase ").count(), total);
 }
 
@@ -149,15 +183,37 @@ fn conform_binary_exits_1_with_evidence_when_a_must_fails() {
         ..Faults::default()
     });
     let out = Command::new(CONFORM_BIN)
-        .args(["relay", &relay.addr.to_string(), "--timeout", "5s", "--lang", "zh"])
-        .args(["--only", "classic.text.spaces-kept", "--only", "classic.join.ok"])
+        .args([
+            "relay",
+            &relay.addr.to_string(),
+            "--timeout",
+            "5s",
+            "--lang",
+            "zh",
+        ])
+        .args([
+            "--only",
+            "classic.text.spaces-kept",
+            "--only",
+            "classic.join.ok",
+        ])
         .output()
         .expect("run udpchat-conform");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("失败  classic.text.spaces-kept"), "{stdout}");
-    assert!(stdout.contains("two leading"), "the datagrams are shown:\n{stdout}");
-    assert_eq!(stdout.lines().last(), Some("1 项通过，1 项失败，0 项跳过"), "{stdout}");
+    assert!(
+        stdout.contains("失败  classic.text.spaces-kept"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("two leading"),
+        "the datagrams are shown:\n{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("1 项通过，1 项失败，0 项跳过"),
+        "{stdout}"
+    );
 }
 
 /// Nothing answers: a clear error and exit 2, not a report of failures.
@@ -166,7 +222,12 @@ fn conform_binary_exits_2_when_nothing_answers() {
     // A socket that never reads: the kit's datagrams go nowhere.
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let out = Command::new(CONFORM_BIN)
-        .args(["relay", &silent.local_addr().expect("bound").to_string(), "--timeout", "200ms"])
+        .args([
+            "relay",
+            &silent.local_addr().expect("bound").to_string(),
+            "--timeout",
+            "200ms",
+        ])
         .output()
         .expect("run udpchat-conform");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -191,6 +252,11 @@ fn conform_catches_a_relay_that_sends_no_history_on_join() {
         only: vec!["struct.".to_owned()],
     })
     .expect("the relay answers");
-    assert_eq!(report.failed_ids(), ["struct.history.join"], "{}", console(&report));
+    assert_eq!(
+        report.failed_ids(),
+        ["struct.history.join"],
+        "{}",
+        console(&report)
+    );
     assert_eq!(report.passed(), report.results.len() - 1);
 }

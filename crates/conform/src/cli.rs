@@ -121,7 +121,11 @@ pub fn resolve(target: &str) -> Result<SocketAddr, String> {
     };
     with_port
         .to_socket_addrs()
-        .map_err(|e| format!("cannot find the address {target:?}: {e}; write HOST:PORT, e.g. 127.0.0.1:10024"))?
+        .map_err(|e| {
+            format!(
+                "cannot find the address {target:?}: {e}; write HOST:PORT, e.g. 127.0.0.1:10024"
+            )
+        })?
         .next()
         .ok_or_else(|| format!("{target:?} has no address; write HOST:PORT, e.g. 127.0.0.1:10024"))
 }
@@ -164,6 +168,9 @@ mod tests {
     fn help_has_an_example() {
         use clap::CommandFactory;
         let help = Args::command().render_long_help().to_string();
-        assert!(help.contains("udpchat-conform relay 127.0.0.1:10024"), "{help}");
+        assert!(
+            help.contains("udpchat-conform relay 127.0.0.1:10024"),
+            "{help}"
+        );
     }
 }

@@ -9,8 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    classic, ClientMsg, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, MIN_HELLO_LEN,
-    VERSION,
+    classic, ClientMsg, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, MIN_HELLO_LEN, VERSION,
 };
 
 use crate::check::NotPassed;
@@ -217,7 +216,9 @@ impl Ctx {
                 thread::sleep(Duration::from_millis(1100));
                 continue;
             }
-            if lines::is_error(&reply, ErrorCode::IpFull) || lines::is_error(&reply, ErrorCode::RoomFull) {
+            if lines::is_error(&reply, ErrorCode::IpFull)
+                || lines::is_error(&reply, ErrorCode::RoomFull)
+            {
                 return Err(NotPassed::Skip(format!(
                     "the relay refused another member ({}); this check needs a few members \
                      from one computer (our relay: --max-per-ip 0)",
@@ -264,7 +265,9 @@ impl Ctx {
             });
             let Some(Ok(RelayMsg::Cookie(cookie))) = found.map(|b| RelayMsg::parse(&b)) else {
                 return Err(NotPassed::fail(
-                    format!("HELLO udpchat/1 {nick} - key=... (padded to 64 bytes) is answered COOKIE"),
+                    format!(
+                        "HELLO udpchat/1 {nick} - key=... (padded to 64 bytes) is answered COOKIE"
+                    ),
                     format!("no COOKIE within {:?}{}", self.timeout, seen(&before)),
                 ));
             };
@@ -278,7 +281,11 @@ impl Ctx {
             let Some(reply) = found else {
                 return Err(NotPassed::fail(
                     expected,
-                    format!("no answer behind our key within {:?}{}", self.timeout, seen(&before)),
+                    format!(
+                        "no answer behind our key within {:?}{}",
+                        self.timeout,
+                        seen(&before)
+                    ),
                 ));
             };
             match lines::structured(&reply, Some(mine)) {
@@ -303,7 +310,9 @@ impl Ctx {
                         },
                     ));
                 }
-                _ if lines::is_error(&reply, ErrorCode::RateLimited) && Instant::now() < give_up => {
+                _ if lines::is_error(&reply, ErrorCode::RateLimited)
+                    && Instant::now() < give_up =>
+                {
                     thread::sleep(Duration::from_millis(1100));
                 }
                 _ if lines::is_error(&reply, ErrorCode::IpFull)
@@ -350,7 +359,8 @@ impl Ctx {
 
     /// Forgets `member` for the clean-up (it has left already).
     pub fn forget(&mut self, member: &Member) {
-        self.members.retain(|m| !Rc::ptr_eq(&m.probe, &member.probe));
+        self.members
+            .retain(|m| !Rc::ptr_eq(&m.probe, &member.probe));
     }
 
     /// Waits for a datagram on `probe` satisfying `want`, skipping others.

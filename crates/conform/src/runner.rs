@@ -45,7 +45,12 @@ pub fn run(options: &Options) -> Result<Report, Error> {
         group_skips.push((Group::Structured, why.clone()));
     }
     for check in registry::all() {
-        if !options.only.is_empty() && !options.only.iter().any(|p| check.id.starts_with(p.as_str())) {
+        if !options.only.is_empty()
+            && !options
+                .only
+                .iter()
+                .any(|p| check.id.starts_with(p.as_str()))
+        {
             continue;
         }
         let check_started = Instant::now();
@@ -59,12 +64,13 @@ pub fn run(options: &Options) -> Result<Report, Error> {
         }
         log::info!("running {}", check.id);
         let mut ctx = Ctx::new(options.target, options.timeout, Rc::clone(&pacer), &tag);
-        let result = catch_unwind(AssertUnwindSafe(|| (check.run)(&mut ctx))).unwrap_or_else(|_| {
-            Err(NotPassed::fail(
-                "the check runs to its end",
-                "the kit itself failed (a bug in udpchat-conform; please report it)",
-            ))
-        });
+        let result =
+            catch_unwind(AssertUnwindSafe(|| (check.run)(&mut ctx))).unwrap_or_else(|_| {
+                Err(NotPassed::fail(
+                    "the check runs to its end",
+                    "the kit itself failed (a bug in udpchat-conform; please report it)",
+                ))
+            });
         ctx.clean_up();
         let result = result.and_then(|()| wire_rules(&ctx));
         let transcript = ctx.take_transcript();
@@ -134,7 +140,9 @@ fn run_tag() -> String {
 /// twice each. No answer at all is an error, not forty failures.
 fn preflight(options: &Options, pacer: &Rc<Pacer>, tag: &str) -> Result<(), Error> {
     let mut ctx = Ctx::new(options.target, options.timeout, Rc::clone(pacer), tag);
-    let probe = ctx.probe("probe").map_err(|e| Error::Socket(format!("{e:?}")))?;
+    let probe = ctx
+        .probe("probe")
+        .map_err(|e| Error::Socket(format!("{e:?}")))?;
     let nick = ctx.fresh_nick("probe");
     let join = ClientMsg::Join(Nick::new(&nick).expect("valid"), None).encode();
     for _ in 0..2 {
@@ -161,7 +169,9 @@ fn preflight(options: &Options, pacer: &Rc<Pacer>, tag: &str) -> Result<(), Erro
 /// group is skipped.
 fn structured_skip(options: &Options, pacer: &Rc<Pacer>) -> Result<Option<String>, Error> {
     let ctx = Ctx::new(options.target, options.timeout, Rc::clone(pacer), "hello");
-    let probe: Rc<Probe> = ctx.probe("hello").map_err(|e| Error::Socket(format!("{e:?}")))?;
+    let probe: Rc<Probe> = ctx
+        .probe("hello")
+        .map_err(|e| Error::Socket(format!("{e:?}")))?;
     let hello = ClientMsg::Hello {
         version: Token::new(VERSION).expect("valid"),
         nick: Nick::new("conform").expect("valid"),

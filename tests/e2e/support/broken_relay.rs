@@ -218,7 +218,9 @@ impl Room {
                 };
                 self.send(from, ending, &sent);
             }
-            ClientMsg::Ping(token) => self.send(from, ending, &RelayMsg::Pong { last_seq: 0, token }),
+            ClientMsg::Ping(token) => {
+                self.send(from, ending, &RelayMsg::Pong { last_seq: 0, token })
+            }
             ClientMsg::Rename(new) if self.member(from).is_some() => {
                 let i = self.member(from).expect("member");
                 if self.by_nick(&new).is_some_and(|j| j != i) {
@@ -255,7 +257,11 @@ impl Room {
         if self.by_nick(&nick).is_some() {
             return self.error(from, ending, ErrorCode::NickTaken);
         }
-        let ok = if ending == LineEnding::Newline { "OK\n" } else { "OK" };
+        let ok = if ending == LineEnding::Newline {
+            "OK\n"
+        } else {
+            "OK"
+        };
         let _ = self.socket.send_to(ok.as_bytes(), from);
         self.members.push(Member {
             addr: from,

@@ -27,7 +27,13 @@ const fn check(
 
 /// The classic checks, in report order.
 pub const CHECKS: &[Check] = &[
-    check("classic.join.ok", "6", "N gets exactly OK", "N 的回复正好是 OK", join_ok),
+    check(
+        "classic.join.ok",
+        "6",
+        "N gets exactly OK",
+        "N 的回复正好是 OK",
+        join_ok,
+    ),
     check(
         "classic.join.repeat-ok",
         "10",
@@ -171,7 +177,9 @@ fn join_repeat_ok(ctx: &mut Ctx) -> CheckResult {
 fn expect_nick_taken(ctx: &mut Ctx, nick: &str, holder: &str) -> CheckResult {
     let other = ctx.probe("other")?;
     other.send(&ClientMsg::Join(lines::nick(nick), None).encode());
-    let expected = format!("N {nick} from another address, while {holder} is online, is answered ERROR nick-taken");
+    let expected = format!(
+        "N {nick} from another address, while {holder} is online, is answered ERROR nick-taken"
+    );
     match other.recv(ctx.timeout) {
         Some(b) if lines::is_error(&b, ErrorCode::NickTaken) => Ok(()),
         Some(b) => {
@@ -179,9 +187,15 @@ fn expect_nick_taken(ctx: &mut Ctx, nick: &str, holder: &str) -> CheckResult {
                 // It joined: make it leave again.
                 other.send(&ClientMsg::Quit(lines::nick(nick), None).encode());
             }
-            Err(NotPassed::fail(expected, format!("the answer was {}", show_bytes(&b, 120))))
+            Err(NotPassed::fail(
+                expected,
+                format!("the answer was {}", show_bytes(&b, 120)),
+            ))
         }
-        None => Err(NotPassed::fail(expected, format!("no answer within {:?}", ctx.timeout))),
+        None => Err(NotPassed::fail(
+            expected,
+            format!("no answer within {:?}", ctx.timeout),
+        )),
     }
 }
 
@@ -218,7 +232,10 @@ fn text_kept(ctx: &mut Ctx, text: &str) -> CheckResult {
 }
 
 fn spaces_kept(ctx: &mut Ctx) -> CheckResult {
-    text_kept(ctx, "  two leading, three   inside,  two   runs and two trailing  ")
+    text_kept(
+        ctx,
+        "  two leading, three   inside,  two   runs and two trailing  ",
+    )
 }
 
 fn unicode_kept(ctx: &mut Ctx) -> CheckResult {
@@ -389,7 +406,10 @@ fn forged_q(ctx: &mut Ctx) -> CheckResult {
         )
     })?;
     let left = lines::left(&vic.nick());
-    if let Some(b) = before[0].iter().find(|b| lines::is_line_any_ending(b, &left)) {
+    if let Some(b) = before[0]
+        .iter()
+        .find(|b| lines::is_line_any_ending(b, &left))
+    {
         return Err(NotPassed::fail(
             expected,
             format!("{} received {}", obs.nick(), show_bytes(b, 80)),
@@ -415,9 +435,15 @@ fn quit_leave_notice(ctx: &mut Ctx) -> CheckResult {
     ann.say(&text);
     let before = ctx.barrier(&bob, &[&bob])?;
     let want = lines::chat(&ann.nick(), &text);
-    if let Some(b) = before[0].iter().find(|b| lines::is_line_any_ending(b, &want)) {
+    if let Some(b) = before[0]
+        .iter()
+        .find(|b| lines::is_line_any_ending(b, &want))
+    {
         return Err(NotPassed::fail(
-            format!("after Q, M {} ... is no longer relayed (not-joined)", ann.nick()),
+            format!(
+                "after Q, M {} ... is no longer relayed (not-joined)",
+                ann.nick()
+            ),
             format!("{} received {}", bob.nick(), show_bytes(b, 80)),
         ));
     }

@@ -93,7 +93,10 @@ fn who_paging(ctx: &mut Ctx) -> CheckResult {
         }
     }
     if let Some(why) = &refused {
-        log::warn!("ext.who.paging: only {} members joined: {why}", members.len());
+        log::warn!(
+            "ext.who.paging: only {} members joined: {why}",
+            members.len()
+        );
     }
     let asker = &members[0];
     asker.probe.send(&ClientMsg::Who.encode());
@@ -102,7 +105,9 @@ fn who_paging(ctx: &mut Ctx) -> CheckResult {
     let expected = "WHO is answered with pages of at most 1024 bytes that list every member once";
     while total_pages.is_none_or(|n| pages.len() < n as usize) {
         let (found, before) = asker.probe.recv_until(ctx.timeout, |b| {
-            lines::parse_who(b).is_some() || lines::error_code(b).is_some() || b.len() > MAX_DATAGRAM
+            lines::parse_who(b).is_some()
+                || lines::error_code(b).is_some()
+                || b.len() > MAX_DATAGRAM
         });
         let Some(b) = found else {
             return Err(NotPassed::fail(
@@ -128,7 +133,10 @@ fn who_paging(ctx: &mut Ctx) -> CheckResult {
             ));
         }
         let Some(page) = lines::parse_who(&b) else {
-            return Err(NotPassed::fail(expected, format!("the answer was {}", show_bytes(&b, 120))));
+            return Err(NotPassed::fail(
+                expected,
+                format!("the answer was {}", show_bytes(&b, 120)),
+            ));
         };
         total_pages = Some(page.pages);
         pages.insert(page.page, page);
@@ -145,10 +153,16 @@ fn who_paging(ctx: &mut Ctx) -> CheckResult {
         match seen_names.get(&member.nick()) {
             Some(1) => {}
             Some(n) => {
-                return Err(NotPassed::fail(expected, format!("{} is listed {n} times", member.nick())))
+                return Err(NotPassed::fail(
+                    expected,
+                    format!("{} is listed {n} times", member.nick()),
+                ))
             }
             None => {
-                return Err(NotPassed::fail(expected, format!("{} is not listed", member.nick())))
+                return Err(NotPassed::fail(
+                    expected,
+                    format!("{} is not listed", member.nick()),
+                ))
             }
         }
     }
@@ -183,27 +197,38 @@ fn msg_private(ctx: &mut Ctx) -> CheckResult {
         Some(b) => {
             skip_if_unknown(&b, "MSG")?;
             return Err(NotPassed::fail(
-                format!("{} receives {}", ann.nick(), show_bytes(to[0].as_bytes(), 80)),
+                format!(
+                    "{} receives {}",
+                    ann.nick(),
+                    show_bytes(to[0].as_bytes(), 80)
+                ),
                 format!("it received {}", show_bytes(&b, 120)),
             ));
         }
         None => {
             return Err(NotPassed::fail(
-                format!("{} receives {}", ann.nick(), show_bytes(to[0].as_bytes(), 80)),
-                format!("it did not arrive within {:?}{}", ctx.timeout, seen(&before)),
+                format!(
+                    "{} receives {}",
+                    ann.nick(),
+                    show_bytes(to[0].as_bytes(), 80)
+                ),
+                format!(
+                    "it did not arrive within {:?}{}",
+                    ctx.timeout,
+                    seen(&before)
+                ),
             ))
         }
     }
     let from = lines::private_from(&ann.nick(), &text);
-    ctx.expect(
-        &bob.probe,
-        &show_bytes(from[0].as_bytes(), 80),
-        |b| lines::is_line(b, &from, LineEnding::Bare),
-    )?;
+    ctx.expect(&bob.probe, &show_bytes(from[0].as_bytes(), 80), |b| {
+        lines::is_line(b, &from, LineEnding::Bare)
+    })?;
     let before = ctx.barrier(&ann, &[&cat])?;
-    if let Some(b) = before[0].iter().find(|b| {
-        b.windows(text.len()).any(|w| w == text.as_bytes())
-    }) {
+    if let Some(b) = before[0]
+        .iter()
+        .find(|b| b.windows(text.len()).any(|w| w == text.as_bytes()))
+    {
         return Err(NotPassed::fail(
             format!("only {} receives the private message", bob.nick()),
             format!("{} received {}", cat.nick(), show_bytes(b, 80)),
@@ -216,18 +241,27 @@ fn ping_pong(ctx: &mut Ctx) -> CheckResult {
     let ann = ctx.join("ann")?;
     let token = format!("t{}", ctx.unique());
     ann.probe.send(
-        &ClientMsg::Ping(Some(Token::new(&token).expect("the kit's tokens are valid"))).encode(),
+        &ClientMsg::Ping(Some(
+            Token::new(&token).expect("the kit's tokens are valid"),
+        ))
+        .encode(),
     );
     let pong = lines::pong(&token);
     let (found, before) = ann.probe.recv_until(ctx.timeout, |b| {
         b.starts_with(b"PONG") || lines::error_code(b).is_some()
     });
-    let expected = format!("PING {token} is answered {}", show_bytes(pong[0].as_bytes(), 40));
+    let expected = format!(
+        "PING {token} is answered {}",
+        show_bytes(pong[0].as_bytes(), 40)
+    );
     match found {
         Some(b) if lines::is_line(&b, &pong, LineEnding::Bare) => Ok(()),
         Some(b) => {
             skip_if_unknown(&b, "PING")?;
-            Err(NotPassed::fail(expected, format!("the answer was {}", show_bytes(&b, 80))))
+            Err(NotPassed::fail(
+                expected,
+                format!("the answer was {}", show_bytes(&b, 80)),
+            ))
         }
         None => Err(NotPassed::fail(
             expected,
@@ -249,12 +283,25 @@ fn nick_rename(ctx: &mut Ctx) -> CheckResult {
     });
     if found.is_none() {
         // Perhaps the relay refused it: look at what ann got.
-        if let Some(b) = ann.probe.drain(std::time::Duration::from_millis(50)).iter().find(|b| lines::error_code(b).is_some()) {
+        if let Some(b) = ann
+            .probe
+            .drain(std::time::Duration::from_millis(50))
+            .iter()
+            .find(|b| lines::error_code(b).is_some())
+        {
             skip_if_unknown(b, "NICK")?;
         }
         return Err(NotPassed::fail(
-            format!("{} receives {}", bob.nick(), show_bytes(renamed[0].as_bytes(), 80)),
-            format!("it did not arrive within {:?}{}", ctx.timeout, seen(&before)),
+            format!(
+                "{} receives {}",
+                bob.nick(),
+                show_bytes(renamed[0].as_bytes(), 80)
+            ),
+            format!(
+                "it did not arrive within {:?}{}",
+                ctx.timeout,
+                seen(&before)
+            ),
         ));
     }
     ann.renamed(&new);

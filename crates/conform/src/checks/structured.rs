@@ -174,7 +174,10 @@ fn say_once(ctx: &mut Ctx) -> CheckResult {
     )?;
     let before = ctx.barrier(&bob, &[&bob])?;
     let want = lines::chat(&nick, &text);
-    if before[0].iter().any(|b| lines::is_line_any_ending(b, &want)) {
+    if before[0]
+        .iter()
+        .any(|b| lines::is_line_any_ending(b, &want))
+    {
         return Err(NotPassed::fail(
             "a repeated SAY (same id) is not relayed to the room again",
             format!("{} received {nick}'s text twice", bob.nick()),
@@ -186,17 +189,35 @@ fn say_once(ctx: &mut Ctx) -> CheckResult {
 /// `bob` (classic) says `texts`; returns the sequence numbers `sam`
 /// (structured) receives them under, checking that every live event it
 /// receives meanwhile is one more than the one before.
-fn collect_live(ctx: &Ctx, sam: &Member, bob: &Member, texts: &[String], mut next: Option<u64>) -> Result<Vec<u64>, NotPassed> {
+fn collect_live(
+    ctx: &Ctx,
+    sam: &Member,
+    bob: &Member,
+    texts: &[String],
+    mut next: Option<u64>,
+) -> Result<Vec<u64>, NotPassed> {
     for text in texts {
         bob.say(text);
     }
     let mut seqs = Vec::new();
     for text in texts {
         loop {
-            let msg = ctx.expect_msg(sam, &format!("EVENT n live CHAT {} {text}", bob.nick()), |m| {
-                matches!(m, RelayMsg::Event { origin: Origin::Live, .. })
-            })?;
-            let RelayMsg::Event { seq, .. } = msg else { continue };
+            let msg = ctx.expect_msg(
+                sam,
+                &format!("EVENT n live CHAT {} {text}", bob.nick()),
+                |m| {
+                    matches!(
+                        m,
+                        RelayMsg::Event {
+                            origin: Origin::Live,
+                            ..
+                        }
+                    )
+                },
+            )?;
+            let RelayMsg::Event { seq, .. } = msg else {
+                continue;
+            };
             if let Some(want) = next {
                 if seq != want {
                     return Err(NotPassed::fail(
@@ -218,17 +239,24 @@ fn collect_live(ctx: &Ctx, sam: &Member, bob: &Member, texts: &[String], mut nex
 fn events_contiguous(ctx: &mut Ctx) -> CheckResult {
     let bob = ctx.join("bob")?;
     let (sam, welcome) = ctx.join_structured("sam")?;
-    let texts: Vec<String> = (1..=3).map(|i| format!("number {i} {}", ctx.unique())).collect();
+    let texts: Vec<String> = (1..=3)
+        .map(|i| format!("number {i} {}", ctx.unique()))
+        .collect();
     collect_live(ctx, &sam, &bob, &texts, Some(welcome.last_seq + 1)).map(|_| ())
 }
 
 fn resend_repair(ctx: &mut Ctx) -> CheckResult {
     let bob = ctx.join("bob")?;
     let (sam, _) = ctx.join_structured("sam")?;
-    let texts: Vec<String> = (1..=2).map(|i| format!("again {i} {}", ctx.unique())).collect();
+    let texts: Vec<String> = (1..=2)
+        .map(|i| format!("again {i} {}", ctx.unique()))
+        .collect();
     let seqs = collect_live(ctx, &sam, &bob, &texts, None)?;
     let (first, last) = (seqs[0], seqs[1]);
-    sam.send_msg(&ClientMsg::Resend { from: first, to: last });
+    sam.send_msg(&ClientMsg::Resend {
+        from: first,
+        to: last,
+    });
     for (seq, text) in seqs.iter().zip(&texts) {
         ctx.expect_msg(
             &sam,
@@ -259,16 +287,20 @@ fn private_ack(ctx: &mut Ctx) -> CheckResult {
         to: lines::nick(&tom.nick()),
         text: lines::text(&text),
     };
-    let is_sent = |m: &RelayMsg| {
-        matches!(m, RelayMsg::Sent { id: Some(5), to, text: t } if to.as_str() == tom.nick() && t.as_str() == text)
-    };
+    let is_sent = |m: &RelayMsg| matches!(m, RelayMsg::Sent { id: Some(5), to, text: t } if to.as_str() == tom.nick() && t.as_str() == text);
     let is_private = |m: &RelayMsg| match m {
-        RelayMsg::Private { pid, from, text: t } if from.as_str() == sam.nick() && t.as_str() == text => Some(*pid),
+        RelayMsg::Private { pid, from, text: t }
+            if from.as_str() == sam.nick() && t.as_str() == text =>
+        {
+            Some(*pid)
+        }
         _ => None,
     };
     sam.send_msg(&pmsg);
     ctx.expect_msg(&sam, &format!("SENT 5 {} {text}", tom.nick()), is_sent)?;
-    let first = ctx.expect_msg(&tom, &format!("PRIVATE pid {} {text}", sam.nick()), |m| is_private(m).is_some())?;
+    let first = ctx.expect_msg(&tom, &format!("PRIVATE pid {} {text}", sam.nick()), |m| {
+        is_private(m).is_some()
+    })?;
     let pid = is_private(&first).unwrap_or(0);
     // No ACK yet: the relay sends it again after 1 s.
     let saved = ctx.timeout;
@@ -282,12 +314,17 @@ fn private_ack(ctx: &mut Ctx) -> CheckResult {
     again?;
     tom.send_msg(&ClientMsg::Ack(pid));
     sam.send_msg(&pmsg);
-    ctx.expect_msg(&sam, &format!("SENT 5 {} {text} again (the repeat)", tom.nick()), is_sent)?;
+    ctx.expect_msg(
+        &sam,
+        &format!("SENT 5 {} {text} again (the repeat)", tom.nick()),
+        is_sent,
+    )?;
     let before = ctx.barrier(&cat, &[&tom])?;
-    if let Some(b) = before[0]
-        .iter()
-        .find(|b| tom.read(b).and_then(|m| is_private(&m)).is_some_and(|p| p != pid))
-    {
+    if let Some(b) = before[0].iter().find(|b| {
+        tom.read(b)
+            .and_then(|m| is_private(&m))
+            .is_some_and(|p| p != pid)
+    }) {
         return Err(NotPassed::fail(
             "a repeated PMSG (same id) is not delivered again",
             format!("{} received {}", tom.nick(), show_bytes(b, 80)),
@@ -311,7 +348,10 @@ fn history_on_join(ctx: &mut Ctx) -> CheckResult {
     let from = welcome.history_from.unwrap_or(welcome.last_seq + 1);
     if !(from..=welcome.last_seq).contains(&seq) {
         return Err(NotPassed::fail(
-            format!("history events are numbered within the WELCOME's range {from}..={}", welcome.last_seq),
+            format!(
+                "history events are numbered within the WELCOME's range {from}..={}",
+                welcome.last_seq
+            ),
             format!("the event was number {seq}"),
         ));
     }

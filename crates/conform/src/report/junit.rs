@@ -71,7 +71,13 @@ pub fn render(report: &Report) -> String {
                 out,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">",
                 group.id(),
-                escape(&format!("{} [{} {}] {}", c.id, c.level.as_str(), c.section, c.title.en)),
+                escape(&format!(
+                    "{} [{} {}] {}",
+                    c.id,
+                    c.level.as_str(),
+                    c.section,
+                    c.title.en
+                )),
                 r.duration.as_secs_f64()
             );
             match &r.outcome {
@@ -111,7 +117,10 @@ mod tests {
 
     #[test]
     fn markup_and_controls_are_escaped() {
-        assert_eq!(escape("<a & 'b'>\"c\""), "&lt;a &amp; &apos;b&apos;&gt;&quot;c&quot;");
+        assert_eq!(
+            escape("<a & 'b'>\"c\""),
+            "&lt;a &amp; &apos;b&apos;&gt;&quot;c&quot;"
+        );
         assert_eq!(escape("esc \u{1b} tab\t"), "esc \\u{1b} tab\t");
     }
 }
