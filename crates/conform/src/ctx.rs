@@ -104,32 +104,58 @@ impl Member {
     }
 }
 
+/// What every check of one run shares: the pacing of all sends, and the
+/// tag and counter that make every nickname of the run unique.
+#[derive(Debug)]
+pub struct RunState {
+    pacer: Rc<Pacer>,
+    tag: String,
+    counter: Cell<u32>,
+}
+
+impl RunState {
+    /// The state of a new run. `tag` makes this run's nicknames differ
+    /// from an earlier run's (whose members a relay may still hold).
+    pub fn new(tag: &str) -> Rc<RunState> {
+        Rc::new(RunState {
+            pacer: Rc::new(Pacer::new()),
+            tag: tag.to_owned(),
+            counter: Cell::new(0),
+        })
+    }
+
+    /// Datagrams sent so far in the run.
+    pub fn sent(&self) -> u64 {
+        self.pacer.sent()
+    }
+
+    fn next(&self) -> u32 {
+        self.counter.set(self.counter.get() + 1);
+        self.counter.get()
+    }
+}
+
 /// The state one check runs with. Made fresh for every check by the runner.
 pub struct Ctx {
     /// The relay under test.
     pub target: SocketAddr,
     /// How long to wait for each expected reply.
     pub timeout: Duration,
-    pacer: Rc<Pacer>,
+    run: Rc<RunState>,
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
-    tag: String,
-    counter: u32,
     members: Vec<Member>,
 }
 
 impl Ctx {
-    /// A context for one check. `tag` makes this run's nicknames differ
-    /// from an earlier run's (whose members a relay may still hold).
-    pub fn new(target: SocketAddr, timeout: Duration, pacer: Rc<Pacer>, tag: &str) -> Ctx {
+    /// A context for one check of the run `run`.
+    pub fn new(target: SocketAddr, timeout: Duration, run: &Rc<RunState>) -> Ctx {
         Ctx {
             target,
             timeout,
-            pacer,
+            run: Rc::clone(run),
             transcript: Rc::new(Transcript::default()),
             received: Rc::new(RefCell::new(Vec::new())),
-            tag: tag.to_owned(),
-            counter: 0,
             members: Vec::new(),
         }
     }
@@ -137,14 +163,12 @@ impl Ctx {
     /// A nickname no other check of this run uses: `role`, the run's tag
     /// and a number (e.g. `ann7k2q3`).
     pub fn fresh_nick(&mut self, role: &str) -> String {
-        self.counter += 1;
-        format!("{role}{}{}", self.tag, self.counter)
+        format!("{role}{}{}", self.run.tag, self.run.next())
     }
 
     /// A short string unique within the run (for marker texts, tokens).
     pub fn unique(&mut self) -> String {
-        self.counter += 1;
-        format!("{}{}", self.tag, self.counter)
+        format!("{}{}", self.run.tag, self.run.next())
     }
 
     /// A fresh socket on an ephemeral port, playing `who`.
@@ -152,7 +176,7 @@ impl Ctx {
         Probe::new(
             self.target,
             who,
-            Rc::clone(&self.pacer),
+            Rc::clone(&self.run.pacer),
             Rc::clone(&self.transcript),
             Rc::clone(&self.received),
         )
@@ -257,20 +281,30 @@ impl Ctx {
             }
             bytes
         };
+        // A relay answers at most a few COOKIEs a second per IP address
+        // (ours: 4, then 1 a second) and drops the rest silently: ask again
+        // a second later, until JOIN_RETRY_FOR has passed.
         let give_up = Instant::now() + JOIN_RETRY_FOR;
-        loop {
+        let cookie = loop {
+            let asked = Instant::now();
             probe.send(&hello(None));
             let (found, before) = probe.recv_until(self.timeout, |b| {
                 matches!(RelayMsg::parse(b), Ok(RelayMsg::Cookie(_)))
             });
-            let Some(Ok(RelayMsg::Cookie(cookie))) = found.map(|b| RelayMsg::parse(&b)) else {
+            if let Some(Ok(RelayMsg::Cookie(cookie))) = found.map(|b| RelayMsg::parse(&b)) {
+                break cookie;
+            }
+            if Instant::now() >= give_up {
                 return Err(NotPassed::fail(
                     format!(
                         "HELLO udpchat/1 {nick} - key=... (padded to 64 bytes) is answered COOKIE"
                     ),
-                    format!("no COOKIE within {:?}{}", self.timeout, seen(&before)),
+                    format!("no COOKIE within {:?}{}", JOIN_RETRY_FOR, seen(&before)),
                 ));
-            };
+            }
+            thread::sleep(Duration::from_millis(1100).saturating_sub(asked.elapsed()));
+        };
+        loop {
             probe.send(&hello(Some(cookie)));
             let expected = format!(
                 "HELLO udpchat/1 {nick} {cookie} key={mine} is answered @{mine} WELCOME udpchat/1 {nick} ..."

@@ -54,6 +54,14 @@ pub enum Error {
         /// How long the kit waited in all.
         waited: Duration,
     },
+    /// The relay's host answered "port unreachable".
+    #[error(
+        "nothing listens on {target}: its computer answered \"port unreachable\"; is the relay running, and is this its port? (check the relay's first line: \"udpchat-relay listening on ...\")"
+    )]
+    Refused {
+        /// The address tried.
+        target: SocketAddr,
+    },
     /// The kit could not open a UDP socket.
     #[error("cannot open a UDP socket: {0}")]
     Socket(String),

@@ -120,8 +120,10 @@ pub fn is_line_any_ending(bytes: &[u8], lines: &[String]) -> bool {
 }
 
 /// The error code of an error reply, classic (`ERROR code: reason`,
-/// `错误 code: reason`) or structured (`ERROR code reason`).
+/// `错误 code: reason`) or structured (`ERROR code reason`, perhaps behind
+/// a session key's prefix).
 pub fn error_code(bytes: &[u8]) -> Option<String> {
+    let (_, bytes) = udpchat_proto::split_key_prefix(bytes);
     let (body, _) = strip_line_ending(bytes);
     let body = std::str::from_utf8(body).ok()?;
     let rest = body
@@ -214,6 +216,10 @@ mod tests {
         assert_eq!(
             error_code(b"ERROR not-joined you have not joined").as_deref(),
             Some("not-joined")
+        );
+        assert_eq!(
+            error_code(b"@0123456789abcdef ERROR rate-limited you are sending too fast").as_deref(),
+            Some("rate-limited")
         );
         assert_eq!(error_code(b"bob: ERROR nick-taken: x"), None);
     }

@@ -190,6 +190,7 @@ pub struct Probe {
     pacer: Rc<Pacer>,
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
+    refused: Cell<bool>,
 }
 
 /// The address a kit socket binds to for `target`: loopback for a loopback
@@ -223,7 +224,14 @@ impl Probe {
             pacer,
             transcript,
             received,
+            refused: Cell::new(false),
         })
+    }
+
+    /// Whether the relay's host answered "port unreachable" (nothing
+    /// listens on that port).
+    pub fn was_refused(&self) -> bool {
+        self.refused.get()
     }
 
     /// The socket's role in the transcript.
@@ -290,6 +298,9 @@ impl Probe {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        self.refused.set(true);
+                    }
                     // ICMP port unreachable (nothing listens there) and the
                     // like: no answer, but do not spin on it.
                     log::debug!("{}: receive failed: {e}", self.who());

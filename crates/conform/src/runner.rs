@@ -12,8 +12,8 @@ use udpchat_proto::{
 };
 
 use crate::check::{CheckReport, Group, NotPassed, Outcome};
-use crate::ctx::Ctx;
-use crate::probe::{show_bytes, Pacer, Probe};
+use crate::ctx::{Ctx, RunState};
+use crate::probe::{show_bytes, Probe};
 use crate::registry;
 use crate::report::Report;
 use crate::Error;
@@ -35,10 +35,9 @@ pub struct Options {
 /// open a socket): a relay that answers gets a report, however bad.
 pub fn run(options: &Options) -> Result<Report, Error> {
     let started = Instant::now();
-    let pacer = Rc::new(Pacer::new());
-    let tag = run_tag();
-    preflight(options, &pacer, &tag)?;
-    let structured_skip = structured_skip(options, &pacer)?;
+    let state = RunState::new(&run_tag());
+    preflight(options, &state)?;
+    let structured_skip = structured_skip(options, &state)?;
     let mut results = Vec::new();
     let mut group_skips = Vec::new();
     if let Some(why) = &structured_skip {
@@ -63,7 +62,7 @@ pub fn run(options: &Options) -> Result<Report, Error> {
             continue;
         }
         log::info!("running {}", check.id);
-        let mut ctx = Ctx::new(options.target, options.timeout, Rc::clone(&pacer), &tag);
+        let mut ctx = Ctx::new(options.target, options.timeout, &state);
         let result =
             catch_unwind(AssertUnwindSafe(|| (check.run)(&mut ctx))).unwrap_or_else(|_| {
                 Err(NotPassed::fail(
@@ -95,7 +94,7 @@ pub fn run(options: &Options) -> Result<Report, Error> {
         results,
         group_skips,
         duration: started.elapsed(),
-        datagrams_sent: pacer.sent(),
+        datagrams_sent: state.sent(),
     })
 }
 
@@ -138,8 +137,8 @@ fn run_tag() -> String {
 /// Does anything answer? A `PING` (answered by every udpchat relay, member
 /// or not), then a classic `N` (a course relay may know nothing else),
 /// twice each. No answer at all is an error, not forty failures.
-fn preflight(options: &Options, pacer: &Rc<Pacer>, tag: &str) -> Result<(), Error> {
-    let mut ctx = Ctx::new(options.target, options.timeout, Rc::clone(pacer), tag);
+fn preflight(options: &Options, state: &Rc<RunState>) -> Result<(), Error> {
+    let mut ctx = Ctx::new(options.target, options.timeout, state);
     let probe = ctx
         .probe("probe")
         .map_err(|e| Error::Socket(format!("{e:?}")))?;
@@ -157,6 +156,11 @@ fn preflight(options: &Options, pacer: &Rc<Pacer>, tag: &str) -> Result<(), Erro
             }
             return Ok(());
         }
+        if probe.was_refused() {
+            return Err(Error::Refused {
+                target: options.target,
+            });
+        }
     }
     Err(Error::NoAnswer {
         target: options.target,
@@ -167,8 +171,8 @@ fn preflight(options: &Options, pacer: &Rc<Pacer>, tag: &str) -> Result<(), Erro
 /// `None` if the relay answers a cookie-less, padded `HELLO` with a
 /// `COOKIE` (it speaks the structured dialect), else why the structured
 /// group is skipped.
-fn structured_skip(options: &Options, pacer: &Rc<Pacer>) -> Result<Option<String>, Error> {
-    let ctx = Ctx::new(options.target, options.timeout, Rc::clone(pacer), "hello");
+fn structured_skip(options: &Options, state: &Rc<RunState>) -> Result<Option<String>, Error> {
+    let ctx = Ctx::new(options.target, options.timeout, state);
     let probe: Rc<Probe> = ctx
         .probe("hello")
         .map_err(|e| Error::Socket(format!("{e:?}")))?;
