@@ -1,108 +1,18 @@
 //! What a check works with: fresh sockets ([`Ctx::probe`]), unique
-//! nicknames, classic members ([`Ctx::join`]), waits with deadlines, and a
+//! nicknames, members (joined in `join.rs`), waits with deadlines, and a
 //! barrier that makes "nothing arrived" a fact instead of a guess.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use udpchat_proto::{
-    classic, ClientMsg, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, MIN_HELLO_LEN, VERSION,
-};
+use udpchat_proto::{ClientMsg, LineEnding, RelayMsg};
 
 use crate::check::NotPassed;
 use crate::lines;
+pub use crate::member::{Keys, Member, Welcome};
 use crate::probe::{show_bytes, Pacer, Probe, Received, Transcript};
-
-/// How long the kit keeps retrying a join the relay refused with
-/// `rate-limited` (a relay with our default per-IP join limit: 8, then 1 a
-/// second, PROTOCOL.md section 9).
-const JOIN_RETRY_FOR: Duration = Duration::from_secs(12);
-
-/// A structured member's session keys (PROTOCOL.md section 8, *Keyed
-/// datagrams*).
-#[derive(Debug, Clone, Copy)]
-pub struct Keys {
-    /// Ours: the relay prefixes what it sends us with it.
-    pub mine: SessionKey,
-    /// The relay's, from `WELCOME`: we prefix what we send with it.
-    pub relay: Option<SessionKey>,
-}
-
-/// What a structured member's `WELCOME` said.
-#[derive(Debug, Clone, Copy)]
-pub struct Welcome {
-    /// The join point.
-    pub last_seq: u64,
-    /// The first history event (none before `last_seq + 1` if absent).
-    pub history_from: Option<u64>,
-}
-
-/// A member the kit joined (classic, or structured with session keys):
-/// its socket and its nickname.
-#[derive(Clone)]
-pub struct Member {
-    /// Its socket.
-    pub probe: Rc<Probe>,
-    nick: Rc<RefCell<String>>,
-    keys: Rc<Cell<Option<Keys>>>,
-}
-
-impl Member {
-    /// Its session keys, if it joined in the structured dialect.
-    pub fn keys(&self) -> Option<Keys> {
-        self.keys.get()
-    }
-
-    /// Sends `bytes`, behind the relay's key if the member has one.
-    pub fn send(&self, bytes: &[u8]) {
-        match self.keys().and_then(|k| k.relay) {
-            Some(key) => self.probe.send(&key.prefixed(bytes)),
-            None => self.probe.send(bytes),
-        }
-    }
-
-    /// Sends `msg` (encoded by proto), behind the relay's key if any.
-    pub fn send_msg(&self, msg: &ClientMsg) {
-        self.send(&msg.encode());
-    }
-
-    /// A datagram for this member as a structured message: behind its own
-    /// key if it has one (`None` if the prefix is missing or wrong).
-    pub fn read(&self, bytes: &[u8]) -> Option<RelayMsg> {
-        lines::structured(bytes, self.keys().map(|k| k.mine))
-    }
-
-    /// Its nickname now.
-    pub fn nick(&self) -> String {
-        self.nick.borrow().clone()
-    }
-
-    /// Records a new nickname (after `NICK`).
-    pub fn renamed(&self, new: &str) {
-        *self.nick.borrow_mut() = new.to_owned();
-        self.probe.set_who(new);
-    }
-
-    /// Sends `M <nick> <text>`, built by proto (`text` must be valid).
-    pub fn say(&self, text: &str) {
-        let msg = ClientMsg::Chat {
-            nick: lines::nick(&self.nick()),
-            text: lines::text(text),
-        };
-        self.send(&msg.encode());
-    }
-
-    /// Sends `M <nick> ` followed by `raw` as is (texts proto would refuse
-    /// to build: too long, control characters).
-    pub fn say_raw(&self, raw: &[u8]) {
-        let mut bytes = format!("M {} ", self.nick()).into_bytes();
-        bytes.extend_from_slice(raw);
-        self.send(&bytes);
-    }
-}
 
 /// What every check of one run shares: the pacing of all sends, and the
 /// tag and counter that make every nickname of the run unique.
@@ -184,190 +94,6 @@ impl Ctx {
         .map_err(|e| NotPassed::Skip(format!("the kit cannot open a UDP socket: {e}")))
     }
 
-    /// Joins a fresh classic member (`N <nick>`, bare) and expects exactly
-    /// `OK`.
-    pub fn join(&mut self, role: &str) -> Result<Member, NotPassed> {
-        let nick = self.fresh_nick(role);
-        self.join_as(&nick, LineEnding::Bare, b"")
-    }
-
-    /// Joins `nick` from a fresh socket with `ending` (the bytes `suffix`:
-    /// empty, `\n` or `\r\n`) and expects exactly `OK` (with `\n` for a
-    /// line ending). Retries while the relay answers `rate-limited`.
-    pub fn join_as(
-        &mut self,
-        nick: &str,
-        ending: LineEnding,
-        suffix: &[u8],
-    ) -> Result<Member, NotPassed> {
-        let probe = self.probe(nick)?;
-        probe.set_ending(ending);
-        let mut datagram = ClientMsg::Join(lines::nick(nick), None).encode();
-        datagram.extend_from_slice(suffix);
-        let ok = [classic::OK.to_owned()];
-        let expected = format!(
-            "the answer to {} is exactly {}",
-            show_bytes(&datagram, 80),
-            show_bytes(
-                if ending == LineEnding::Bare {
-                    b"OK"
-                } else {
-                    b"OK\n"
-                },
-                10
-            )
-        );
-        let give_up = Instant::now() + JOIN_RETRY_FOR;
-        loop {
-            probe.send(&datagram);
-            let Some(reply) = probe.recv(self.timeout) else {
-                return Err(NotPassed::fail(
-                    expected,
-                    format!("no answer within {:?}", self.timeout),
-                ));
-            };
-            if lines::is_line(&reply, &ok, ending) {
-                let member = Member {
-                    probe,
-                    nick: Rc::new(RefCell::new(nick.to_owned())),
-                    keys: Rc::new(Cell::new(None)),
-                };
-                self.members.push(member.clone());
-                return Ok(member);
-            }
-            if lines::is_error(&reply, ErrorCode::RateLimited) && Instant::now() < give_up {
-                log::info!("the relay limits joins per IP address; waiting a second");
-                thread::sleep(Duration::from_millis(1100));
-                continue;
-            }
-            if lines::is_error(&reply, ErrorCode::IpFull)
-                || lines::is_error(&reply, ErrorCode::RoomFull)
-            {
-                return Err(NotPassed::Skip(format!(
-                    "the relay refused another member ({}); this check needs a few members \
-                     from one computer (our relay: --max-per-ip 0)",
-                    show_bytes(&reply, 60)
-                )));
-            }
-            return Err(NotPassed::fail(
-                expected,
-                format!("the answer was {}", show_bytes(&reply, 120)),
-            ));
-        }
-    }
-
-    /// Joins a fresh structured member with a session key: the padded
-    /// cookie-less `HELLO`, the `COOKIE`, the cookie `HELLO`, and a
-    /// `WELCOME` behind our key (section 8). Retries while the relay
-    /// answers `rate-limited`.
-    pub fn join_structured(&mut self, role: &str) -> Result<(Member, Welcome), NotPassed> {
-        let nick = self.fresh_nick(role);
-        let probe = self.probe(&nick)?;
-        let mine = SessionKey::from_u64(random_u64(&nick));
-        let hello = |cookie| {
-            let mut bytes = ClientMsg::Hello {
-                version: Token::new(VERSION).expect("valid"),
-                nick: lines::nick(&nick),
-                cookie,
-                since: None,
-                resume: None,
-                key: Some(mine),
-                code: None,
-            }
-            .encode();
-            if cookie.is_none() && bytes.len() < MIN_HELLO_LEN {
-                bytes.push(b' ');
-                bytes.resize(MIN_HELLO_LEN, b'=');
-            }
-            bytes
-        };
-        // A relay answers at most a few COOKIEs a second per IP address
-        // (ours: 4, then 1 a second) and drops the rest silently: ask again
-        // a second later, until JOIN_RETRY_FOR has passed.
-        let give_up = Instant::now() + JOIN_RETRY_FOR;
-        let cookie = loop {
-            let asked = Instant::now();
-            probe.send(&hello(None));
-            let (found, before) = probe.recv_until(self.timeout, |b| {
-                matches!(RelayMsg::parse(b), Ok(RelayMsg::Cookie(_)))
-            });
-            if let Some(Ok(RelayMsg::Cookie(cookie))) = found.map(|b| RelayMsg::parse(&b)) {
-                break cookie;
-            }
-            if Instant::now() >= give_up {
-                return Err(NotPassed::fail(
-                    format!(
-                        "HELLO udpchat/1 {nick} - key=... (padded to 64 bytes) is answered COOKIE"
-                    ),
-                    format!("no COOKIE within {:?}{}", JOIN_RETRY_FOR, seen(&before)),
-                ));
-            }
-            thread::sleep(Duration::from_millis(1100).saturating_sub(asked.elapsed()));
-        };
-        loop {
-            probe.send(&hello(Some(cookie)));
-            let expected = format!(
-                "HELLO udpchat/1 {nick} {cookie} key={mine} is answered @{mine} WELCOME udpchat/1 {nick} ..."
-            );
-            let (found, before) = probe.recv_until(self.timeout, |b| {
-                lines::structured(b, Some(mine)).is_some() || lines::error_code(b).is_some()
-            });
-            let Some(reply) = found else {
-                return Err(NotPassed::fail(
-                    expected,
-                    format!(
-                        "no answer behind our key within {:?}{}",
-                        self.timeout,
-                        seen(&before)
-                    ),
-                ));
-            };
-            match lines::structured(&reply, Some(mine)) {
-                Some(RelayMsg::Welcome {
-                    nick: welcomed,
-                    last_seq,
-                    history_from,
-                    key,
-                    ..
-                }) if welcomed.as_str() == nick => {
-                    let member = Member {
-                        probe,
-                        nick: Rc::new(RefCell::new(nick.clone())),
-                        keys: Rc::new(Cell::new(Some(Keys { mine, relay: key }))),
-                    };
-                    self.members.push(member.clone());
-                    return Ok((
-                        member,
-                        Welcome {
-                            last_seq,
-                            history_from,
-                        },
-                    ));
-                }
-                _ if lines::is_error(&reply, ErrorCode::RateLimited)
-                    && Instant::now() < give_up =>
-                {
-                    thread::sleep(Duration::from_millis(1100));
-                }
-                _ if lines::is_error(&reply, ErrorCode::IpFull)
-                    || lines::is_error(&reply, ErrorCode::RoomFull) =>
-                {
-                    return Err(NotPassed::Skip(format!(
-                        "the relay refused another member ({}); this check needs a few members \
-                         from one computer (our relay: --max-per-ip 0)",
-                        show_bytes(&reply, 60)
-                    )));
-                }
-                _ => {
-                    return Err(NotPassed::fail(
-                        expected,
-                        format!("the answer was {}", show_bytes(&reply, 120)),
-                    ))
-                }
-            }
-        }
-    }
-
     /// Waits for a structured message to `member` (behind its key)
     /// satisfying `want`; `what` says what was expected.
     pub fn expect_msg(
@@ -389,6 +115,11 @@ impl Ctx {
                 ),
             )
         })
+    }
+
+    /// Keeps `member` for the clean-up (it quits after the check).
+    pub fn keep(&mut self, member: &Member) {
+        self.members.push(member.clone());
     }
 
     /// Forgets `member` for the clean-up (it has left already).
@@ -516,14 +247,6 @@ impl Ctx {
     pub fn take_received(&self) -> Vec<Received> {
         std::mem::take(&mut self.received.borrow_mut())
     }
-}
-
-/// 64 bits that differ from call to call and run to run (not secret: a
-/// session key for a test member).
-fn random_u64(salt: &str) -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::BuildHasher;
-    RandomState::new().hash_one((Instant::now(), salt))
 }
 
 /// `; before it: "..." "..."`, or nothing.

@@ -12,8 +12,8 @@
 //! safe to point at any relay.
 //!
 //! Layout: [`check`] (what a check is), [`registry`] (every check),
-//! [`checks`] (the check functions, by group), [`ctx`] and [`probe`] (the
-//! kit's sockets, members and waits), [`lines`] (the expected classic
+//! [`checks`] (the check functions, by group), [`ctx`], [`member`] and [`probe`]
+//! (the kit's sockets, members, joins and waits), [`lines`] (the expected classic
 //! lines), [`runner`] (one run), [`report`] (console, JSON, JUnit),
 //! [`cli`] and [`words`] (the command line and the report's two languages).
 
@@ -21,7 +21,9 @@ pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod ctx;
+mod join;
 pub mod lines;
+pub mod member;
 pub mod probe;
 pub mod registry;
 pub mod report;

@@ -66,6 +66,13 @@ pub const CHECKS: &[Check] = &[
         resend_repair,
     ),
     check(
+        "struct.resend.gone",
+        "8 Sequence numbers",
+        "RESEND of the first event is answered with it, or with GONE once history dropped it",
+        "RESEND 第一个事件：回答该事件，或在历史已丢弃时回答 GONE",
+        resend_gone,
+    ),
+    check(
         "struct.private.ack",
         "8 PMSG",
         "PMSG is confirmed with SENT, PRIVATE is repeated until ACK, and a repeated PMSG is delivered once",
@@ -283,6 +290,26 @@ fn resend_repair(ctx: &mut Ctx) -> CheckResult {
         &sam,
         &format!("PONG <newest> (no token) answering RESEND {beyond} {}: those events do not exist", beyond + 1),
         |m| matches!(m, RelayMsg::Pong { last_seq, token: None } if *last_seq >= last && *last_seq < beyond),
+    )?;
+    Ok(())
+}
+
+fn resend_gone(ctx: &mut Ctx) -> CheckResult {
+    let (sam, _) = ctx.join_structured("sam")?;
+    sam.send_msg(&ClientMsg::Resend { from: 1, to: 1 });
+    ctx.expect_msg(
+        &sam,
+        "EVENT 1 resend ... (still in the relay's history) or GONE 1 1 (no longer)",
+        |m| {
+            matches!(
+                m,
+                RelayMsg::Event {
+                    seq: 1,
+                    origin: Origin::Resend,
+                    ..
+                } | RelayMsg::Gone { from: 1, to: 1 }
+            )
+        },
     )?;
     Ok(())
 }
