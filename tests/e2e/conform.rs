@@ -253,6 +253,12 @@ fn conform_binary_exits_2_when_nothing_answers() {
         .output()
         .expect("run udpchat-conform");
     assert_eq!(usage.status.code(), Some(2));
+    let unknown = Command::new(CONFORM_BIN)
+        .args(["relay", "127.0.0.1:1", "--only", "classic.nosuch"])
+        .output()
+        .expect("run udpchat-conform");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no check id starts with"));
 }
 
 /// The structured checks can fail too: our relay told to send no history

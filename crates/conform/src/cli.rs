@@ -17,8 +17,9 @@ Examples:
   udpchat-conform relay 192.168.1.20:10024 --junit report.xml --json report.json
   udpchat-conform relay localhost --lang zh --only classic.text
 
-Exit status: 0 when every MUST check passed, 1 when a MUST check failed,
-2 for a usage error or a relay that does not answer at all.")]
+Exit status: 0 when no MUST check failed (a skipped check is no failure),
+1 when a MUST check failed, 2 for a usage error or a relay that does not
+answer at all.")]
 pub struct Args {
     /// What to check.
     #[command(subcommand)]

@@ -78,7 +78,7 @@ pub enum Error {
 }
 
 /// The binary's `main`: parses the flags, runs, prints, writes the files,
-/// and turns the result into the exit status (0: every MUST check passed;
+/// and turns the result into the exit status (0: no MUST check failed;
 /// 1: a MUST check failed; 2: usage error, no answer, unwritable file).
 pub fn main() -> ExitCode {
     let args = match cli::Args::try_parse() {
@@ -108,6 +108,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(prefix) = relay
+        .only
+        .iter()
+        .find(|p| !registry::all().iter().any(|c| c.id.starts_with(p.as_str())))
+    {
+        eprintln!(
+            "udpchat-conform: no check id starts with {prefix:?}; the ids are listed in PROTOCOL.md, section Conformance checks (e.g. classic.join, ext.who, struct.)"
+        );
+        return ExitCode::from(2);
+    }
     let options = Options {
         target,
         timeout: relay.timeout,

@@ -92,3 +92,93 @@ pub fn render(report: &Report, lang: Lang) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::check::CheckReport;
+    use crate::probe::{Direction, TranscriptLine};
+    use crate::registry;
+
+    fn report() -> Report {
+        let all = registry::all();
+        let structured: Vec<_> = all
+            .iter()
+            .filter(|c| c.group == Group::Structured)
+            .collect();
+        let mut results = vec![
+            CheckReport {
+                check: all[0],
+                outcome: Outcome::Pass,
+                duration: Duration::from_millis(3),
+            },
+            CheckReport {
+                check: all[1],
+                outcome: Outcome::Fail {
+                    expected: "OK".to_owned(),
+                    problem: "silence".to_owned(),
+                    transcript: vec![TranscriptLine {
+                        direction: Direction::Sent,
+                        who: "ann".to_owned(),
+                        bytes: b"M ann \x1b[2J".to_vec(),
+                    }],
+                },
+                duration: Duration::from_millis(3),
+            },
+        ];
+        for check in &structured {
+            results.push(CheckReport {
+                check,
+                outcome: Outcome::Skip {
+                    why: "no COOKIE".to_owned(),
+                },
+                duration: Duration::ZERO,
+            });
+        }
+        Report {
+            target: SocketAddr::from(([127, 0, 0, 1], 10024)),
+            results,
+            group_skips: vec![(Group::Structured, "no COOKIE".to_owned())],
+            duration: Duration::from_millis(6),
+            datagrams_sent: 1,
+        }
+    }
+
+    #[test]
+    fn a_skipped_group_is_one_line_and_the_summary_is_last() {
+        let report = report();
+        let text = render(&report, Lang::En);
+        let skipped = report.skipped();
+        assert!(
+            text.contains(&format!("  SKIP  {skipped} checks skipped: no COOKIE\n")),
+            "{text}"
+        );
+        assert_eq!(text.matches("SKIP").count(), 1, "{text}");
+        assert_eq!(
+            text.lines().last(),
+            Some(format!("1 passed, 1 failed, {skipped} skipped").as_str())
+        );
+        assert!(text.contains("a MUST check failed"));
+    }
+
+    #[test]
+    fn evidence_is_shown_without_raw_control_characters() {
+        let text = render(&report(), Lang::En);
+        assert!(text.contains("ann -> \"M ann \\u{1b}[2J\""), "{text}");
+        assert!(!text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn chinese_reports_use_chinese_words() {
+        let text = render(&report(), Lang::Zh);
+        assert!(text.contains("通过  classic.join.ok"), "{text}");
+        assert!(text.contains("失败  "), "{text}");
+        assert!(text
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("1 项通过，1 项失败")));
+    }
+}
