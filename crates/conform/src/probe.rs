@@ -298,7 +298,12 @@ impl Probe {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                    // Linux reports "port unreachable" as refused, Windows
+                    // as reset.
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                    ) {
                         self.refused.set(true);
                     }
                     // ICMP port unreachable (nothing listens there) and the
