@@ -120,6 +120,37 @@ fn conform_catches_a_relay_whose_who_exceeds_1024_bytes() {
     );
 }
 
+/// A course relay that knows only N, M and Q fails nothing: each extension
+/// check is skipped (it answered `unknown-verb`), the structured ones as a
+/// group.
+#[test]
+fn conform_skips_the_extensions_a_classic_only_relay_lacks() {
+    let report = run_against(Faults {
+        classic_only: true,
+        ..Faults::default()
+    });
+    assert_eq!(
+        report.failed_ids(),
+        Vec::<&str>::new(),
+        "{}",
+        console(&report)
+    );
+    for r in &report.results {
+        let skipped = matches!(r.outcome, Outcome::Skip { .. });
+        assert_eq!(
+            skipped,
+            r.check.group != Group::Classic,
+            "{}: {:?}",
+            r.check.id,
+            r.outcome
+        );
+        if let (Group::Extensions, Outcome::Skip { why }) = (r.check.group, &r.outcome) {
+            assert!(why.contains("does not implement"), "{why}");
+        }
+    }
+    assert!(report.must_passed());
+}
+
 /// The binary against the real relay: exit 0, the summary line last, and
 /// the JSON and JUnit files agree with it. `--max-per-ip 0`: every member
 /// of the kit comes from 127.0.0.1, and the default (4 members, 8 joins

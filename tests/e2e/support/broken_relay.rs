@@ -30,6 +30,10 @@ pub struct Faults {
     pub no_leave_notice: bool,
     /// Answers `WHO` with one line listing everyone, however long.
     pub who_unpaged: bool,
+    /// Knows only `N`, `M` and `Q` (a course relay): `WHO`, `MSG`, `PING`
+    /// and `NICK` draw `unknown-verb`. Not a bug: the extension checks
+    /// are skipped.
+    pub classic_only: bool,
 }
 
 struct Member {
@@ -153,6 +157,14 @@ impl Room {
         let (_, ending) = strip_line_ending(bytes);
         let ending = self.member(from).map_or(ending, |i| self.members[i].ending);
         let msg = match ClientMsg::parse(bytes) {
+            Ok(
+                ClientMsg::Who
+                | ClientMsg::Private { .. }
+                | ClientMsg::Ping(_)
+                | ClientMsg::Rename(_),
+            ) if self.faults.classic_only => {
+                return self.error(from, ending, ErrorCode::UnknownVerb)
+            }
             Ok(msg) => msg,
             Err(ParseError::TextTooLong(_)) if self.faults.truncates_at_1024 => {
                 return self.chat_without_limit(bytes, from, ending)

@@ -278,32 +278,40 @@ fn nick_rename(ctx: &mut Ctx) -> CheckResult {
     ann.probe
         .send(&ClientMsg::Rename(lines::nick(&new)).encode());
     let renamed = lines::renamed(&old, &new);
-    let (found, before) = bob.probe.recv_until(ctx.timeout, |b| {
-        lines::is_line(b, &renamed, LineEnding::Bare)
+    // The room, the renamed member included, is told; a refusal comes to
+    // it alone.
+    let (found, before) = ann.probe.recv_until(ctx.timeout, |b| {
+        lines::is_line(b, &renamed, LineEnding::Bare) || lines::error_code(b).is_some()
     });
-    if found.is_none() {
-        // Perhaps the relay refused it: look at what ann got.
-        if let Some(b) = ann
-            .probe
-            .drain(std::time::Duration::from_millis(50))
-            .iter()
-            .find(|b| lines::error_code(b).is_some())
-        {
-            skip_if_unknown(b, "NICK")?;
+    let expected = format!(
+        "{} and {} receive {}",
+        old,
+        bob.nick(),
+        show_bytes(renamed[0].as_bytes(), 80)
+    );
+    match found {
+        Some(b) if lines::is_line(&b, &renamed, LineEnding::Bare) => {}
+        Some(b) => {
+            skip_if_unknown(&b, "NICK")?;
+            return Err(NotPassed::fail(
+                expected,
+                format!("{old} received {}", show_bytes(&b, 120)),
+            ));
         }
-        return Err(NotPassed::fail(
-            format!(
-                "{} receives {}",
-                bob.nick(),
-                show_bytes(renamed[0].as_bytes(), 80)
-            ),
-            format!(
-                "it did not arrive within {:?}{}",
-                ctx.timeout,
-                seen(&before)
-            ),
-        ));
+        None => {
+            return Err(NotPassed::fail(
+                expected,
+                format!(
+                    "it did not arrive within {:?}{}",
+                    ctx.timeout,
+                    seen(&before)
+                ),
+            ))
+        }
     }
+    ctx.expect(&bob.probe, &show_bytes(renamed[0].as_bytes(), 80), |b| {
+        lines::is_line(b, &renamed, LineEnding::Bare)
+    })?;
     ann.renamed(&new);
     let text = format!("renamed {}", ctx.unique());
     ann.say(&text);
