@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use udpchat_proto::{
-    classic, ClientMsg, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, MIN_HELLO_LEN, VERSION,
+    classic, ClientMsg, Cookie, ErrorCode, LineEnding, RelayMsg, SessionKey, Token, VERSION,
 };
 
 use crate::check::NotPassed;
@@ -97,23 +97,7 @@ impl Ctx {
         let nick = self.fresh_nick(role);
         let probe = self.probe(&nick)?;
         let mine = SessionKey::from_u64(random_u64(&nick));
-        let hello = |cookie| {
-            let mut bytes = ClientMsg::Hello {
-                version: Token::new(VERSION).expect("valid"),
-                nick: lines::nick(&nick),
-                cookie,
-                since: None,
-                resume: None,
-                key: Some(mine),
-                code: None,
-            }
-            .encode();
-            if cookie.is_none() && bytes.len() < MIN_HELLO_LEN {
-                bytes.push(b' ');
-                bytes.resize(MIN_HELLO_LEN, b'=');
-            }
-            bytes
-        };
+        let hello = |cookie| hello(&nick, cookie, Some(mine));
         // A relay answers at most a few COOKIEs a second per IP address
         // (ours: 4, then 1 a second) and drops the rest silently: ask again
         // a second later, until JOIN_RETRY_FOR has passed.
@@ -196,6 +180,21 @@ impl Ctx {
             }
         }
     }
+}
+
+/// `HELLO udpchat/1 <nick> <cookie>|- [key=<key>]`, built by proto, which
+/// pads a cookie-less one to 64 bytes as PROTOCOL.md section 8 asks.
+pub fn hello(nick: &str, cookie: Option<Cookie>, key: Option<SessionKey>) -> Vec<u8> {
+    ClientMsg::Hello {
+        version: Token::new(VERSION).expect("valid"),
+        nick: lines::nick(nick),
+        cookie,
+        since: None,
+        resume: None,
+        key,
+        code: None,
+    }
+    .encode()
 }
 
 /// 64 bits that differ from call to call and run to run (not secret: a

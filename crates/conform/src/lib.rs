@@ -21,7 +21,7 @@ pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod ctx;
-mod join;
+pub mod join;
 pub mod lines;
 pub mod member;
 pub mod probe;

@@ -7,9 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use udpchat_proto::{
-    check_relay_datagram, ClientMsg, Nick, RelayMsg, SessionKey, Token, MIN_HELLO_LEN, VERSION,
-};
+use udpchat_proto::{check_relay_datagram, ClientMsg, Nick, RelayMsg, SessionKey, Token};
 
 use crate::check::{CheckReport, Group, NotPassed, Outcome};
 use crate::ctx::{Ctx, RunState};
@@ -145,7 +143,7 @@ fn preflight(options: &Options, state: &Rc<RunState>) -> Result<(), Error> {
     let nick = ctx.fresh_nick("probe");
     let join = ClientMsg::Join(Nick::new(&nick).expect("valid"), None).encode();
     for _ in 0..2 {
-        probe.send_str("PING conform");
+        probe.send(&ClientMsg::Ping(Some(Token::new("conform").expect("valid"))).encode());
         if probe.recv(options.timeout).is_some() {
             return Ok(());
         }
@@ -176,20 +174,8 @@ fn structured_skip(options: &Options, state: &Rc<RunState>) -> Result<Option<Str
     let probe: Rc<Probe> = ctx
         .probe("hello")
         .map_err(|e| Error::Socket(format!("{e:?}")))?;
-    let hello = ClientMsg::Hello {
-        version: Token::new(VERSION).expect("valid"),
-        nick: Nick::new("conform").expect("valid"),
-        cookie: None,
-        since: None,
-        resume: None,
-        key: Some(SessionKey::from_u64(0x0123_4567_89ab_cdef)),
-        code: None,
-    };
-    let mut bytes = hello.encode();
-    if bytes.len() < MIN_HELLO_LEN {
-        bytes.push(b' ');
-        bytes.resize(MIN_HELLO_LEN, b'=');
-    }
+    let key = SessionKey::from_u64(0x0123_4567_89ab_cdef);
+    let bytes = crate::join::hello("conform", None, Some(key));
     for _ in 0..2 {
         probe.send(&bytes);
         if let Some(reply) = probe.recv(options.timeout) {
