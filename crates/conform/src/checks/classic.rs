@@ -42,6 +42,13 @@ pub const CHECKS: &[Check] = &[
         join_repeat_ok,
     ),
     check(
+        "classic.join.already-joined",
+        "9",
+        "an address that joined cannot join again under another nickname",
+        "已加入的地址不能再用另一个昵称加入",
+        already_joined,
+    ),
+    check(
         "classic.join.nick-taken",
         "9",
         "a nickname another address holds is refused with nick-taken",
@@ -169,6 +176,38 @@ fn join_repeat_ok(ctx: &mut Ctx) -> CheckResult {
         None => Err(NotPassed::fail(
             "a repeated N from the same address with the same nickname gets OK again",
             format!("no OK within {:?}{}", ctx.timeout, seen(&before)),
+        )),
+    }
+}
+
+fn already_joined(ctx: &mut Ctx) -> CheckResult {
+    let ann = ctx.join("ann")?;
+    let other = ctx.fresh_nick("alt");
+    ann.probe
+        .send(&ClientMsg::Join(lines::nick(&other), None).encode());
+    let expected = format!(
+        "N {other} from the address that holds {} is answered ERROR already-joined",
+        ann.nick()
+    );
+    let (found, before) = ann.probe.recv_until(ctx.timeout, |b| {
+        b == b"OK" || lines::error_code(b).is_some()
+    });
+    match found {
+        Some(b) if lines::is_error(&b, ErrorCode::AlreadyJoined) => Ok(()),
+        Some(b) => {
+            if b == b"OK" {
+                // It joined as the other name: that one leaves too.
+                ann.probe
+                    .send(&ClientMsg::Quit(lines::nick(&other), None).encode());
+            }
+            Err(NotPassed::fail(
+                expected,
+                format!("the answer was {}", show_bytes(&b, 120)),
+            ))
+        }
+        None => Err(NotPassed::fail(
+            expected,
+            format!("no answer within {:?}{}", ctx.timeout, seen(&before)),
         )),
     }
 }

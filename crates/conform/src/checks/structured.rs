@@ -45,6 +45,13 @@ pub const CHECKS: &[Check] = &[
         cookie_padding,
     ),
     check(
+        "struct.key.unprefixed-dropped",
+        "8 Keyed datagrams",
+        "a keyed member's datagrams without the relay's key are dropped: no chat, no leave",
+        "没有服务器密钥前缀的数据报（来自已用密钥加入的成员地址）被丢弃：不转发、不离开",
+        unprefixed_dropped,
+    ),
+    check(
         "struct.say.once",
         "8 SAY",
         "a repeated SAY is relayed once; the sender alone gets its event again",
@@ -166,6 +173,52 @@ fn cookie_padding(ctx: &mut Ctx) -> CheckResult {
             format!("no COOKIE within {:?}{}", ctx.timeout, seen(&before)),
         )),
     }
+}
+
+/// What a blind spoofer could send from a keyed member's address (the kit
+/// sends it from the member's own socket, which needs no raw socket): `M`,
+/// `SAY`, `Q` without the relay's key. None may act.
+fn unprefixed_dropped(ctx: &mut Ctx) -> CheckResult {
+    let (sam, _) = ctx.join_structured("sam")?;
+    let bob = ctx.join("bob")?;
+    let nick = sam.nick();
+    let text = format!("forged {}", ctx.unique());
+    let bare = [
+        ClientMsg::Chat {
+            nick: lines::nick(&nick),
+            text: lines::text(&text),
+        },
+        ClientMsg::Say {
+            id: 77,
+            text: lines::text(&text),
+        },
+        ClientMsg::Quit(lines::nick(&nick), None),
+    ];
+    for msg in &bare {
+        sam.probe.send(&msg.encode());
+    }
+    let expected = format!(
+        "M, SAY and Q from {nick}'s address without the relay's key are dropped: nothing relayed, {nick} stays"
+    );
+    let before = ctx.barrier(&bob, &[&bob])?;
+    let relayed = lines::chat(&nick, &text);
+    let left = lines::left(&nick);
+    if let Some(b) = before[0]
+        .iter()
+        .find(|b| lines::is_line_any_ending(b, &relayed) || lines::is_line_any_ending(b, &left))
+    {
+        return Err(NotPassed::fail(
+            expected,
+            format!("{} received {}", bob.nick(), show_bytes(b, 80)),
+        ));
+    }
+    // Still a member: its keyed SAY is relayed.
+    let still = format!("still here {}", ctx.unique());
+    sam.send_msg(&ClientMsg::Say {
+        id: 78,
+        text: lines::text(&still),
+    });
+    ctx.expect_chat(&bob, &nick, &still, udpchat_proto::LineEnding::Bare)
 }
 
 fn say_once(ctx: &mut Ctx) -> CheckResult {
