@@ -205,6 +205,21 @@ fn conform_binary_passes_every_check_against_our_relay() {
     assert_eq!(junit.matches("<testcase ").count(), total);
 }
 
+/// A relay that speaks Chinese (`--lang zh`) passes too: the kit knows
+/// both languages' lines (joins, leaves, renames, private lines, WHO pages).
+#[test]
+fn conform_passes_a_relay_that_speaks_chinese() {
+    let relay = Relay::start(&["--max-per-ip", "0", "--lang", "zh"]);
+    let report = run(&Options {
+        target: relay.addr,
+        timeout: TIMEOUT,
+        only: vec!["classic.".to_owned(), "ext.".to_owned()],
+    })
+    .expect("the relay answers");
+    assert_eq!(report.failed_ids(), Vec::<&str>::new(), "{}", console(&report));
+    assert_eq!(report.passed(), report.results.len());
+}
+
 /// A broken relay through the binary: exit 1, the failure's evidence on
 /// stdout, and the words in Chinese with --lang zh.
 #[test]
