@@ -216,7 +216,12 @@ fn conform_passes_a_relay_that_speaks_chinese() {
         only: vec!["classic.".to_owned(), "ext.".to_owned()],
     })
     .expect("the relay answers");
-    assert_eq!(report.failed_ids(), Vec::<&str>::new(), "{}", console(&report));
+    assert_eq!(
+        report.failed_ids(),
+        Vec::<&str>::new(),
+        "{}",
+        console(&report)
+    );
     assert_eq!(report.passed(), report.results.len());
 }
 

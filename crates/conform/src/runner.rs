@@ -80,7 +80,12 @@ pub fn run(options: &Options) -> Result<Report, Error> {
                 transcript,
             },
         };
-        log::info!("{}: {:?}", check.id, std::mem::discriminant(&outcome));
+        let word = match outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail { .. } => "fail",
+            Outcome::Skip { .. } => "skip",
+        };
+        log::info!("{}: {word}", check.id);
         results.push(CheckReport {
             check,
             outcome,
