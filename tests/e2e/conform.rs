@@ -9,7 +9,7 @@ use std::time::Duration;
 use udpchat_conform::{registry, run, Group, Options, Outcome, Report};
 
 use crate::support::broken_relay::{BrokenRelay, Faults};
-use crate::support::{Relay, TempFile};
+use crate::support::{Member, Relay, TempFile};
 
 const CONFORM_BIN: &str = env!("CARGO_BIN_EXE_udpchat-conform");
 
@@ -203,6 +203,12 @@ fn conform_binary_passes_every_check_against_our_relay() {
         "{junit}"
     );
     assert_eq!(junit.matches("<testcase ").count(), total);
+    // It left nobody behind: every member it joined has quit.
+    let after = Member::new(relay.addr);
+    after.join_classic("after");
+    after.send("WHO");
+    let who = after.recv_until("the WHO answer", |l| l.starts_with("* online"));
+    assert_eq!(who, "* online (1): after");
 }
 
 /// A relay that speaks Chinese (`--lang zh`) passes too: the kit knows

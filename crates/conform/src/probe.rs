@@ -103,17 +103,11 @@ impl fmt::Display for TranscriptLine {
 pub fn show_bytes(bytes: &[u8], max: usize) -> String {
     let mut out = String::from("\"");
     let mut shown = 0;
-    let mut rest = bytes;
-    while !rest.is_empty() && shown < max {
-        let (valid, bad) = match std::str::from_utf8(rest) {
-            Ok(s) => (s, &[][..]),
-            Err(e) => {
-                let (good, bad) = rest.split_at(e.valid_up_to());
-                (std::str::from_utf8(good).unwrap_or_default(), bad)
-            }
-        };
-        for c in valid.chars() {
-            if shown >= max {
+    let mut cut = false;
+    for piece in bytes.utf8_chunks() {
+        for c in piece.valid().chars() {
+            if shown == max {
+                cut = true;
                 break;
             }
             match c {
@@ -129,20 +123,20 @@ pub fn show_bytes(bytes: &[u8], max: usize) -> String {
             }
             shown += 1;
         }
-        if shown >= max {
-            break;
-        }
-        match bad.first() {
-            Some(b) => {
-                out.push_str(&format!("\\x{b:02x}"));
-                shown += 1;
-                rest = &bad[1..];
+        for b in piece.invalid() {
+            if cut || shown == max {
+                cut = true;
+                break;
             }
-            None => rest = &[],
+            out.push_str(&format!("\\x{b:02x}"));
+            shown += 1;
+        }
+        if cut {
+            break;
         }
     }
     out.push('"');
-    if shown >= max && bytes.len() > max {
+    if cut {
         out.push_str(&format!("... ({} bytes)", bytes.len()));
     }
     out
@@ -345,5 +339,29 @@ impl Probe {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_keeps_sends_apart() {
+        let pacer = Pacer::new();
+        let start = Instant::now();
+        for _ in 0..6 {
+            pacer.wait_turn();
+        }
+        assert!(start.elapsed() >= SEND_GAP * 5);
+        assert_eq!(pacer.sent(), 6);
+    }
+
+    #[test]
+    fn shown_bytes_escape_controls_and_invalid_utf8_and_are_cut() {
+        assert_eq!(show_bytes(b"a\x1b[2J\n", 20), "\"a\\u{1b}[2J\\n\"");
+        assert_eq!(show_bytes(b"\xff ok", 20), "\"\\xff ok\"");
+        assert_eq!(show_bytes("字字字".as_bytes(), 2), "\"字字\"... (9 bytes)");
+        assert_eq!(show_bytes("字字".as_bytes(), 2), "\"字字\"");
     }
 }
