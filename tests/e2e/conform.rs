@@ -291,12 +291,11 @@ fn conform_binary_exits_2_when_nothing_answers() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no answer from"), "{stderr}");
     assert!(out.stdout.is_empty());
-    // Nothing listens there (the port was just free): "port unreachable".
-    let free = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let port = free.local_addr().expect("bound").port();
-    drop(free);
+    // Nothing listens on port 9 of loopback (a port below the ephemeral
+    // range, so no relay of a parallel test can hold it): the computer says
+    // "port unreachable" (or, if a discard service listens, nothing).
     let out = Command::new(CONFORM_BIN)
-        .args(["relay", &format!("127.0.0.1:{port}"), "--timeout", "200ms"])
+        .args(["relay", "127.0.0.1:9", "--timeout", "200ms"])
         .output()
         .expect("run udpchat-conform");
     let stderr = String::from_utf8_lossy(&out.stderr);
