@@ -13,7 +13,10 @@
 //!   sources and ICMP errors through raw sockets, floods, spoofing), one test
 //!   per attack; skipped loudly without root;
 //! - `cli_*`: the real client, piped, in tmux, against a misbehaving relay;
-//! - `loss_smoke`: both binaries through the seeded loss proxy, briefly.
+//! - `loss_smoke`: both binaries through the seeded loss proxy, briefly;
+//! - `conform`: `udpchat-conform relay` against the real relay (every MUST
+//!   passes) and against deliberately broken relays (each fails exactly
+//!   the checks it should).
 
 mod support;
 
@@ -22,6 +25,7 @@ mod cli_resume;
 mod cli_tmux;
 mod cli_tmux_app;
 mod cli_untrusted_relay;
+mod conform;
 mod flood_joins;
 mod hostile;
 mod hostile_input;

@@ -19,6 +19,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod broken_relay;
 pub mod client;
 pub mod lines;
 pub mod member;

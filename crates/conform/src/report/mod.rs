@@ -1,0 +1,75 @@
+//! A finished run, and its three forms: the console report
+//! ([`console::render`]), JSON ([`json::render`]) and JUnit XML
+//! ([`junit::render`]), all written by hand (the workspace has no serde;
+//! each is small, and each escapes everything it writes).
+
+pub mod console;
+pub mod json;
+pub mod junit;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::check::{CheckReport, Group, Level, Outcome};
+
+/// The result of one run against one relay.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The relay under test.
+    pub target: SocketAddr,
+    /// Every check that ran (or was skipped), in order.
+    pub results: Vec<CheckReport>,
+    /// Groups skipped as a whole, and why (reported as one line).
+    pub group_skips: Vec<(Group, String)>,
+    /// How long the run took.
+    pub duration: Duration,
+    /// Datagrams the kit sent in all.
+    pub datagrams_sent: u64,
+}
+
+impl Report {
+    /// Checks that passed.
+    pub fn passed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Pass))
+    }
+
+    /// Checks that failed.
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Fail { .. }))
+    }
+
+    /// Checks skipped (alone or with their group).
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skip { .. }))
+    }
+
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|r| f(&r.outcome)).count()
+    }
+
+    /// The ids of the failed checks, in order.
+    pub fn failed_ids(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Fail { .. }))
+            .map(|r| r.check.id)
+            .collect()
+    }
+
+    /// Whether every MUST check passed or was skipped: the exit status is 0
+    /// exactly then.
+    pub fn must_passed(&self) -> bool {
+        !self
+            .results
+            .iter()
+            .any(|r| r.check.level == Level::Must && matches!(r.outcome, Outcome::Fail { .. }))
+    }
+
+    /// Why `group` was skipped as a whole, if it was.
+    pub fn group_skip(&self, group: Group) -> Option<&str> {
+        self.group_skips
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map(|(_, why)| why.as_str())
+    }
+}
