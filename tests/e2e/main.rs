@@ -13,7 +13,10 @@
 //!   sources and ICMP errors through raw sockets, floods, spoofing), one test
 //!   per attack; skipped loudly without root;
 //! - `cli_*`: the real client, piped, in tmux, against a misbehaving relay;
-//! - `loss_smoke`: both binaries through the seeded loss proxy, briefly.
+//! - `loss_smoke`: both binaries through the seeded loss proxy, briefly;
+//! - `version`: `--version` of both binaries;
+//! - `wine`: the Windows client (cross-built) under wine against the Linux
+//!   relay; skipped loudly unless `.ci/run` set `UDPCHAT_WINDOWS_CLIENT`.
 
 mod support;
 
@@ -33,3 +36,5 @@ mod relay_start;
 mod relay_structured;
 mod relay_tmux;
 mod transcript_under_load;
+mod version;
+mod wine;
