@@ -232,6 +232,14 @@ mod tests {
         assert_eq!(raw(10038), ReceiveError::Unexpected); // WSAENOTSOCK
     }
 
+    /// Windows (and wine) accept `SIO_UDP_CONNRESET` on a UDP socket.
+    #[cfg(windows)]
+    #[test]
+    fn windows_takes_sio_udp_connreset() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        ignore_connection_resets(&socket).unwrap();
+    }
+
     #[test]
     fn turning_resets_off_is_harmless_on_a_real_socket() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
