@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::process::fresh_state_dir;
 use crate::support::{Client, Member, Relay};
@@ -93,24 +93,34 @@ fn windows_client_under_wine_chats_and_rejoins_after_a_relay_restart() {
 
     let state = fresh_state_dir("wine-state");
     let mut win = Client::spawn(windows_client(&exe, &state.0), &addr, Some("win"), &[]);
-    let wait = |client: &Client, needle: &str| {
-        client
-            .stdout
-            .wait_from_within(0, needle, |l| l.contains(needle), WINE_WAIT)
-            .1
+    // Waits for a line of the exe's, failing at once if it exits (an exe
+    // that does not start under wine exits 53 with no output).
+    let wait = |client: &mut Client, needle: &str| {
+        let deadline = Instant::now() + WINE_WAIT;
+        while !client.stdout.all().iter().any(|l| l.contains(needle)) {
+            let exited = client.exited();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "udpchat.exe did not print {needle:?} (exit status {exited:?}); \
+                 stdout {:#?} stderr {:#?}",
+                client.stdout.all(),
+                client.stderr.all()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
-    wait(&win, "* win joined");
+    wait(&mut win, "* win joined");
     tux.expect("* win joined");
 
     // Linux -> Windows.
     tux.send("M tux hello from linux 你好");
-    wait(&win, " tux: hello from linux 你好");
+    wait(&mut win, " tux: hello from linux 你好");
     tux.expect("tux: hello from linux 你好");
 
     // Windows -> Linux.
     win.say("hello from windows 你好");
     tux.expect("win: hello from windows 你好");
-    wait(&win, "win (you): hello from windows 你好");
+    wait(&mut win, "win (you): hello from windows 你好");
 
     // The relay dies and comes back on the same port. The client's next
     // datagrams meet a closed port in between (WSAECONNRESET on Windows,
@@ -123,7 +133,7 @@ fn windows_client_under_wine_chats_and_rejoins_after_a_relay_restart() {
     tux.expect("* tux joined");
 
     win.say("after the restart");
-    wait(&win, "rejoined as win");
+    wait(&mut win, "rejoined as win");
     tux.recv_until("the message sent across the restart", |t| {
         t == "win: after the restart"
     });

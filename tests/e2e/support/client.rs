@@ -105,6 +105,11 @@ impl Client {
         self
     }
 
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

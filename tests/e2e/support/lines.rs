@@ -59,19 +59,7 @@ impl Lines {
         what: &str,
         pred: impl Fn(&str) -> bool,
     ) -> (usize, String) {
-        self.wait_from_within(from, what, pred, WAIT)
-    }
-
-    /// Like [`Lines::wait_from`], with its own deadline (for programs
-    /// slower to start than a native one, such as an exe under wine).
-    pub fn wait_from_within(
-        &self,
-        from: usize,
-        what: &str,
-        pred: impl Fn(&str) -> bool,
-        wait: Duration,
-    ) -> (usize, String) {
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + WAIT;
         loop {
             let all = self.all();
             if let Some((i, line)) = all.iter().enumerate().skip(from).find(|(_, l)| pred(l)) {
@@ -79,7 +67,7 @@ impl Lines {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out after {wait:?} waiting for {what}; got {all:#?}"
+                "timed out after {WAIT:?} waiting for {what}; got {all:#?}"
             );
             thread::sleep(Duration::from_millis(20));
         }
