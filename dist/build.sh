@@ -169,6 +169,38 @@ unshare --net --fork bash -euo pipefail -c '
 ' smoke "$jail" "$version (commit $commit)"
 echo "smoke: the static Linux build ran in an empty chroot: --version, relay, and a chat between two piped clients"
 
+# The aarch64 build: --version and the same chat under qemu-aarch64 (Debian's
+# qemu-user), if it is here, in a network namespace of its own.
+qemu="$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)"
+if [ -n "$qemu" ]; then
+    log "smoke: the Linux aarch64 archive under $qemu"
+    pi="$stage/pi"
+    mkdir -p "$pi/state"
+    tar -C "$pi" --strip-components=1 -xzf "$out/udpchat-$version-linux-aarch64.tar.gz"
+    file "$pi/udpchat-relay" | sed "s|$pi/||"
+    unshare --net --fork bash -euo pipefail -c '
+        pi="$1"; qemu="$2"; version_line="$3"
+        ip link set lo up
+        "$qemu" "$pi/udpchat" --version | tee /dev/stderr | grep -qx "udpchat $version_line"
+        "$qemu" "$pi/udpchat-relay" --bind 127.0.0.1:10024 --no-console >"$pi/relay.out" 2>&1 &
+        relay=$!
+        sleep 2
+        (sleep 6) | "$qemu" "$pi/udpchat" --relay 127.0.0.1:10024 --nick reader \
+            --state-dir "$pi/state" >"$pi/reader.out" 2>&1 &
+        reader=$!
+        sleep 3
+        printf "hello from a raspberry pi\n" \
+            | "$qemu" "$pi/udpchat" --relay 127.0.0.1:10024 --nick writer --state-dir "$pi/state"
+        wait "$reader" || true
+        kill -TERM "$relay"; wait "$relay" || true
+        echo "--- the reader saw:"; cat "$pi/reader.out"
+        grep -q "writer: hello from a raspberry pi" "$pi/reader.out"
+    ' smoke "$pi" "$qemu" "$version (commit $commit)"
+    echo "smoke: the aarch64 build ran under qemu: --version, relay, and a chat"
+else
+    echo "smoke: no qemu-aarch64 here (Debian: qemu-user); the aarch64 build not run"
+fi
+
 # The Windows exe: --version under wine, if wine is here (with the stand-in
 # bcryptprimitives.dll that Debian's wine 8 lacks, never shipped).
 wine="$(command -v wine64 || command -v wine || { [ -x /usr/lib/wine/wine64 ] && echo /usr/lib/wine/wine64; } || true)"
