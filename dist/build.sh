@@ -150,8 +150,11 @@ unshare --net --fork bash -euo pipefail -c '
     jail="$1"; version_line="$2"
     ip link set lo up
     in_jail() { chroot "$jail" "$@"; }
-    in_jail /udpchat --version | tee /dev/stderr | grep -qx "udpchat $version_line"
-    in_jail /udpchat-relay --version | grep -qx "udpchat-relay $version_line"
+    for bin in udpchat udpchat-relay; do
+        said="$(in_jail "/$bin" --version)"
+        echo "$said"
+        [ "$said" = "$bin $version_line" ]
+    done
     in_jail /udpchat-relay --bind 127.0.0.1:10024 --no-console >"$jail/tmp/relay.out" 2>&1 &
     relay=$!
     sleep 1
@@ -181,7 +184,9 @@ if [ -n "$qemu" ]; then
     unshare --net --fork bash -euo pipefail -c '
         pi="$1"; qemu="$2"; version_line="$3"
         ip link set lo up
-        "$qemu" "$pi/udpchat" --version | tee /dev/stderr | grep -qx "udpchat $version_line"
+        said="$("$qemu" "$pi/udpchat" --version)"
+        echo "$said"
+        [ "$said" = "udpchat $version_line" ]
         "$qemu" "$pi/udpchat-relay" --bind 127.0.0.1:10024 --no-console >"$pi/relay.out" 2>&1 &
         relay=$!
         sleep 2
