@@ -23,8 +23,10 @@
 #                              holding only what the archive unpacks to (no
 #                              libc, no Rust), in its own network namespace:
 #                              --version, a relay and two piped clients
-#                              chatting on loopback; and the Windows exe's
-#                              --version under wine if wine is there
+#                              chatting on loopback; the same for the
+#                              aarch64 build under qemu-aarch64 (Debian's
+#                              qemu-user) and the Windows exe's --version
+#                              under wine, each if installed
 #   OUT=/some/dir dist/build.sh
 #
 # Needs: rustup (adds the targets), gcc (links the x86_64 musl build),
@@ -40,7 +42,7 @@ smoke=false
 for arg in "$@"; do
     case "$arg" in
         --smoke) smoke=true ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
 done
