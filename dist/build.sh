@@ -157,8 +157,11 @@ unshare --net --fork bash -euo pipefail -c '
         echo "$said"
         [ "$said" = "$bin $version_line" ]
     done
-    in_jail /udpchat-relay --bind 127.0.0.1:10024 --no-console >"$jail/tmp/relay.out" 2>&1 &
+    # chroot itself (not the function, whose subshell would be the pid)
+    # so that the relay is the process stopped below.
+    chroot "$jail" /udpchat-relay --bind 127.0.0.1:10024 --no-console >"$jail/tmp/relay.out" 2>&1 &
     relay=$!
+    trap '"'"'kill -KILL "$relay" 2>/dev/null || true'"'"' EXIT
     sleep 1
     (sleep 4) | in_jail /udpchat --relay 127.0.0.1:10024 --nick reader --state-dir /state \
         >"$jail/tmp/reader.out" 2>&1 &
@@ -191,6 +194,7 @@ if [ -n "$qemu" ]; then
         [ "$said" = "udpchat $version_line" ]
         "$qemu" "$pi/udpchat-relay" --bind 127.0.0.1:10024 --no-console >"$pi/relay.out" 2>&1 &
         relay=$!
+        trap '"'"'kill -KILL "$relay" 2>/dev/null || true'"'"' EXIT
         sleep 2
         (sleep 6) | "$qemu" "$pi/udpchat" --relay 127.0.0.1:10024 --nick reader \
             --state-dir "$pi/state" >"$pi/reader.out" 2>&1 &
