@@ -17,6 +17,9 @@
 //! - `conform`: `udpchat-conform relay` against the real relay (every MUST
 //!   passes) and against deliberately broken relays (each fails exactly
 //!   the checks it should).
+//! - `version`: `--version` of both binaries;
+//! - `wine`: the Windows client (cross-built) under wine against the Linux
+//!   relay; skipped loudly unless `.ci/run` set `UDPCHAT_WINDOWS_CLIENT`.
 
 mod support;
 
@@ -40,3 +43,5 @@ mod relay_start;
 mod relay_structured;
 mod relay_tmux;
 mod transcript_under_load;
+mod version;
+mod wine;

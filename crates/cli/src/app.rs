@@ -20,6 +20,7 @@ use rustyline::validate::Validator;
 use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use time::{OffsetDateTime, UtcOffset};
 use udpchat_proto::{Nick, SessionKey, DEFAULT_PORT};
+use udpchat_udp::{classify_receive_error, ReceiveError};
 
 use crate::catalog::{lang_from_env, Lang, Msg, Reason};
 use crate::command::{parse_input, refusal, split_long_line, typed_messages, Input};
@@ -153,6 +154,11 @@ fn open_socket(addr: SocketAddr, label: &str) -> Result<UdpSocket, CliError> {
     let socket = UdpSocket::bind(local).map_err(err)?;
     socket.connect(addr).map_err(err)?;
     socket.set_read_timeout(Some(READ_WAIT_MAX)).map_err(err)?;
+    // Windows: no WSAECONNRESET on receive after the relay's port was
+    // closed (handled in `receive` anyway; this spares the failed reads).
+    if let Err(e) = udpchat_udp::ignore_connection_resets(&socket) {
+        log::debug!("SIO_UDP_CONNRESET: {e}");
+    }
     Ok(socket)
 }
 
@@ -165,26 +171,19 @@ fn receive(socket: &UdpSocket, buf: &mut [u8], wait: Duration) -> Option<usize> 
     }
     match socket.recv(buf) {
         Ok(n) => Some(n),
-        // Read timeouts are WouldBlock on Unix and TimedOut on Windows;
-        // ConnectionRefused/Reset are ICMP port-unreachable reports (the
-        // relay is down): all mean "nothing yet", and keepalive decides.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted
-                    | io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            None
-        }
-        Err(e) => {
-            log::debug!("recv: {e}");
-            thread::sleep(RECEIVE_ERROR_PAUSE);
-            None
-        }
+        Err(e) => match classify_receive_error(&e) {
+            // Read timeouts (WouldBlock on Unix, TimedOut on Windows and
+            // wine) and ICMP reports that the relay's port is closed
+            // (ConnectionRefused on Linux, WSAECONNRESET on Windows: the
+            // relay is restarting) all mean "nothing yet": keepalive and
+            // rejoining decide what to do, never this error.
+            ReceiveError::NothingYet | ReceiveError::PeerUnreachable => None,
+            ReceiveError::Unexpected => {
+                log::debug!("recv: {e}");
+                thread::sleep(RECEIVE_ERROR_PAUSE);
+                None
+            }
+        },
     }
 }
 

@@ -26,11 +26,27 @@ use clap::Parser;
 
 pub use error::CliError;
 
+/// What `--version` prints after the name: the version and the commit it
+/// was built from. The commit is known only when the build set
+/// `UDPCHAT_COMMIT` (dist/build.sh does), so ordinary builds never rebuild
+/// for a new commit: they say "commit unknown".
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let commit = option_env!("UDPCHAT_COMMIT").filter(|c| !c.is_empty());
+        format!(
+            "{} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            commit.unwrap_or("unknown")
+        )
+    })
+}
+
 /// Command-line arguments of `udpchat`.
 #[derive(Debug, Parser)]
 #[command(
     name = "udpchat",
-    version,
+    version = version(),
     about = "Chat with your class through a udpchat relay.",
     long_about = "Chat with your class through a udpchat relay.\n\n\
         On a terminal you get a prompt: incoming messages appear above it and never \

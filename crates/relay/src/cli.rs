@@ -13,6 +13,22 @@ use udpchat_proto::{JoinCode, Lang, Nick};
 
 use crate::Config;
 
+/// What `--version` prints after the name: the version and the commit it
+/// was built from. The commit is known only when the build set
+/// `UDPCHAT_COMMIT` (dist/build.sh does), so ordinary builds never rebuild
+/// for a new commit: they say "commit unknown".
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let commit = option_env!("UDPCHAT_COMMIT").filter(|c| !c.is_empty());
+        format!(
+            "{} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            commit.unwrap_or("unknown")
+        )
+    })
+}
+
 /// A UDP chat relay for classrooms: one room, many clients, one UDP socket.
 ///
 /// Clients join with `N <nick>` (classic dialect, e.g. `nc -u HOST 10024`) or
@@ -20,7 +36,7 @@ use crate::Config;
 /// standard input are sent to the room as messages from the host; `/help`
 /// lists the operator commands.
 #[derive(Debug, Parser)]
-#[command(name = "udpchat-relay", version, about, long_about = None)]
+#[command(name = "udpchat-relay", version = version(), about, long_about = None)]
 #[command(after_help = "\
 At start the relay prints `udpchat-relay listening on ADDR`, then where students can join:
 every network address of this computer it is reachable at (loopback left out), each with

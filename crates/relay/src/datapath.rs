@@ -94,6 +94,10 @@ impl DataPath {
     ) -> Result<DataPath, SetupError> {
         let mut socket = UdpSocket::bind(addr).map_err(SetupError::Bind)?;
         let local_addr = socket.local_addr().map_err(SetupError::Bind)?;
+        // Windows: a student's closed port must not fail our next receive.
+        if let Err(e) = udpchat_udp::ignore_connection_resets(&socket) {
+            log::debug!("SIO_UDP_CONNRESET: {e}");
+        }
         if let Err(e) = udpchat_udp::enable_unreachable_reports(&socket, local_addr.is_ipv6()) {
             log::warn!("cannot enable ICMP error reports ({e}); closed clients leave only at their idle timeout");
         }

@@ -415,6 +415,17 @@ impl Server {
                     // socket's fault; read the error queue and go on.
                     log::debug!("receive: {e}");
                     self.net.drain_error_queue();
+                    // A closed-port report (WSAECONNRESET) uses up one
+                    // report per departed peer and never repeats by itself:
+                    // read on (at most RECV_PER_TURN), since on Windows mio
+                    // re-arms readiness only after a read says WouldBlock.
+                    if cfg!(windows)
+                        && udpchat_udp::classify_receive_error(&e)
+                            == udpchat_udp::ReceiveError::PeerUnreachable
+                    {
+                        total += 1;
+                        continue;
+                    }
                     errors += 1;
                     if errors > 16 {
                         // Wait for the next datagram's event rather than spin:

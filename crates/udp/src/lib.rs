@@ -21,6 +21,9 @@
 //!   [`ignore_terminal_stops`] (no SIGTTIN stop in the background),
 //!   [`local_offset_seconds`] (`localtime_r`), [`open_private_append`]
 //!   (mode 0600, `O_NOFOLLOW`).
+//! - [`classify_receive_error`]: what a failed receive means on every
+//!   platform (Windows' `WSAECONNRESET` after a closed port is not fatal),
+//!   and [`ignore_connection_resets`] (Windows `SIO_UDP_CONNRESET` off).
 //!
 //! One convention throughout, the one std and mio use: a call that would
 //! block returns `Err` of kind [`std::io::ErrorKind::WouldBlock`]; no
@@ -42,6 +45,7 @@ mod localtime;
 mod options;
 mod private_file;
 pub mod raw;
+mod receive_error;
 #[cfg(unix)]
 mod sockopt;
 mod terminal;
@@ -53,6 +57,7 @@ pub use interfaces::{interface_addresses, ipv6_only, InterfaceAddr};
 pub use localtime::local_offset_seconds;
 pub use options::{set_receive_buffer, set_send_buffer, Buffer};
 pub use private_file::{open_private_append, PrivateFile};
+pub use receive_error::{classify_receive_error, ignore_connection_resets, ReceiveError};
 pub use terminal::{
     ignore_terminal_stops, save_terminal_mode, stdin_terminal, StdinTerminal, TerminalMode,
 };

@@ -119,7 +119,9 @@ pub(crate) unsafe fn recvmmsg(fd: RawFd, headers: &mut [libc::mmsghdr]) -> io::R
             fd,
             headers.as_mut_ptr(),
             headers.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
+            // The flags are a c_int in glibc's prototype, a c_uint in
+            // musl's (the static release builds).
+            libc::MSG_DONTWAIT as _,
             std::ptr::null_mut(),
         )
     };

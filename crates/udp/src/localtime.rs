@@ -31,7 +31,9 @@ mod imp {
 
     #[allow(clippy::useless_conversion)] // time_t is 32 bits on some platforms
     pub(super) fn local_offset_seconds(unix_secs: i64) -> io::Result<i32> {
-        let t: libc::time_t = unix_secs
+        // The type is localtime_r's time_t, inferred: musl's libc crate
+        // deprecates naming it (it becomes 64 bits on 32-bit musl).
+        let t = unix_secs
             .try_into()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "time out of range"))?;
         // SAFETY: an all-zero tm is a valid value of this plain C struct

@@ -46,6 +46,13 @@ impl Client {
     ) -> Client {
         let mut cmd = Command::new(CLIENT_BIN);
         cmd.env("UDPCHAT_STATE_DIR", state_dir);
+        Client::spawn(cmd, relay, nick, extra)
+    }
+
+    /// Starts `cmd` (a client program, possibly behind a runner such as
+    /// wine, its environment already set) with `--relay relay [--nick
+    /// nick] EXTRA...` and piped stdin.
+    pub fn spawn(mut cmd: Command, relay: &str, nick: Option<&str>, extra: &[&str]) -> Client {
         cmd.arg("--relay").arg(relay).args(extra);
         if let Some(nick) = nick {
             cmd.arg("--nick").arg(nick);
@@ -56,7 +63,7 @@ impl Client {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start udpchat");
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdout = Lines::read(child.stdout.take().expect("stdout is piped"));
         let stderr = Lines::read(child.stderr.take().expect("stderr is piped"));
         let stdin = child.stdin.take();
@@ -98,6 +105,11 @@ impl Client {
         self
     }
 
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -117,7 +129,12 @@ impl Client {
 
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
+        self.wait_exit_within(WAIT)
+    }
+
+    /// Waits up to `wait` for the process to exit (panics after).
+    pub fn wait_exit_within(&mut self, wait: Duration) -> ExitStatus {
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 // Let the reader threads drain the pipes.
