@@ -16,10 +16,12 @@ Examples:
   udpchat-conform relay 127.0.0.1:10024
   udpchat-conform relay 192.168.1.20:10024 --junit report.xml --json report.json
   udpchat-conform relay localhost --lang zh --only classic.text
+  udpchat-conform class class.txt --html class.html
 
-Exit status: 0 when no MUST check failed (a skipped check is no failure),
-1 when a MUST check failed, 2 for a usage error or a relay that does not
-answer at all.")]
+Exit status (relay): 0 when no MUST check failed (a skipped check is no
+failure), 1 when a MUST check failed, 2 for a usage error or a relay that
+does not answer at all. Exit status (class): 0 when every target was
+checked, 2 for a bad class file.")]
 pub struct Args {
     /// What to check.
     #[command(subcommand)]
@@ -41,6 +43,54 @@ one group. The kit sends at most 125 datagrams a second, waits at most
 Example:
   udpchat-conform relay 127.0.0.1:10024 --junit report.xml")]
     Relay(RelayArgs),
+    /// Check every student's program named in a class file and write one
+    /// HTML page: a matrix of students × checks.
+    #[command(after_help = "\
+FILE has one target a line: NAME relay HOST:PORT (a student's relay), or
+NAME client COMMAND... (a student's client; not checked by this version
+yet: its row says so). Blank lines and lines starting with # are ignored;
+a # after a target starts a comment. Names have no spaces and differ.
+
+  # class 3b, homework 2
+  alice  relay 127.0.0.1:4001
+  bob    relay 192.168.1.23:10024
+  carol  client python3 chat.py {addr}
+
+The targets are checked one after the other, each like `relay` mode (at
+most 125 datagrams a second, every wait bounded by --timeout). The page is
+one file with no external resources: open it in any browser, or mail it.
+
+Example:
+  udpchat-conform class class.txt --html class.html --json class.json
+
+Exit status: 0 when every target was checked (even if students failed
+checks: the page says which), 2 for a class file that cannot be read (the
+message names the line) or a report that cannot be written.")]
+    Class(ClassArgs),
+}
+
+/// `udpchat-conform class`.
+#[derive(Debug, clap::Args)]
+pub struct ClassArgs {
+    /// The class file: one target a line (see below).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Write the matrix as one HTML page to OUT.
+    #[arg(long, value_name = "OUT.html", default_value = "class.html")]
+    pub html: PathBuf,
+
+    /// Also write the whole class as JSON to OUT.
+    #[arg(long, value_name = "OUT.json")]
+    pub json: Option<PathBuf>,
+
+    /// How long to wait for each answer a target owes (e.g. 1.5s, 800ms).
+    #[arg(long, value_name = "DUR", default_value = "1.5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Language of the page's words and check titles.
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    pub lang: LangArg,
 }
 
 /// `udpchat-conform relay`.
@@ -172,6 +222,19 @@ mod tests {
         assert!(
             help.contains("udpchat-conform relay 127.0.0.1:10024"),
             "{help}"
+        );
+        let class = Args::command()
+            .find_subcommand_mut("class")
+            .expect("class mode")
+            .render_long_help()
+            .to_string();
+        assert!(
+            class.contains("udpchat-conform class class.txt --html class.html"),
+            "{class}"
+        );
+        assert!(
+            class.contains("Exit status: 0 when every target"),
+            "{class}"
         );
     }
 }

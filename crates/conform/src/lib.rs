@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod checks;
+pub mod class;
 pub mod cli;
 pub mod ctx;
 pub mod join;
@@ -100,7 +101,10 @@ pub fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli::Command::Relay(relay) = args.command;
+    let relay = match args.command {
+        cli::Command::Relay(relay) => relay,
+        cli::Command::Class(class_args) => return class::main(&class_args),
+    };
     let target = match cli::resolve(&relay.target) {
         Ok(target) => target,
         Err(e) => {

@@ -4,6 +4,7 @@
 //! each is small, and each escapes everything it writes).
 
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 
