@@ -16,7 +16,9 @@
 //! - `loss_smoke`: both binaries through the seeded loss proxy, briefly;
 //! - `conform`: `udpchat-conform relay` against the real relay (every MUST
 //!   passes) and against deliberately broken relays (each fails exactly
-//!   the checks it should).
+//!   the checks it should);
+//! - `conform_class`: `udpchat-conform class` on a class of our relay and
+//!   broken ones: the HTML page, the JSON, the page in headless Chromium.
 
 mod support;
 
@@ -26,6 +28,7 @@ mod cli_tmux;
 mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod conform;
+mod conform_class;
 mod flood_joins;
 mod hostile;
 mod hostile_input;
