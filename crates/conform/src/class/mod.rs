@@ -216,10 +216,12 @@ pub fn main(args: &crate::cli::ClassArgs) -> std::process::ExitCode {
     });
     for student in &class.students {
         let t = student.totals(&class.checks);
-        let verdict = match student.must_passed() {
-            Some(true) => "all MUST passed",
-            Some(false) => "a MUST check failed or did not run",
-            None => "not run",
+        let verdict = match &student.outcome {
+            StudentOutcome::Ran(report) if report.must_passed() => "all MUST passed".to_owned(),
+            StudentOutcome::Ran(_) => "a MUST check failed".to_owned(),
+            StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => {
+                format!("not checked: {why}")
+            }
         };
         println!(
             "{}: {}, {verdict}",
