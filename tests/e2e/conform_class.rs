@@ -77,9 +77,21 @@ fn element_text(html: &str, id: &str) -> String {
 fn assert_page_matches_json(page: &str, json: &str, names: &[&str]) {
     for (s, name) in names.iter().enumerate() {
         let [passed, failed, skipped, must] = student_numbers(json, name);
-        assert_eq!(element_text(page, &format!("s{s}-passed")), passed, "{name}");
-        assert_eq!(element_text(page, &format!("s{s}-failed")), failed, "{name}");
-        assert_eq!(element_text(page, &format!("s{s}-skipped")), skipped, "{name}");
+        assert_eq!(
+            element_text(page, &format!("s{s}-passed")),
+            passed,
+            "{name}"
+        );
+        assert_eq!(
+            element_text(page, &format!("s{s}-failed")),
+            failed,
+            "{name}"
+        );
+        assert_eq!(
+            element_text(page, &format!("s{s}-skipped")),
+            skipped,
+            "{name}"
+        );
         let word = match must.as_str() {
             "true" => "yes",
             "false" => "no",
@@ -98,7 +110,12 @@ fn assert_page_matches_json(page: &str, json: &str, names: &[&str]) {
             field(rest, "failed"),
             field(rest, "skipped")
         );
-        assert_eq!(element_text(page, &format!("c{c}-totals")), want, "{}", check.id);
+        assert_eq!(
+            element_text(page, &format!("c{c}-totals")),
+            want,
+            "{}",
+            check.id
+        );
     }
     assert_eq!(
         element_text(page, "all-must"),
@@ -175,7 +192,10 @@ fn conform_class_grades_a_class_into_one_page_and_one_json() {
     assert!(json.contains("\"students_total\":5,\"students_must_passed\":1"));
     // The page: self-contained, escaped, the failures' evidence linked.
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(!page.contains("<script") && !page.contains("src="), "{page}");
+    assert!(
+        !page.contains("<script") && !page.contains("src="),
+        "{page}"
+    );
     assert!(!page.contains("<b>carol</b>"));
     assert!(page.contains("&lt;b&gt;carol&lt;/b&gt;"));
     assert_eq!(page.matches("<td class=\"fail\"").count(), 4);
@@ -195,7 +215,10 @@ fn conform_class_refuses_a_bad_file_naming_the_line() {
     let (out, page, _) = run_class("# ok\nalice relay 127.0.0.1:9\nbob relay\n", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("line 3: \"bob relay\" is not a target"), "{stderr}");
+    assert!(
+        stderr.contains("line 3: \"bob relay\" is not a target"),
+        "{stderr}"
+    );
     assert!(page.is_empty());
     let (out, _, _) = run_class("alice server 127.0.0.1:9\n", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -273,9 +296,8 @@ fn conform_class_page_renders_in_headless_chromium_with_the_json_numbers() {
 }
 
 fn on_path(binary: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(binary).is_file()))
 }
 
 /// Chromium's DOM of the page after rendering (`--dump-dom`), with a

@@ -18,7 +18,9 @@
 //!   passes) and against deliberately broken relays (each fails exactly
 //!   the checks it should);
 //! - `conform_class`: `udpchat-conform class` on a class of our relay and
-//!   broken ones: the HTML page, the JSON, the page in headless Chromium.
+//!   broken ones: the HTML page, the JSON, the page in headless Chromium;
+//! - `conform_lossy`: the checks of repair behind the kit's seeded lossy
+//!   path (`--loss --dup --reorder --seed`).
 
 mod support;
 
@@ -29,6 +31,7 @@ mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod conform;
 mod conform_class;
+mod conform_lossy;
 mod flood_joins;
 mod hostile;
 mod hostile_input;

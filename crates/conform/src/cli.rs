@@ -40,8 +40,9 @@ relay that only speaks the classic dialect skips the structured checks as
 one group. The kit sends at most 125 datagrams a second, waits at most
 --timeout for each answer, and makes every member it joined quit.
 
-Example:
-  udpchat-conform relay 127.0.0.1:10024 --junit report.xml")]
+Examples:
+  udpchat-conform relay 127.0.0.1:10024 --junit report.xml
+  udpchat-conform relay 127.0.0.1:10024 --loss 0.2 --dup 0.1 --reorder 0.1 --seed 7")]
     Relay(RelayArgs),
     /// Check every student's program named in a class file and write one
     /// HTML page: a matrix of students × checks.
@@ -120,6 +121,54 @@ pub struct RelayArgs {
     /// --only classic.join --only ext.who.
     #[arg(long, value_name = "PREFIX")]
     pub only: Vec<String>,
+
+    /// Repair under faults: lose this share of the datagrams between the
+    /// kit and the relay (0 to 0.5, e.g. 0.2). With --loss, --dup or
+    /// --reorder only the checks of repair run (RESEND, SAY, PMSG), each
+    /// retrying within bounded deadlines; the others are skipped.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub loss: Option<f64>,
+
+    /// Repair under faults: deliver this share of the datagrams twice.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub dup: Option<f64>,
+
+    /// Repair under faults: hold this share back behind the next datagram.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub reorder: Option<f64>,
+
+    /// The seed of the faults: the same seed makes the same decisions.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl RelayArgs {
+    /// The fault settings, if --loss, --dup or --reorder was given.
+    pub fn faults(&self) -> Option<crate::lossy::FaultSettings> {
+        if self.loss.is_none() && self.dup.is_none() && self.reorder.is_none() {
+            return None;
+        }
+        Some(crate::lossy::FaultSettings {
+            loss: self.loss.unwrap_or(0.0),
+            dup: self.dup.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            seed: self.seed,
+        })
+    }
+}
+
+/// A share of datagrams for --loss, --dup, --reorder: 0 to 0.5.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; write a share such as 0.2 (20 %)"))?;
+    if !(0.0..=0.5).contains(&p) {
+        return Err(format!(
+            "{s} is out of range; use 0 to 0.5 (e.g. 0.2 for 20 %)"
+        ));
+    }
+    Ok(p)
 }
 
 /// `--lang` values.
@@ -204,6 +253,28 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn shares_are_between_0_and_a_half() {
+        assert_eq!(parse_share("0.2"), Ok(0.2));
+        assert!(parse_share("0.9").is_err());
+        assert!(parse_share("20%").is_err());
+        let args = Args::try_parse_from([
+            "udpchat-conform",
+            "relay",
+            "h",
+            "--loss",
+            "0.2",
+            "--seed",
+            "7",
+        ])
+        .expect("valid");
+        let Command::Relay(relay) = args.command else {
+            panic!("relay mode")
+        };
+        let faults = relay.faults().expect("faults");
+        assert_eq!((faults.loss, faults.dup, faults.seed), (0.2, 0.0, 7));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use udpchat_proto::{ClientMsg, LineEnding, RelayMsg};
 
 use crate::check::NotPassed;
 use crate::lines;
+use crate::lossy::{FaultSettings, LossyPath};
 pub use crate::member::{Keys, Member, Welcome};
 use crate::probe::{show_bytes, Pacer, Probe, Received, Transcript};
 
@@ -55,6 +56,7 @@ pub struct Ctx {
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
     members: Vec<Member>,
+    faults: Option<(FaultSettings, u64)>,
 }
 
 impl Ctx {
@@ -67,6 +69,25 @@ impl Ctx {
             transcript: Rc::new(Transcript::default()),
             received: Rc::new(RefCell::new(Vec::new())),
             members: Vec::new(),
+            faults: None,
+        }
+    }
+
+    /// Runs this check with faults: [`Ctx::lossy`] then puts a member
+    /// behind a lossy path seeded from `seed`.
+    pub fn set_faults(&mut self, faults: FaultSettings, seed: u64) {
+        self.faults = Some((faults, seed));
+    }
+
+    /// Puts `member`'s socket behind a seeded lossy path (both ways), if
+    /// this check runs with faults; else does nothing. Each member gets
+    /// its own generator (the check's seed plus a count).
+    pub fn lossy(&mut self, member: &Member) {
+        if let Some((settings, seed)) = &mut self.faults {
+            *seed = seed.wrapping_add(1);
+            member
+                .probe
+                .set_lossy(Some(LossyPath::new(*settings, *seed)));
         }
     }
 

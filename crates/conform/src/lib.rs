@@ -24,6 +24,7 @@ pub mod cli;
 pub mod ctx;
 pub mod join;
 pub mod lines;
+pub mod lossy;
 pub mod member;
 pub mod probe;
 pub mod registry;
@@ -127,7 +128,7 @@ pub fn main() -> ExitCode {
         timeout: relay.timeout,
         only: relay.only.clone(),
     };
-    let report = match run(&options) {
+    let report = match runner::run_with_faults(&options, relay.faults()) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("udpchat-conform: {e}");

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use udpchat_proto::LineEnding;
 
+use crate::lossy::{Fate, LossyPath};
+
 /// The shortest gap between two datagrams the kit sends, over all its
 /// sockets: at most 125 a second, below the per-IP refill of our relay's
 /// rate limit (160 a second, PROTOCOL.md section 9), so a conforming relay
@@ -185,6 +187,7 @@ pub struct Probe {
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
     refused: Cell<bool>,
+    lossy: RefCell<Option<LossyPath>>,
 }
 
 /// The address a kit socket binds to for `target`: loopback for a loopback
@@ -219,6 +222,7 @@ impl Probe {
             transcript,
             received,
             refused: Cell::new(false),
+            lossy: RefCell::new(None),
         })
     }
 
@@ -247,11 +251,51 @@ impl Probe {
     /// relay's host reported the port unreachable) is recorded as a lost
     /// datagram: the check then sees no answer.
     pub fn send(&self, bytes: &[u8]) {
-        self.pacer.wait_turn();
-        self.transcript.push(Direction::Sent, &self.who(), bytes);
-        if let Err(e) = self.socket.send(bytes) {
-            log::debug!("{}: send failed: {e}", self.who());
+        let on_wire = match self.lossy.borrow_mut().as_mut() {
+            Some(path) => {
+                let (on_wire, fate) = path.outgoing(bytes);
+                let who = format!("{}{}", self.who(), fate.note());
+                self.transcript.push(Direction::Sent, &who, bytes);
+                on_wire
+            }
+            None => {
+                self.transcript.push(Direction::Sent, &self.who(), bytes);
+                vec![bytes.to_vec()]
+            }
+        };
+        for datagram in on_wire {
+            self.pacer.wait_turn();
+            if let Err(e) = self.socket.send(&datagram) {
+                log::debug!("{}: send failed: {e}", self.who());
+            }
         }
+    }
+
+    /// Puts this socket behind a lossy path (both ways), or takes it away.
+    pub fn set_lossy(&self, path: Option<LossyPath>) {
+        *self.lossy.borrow_mut() = path;
+    }
+
+    /// Sends the datagram the lossy path holds back, if any (nothing
+    /// came after it to overtake it).
+    pub fn release(&self) {
+        let held = self
+            .lossy
+            .borrow_mut()
+            .as_mut()
+            .and_then(LossyPath::release_out);
+        if let Some(datagram) = held {
+            self.pacer.wait_turn();
+            let _ = self.socket.send(&datagram);
+        }
+    }
+
+    /// The next datagram the lossy path delivers, recorded.
+    fn next_delivered(&self) -> Option<Vec<u8>> {
+        let bytes = self.lossy.borrow_mut().as_mut()?.next()?;
+        self.transcript
+            .push(Direction::Received, &self.who(), &bytes);
+        Some(bytes)
     }
 
     /// Sends `text` as one datagram.
@@ -264,6 +308,9 @@ impl Probe {
         let deadline = Instant::now() + timeout;
         // 64 KiB: an over-long datagram must be seen whole, not cut at 1024.
         let mut buf = vec![0u8; 65536];
+        if let Some(bytes) = self.next_delivered() {
+            return Some(bytes);
+        }
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             if left.is_zero() {
@@ -273,13 +320,28 @@ impl Probe {
             match self.socket.recv(&mut buf) {
                 Ok(n) => {
                     let bytes = buf[..n].to_vec();
-                    self.transcript
-                        .push(Direction::Received, &self.who(), &bytes);
                     self.received.borrow_mut().push(Received {
                         bytes: bytes.clone(),
                         who: self.who(),
                         ending: self.ending.get(),
                     });
+                    let fate = self
+                        .lossy
+                        .borrow_mut()
+                        .as_mut()
+                        .map(|path| path.incoming(bytes.clone()));
+                    if let Some(fate) = fate {
+                        if fate != Fate::Delivered && fate != Fate::Duplicated {
+                            let who = format!("{}{}", self.who(), fate.note());
+                            self.transcript.push(Direction::Received, &who, &bytes);
+                        }
+                        if let Some(bytes) = self.next_delivered() {
+                            return Some(bytes);
+                        }
+                        continue;
+                    }
+                    self.transcript
+                        .push(Direction::Received, &self.who(), &bytes);
                     return Some(bytes);
                 }
                 Err(e)
@@ -288,7 +350,11 @@ impl Probe {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return None
+                    // Nothing more came: a datagram held back arrives now.
+                    if let Some(path) = self.lossy.borrow_mut().as_mut() {
+                        path.release_in();
+                    }
+                    return self.next_delivered();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

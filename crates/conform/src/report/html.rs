@@ -409,6 +409,7 @@ mod tests {
             group_skips: Vec::new(),
             duration: Duration::ZERO,
             datagrams_sent: 0,
+            faults: None,
         };
         let target = |name: &str, line, kind| Target {
             name: name.to_owned(),

@@ -26,6 +26,8 @@ pub struct Report {
     pub duration: Duration,
     /// Datagrams the kit sent in all.
     pub datagrams_sent: u64,
+    /// The faults of the lossy path, if the run had them.
+    pub faults: Option<crate::lossy::FaultSettings>,
 }
 
 impl Report {
