@@ -132,7 +132,9 @@ fn assert_page_matches_json(page: &str, json: &str, names: &[&str]) {
 /// relay fails exactly its checks, and a name with markup is escaped.
 #[test]
 fn conform_class_grades_a_class_into_one_page_and_one_json() {
-    let ours = Relay::start(&["--max-per-ip", "0"]);
+    // Default limits (4 members per address): the kit spreads its members
+    // over 127.0.0.2-40, so they do not slow the run.
+    let ours = Relay::start(&[]);
     let trims = BrokenRelay::start(Faults {
         trims_spaces: true,
         ..Faults::default()

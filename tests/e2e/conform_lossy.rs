@@ -42,7 +42,7 @@ fn console(report: &Report) -> String {
 /// 10 % reordering; every other check is skipped as not run under faults.
 #[test]
 fn conform_lossy_our_relay_passes_the_repair_checks_under_faults() {
-    let relay = Relay::start(&["--max-per-ip", "0"]);
+    let relay = Relay::start(&[]);
     let report = run_lossy(relay.addr);
     let text = console(&report);
     assert_eq!(report.failed_ids(), Vec::<&str>::new(), "{text}");
@@ -76,7 +76,7 @@ fn conform_lossy_our_relay_passes_the_repair_checks_under_faults() {
 /// A relay that ignores RESEND fails the repair check and no other.
 #[test]
 fn conform_lossy_catches_a_relay_that_ignores_resend() {
-    let relay = Relay::start(&["--max-per-ip", "0"]);
+    let relay = Relay::start(&[]);
     let proxy = DropProxy::start(relay.addr, b"RESEND ");
     let report = run_lossy(proxy.addr);
     assert_eq!(
@@ -90,7 +90,7 @@ fn conform_lossy_catches_a_relay_that_ignores_resend() {
 /// The binary: the flags, exit 0, and the JSON names the faults.
 #[test]
 fn conform_lossy_binary_writes_the_faults_into_the_json() {
-    let relay = Relay::start(&["--max-per-ip", "0"]);
+    let relay = Relay::start(&[]);
     let json = TempFile::new("lossy.json");
     let out = Command::new(CONFORM_BIN)
         .args(["relay", &relay.addr.to_string(), "--timeout", "5s"])

@@ -57,6 +57,10 @@ pub struct Ctx {
     received: Rc<RefCell<Vec<Received>>>,
     members: Vec<Member>,
     faults: Option<(FaultSettings, u64)>,
+    /// All of this check's sockets on one address (for a loopback target,
+    /// they are otherwise spread over 127.0.0.2-40, see
+    /// [`crate::probe::spread_addr`]).
+    pub one_address: bool,
 }
 
 impl Ctx {
@@ -70,6 +74,7 @@ impl Ctx {
             received: Rc::new(RefCell::new(Vec::new())),
             members: Vec::new(),
             faults: None,
+            one_address: false,
         }
     }
 
@@ -104,7 +109,13 @@ impl Ctx {
 
     /// A fresh socket on an ephemeral port, playing `who`.
     pub fn probe(&self, who: &str) -> Result<Rc<Probe>, NotPassed> {
-        Probe::new(
+        let local = if self.one_address {
+            None
+        } else {
+            crate::probe::spread_addr(self.target)
+        };
+        Probe::new_from(
+            local,
             self.target,
             who,
             Rc::clone(&self.run.pacer),

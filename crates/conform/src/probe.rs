@@ -203,6 +203,33 @@ pub fn local_addr_for(target: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, 0)
 }
 
+/// The loopback addresses the kit's sockets take turns on when the
+/// target is on 127.0.0.0/8: 127.0.0.2 to 127.0.0.40.
+pub const SPREAD: std::ops::RangeInclusive<u8> = 2..=40;
+
+/// For an IPv4 loopback target, the next of [`SPREAD`] (port 0): the kit's
+/// members then come from many addresses, as a classroom's would, so a
+/// relay's per-address limits (ours: 4 members and 8 joins per address)
+/// do not slow the run. `None` for any other target (one address, as
+/// before). Where 127.0.0.x cannot be bound (macOS has only 127.0.0.1),
+/// [`Probe::new_from`] falls back to [`local_addr_for`].
+pub fn spread_addr(target: SocketAddr) -> Option<SocketAddr> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let IpAddr::V4(ip) = target.ip() else {
+        return None;
+    };
+    if !ip.is_loopback() {
+        return None;
+    }
+    let span = SPREAD.end() - SPREAD.start() + 1;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+    Some(SocketAddr::new(
+        Ipv4Addr::new(127, 0, 0, SPREAD.start() + n).into(),
+        0,
+    ))
+}
+
 impl Probe {
     /// A fresh socket on an ephemeral port, connected to `target`.
     pub fn new(
@@ -212,7 +239,25 @@ impl Probe {
         transcript: Rc<Transcript>,
         received: Rc<RefCell<Vec<Received>>>,
     ) -> io::Result<Probe> {
-        let socket = UdpSocket::bind(local_addr_for(target))?;
+        Probe::new_from(None, target, who, pacer, transcript, received)
+    }
+
+    /// Like [`Probe::new`], bound to `local` if given and possible (else
+    /// to [`local_addr_for`]).
+    pub fn new_from(
+        local: Option<SocketAddr>,
+        target: SocketAddr,
+        who: &str,
+        pacer: Rc<Pacer>,
+        transcript: Rc<Transcript>,
+        received: Rc<RefCell<Vec<Received>>>,
+    ) -> io::Result<Probe> {
+        let socket = match local {
+            Some(addr) => {
+                UdpSocket::bind(addr).or_else(|_| UdpSocket::bind(local_addr_for(target)))?
+            }
+            None => UdpSocket::bind(local_addr_for(target))?,
+        };
         socket.connect(target)?;
         Ok(Probe {
             socket,
@@ -411,6 +456,17 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_targets_spread_over_addresses_and_others_do_not() {
+        let target = SocketAddr::from(([127, 0, 0, 1], 10024));
+        let ips: std::collections::HashSet<_> = (0..80)
+            .map(|_| spread_addr(target).expect("loopback").ip())
+            .collect();
+        assert_eq!(ips.len(), SPREAD.count());
+        assert!(spread_addr(SocketAddr::from(([192, 168, 1, 20], 10024))).is_none());
+        assert!(spread_addr("[::1]:10024".parse().expect("addr")).is_none());
+    }
 
     #[test]
     fn the_pacer_keeps_sends_apart() {
