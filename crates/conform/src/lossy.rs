@@ -162,7 +162,7 @@ impl LossyPath {
     }
 
     /// Takes one datagram from the relay; returns its fate. What survives
-    /// is read with [`LossyPath::next`].
+    /// is read with [`LossyPath::next_delivered`].
     pub fn incoming(&mut self, bytes: Vec<u8>) -> Fate {
         let fate = self.fate(self.held_in.is_none());
         match fate {
@@ -182,7 +182,7 @@ impl LossyPath {
     }
 
     /// The next datagram delivered to the kit, if any.
-    pub fn next(&mut self) -> Option<Vec<u8>> {
+    pub fn next_delivered(&mut self) -> Option<Vec<u8>> {
         self.ready.pop_front()
     }
 
@@ -565,9 +565,9 @@ mod tests {
             (vec![b"b".to_vec(), b"a".to_vec()], Fate::Delivered)
         );
         path.incoming(b"x".to_vec());
-        assert_eq!(path.next(), None);
+        assert_eq!(path.next_delivered(), None);
         path.release_in();
-        assert_eq!(path.next(), Some(b"x".to_vec()));
+        assert_eq!(path.next_delivered(), Some(b"x".to_vec()));
     }
 
     #[test]
@@ -575,12 +575,12 @@ mod tests {
         let mut path = LossyPath::new(settings(1.0, 0.0, 0.0), 1);
         assert_eq!(path.outgoing(b"a"), (vec![], Fate::Lost));
         assert_eq!(path.incoming(b"x".to_vec()), Fate::Lost);
-        assert_eq!(path.next(), None);
+        assert_eq!(path.next_delivered(), None);
         let mut path = LossyPath::new(settings(0.0, 1.0, 0.0), 1);
         assert_eq!(path.outgoing(b"a").0.len(), 2);
         path.incoming(b"x".to_vec());
         assert_eq!(
-            (path.next(), path.next()),
+            (path.next_delivered(), path.next_delivered()),
             (Some(b"x".to_vec()), Some(b"x".to_vec()))
         );
     }

@@ -337,7 +337,7 @@ impl Probe {
 
     /// The next datagram the lossy path delivers, recorded.
     fn next_delivered(&self) -> Option<Vec<u8>> {
-        let bytes = self.lossy.borrow_mut().as_mut()?.next()?;
+        let bytes = self.lossy.borrow_mut().as_mut()?.next_delivered()?;
         self.transcript
             .push(Direction::Received, &self.who(), &bytes);
         Some(bytes)
