@@ -14,8 +14,10 @@
 //! Layout: [`check`] (what a check is), [`registry`] (every check),
 //! [`checks`] (the check functions, by group), [`ctx`], [`member`] and [`probe`]
 //! (the kit's sockets, members, joins and waits), [`lines`] (the expected classic
-//! lines), [`runner`] (one run), [`report`] (console, JSON, JUnit),
-//! [`cli`] and [`words`] (the command line and the report's two languages).
+//! lines), [`runner`] (one run), [`report`] (console, JSON, JUnit, the
+//! class's HTML page), [`class`] (class mode), [`lossy`] (repair under
+//! seeded faults), [`cli`] and [`words`] (the command line and the
+//! report's two languages).
 
 pub mod check;
 pub mod checks;
