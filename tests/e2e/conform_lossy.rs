@@ -87,11 +87,12 @@ fn conform_lossy_catches_a_relay_that_ignores_resend() {
     );
 }
 
-/// The binary: the flags, exit 0, and the JSON names the faults.
+/// The binary: the flags, exit 0, and the JSON and JUnit name the faults.
 #[test]
-fn conform_lossy_binary_writes_the_faults_into_the_json() {
+fn conform_lossy_binary_writes_the_faults_into_the_json_and_junit() {
     let relay = Relay::start(&[]);
     let json = TempFile::new("lossy.json");
+    let junit = TempFile::new("lossy.xml");
     let out = Command::new(CONFORM_BIN)
         .args(["relay", &relay.addr.to_string(), "--timeout", "5s"])
         .args([
@@ -107,6 +108,8 @@ fn conform_lossy_binary_writes_the_faults_into_the_json() {
         .args(["--only", "struct.say"])
         .arg("--json")
         .arg(&json.0)
+        .arg("--junit")
+        .arg(&junit.0)
         .output()
         .expect("run udpchat-conform");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -115,6 +118,11 @@ fn conform_lossy_binary_writes_the_faults_into_the_json() {
     assert!(
         json.contains("\"faults\":{\"loss\":0.2,\"dup\":0.1,\"reorder\":0.1,\"seed\":7}"),
         "{json}"
+    );
+    let junit = std::fs::read_to_string(&junit.0).expect("JUnit written");
+    assert!(
+        junit.contains(" --loss 0.2 --dup 0.1 --reorder 0.1 --seed 7\" tests="),
+        "{junit}"
     );
     let bad = Command::new(CONFORM_BIN)
         .args(["relay", &relay.addr.to_string(), "--loss", "0.9"])
