@@ -216,11 +216,16 @@ pub fn main(args: &crate::cli::ClassArgs) -> std::process::ExitCode {
     });
     for student in &class.students {
         let t = student.totals(&class.checks);
+        let w = crate::words::words(lang);
         let verdict = match &student.outcome {
-            StudentOutcome::Ran(report) if report.must_passed() => "all MUST passed".to_owned(),
-            StudentOutcome::Ran(_) => "a MUST check failed".to_owned(),
+            StudentOutcome::Ran(report) if report.must_passed() => w.verdict_ok.to_owned(),
+            StudentOutcome::Ran(_) => w.verdict_bad.to_owned(),
             StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => {
-                format!("not checked: {why}")
+                let not_checked = match lang {
+                    udpchat_proto::Lang::En => "not checked",
+                    udpchat_proto::Lang::Zh => "未检查",
+                };
+                format!("{not_checked}: {why}")
             }
         };
         println!(
