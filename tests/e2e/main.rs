@@ -16,7 +16,11 @@
 //! - `loss_smoke`: both binaries through the seeded loss proxy, briefly;
 //! - `conform`: `udpchat-conform relay` against the real relay (every MUST
 //!   passes) and against deliberately broken relays (each fails exactly
-//!   the checks it should).
+//!   the checks it should);
+//! - `conform_class`: `udpchat-conform class` on a class of our relay and
+//!   broken ones: the HTML page, the JSON, the page in headless Chromium;
+//! - `conform_lossy`: the checks of repair behind the kit's seeded lossy
+//!   path (`--loss --dup --reorder --seed`);
 //! - `version`: `--version` of both binaries;
 //! - `wine`: the Windows client (cross-built) under wine against the Linux
 //!   relay; skipped loudly unless `.ci/run` set `UDPCHAT_WINDOWS_CLIENT`.
@@ -29,6 +33,8 @@ mod cli_tmux;
 mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod conform;
+mod conform_class;
+mod conform_lossy;
 mod flood_joins;
 mod hostile;
 mod hostile_input;

@@ -16,10 +16,12 @@ Examples:
   udpchat-conform relay 127.0.0.1:10024
   udpchat-conform relay 192.168.1.20:10024 --junit report.xml --json report.json
   udpchat-conform relay localhost --lang zh --only classic.text
+  udpchat-conform class class.txt --html class.html
 
-Exit status: 0 when no MUST check failed (a skipped check is no failure),
-1 when a MUST check failed, 2 for a usage error or a relay that does not
-answer at all.")]
+Exit status (relay): 0 when no MUST check failed (a skipped check is no
+failure), 1 when a MUST check failed, 2 for a usage error or a relay that
+does not answer at all. Exit status (class): 0 when every target was
+checked, 2 for a bad class file.")]
 pub struct Args {
     /// What to check.
     #[command(subcommand)]
@@ -38,9 +40,58 @@ relay that only speaks the classic dialect skips the structured checks as
 one group. The kit sends at most 125 datagrams a second, waits at most
 --timeout for each answer, and makes every member it joined quit.
 
-Example:
-  udpchat-conform relay 127.0.0.1:10024 --junit report.xml")]
+Examples:
+  udpchat-conform relay 127.0.0.1:10024 --junit report.xml
+  udpchat-conform relay 127.0.0.1:10024 --loss 0.2 --dup 0.1 --reorder 0.1 --seed 7")]
     Relay(RelayArgs),
+    /// Check every student's program named in a class file and write one
+    /// HTML page: a matrix of students × checks.
+    #[command(after_help = "\
+FILE has one target a line: NAME relay HOST:PORT (a student's relay), or
+NAME client COMMAND... (a student's client; not checked by this version
+yet: its row says so). Blank lines and lines starting with # are ignored;
+a # after a target starts a comment. Names have no spaces and differ.
+
+  # class 3b, homework 2
+  alice  relay 127.0.0.1:4001
+  bob    relay 192.168.1.23:10024
+  carol  client python3 chat.py {addr}
+
+The targets are checked one after the other, each like `relay` mode (at
+most 125 datagrams a second, every wait bounded by --timeout). The page is
+one file with no external resources: open it in any browser, or mail it.
+
+Example:
+  udpchat-conform class class.txt --html class.html --json class.json
+
+Exit status: 0 when every target was checked (even if students failed
+checks: the page says which), 2 for a class file that cannot be read (the
+message names the line) or a report that cannot be written.")]
+    Class(ClassArgs),
+}
+
+/// `udpchat-conform class`.
+#[derive(Debug, clap::Args)]
+pub struct ClassArgs {
+    /// The class file: one target a line (see below).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Write the matrix as one HTML page to OUT.
+    #[arg(long, value_name = "OUT.html", default_value = "class.html")]
+    pub html: PathBuf,
+
+    /// Also write the whole class as JSON to OUT.
+    #[arg(long, value_name = "OUT.json")]
+    pub json: Option<PathBuf>,
+
+    /// How long to wait for each answer a target owes (e.g. 1.5s, 800ms).
+    #[arg(long, value_name = "DUR", default_value = "1.5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Language of the page's words and check titles.
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    pub lang: LangArg,
 }
 
 /// `udpchat-conform relay`.
@@ -70,6 +121,54 @@ pub struct RelayArgs {
     /// --only classic.join --only ext.who.
     #[arg(long, value_name = "PREFIX")]
     pub only: Vec<String>,
+
+    /// Repair under faults: lose this share of the datagrams between the
+    /// kit and the relay (0 to 0.5, e.g. 0.2). With --loss, --dup or
+    /// --reorder only the checks of repair run (RESEND, SAY, PMSG), each
+    /// retrying within bounded deadlines; the others are skipped.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub loss: Option<f64>,
+
+    /// Repair under faults: deliver this share of the datagrams twice.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub dup: Option<f64>,
+
+    /// Repair under faults: hold this share back behind the next datagram.
+    #[arg(long, value_name = "P", value_parser = parse_share)]
+    pub reorder: Option<f64>,
+
+    /// The seed of the faults: the same seed makes the same decisions.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl RelayArgs {
+    /// The fault settings, if --loss, --dup or --reorder was given.
+    pub fn faults(&self) -> Option<crate::lossy::FaultSettings> {
+        if self.loss.is_none() && self.dup.is_none() && self.reorder.is_none() {
+            return None;
+        }
+        Some(crate::lossy::FaultSettings {
+            loss: self.loss.unwrap_or(0.0),
+            dup: self.dup.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            seed: self.seed,
+        })
+    }
+}
+
+/// A share of datagrams for --loss, --dup, --reorder: 0 to 0.5.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; write a share such as 0.2 (20 %)"))?;
+    if !(0.0..=0.5).contains(&p) {
+        return Err(format!(
+            "{s} is out of range; use 0 to 0.5 (e.g. 0.2 for 20 %)"
+        ));
+    }
+    Ok(p)
 }
 
 /// `--lang` values.
@@ -157,6 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn shares_are_between_0_and_a_half() {
+        assert_eq!(parse_share("0.2"), Ok(0.2));
+        assert!(parse_share("0.9").is_err());
+        assert!(parse_share("20%").is_err());
+        let args = Args::try_parse_from([
+            "udpchat-conform",
+            "relay",
+            "h",
+            "--loss",
+            "0.2",
+            "--seed",
+            "7",
+        ])
+        .expect("valid");
+        let Command::Relay(relay) = args.command else {
+            panic!("relay mode")
+        };
+        let faults = relay.faults().expect("faults");
+        assert_eq!((faults.loss, faults.dup, faults.seed), (0.2, 0.0, 7));
+    }
+
+    #[test]
     fn a_host_without_a_port_gets_the_default_port() {
         assert_eq!(resolve("127.0.0.1:4000").unwrap().port(), 4000);
         assert_eq!(resolve("127.0.0.1").unwrap().port(), DEFAULT_PORT);
@@ -172,6 +293,19 @@ mod tests {
         assert!(
             help.contains("udpchat-conform relay 127.0.0.1:10024"),
             "{help}"
+        );
+        let class = Args::command()
+            .find_subcommand_mut("class")
+            .expect("class mode")
+            .render_long_help()
+            .to_string();
+        assert!(
+            class.contains("udpchat-conform class class.txt --html class.html"),
+            "{class}"
+        );
+        assert!(
+            class.contains("Exit status: 0 when every target"),
+            "{class}"
         );
     }
 }

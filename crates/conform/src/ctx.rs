@@ -11,6 +11,7 @@ use udpchat_proto::{ClientMsg, LineEnding, RelayMsg};
 
 use crate::check::NotPassed;
 use crate::lines;
+use crate::lossy::{FaultSettings, LossyPath};
 pub use crate::member::{Keys, Member, Welcome};
 use crate::probe::{show_bytes, Pacer, Probe, Received, Transcript};
 
@@ -55,6 +56,11 @@ pub struct Ctx {
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
     members: Vec<Member>,
+    faults: Option<(FaultSettings, u64)>,
+    /// All of this check's sockets on one address (for a loopback target,
+    /// they are otherwise spread over 127.0.0.2-40, see
+    /// [`crate::probe::spread_addr`]).
+    pub one_address: bool,
 }
 
 impl Ctx {
@@ -67,6 +73,26 @@ impl Ctx {
             transcript: Rc::new(Transcript::default()),
             received: Rc::new(RefCell::new(Vec::new())),
             members: Vec::new(),
+            faults: None,
+            one_address: false,
+        }
+    }
+
+    /// Runs this check with faults: [`Ctx::lossy`] then puts a member
+    /// behind a lossy path seeded from `seed`.
+    pub fn set_faults(&mut self, faults: FaultSettings, seed: u64) {
+        self.faults = Some((faults, seed));
+    }
+
+    /// Puts `member`'s socket behind a seeded lossy path (both ways), if
+    /// this check runs with faults; else does nothing. Each member gets
+    /// its own generator (the check's seed plus a count).
+    pub fn lossy(&mut self, member: &Member) {
+        if let Some((settings, seed)) = &mut self.faults {
+            *seed = seed.wrapping_add(1);
+            member
+                .probe
+                .set_lossy(Some(LossyPath::new(*settings, *seed)));
         }
     }
 
@@ -83,7 +109,13 @@ impl Ctx {
 
     /// A fresh socket on an ephemeral port, playing `who`.
     pub fn probe(&self, who: &str) -> Result<Rc<Probe>, NotPassed> {
-        Probe::new(
+        let local = if self.one_address {
+            None
+        } else {
+            crate::probe::spread_addr(self.target)
+        };
+        Probe::new_from(
+            local,
             self.target,
             who,
             Rc::clone(&self.run.pacer),

@@ -14,15 +14,19 @@
 //! Layout: [`check`] (what a check is), [`registry`] (every check),
 //! [`checks`] (the check functions, by group), [`ctx`], [`member`] and [`probe`]
 //! (the kit's sockets, members, joins and waits), [`lines`] (the expected classic
-//! lines), [`runner`] (one run), [`report`] (console, JSON, JUnit),
-//! [`cli`] and [`words`] (the command line and the report's two languages).
+//! lines), [`runner`] (one run), [`report`] (console, JSON, JUnit, the
+//! class's HTML page), [`class`] (class mode), [`lossy`] (repair under
+//! seeded faults), [`cli`] and [`words`] (the command line and the
+//! report's two languages).
 
 pub mod check;
 pub mod checks;
+pub mod class;
 pub mod cli;
 pub mod ctx;
 pub mod join;
 pub mod lines;
+pub mod lossy;
 pub mod member;
 pub mod probe;
 pub mod registry;
@@ -100,7 +104,10 @@ pub fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli::Command::Relay(relay) = args.command;
+    let relay = match args.command {
+        cli::Command::Relay(relay) => relay,
+        cli::Command::Class(class_args) => return class::main(&class_args),
+    };
     let target = match cli::resolve(&relay.target) {
         Ok(target) => target,
         Err(e) => {
@@ -123,7 +130,7 @@ pub fn main() -> ExitCode {
         timeout: relay.timeout,
         only: relay.only.clone(),
     };
-    let report = match run(&options) {
+    let report = match runner::run_with_faults(&options, relay.faults()) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("udpchat-conform: {e}");

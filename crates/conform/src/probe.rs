@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use udpchat_proto::LineEnding;
 
+use crate::lossy::{Fate, LossyPath};
+
 /// The shortest gap between two datagrams the kit sends, over all its
 /// sockets: at most 125 a second, below the per-IP refill of our relay's
 /// rate limit (160 a second, PROTOCOL.md section 9), so a conforming relay
@@ -185,6 +187,7 @@ pub struct Probe {
     transcript: Rc<Transcript>,
     received: Rc<RefCell<Vec<Received>>>,
     refused: Cell<bool>,
+    lossy: RefCell<Option<LossyPath>>,
 }
 
 /// The address a kit socket binds to for `target`: loopback for a loopback
@@ -200,6 +203,33 @@ pub fn local_addr_for(target: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, 0)
 }
 
+/// The loopback addresses the kit's sockets take turns on when the
+/// target is on 127.0.0.0/8: 127.0.0.2 to 127.0.0.40.
+pub const SPREAD: std::ops::RangeInclusive<u8> = 2..=40;
+
+/// For an IPv4 loopback target, the next of [`SPREAD`] (port 0): the kit's
+/// members then come from many addresses, as a classroom's would, so a
+/// relay's per-address limits (ours: 4 members and 8 joins per address)
+/// do not slow the run. `None` for any other target (one address, as
+/// before). Where 127.0.0.x cannot be bound (macOS has only 127.0.0.1),
+/// [`Probe::new_from`] falls back to [`local_addr_for`].
+pub fn spread_addr(target: SocketAddr) -> Option<SocketAddr> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let IpAddr::V4(ip) = target.ip() else {
+        return None;
+    };
+    if !ip.is_loopback() {
+        return None;
+    }
+    let span = SPREAD.end() - SPREAD.start() + 1;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+    Some(SocketAddr::new(
+        Ipv4Addr::new(127, 0, 0, SPREAD.start() + n).into(),
+        0,
+    ))
+}
+
 impl Probe {
     /// A fresh socket on an ephemeral port, connected to `target`.
     pub fn new(
@@ -209,7 +239,25 @@ impl Probe {
         transcript: Rc<Transcript>,
         received: Rc<RefCell<Vec<Received>>>,
     ) -> io::Result<Probe> {
-        let socket = UdpSocket::bind(local_addr_for(target))?;
+        Probe::new_from(None, target, who, pacer, transcript, received)
+    }
+
+    /// Like [`Probe::new`], bound to `local` if given and possible (else
+    /// to [`local_addr_for`]).
+    pub fn new_from(
+        local: Option<SocketAddr>,
+        target: SocketAddr,
+        who: &str,
+        pacer: Rc<Pacer>,
+        transcript: Rc<Transcript>,
+        received: Rc<RefCell<Vec<Received>>>,
+    ) -> io::Result<Probe> {
+        let socket = match local {
+            Some(addr) => {
+                UdpSocket::bind(addr).or_else(|_| UdpSocket::bind(local_addr_for(target)))?
+            }
+            None => UdpSocket::bind(local_addr_for(target))?,
+        };
         socket.connect(target)?;
         Ok(Probe {
             socket,
@@ -219,6 +267,7 @@ impl Probe {
             transcript,
             received,
             refused: Cell::new(false),
+            lossy: RefCell::new(None),
         })
     }
 
@@ -247,11 +296,51 @@ impl Probe {
     /// relay's host reported the port unreachable) is recorded as a lost
     /// datagram: the check then sees no answer.
     pub fn send(&self, bytes: &[u8]) {
-        self.pacer.wait_turn();
-        self.transcript.push(Direction::Sent, &self.who(), bytes);
-        if let Err(e) = self.socket.send(bytes) {
-            log::debug!("{}: send failed: {e}", self.who());
+        let on_wire = match self.lossy.borrow_mut().as_mut() {
+            Some(path) => {
+                let (on_wire, fate) = path.outgoing(bytes);
+                let who = format!("{}{}", self.who(), fate.note());
+                self.transcript.push(Direction::Sent, &who, bytes);
+                on_wire
+            }
+            None => {
+                self.transcript.push(Direction::Sent, &self.who(), bytes);
+                vec![bytes.to_vec()]
+            }
+        };
+        for datagram in on_wire {
+            self.pacer.wait_turn();
+            if let Err(e) = self.socket.send(&datagram) {
+                log::debug!("{}: send failed: {e}", self.who());
+            }
         }
+    }
+
+    /// Puts this socket behind a lossy path (both ways), or takes it away.
+    pub fn set_lossy(&self, path: Option<LossyPath>) {
+        *self.lossy.borrow_mut() = path;
+    }
+
+    /// Sends the datagram the lossy path holds back, if any (nothing
+    /// came after it to overtake it).
+    pub fn release(&self) {
+        let held = self
+            .lossy
+            .borrow_mut()
+            .as_mut()
+            .and_then(LossyPath::release_out);
+        if let Some(datagram) = held {
+            self.pacer.wait_turn();
+            let _ = self.socket.send(&datagram);
+        }
+    }
+
+    /// The next datagram the lossy path delivers, recorded.
+    fn next_delivered(&self) -> Option<Vec<u8>> {
+        let bytes = self.lossy.borrow_mut().as_mut()?.next_delivered()?;
+        self.transcript
+            .push(Direction::Received, &self.who(), &bytes);
+        Some(bytes)
     }
 
     /// Sends `text` as one datagram.
@@ -264,6 +353,9 @@ impl Probe {
         let deadline = Instant::now() + timeout;
         // 64 KiB: an over-long datagram must be seen whole, not cut at 1024.
         let mut buf = vec![0u8; 65536];
+        if let Some(bytes) = self.next_delivered() {
+            return Some(bytes);
+        }
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             if left.is_zero() {
@@ -273,13 +365,28 @@ impl Probe {
             match self.socket.recv(&mut buf) {
                 Ok(n) => {
                     let bytes = buf[..n].to_vec();
-                    self.transcript
-                        .push(Direction::Received, &self.who(), &bytes);
                     self.received.borrow_mut().push(Received {
                         bytes: bytes.clone(),
                         who: self.who(),
                         ending: self.ending.get(),
                     });
+                    let fate = self
+                        .lossy
+                        .borrow_mut()
+                        .as_mut()
+                        .map(|path| path.incoming(bytes.clone()));
+                    if let Some(fate) = fate {
+                        if fate != Fate::Delivered && fate != Fate::Duplicated {
+                            let who = format!("{}{}", self.who(), fate.note());
+                            self.transcript.push(Direction::Received, &who, &bytes);
+                        }
+                        if let Some(bytes) = self.next_delivered() {
+                            return Some(bytes);
+                        }
+                        continue;
+                    }
+                    self.transcript
+                        .push(Direction::Received, &self.who(), &bytes);
                     return Some(bytes);
                 }
                 Err(e)
@@ -288,7 +395,11 @@ impl Probe {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return None
+                    // Nothing more came: a datagram held back arrives now.
+                    if let Some(path) = self.lossy.borrow_mut().as_mut() {
+                        path.release_in();
+                    }
+                    return self.next_delivered();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -345,6 +456,17 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_targets_spread_over_addresses_and_others_do_not() {
+        let target = SocketAddr::from(([127, 0, 0, 1], 10024));
+        let ips: std::collections::HashSet<_> = (0..80)
+            .map(|_| spread_addr(target).expect("loopback").ip())
+            .collect();
+        assert_eq!(ips.len(), SPREAD.count());
+        assert!(spread_addr(SocketAddr::from(([192, 168, 1, 20], 10024))).is_none());
+        assert!(spread_addr("[::1]:10024".parse().expect("addr")).is_none());
+    }
 
     #[test]
     fn the_pacer_keeps_sends_apart() {

@@ -11,6 +11,7 @@ use udpchat_proto::{check_relay_datagram, ClientMsg, Nick, RelayMsg, SessionKey,
 
 use crate::check::{CheckReport, Group, NotPassed, Outcome};
 use crate::ctx::{Ctx, RunState};
+use crate::lossy::{self, FaultSettings};
 use crate::probe::{show_bytes, Probe};
 use crate::registry;
 use crate::report::Report;
@@ -32,6 +33,13 @@ pub struct Options {
 /// Errors only when the target does not answer at all (or the kit cannot
 /// open a socket): a relay that answers gets a report, however bad.
 pub fn run(options: &Options) -> Result<Report, Error> {
+    run_with_faults(options, None)
+}
+
+/// Like [`run`], with `faults`: the checks of repair run their lossy
+/// variants ([`crate::lossy`]) behind a seeded lossy path, and every other
+/// check is skipped, saying it is not run under faults.
+pub fn run_with_faults(options: &Options, faults: Option<FaultSettings>) -> Result<Report, Error> {
     let started = Instant::now();
     let state = RunState::new(&run_tag());
     preflight(options, &state)?;
@@ -40,6 +48,11 @@ pub fn run(options: &Options) -> Result<Report, Error> {
     let mut group_skips = Vec::new();
     if let Some(why) = &structured_skip {
         group_skips.push((Group::Structured, why.clone()));
+    }
+    if faults.is_some() {
+        // No check of these groups has a lossy variant: one line each.
+        group_skips.push((Group::Classic, lossy::NOT_UNDER_FAULTS.to_owned()));
+        group_skips.push((Group::Extensions, lossy::NOT_UNDER_FAULTS.to_owned()));
     }
     for check in registry::all() {
         if !options.only.is_empty()
@@ -59,15 +72,29 @@ pub fn run(options: &Options) -> Result<Report, Error> {
             });
             continue;
         }
-        log::info!("running {}", check.id);
+        let mut run_fn = check.run;
         let mut ctx = Ctx::new(options.target, options.timeout, &state);
-        let result =
-            catch_unwind(AssertUnwindSafe(|| (check.run)(&mut ctx))).unwrap_or_else(|_| {
-                Err(NotPassed::fail(
-                    "the check runs to its end",
-                    "the kit itself failed (a bug in udpchat-conform; please report it)",
-                ))
-            });
+        if let Some(faults) = faults {
+            let Some(lossy) = lossy::variant(check.id) else {
+                results.push(CheckReport {
+                    check,
+                    outcome: Outcome::Skip {
+                        why: lossy::NOT_UNDER_FAULTS.to_owned(),
+                    },
+                    duration: Duration::ZERO,
+                });
+                continue;
+            };
+            run_fn = lossy;
+            ctx.set_faults(faults, faults.seed ^ id_hash(check.id));
+        }
+        log::info!("running {}", check.id);
+        let result = catch_unwind(AssertUnwindSafe(|| run_fn(&mut ctx))).unwrap_or_else(|_| {
+            Err(NotPassed::fail(
+                "the check runs to its end",
+                "the kit itself failed (a bug in udpchat-conform; please report it)",
+            ))
+        });
         ctx.clean_up();
         let result = result.and_then(|()| wire_rules(&ctx));
         let transcript = ctx.take_transcript();
@@ -98,6 +125,15 @@ pub fn run(options: &Options) -> Result<Report, Error> {
         group_skips,
         duration: started.elapsed(),
         datagrams_sent: state.sent(),
+        faults,
+    })
+}
+
+/// FNV-1a of a check id: each check's faults differ, and do not depend on
+/// which other checks ran.
+fn id_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

@@ -38,6 +38,8 @@ pub struct Words {
     pub verdict_ok: &'static str,
     /// Last words when a MUST failed.
     pub verdict_bad: &'static str,
+    /// Before the fault settings of a run with faults.
+    pub faults: &'static str,
 }
 
 /// The words of `lang`.
@@ -58,6 +60,7 @@ pub fn words(lang: Lang) -> Words {
             skipped: "skipped",
             verdict_ok: "every MUST check passed",
             verdict_bad: "a MUST check failed",
+            faults: "repair under faults (only the checks of repair run), lossy path",
         },
         Lang::Zh => Words {
             pass: "通过",
@@ -74,6 +77,7 @@ pub fn words(lang: Lang) -> Words {
             skipped: "项跳过",
             verdict_ok: "所有 MUST 检查均已通过",
             verdict_bad: "有 MUST 检查未通过",
+            faults: "故障下的修复（只运行修复相关的检查），有损路径",
         },
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod broken_relay;
 pub mod client;
+pub mod drop_proxy;
 pub mod lines;
 pub mod member;
 pub mod process;

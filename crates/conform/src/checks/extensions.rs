@@ -76,6 +76,9 @@ fn skip_if_unknown(reply: &[u8], verb: &str) -> CheckResult {
 const WHO_MEMBERS: usize = 18;
 
 fn who_paging(ctx: &mut Ctx) -> CheckResult {
+    // One address for all: the asker's address must have sent enough to
+    // be allowed a reply of two pages (PROTOCOL.md section 9, reply bytes).
+    ctx.one_address = true;
     let mut members: Vec<Member> = Vec::new();
     let mut refused = None;
     for _ in 0..WHO_MEMBERS {

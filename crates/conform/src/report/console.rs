@@ -19,6 +19,9 @@ pub fn render(report: &Report, lang: Lang) -> String {
     let w = words(lang);
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", w.checking, report.target);
+    if let Some(faults) = &report.faults {
+        let _ = writeln!(out, "{}: {faults}", w.faults);
+    }
     for group in Group::ALL {
         let results: Vec<_> = report
             .results
@@ -144,6 +147,7 @@ mod tests {
             group_skips: vec![(Group::Structured, "no COOKIE".to_owned())],
             duration: Duration::from_millis(6),
             datagrams_sent: 1,
+            faults: None,
         }
     }
 

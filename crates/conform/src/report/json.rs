@@ -33,7 +33,7 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "{{\"tool\":\"udpchat-conform\",\"mode\":\"relay\",\"target\":{},\"passed\":{},\"failed\":{},\"skipped\":{},\"must_passed\":{},\"duration_ms\":{},\"datagrams_sent\":{},\"group_skips\":[",
+        "{{\"tool\":\"udpchat-conform\",\"mode\":\"relay\",\"target\":{},\"passed\":{},\"failed\":{},\"skipped\":{},\"must_passed\":{},\"duration_ms\":{},\"datagrams_sent\":{},",
         string(&report.target.to_string()),
         report.passed(),
         report.failed(),
@@ -42,6 +42,17 @@ pub fn render(report: &Report) -> String {
         report.duration.as_millis(),
         report.datagrams_sent,
     );
+    match &report.faults {
+        Some(f) => {
+            let _ = write!(
+                out,
+                "\"faults\":{{\"loss\":{},\"dup\":{},\"reorder\":{},\"seed\":{}}},",
+                f.loss, f.dup, f.reorder, f.seed
+            );
+        }
+        None => out.push_str("\"faults\":null,"),
+    }
+    out.push_str("\"group_skips\":[");
     for (i, (group, why)) in report.group_skips.iter().enumerate() {
         let comma = if i > 0 { "," } else { "" };
         let _ = write!(

@@ -34,8 +34,12 @@ pub fn render(report: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"udpchat-conform relay {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+        "<testsuites name=\"udpchat-conform relay {}{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
         escape(&report.target.to_string()),
+        report
+            .faults
+            .map(|f| format!(" {f}"))
+            .unwrap_or_default(),
         report.results.len(),
         report.failed(),
         report.skipped(),

@@ -4,6 +4,7 @@
 //! each is small, and each escapes everything it writes).
 
 pub mod console;
+pub mod html;
 pub mod json;
 pub mod junit;
 
@@ -25,6 +26,8 @@ pub struct Report {
     pub duration: Duration,
     /// Datagrams the kit sent in all.
     pub datagrams_sent: u64,
+    /// The faults of the lossy path, if the run had them.
+    pub faults: Option<crate::lossy::FaultSettings>,
 }
 
 impl Report {
