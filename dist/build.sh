@@ -4,10 +4,11 @@
 #
 #   udpchat-VERSION-linux-x86_64.tar.gz    static (musl): any Linux, no libraries
 #   udpchat-VERSION-linux-aarch64.tar.gz   static (musl): a Raspberry Pi as class server
-#   udpchat-VERSION-windows-x86_64.zip     udpchat.exe and udpchat-relay.exe
+#   udpchat-VERSION-windows-x86_64.zip     udpchat.exe, udpchat-relay.exe, udpchat-conform.exe
 #   SHA256SUMS
 #
-# Each archive holds udpchat, udpchat-relay and STUDENTS.txt (how to run it,
+# Each archive holds udpchat, udpchat-relay, udpchat-conform (to check a
+# homework relay or client against PROTOCOL.md) and STUDENTS.txt (how to run it,
 # the firewall, "no relay answering"; English and Chinese). macOS is not
 # built here (it cannot be linked without Apple's SDK): .ci/run lints both
 # Apple targets and the README says how a Mac user builds the client.
@@ -81,7 +82,7 @@ build() {
     local target="$1"
     rustup target list --installed | grep -qx "$target" || rustup target add "$target"
     log "cargo build --release --target $target (commit $commit)"
-    cargo build --release --locked --target "$target" --bin udpchat --bin udpchat-relay
+    cargo build --release --locked --target "$target" --bin udpchat --bin udpchat-relay --bin udpchat-conform
 }
 
 # Reproducible tarball of directory $2 (under $stage) as $1.
@@ -97,7 +98,8 @@ linux() {
     local target="$1" arch="$2" dir="udpchat-$version-linux-$2"
     build "$target"
     mkdir -p "$stage/$dir"
-    install -m 0755 "target/$target/release/udpchat" "target/$target/release/udpchat-relay" "$stage/$dir/"
+    install -m 0755 "target/$target/release/udpchat" "target/$target/release/udpchat-relay" \
+        "target/$target/release/udpchat-conform" "$stage/$dir/"
     install -m 0644 dist/STUDENTS.txt "$stage/$dir/"
     file "$stage/$dir/udpchat" | sed "s|$stage/||"
     tarball "$dir.tar.gz" "$dir"
@@ -121,7 +123,8 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 build x86_64-pc-windows-gnu
 windir="udpchat-$version-windows-x86_64"
 mkdir -p "$stage/$windir"
-cp target/x86_64-pc-windows-gnu/release/udpchat.exe target/x86_64-pc-windows-gnu/release/udpchat-relay.exe "$stage/$windir/"
+cp target/x86_64-pc-windows-gnu/release/udpchat.exe target/x86_64-pc-windows-gnu/release/udpchat-relay.exe \
+    target/x86_64-pc-windows-gnu/release/udpchat-conform.exe "$stage/$windir/"
 sed 's/$/\r/' dist/STUDENTS.txt >"$stage/$windir/STUDENTS.txt"
 touch -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)" "$stage/$windir"/*
 rm -f "$out/$windir.zip"
