@@ -39,11 +39,18 @@ pub enum Group {
     Extensions,
     /// `HELLO`, `SAY`, `EVENT`, ... (section 8).
     Structured,
+    /// What a client sends and prints (`udpchat-conform client`).
+    Client,
 }
 
 impl Group {
     /// Every group, in report order.
-    pub const ALL: [Group; 3] = [Group::Classic, Group::Extensions, Group::Structured];
+    pub const ALL: [Group; 4] = [
+        Group::Classic,
+        Group::Extensions,
+        Group::Structured,
+        Group::Client,
+    ];
 
     /// A stable name for machine-readable reports.
     pub fn id(self) -> &'static str {
@@ -51,6 +58,7 @@ impl Group {
             Group::Classic => "classic",
             Group::Extensions => "extensions",
             Group::Structured => "structured",
+            Group::Client => "client",
         }
     }
 }

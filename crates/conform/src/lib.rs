@@ -20,6 +20,7 @@
 pub mod check;
 pub mod checks;
 pub mod cli;
+pub mod client;
 pub mod ctx;
 pub mod join;
 pub mod lines;
@@ -100,7 +101,10 @@ pub fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli::Command::Relay(relay) = args.command;
+    let relay = match args.command {
+        cli::Command::Relay(relay) => relay,
+        cli::Command::Client(client) => return client::main(&client),
+    };
     let target = match cli::resolve(&relay.target) {
         Ok(target) => target,
         Err(e) => {

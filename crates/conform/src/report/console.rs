@@ -18,7 +18,11 @@ const SHOWN: usize = 12;
 pub fn render(report: &Report, lang: Lang) -> String {
     let w = words(lang);
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", w.checking, report.target);
+    let checking = match report.mode() {
+        "client" => w.checking_client,
+        _ => w.checking,
+    };
+    let _ = writeln!(out, "{checking} {}", report.target);
     for group in Group::ALL {
         let results: Vec<_> = report
             .results
