@@ -40,7 +40,7 @@ mod tests {
                 crate::Group::Classic => "classic.",
                 crate::Group::Extensions => "ext.",
                 crate::Group::Structured => "struct.",
-                crate::Group::Client => "client.",
+                crate::Group::Client | crate::Group::ClientStructured => "client.",
             }));
             assert!(!check.title.en.is_empty() && !check.title.zh.is_empty());
         }

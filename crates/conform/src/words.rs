@@ -91,8 +91,10 @@ pub fn group_heading(group: Group, lang: Lang) -> &'static str {
         (Group::Extensions, Lang::Zh) => "扩展命令（第 7 节）",
         (Group::Structured, Lang::En) => "Structured dialect (section 8)",
         (Group::Structured, Lang::Zh) => "结构化协议（第 8 节）",
-        (Group::Client, Lang::En) => "The client (sections 2, 3, 8, 10, 12)",
-        (Group::Client, Lang::Zh) => "客户端（第 2、3、8、10、12 节）",
+        (Group::Client, Lang::En) => "The client (sections 2, 3, 6, 9, 10, 12)",
+        (Group::Client, Lang::Zh) => "客户端（第 2、3、6、9、10、12 节）",
+        (Group::ClientStructured, Lang::En) => "A structured client (section 8)",
+        (Group::ClientStructured, Lang::Zh) => "结构化客户端（第 8 节）",
     }
 }
 

@@ -15,11 +15,11 @@ pub mod kit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::check::{CheckReport, NotPassed, Outcome};
+use crate::check::{CheckReport, Group, NotPassed, Outcome};
 use crate::report::Report;
 use crate::Error;
 
-pub use checks::{ClientCheck, CHECKS};
+pub use checks::{ClientCheck, CHECKS, CLASSIC_SKIP};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -45,14 +45,28 @@ pub fn run(options: &Options) -> Result<Report, Error> {
     let mut results = Vec::new();
     let mut target = None;
     let mut sent = 0u64;
+    // Learnt from the first check whose client joined: `Some(false)` for
+    // a client that joins with N, whose structured checks are then skipped
+    // without starting it again.
+    let mut structured: Option<bool> = None;
     for entry in CHECKS {
         let check = &entry.check;
         if !options.only.is_empty() && !options.only.iter().any(|p| check.id.starts_with(p.as_str()))
         {
             continue;
         }
-        log::info!("running {}", check.id);
         let check_started = Instant::now();
+        if check.group == Group::ClientStructured && structured == Some(false) {
+            results.push(CheckReport {
+                check,
+                outcome: Outcome::Skip {
+                    why: CLASSIC_SKIP.to_owned(),
+                },
+                duration: std::time::Duration::ZERO,
+            });
+            continue;
+        }
+        log::info!("running {}", check.id);
         let (result, transcript) =
             match kit::Kit::start(&options.command, options.timeout, options.name.as_deref()) {
                 Ok(mut kit) => {
@@ -64,6 +78,12 @@ pub fn run(options: &Options) -> Result<Report, Error> {
                                 "the kit itself failed (a bug in udpchat-conform; please report it)",
                             ))
                         });
+                    if let Some(joined) = &kit.joined {
+                        structured.get_or_insert(matches!(
+                            joined.dialect,
+                            kit::Dialect::Structured { .. }
+                        ));
+                    }
                     sent += kit
                         .transcript
                         .iter()
@@ -90,10 +110,19 @@ pub fn run(options: &Options) -> Result<Report, Error> {
             duration: check_started.elapsed(),
         });
     }
+    let group_skipped = results
+        .iter()
+        .filter(|r| r.check.group == Group::ClientStructured)
+        .map(|r| matches!(&r.outcome, Outcome::Skip { why } if why == CLASSIC_SKIP))
+        .collect::<Vec<_>>();
+    let mut group_skips = Vec::new();
+    if !group_skipped.is_empty() && group_skipped.iter().all(|s| *s) {
+        group_skips.push((Group::ClientStructured, CLASSIC_SKIP.to_owned()));
+    }
     Ok(Report {
         target: target.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         results,
-        group_skips: Vec::new(),
+        group_skips,
         duration: started.elapsed(),
         datagrams_sent: sent,
     })

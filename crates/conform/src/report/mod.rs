@@ -71,7 +71,7 @@ impl Report {
         if self
             .results
             .first()
-            .is_some_and(|r| r.check.group == Group::Client)
+            .is_some_and(|r| matches!(r.check.group, Group::Client | Group::ClientStructured))
         {
             "client"
         } else {
