@@ -16,7 +16,10 @@
 //! - `loss_smoke`: both binaries through the seeded loss proxy, briefly;
 //! - `conform`: `udpchat-conform relay` against the real relay (every MUST
 //!   passes) and against deliberately broken relays (each fails exactly
-//!   the checks it should).
+//!   the checks it should);
+//! - `conform_client`: `udpchat-conform client` playing the relay for our
+//!   client (every check passes) and for broken clients
+//!   (`support/broken_client.py`; each fails exactly its check).
 
 mod support;
 
@@ -26,6 +29,7 @@ mod cli_tmux;
 mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod conform;
+mod conform_client;
 mod flood_joins;
 mod hostile;
 mod hostile_input;
