@@ -213,7 +213,15 @@ fn conform_client_binary_exits_1_on_a_failed_must_and_2_without_a_command() {
         return;
     }
     let out = Command::new(CONFORM_BIN)
-        .args(["client", "--timeout", "5s", "--lang", "zh", "--name", "carol"])
+        .args([
+            "client",
+            "--timeout",
+            "5s",
+            "--lang",
+            "zh",
+            "--name",
+            "carol",
+        ])
         .args(["--only", "client.join", "--only", "client.text"])
         .args(["--", "python3"])
         .arg(script())

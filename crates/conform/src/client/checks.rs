@@ -263,12 +263,10 @@ fn chat_identity(kit: &mut Kit) -> CheckResult {
         }
     }
     match &got.msg {
-        Some(ClientMsg::Chat { nick, .. }) if nick.as_str() != joined.nick => {
-            Err(NotPassed::fail(
-                expected,
-                format!("it named {} (a relay answers not-yours)", nick.as_str()),
-            ))
-        }
+        Some(ClientMsg::Chat { nick, .. }) if nick.as_str() != joined.nick => Err(NotPassed::fail(
+            expected,
+            format!("it named {} (a relay answers not-yours)", nick.as_str()),
+        )),
         Some(ClientMsg::Chat { .. }) | Some(ClientMsg::Say { .. }) => Ok(()),
         _ => Err(NotPassed::fail(
             expected,
@@ -327,10 +325,7 @@ fn line_endings(kit: &mut Kit) -> CheckResult {
     }
     if !seen.iter().any(|t| t.contains(&second)) {
         return Err(NotPassed::fail(
-            format!(
-                "the line {} is sent",
-                show_bytes(second.as_bytes(), 60)
-            ),
+            format!("the line {} is sent", show_bytes(second.as_bytes(), 60)),
             "it did not arrive",
         ));
     }
@@ -349,8 +344,7 @@ fn max_1024(kit: &mut Kit) -> CheckResult {
     let deadline = owed(kit);
     let arrived = kit
         .wait_for(deadline, |i| {
-            i.bytes.len() > udpchat_proto::MAX_DATAGRAM
-                || chat_text(i).is_some_and(|t| t == last)
+            i.bytes.len() > udpchat_proto::MAX_DATAGRAM || chat_text(i).is_some_and(|t| t == last)
         })
         .is_some();
     if let Some(big) = kit
@@ -434,9 +428,10 @@ fn resend_gap(kit: &mut Kit) -> CheckResult {
         text: text("three"),
     });
     let deadline = owed(kit);
-    let resend = kit.wait_for(deadline, |i| {
-        matches!(i.msg, Some(ClientMsg::Resend { from, to }) if from <= lost && lost <= to)
-    });
+    let resend = kit.wait_for(
+        deadline,
+        |i| matches!(i.msg, Some(ClientMsg::Resend { from, to }) if from <= lost && lost <= to),
+    );
     match resend {
         Some(i) => {
             kit.serve(&i);
@@ -496,7 +491,10 @@ fn show_chat(kit: &mut Kit) -> CheckResult {
         ));
     }
     Err(NotPassed::fail(
-        format!("the client prints {} from kitbob", show_bytes(line.as_bytes(), 60)),
+        format!(
+            "the client prints {} from kitbob",
+            show_bytes(line.as_bytes(), 60)
+        ),
         format!("its output: {}", show_bytes(&out, 200)),
     ))
 }

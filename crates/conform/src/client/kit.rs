@@ -108,7 +108,11 @@ pub struct Kit {
 
 impl Kit {
     /// Binds a socket on 127.0.0.1 and starts `command` for it.
-    pub fn start(command: &[String], timeout: Duration, name: Option<&str>) -> Result<Kit, NotPassed> {
+    pub fn start(
+        command: &[String],
+        timeout: Duration,
+        name: Option<&str>,
+    ) -> Result<Kit, NotPassed> {
         let socket = UdpSocket::bind("127.0.0.1:0")
             .map_err(|e| NotPassed::Skip(format!("the kit cannot open a UDP socket: {e}")))?;
         let addr = socket
@@ -311,17 +315,14 @@ impl Kit {
                 self.event(RoomEvent::Join(nick.clone()));
                 Ok(joined)
             }
-            Some(ClientMsg::Hello {
-                cookie: None, nick, ..
-            }) => {
+            Some(ClientMsg::Hello { cookie: None, .. }) => {
                 if first.bytes.len() < MIN_HELLO_LEN {
                     return Err(JoinFault::First(NotPassed::fail(
                         format!("a HELLO without a cookie is padded to at least {MIN_HELLO_LEN} bytes (section 8, Joining); a relay drops a shorter one"),
                         format!("it was {} bytes: {}", first.bytes.len(), show_bytes(&first.bytes, 100)),
                     )));
                 }
-                let nick = nick.as_str().to_owned();
-                self.cookie_round_trip(first.from, &nick, relay_key)
+                self.cookie_round_trip(first.from, relay_key)
             }
             _ => Err(JoinFault::First(NotPassed::fail(
                 "the client's first datagram is N <nick> (classic) or a cookie-less HELLO (structured)",
@@ -330,12 +331,7 @@ impl Kit {
         }
     }
 
-    fn cookie_round_trip(
-        &mut self,
-        from: SocketAddr,
-        nick: &str,
-        relay_key: u64,
-    ) -> Result<Joined, JoinFault> {
+    fn cookie_round_trip(&mut self, from: SocketAddr, relay_key: u64) -> Result<Joined, JoinFault> {
         let cookie = RelayMsg::Cookie(Cookie(COOKIE)).encode();
         self.send_raw(from, &cookie);
         let deadline = Instant::now() + self.timeout.max(Duration::from_secs(3));
@@ -385,7 +381,6 @@ impl Kit {
                             relay,
                         },
                     };
-                    let _ = nick;
                     self.joined = Some(joined.clone());
                     let last = self.last_seq();
                     self.send_msg(&RelayMsg::Welcome {
@@ -395,18 +390,18 @@ impl Kit {
                         ping_interval: 15,
                         idle_timeout: 60,
                         history_from: Some(last + 1),
-                        resume: Some(Token::new("00000000000000015c0a1e7d9b3f4a21").expect("valid")),
+                        resume: Some(
+                            Token::new("00000000000000015c0a1e7d9b3f4a21").expect("valid"),
+                        ),
                         key: Some(relay),
                     });
                     self.event(RoomEvent::Join(hello_nick));
                     return Ok(joined);
                 }
-                _ => {
-                    return Err(JoinFault::Cookie(NotPassed::fail(
-                        "after COOKIE, the client sends HELLO with that cookie (section 8, Joining)",
-                        format!("it sent {}", show_bytes(&next.bytes, 100)),
-                    )))
-                }
+                _ => return Err(JoinFault::Cookie(NotPassed::fail(
+                    "after COOKIE, the client sends HELLO with that cookie (section 8, Joining)",
+                    format!("it sent {}", show_bytes(&next.bytes, 100)),
+                ))),
             }
         }
     }
@@ -556,13 +551,8 @@ impl Kit {
                 Some(ClientMsg::Hello { .. }) => {
                     // A cookie from the old run: a fresh COOKIE, as a
                     // relay answers a stale one.
-                    let from = incoming.from;
-                    let nick = match &incoming.msg {
-                        Some(ClientMsg::Hello { nick, .. }) => nick.as_str().to_owned(),
-                        _ => String::new(),
-                    };
                     return self
-                        .cookie_round_trip(from, &nick, RELAY_KEY_AFTER_RESTART)
+                        .cookie_round_trip(incoming.from, RELAY_KEY_AFTER_RESTART)
                         .map_err(JoinFault::into_not_passed);
                 }
                 _ => self.send_raw(incoming.from, &not_joined),

@@ -51,7 +51,11 @@ pub fn run(options: &Options) -> Result<Report, Error> {
     let mut structured: Option<bool> = None;
     for entry in CHECKS {
         let check = &entry.check;
-        if !options.only.is_empty() && !options.only.iter().any(|p| check.id.starts_with(p.as_str()))
+        if !options.only.is_empty()
+            && !options
+                .only
+                .iter()
+                .any(|p| check.id.starts_with(p.as_str()))
         {
             continue;
         }
@@ -74,9 +78,9 @@ pub fn run(options: &Options) -> Result<Report, Error> {
                     let result = catch_unwind(AssertUnwindSafe(|| (entry.run)(&mut kit)))
                         .unwrap_or_else(|_| {
                             Err(NotPassed::fail(
-                                "the check runs to its end",
-                                "the kit itself failed (a bug in udpchat-conform; please report it)",
-                            ))
+                            "the check runs to its end",
+                            "the kit itself failed (a bug in udpchat-conform; please report it)",
+                        ))
                         });
                     if let Some(joined) = &kit.joined {
                         structured.get_or_insert(matches!(
@@ -163,7 +167,10 @@ pub fn main(args: &crate::cli::ClientArgs) -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", crate::report::console::render(&report, args.lang.into()));
+    print!(
+        "{}",
+        crate::report::console::render(&report, args.lang.into())
+    );
     let files = [
         (args.json.as_ref(), crate::report::json::render(&report)),
         (args.junit.as_ref(), crate::report::junit::render(&report)),
