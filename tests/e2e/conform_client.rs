@@ -45,9 +45,18 @@ fn console(report: &Report) -> String {
     udpchat_conform::report::console::render(report, udpchat_proto::Lang::En)
 }
 
+/// The faults of `broken_client.py` that join with `HELLO`.
+const STRUCTURED: &[&str] = &[
+    "structured",
+    "never-retransmits",
+    "no-resend",
+    "no-rejoin",
+    "unprefixed-say",
+];
+
 /// Runs the kit against the broken client `fault`.
 fn run_broken(fault: &str) -> Report {
-    let structured = matches!(fault, "structured" | "never-retransmits");
+    let structured = STRUCTURED.contains(&fault);
     let mut command = vec![
         "python3".to_owned(),
         script(),
@@ -72,7 +81,7 @@ fn run_broken(fault: &str) -> Report {
 fn assert_fails_exactly(fault: &str, want: &[&str]) {
     let report = run_broken(fault);
     assert_eq!(report.failed_ids(), want, "{fault}:\n{}", console(&report));
-    let classic = !matches!(fault, "structured" | "never-retransmits");
+    let classic = !STRUCTURED.contains(&fault);
     assert_eq!(
         report.group_skip(Group::ClientStructured).is_some(),
         classic,
@@ -197,6 +206,34 @@ fn conform_client_catches_a_client_that_sends_over_1024_bytes() {
 fn conform_client_catches_a_client_that_prints_control_characters() {
     if python3() {
         assert_fails_exactly("raw-control", &["client.show.no-control"]);
+    }
+}
+
+#[test]
+fn conform_client_catches_a_client_that_never_asks_for_missing_events() {
+    if python3() {
+        assert_fails_exactly("no-resend", &["client.resend.gap"]);
+    }
+}
+
+#[test]
+fn conform_client_catches_a_client_that_does_not_rejoin_a_restarted_relay() {
+    if python3() {
+        assert_fails_exactly("no-rejoin", &["client.rejoin.restart"]);
+    }
+}
+
+#[test]
+fn conform_client_catches_a_client_whose_say_lacks_the_relays_key() {
+    if python3() {
+        assert_fails_exactly("unprefixed-say", &["client.chat.identity"]);
+    }
+}
+
+#[test]
+fn conform_client_catches_a_client_that_sends_the_cr_of_a_crlf_line() {
+    if python3() {
+        assert_fails_exactly("keeps-cr", &["client.datagram.line-endings"]);
     }
 }
 

@@ -10,6 +10,10 @@ FAULT is one of:
   raw-control        the course client, but it prints what it receives raw
   structured         a correct minimal structured client (HELLO, SAY, RESEND, rejoin)
   never-retransmits  the structured client, but it never sends a SAY again
+  no-resend          the structured client, but it never asks for missing events
+  no-rejoin          the structured client, but it ignores ERROR not-joined
+  unprefixed-say     the structured client, but its SAY lacks the relay's key
+  keeps-cr           the course client, but a line typed with CR LF keeps its CR
 
 Each breaks exactly one rule of PROTOCOL.md; everything else is done right,
 so the kit must fail exactly the check of that rule.
@@ -57,7 +61,7 @@ def classic():
 
     threading.Thread(target=reader, daemon=True).start()
     for line in sys.stdin:
-        text = line.rstrip("\r\n")
+        text = line.rstrip("\n") if FAULT == "keeps-cr" else line.rstrip("\r\n")
         if FAULT == "trims-spaces":
             text = text.strip()
         if not text.strip():
@@ -81,7 +85,7 @@ class Structured:
         self.joined = threading.Event()
 
     def send(self, body):
-        if self.relay_key:
+        if self.relay_key and not (FAULT == "unprefixed-say" and body.startswith("SAY ")):
             body = "@%s %s" % (self.relay_key, body)
         SOCK.sendto(body.encode(), RELAY)
 
@@ -96,7 +100,8 @@ class Structured:
             SOCK.sendto(("HELLO udpchat/1 %s %s key=%s" % (self.nick, cookie, self.key)).encode(), RELAY)
             return
         if text.startswith("ERROR not-joined"):
-            self.hello()
+            if FAULT != "no-rejoin":
+                self.hello()
             return
         prefix = "@%s " % self.key
         if not text.startswith(prefix):
@@ -112,7 +117,7 @@ class Structured:
             if seq in self.have:
                 return
             self.have.add(seq)
-            if self.next is not None and seq > self.next:
+            if self.next is not None and seq > self.next and FAULT != "no-resend":
                 self.send("RESEND %d %d" % (self.next, seq - 1))
             if self.next is not None and seq == self.next:
                 while self.next in self.have:
@@ -164,7 +169,8 @@ class Structured:
         time.sleep(3600)
 
 
-if FAULT in ("structured", "never-retransmits"):
+STRUCTURED = ("structured", "never-retransmits", "no-resend", "no-rejoin", "unprefixed-say")
+if FAULT in STRUCTURED:
     Structured(sys.argv[3] if len(sys.argv) > 3 else "pyclient").run()
 else:
     classic()
