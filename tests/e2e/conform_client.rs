@@ -92,8 +92,9 @@ fn assert_fails_exactly(fault: &str, want: &[&str]) {
         if let Outcome::Skip { why } = &r.outcome {
             assert!(
                 classic && r.check.group == Group::ClientStructured,
-                "{} skipped: {why}",
-                r.check.id
+                "{} skipped: {why}\n{}",
+                r.check.id,
+                console(&report)
             );
         }
     }

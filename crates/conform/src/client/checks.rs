@@ -555,3 +555,34 @@ fn show_no_control(kit: &mut Kit) -> CheckResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_ending_at_the_end_is_allowed_but_none_inside() {
+        assert!(!inner_line_break(b"M carol hi"));
+        assert!(!inner_line_break(b"M carol hi\n"));
+        assert!(!inner_line_break(b"M carol hi\r\n"));
+        assert!(!inner_line_break(b"@0123456789abcdef SAY 1 hi"));
+        assert!(inner_line_break(b"M carol hi\r"));
+        assert!(inner_line_break(b"M carol a\nb"));
+        assert!(inner_line_break(b"M carol hi\n\n"));
+    }
+
+    #[test]
+    fn client_checks_are_listed_every_client_first_then_structured() {
+        let groups: Vec<Group> = CHECKS.iter().map(|c| c.check.group).collect();
+        let first_structured = groups
+            .iter()
+            .position(|g| *g == Group::ClientStructured)
+            .expect("structured client checks");
+        assert!(groups[..first_structured]
+            .iter()
+            .all(|g| *g == Group::Client));
+        assert!(groups[first_structured..]
+            .iter()
+            .all(|g| *g == Group::ClientStructured));
+    }
+}

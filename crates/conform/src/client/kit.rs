@@ -83,11 +83,12 @@ pub struct Incoming {
 
 /// The kit as the relay of one check.
 pub struct Kit {
+    /// The client under test (declared first: dropped, so killed, before
+    /// the socket closes).
+    pub child: ChildClient,
     socket: UdpSocket,
     /// The kit's address, as the client was given it.
     pub addr: SocketAddr,
-    /// The client under test.
-    pub child: ChildClient,
     /// How long to wait for what the client owes.
     pub timeout: Duration,
     /// Every datagram both ways.
