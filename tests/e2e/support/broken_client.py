@@ -39,7 +39,9 @@ def show(data):
         sys.stdout.buffer.write(data.rstrip(b"\n") + b"\n")
     else:
         text = data.decode("utf-8", "replace").rstrip("\n")
-        print("".join(c if c.isprintable() else "?" for c in text))
+        clean = "".join(c if c.isprintable() else "?" for c in text)
+        # As UTF-8 whatever the locale says, so CJK never stops the reader.
+        sys.stdout.buffer.write((clean + "\n").encode("utf-8"))
     sys.stdout.flush()
 
 
@@ -48,7 +50,7 @@ def classic():
     SOCK.sendto(("N " + name).encode(), RELAY)
     reply, _ = SOCK.recvfrom(2048)
     if reply != b"OK":
-        print("refused")
+        sys.stdout.write("refused\n")
         return
 
     def reader():
@@ -67,7 +69,8 @@ def classic():
         if not text.strip():
             continue
         if len(text.encode()) > 800 and FAULT != "over-1024":
-            print("too long: at most 800 bytes")
+            sys.stdout.write("too long: at most 800 bytes\n")
+            sys.stdout.flush()
             continue
         SOCK.sendto(("M %s %s" % (name, text)).encode(), RELAY)
 
@@ -141,7 +144,10 @@ class Structured:
                 except OSError:
                     continue
                 with self.lock:
-                    self.handle(data)
+                    try:
+                        self.handle(data)
+                    except Exception as e:  # a bad datagram never stops the reader
+                        print("dropped %r: %s" % (data, e), file=sys.stderr)
 
         threading.Thread(target=reader, daemon=True).start()
 
