@@ -238,6 +238,33 @@ fn conform_client_catches_a_client_that_sends_the_cr_of_a_crlf_line() {
     }
 }
 
+/// A client that exits at once (here ours without --nick) fails the join
+/// at once, and the evidence says that it exited and what it said.
+#[test]
+fn conform_client_reports_a_client_that_exits_before_joining() {
+    let report = run(&Options {
+        command: vec![
+            CLIENT_BIN.to_owned(),
+            "--relay".to_owned(),
+            "{addr}".to_owned(),
+        ],
+        timeout: TIMEOUT,
+        name: None,
+        only: vec!["client.join.first".to_owned()],
+    })
+    .expect("the kit runs");
+    assert_eq!(report.failed_ids(), ["client.join.first"]);
+    let Outcome::Fail { problem, .. } = &report.results[0].outcome else {
+        unreachable!("it failed");
+    };
+    assert!(problem.contains("the client had exited"), "{problem}");
+    assert!(problem.contains("nick"), "{problem}");
+    assert!(
+        report.duration < TIMEOUT,
+        "it did not wait for a dead client"
+    );
+}
+
 /// Through the binary: a MUST failed is exit 1 with the evidence, in
 /// Chinese with --lang zh; a missing command is a usage error (exit 2).
 #[test]

@@ -1,7 +1,7 @@
 //! The client under test as a child process: its command with the kit's
 //! address filled in, a stdin pipe the kit types lines into, its stdout
-//! captured by a thread, and always killed (by its PID) and reaped when the
-//! check ends.
+//! (and stderr, for the evidence when it exits early) captured by
+//! threads, and always killed (by its PID) and reaped when the check ends.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -28,7 +28,27 @@ pub struct ChildClient {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Arc<Mutex<Vec<u8>>>,
-    reader: Option<JoinHandle<()>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Copies everything `from` yields into `into` (at most 1 MiB: a client
+/// that prints without end cannot fill the kit's memory).
+fn capture(mut from: impl Read + Send + 'static, into: &Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    let into = Arc::clone(into);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut all) = into.lock() {
+                if all.len() < 1 << 20 {
+                    all.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+    })
 }
 
 impl ChildClient {
@@ -42,34 +62,25 @@ impl ChildClient {
             .env(RELAY_ENV, addr.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
         log::debug!("started the client, PID {}", child.id());
         let stdin = child.stdin.take();
         let stdout = Arc::new(Mutex::new(Vec::new()));
-        let reader = child.stdout.take().map(|mut out| {
-            let shared = Arc::clone(&stdout);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = out.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut all) = shared.lock() {
-                        // Bounded: a client that prints without end
-                        // cannot fill the kit's memory.
-                        if all.len() < 1 << 20 {
-                            all.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                }
-            })
-        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(capture(out, &stdout));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(capture(err, &stderr));
+        }
         Ok(ChildClient {
             child,
             stdin,
             stdout,
-            reader,
+            stderr,
+            readers,
         })
     }
 
@@ -94,6 +105,24 @@ impl ChildClient {
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
+
+    /// If the client has exited: its status and the last line it wrote
+    /// on stderr, as a clause for a failure's evidence (e.g. `; the client
+    /// had exited (exit status: 2), saying "..."`).
+    pub fn exit_note(&mut self) -> String {
+        let Some(status) = self.exited() else {
+            return String::new();
+        };
+        let err = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&err);
+        match text.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(last) => format!(
+                "; the client had exited ({status}), saying {}",
+                crate::probe::show_bytes(last.as_bytes(), 160)
+            ),
+            None => format!("; the client had exited ({status})"),
+        }
+    }
 }
 
 impl Drop for ChildClient {
@@ -104,9 +133,9 @@ impl Drop for ChildClient {
             log::debug!("kill PID {}: {e}", self.child.id());
         }
         let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            // The pipe closes with the client (or with a grandchild that
-            // kept it open: then the thread ends when that one does).
+        for reader in self.readers.drain(..) {
+            // The pipes close with the client (or with a grandchild that
+            // kept them open: then the thread ends when that one does).
             if reader.is_finished() {
                 let _ = reader.join();
             }

@@ -289,10 +289,22 @@ impl Kit {
     pub fn join(&mut self) -> Result<Joined, JoinFault> {
         let first_wait = self.timeout * 2;
         let deadline = Instant::now() + first_wait;
-        let Some(first) = self.recv(deadline) else {
+        let mut first = None;
+        while first.is_none() && Instant::now() < deadline {
+            first = self.recv(deadline.min(Instant::now() + Duration::from_millis(100)));
+            // A client that exited sends nothing more: no need to wait.
+            if first.is_none() && self.child.exited().is_some() {
+                first = self.recv(Instant::now() + Duration::from_millis(50));
+                break;
+            }
+        }
+        let Some(first) = first else {
             return Err(JoinFault::First(NotPassed::fail(
-                "the client sends N <nick> or HELLO to the relay address it was given",
-                format!("nothing arrived within {first_wait:?}"),
+                "the client sends N <nick> or HELLO to the relay address it was given ({addr} in its arguments, or UDPCHAT_RELAY)",
+                format!(
+                    "nothing arrived within {first_wait:?}{}",
+                    self.child.exit_note()
+                ),
             )));
         };
         self.answer_join(first, RELAY_KEY)
