@@ -218,6 +218,39 @@ mod tests {
     }
 
     #[test]
+    fn client_mode_takes_the_command_after_the_double_dash() {
+        use clap::CommandFactory;
+        let args = Args::try_parse_from([
+            "udpchat-conform",
+            "client",
+            "--name",
+            "carol",
+            "--",
+            "python3",
+            "client.py",
+            "--port",
+            "{port}",
+        ])
+        .expect("parses");
+        let Command::Client(client) = args.command else {
+            panic!("client mode");
+        };
+        assert_eq!(client.command, ["python3", "client.py", "--port", "{port}"]);
+        assert_eq!(client.name.as_deref(), Some("carol"));
+        assert!(Args::try_parse_from(["udpchat-conform", "client"]).is_err());
+        let mut cmd = Args::command();
+        let help = cmd
+            .find_subcommand_mut("client")
+            .expect("client")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("udpchat-conform client -- udpchat --relay {addr} --nick alice"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn help_has_an_example() {
         use clap::CommandFactory;
         let help = Args::command().render_long_help().to_string();
