@@ -128,7 +128,7 @@ fn assert_page_matches_json(page: &str, json: &str, names: &[&str]) {
 }
 
 /// A class of four relays (ours, and three with one bug each) and a client
-/// line: every relay is checked, the page and the JSON agree, each broken
+/// (ours): every target is checked, the page and the JSON agree, each broken
 /// relay fails exactly its checks, and a name with markup is escaped.
 #[test]
 fn conform_class_grades_a_class_into_one_page_and_one_json() {
@@ -148,8 +148,12 @@ fn conform_class_grades_a_class_into_one_page_and_one_json() {
         ..Faults::default()
     });
     let file = format!(
-        "# class 3b, homework 2\n\nalice relay {}\nbob relay {}  # trims spaces\n<b>carol</b> relay {}\ndan relay {}\n\nerin client python3 chat.py {{addr}}\n",
-        ours.addr, trims.addr, silent_leave.addr, trusting.addr
+        "# class 3b, homework 2\n\nalice relay {}\nbob relay {}  # trims spaces\n<b>carol</b> relay {}\ndan relay {}\n\nerin client {} --relay {{addr}} --nick erin\n",
+        ours.addr,
+        trims.addr,
+        silent_leave.addr,
+        trusting.addr,
+        env!("CARGO_BIN_EXE_udpchat")
     );
     let started = Instant::now();
     let (out, page, json) = run_class(&file, &[]);
@@ -186,12 +190,19 @@ fn conform_class_grades_a_class_into_one_page_and_one_json() {
             "{name}: {json}"
         );
     }
+    // Our client, a client line of the class: every client check passes
+    // (its row counts only the client checks).
     assert_eq!(
         student_numbers(&json, "erin"),
-        ["0".into(), "0".into(), total.to_string(), "null".into()]
+        [
+            registry::client().len().to_string(),
+            "0".into(),
+            "0".into(),
+            "true".into()
+        ],
+        "{json}"
     );
-    assert!(json.contains("\"status\":\"not-supported\""));
-    assert!(json.contains("\"students_total\":5,\"students_must_passed\":1"));
+    assert!(json.contains("\"students_total\":5,\"students_must_passed\":2"));
     // The page: self-contained, escaped, the failures' evidence linked.
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(

@@ -24,6 +24,9 @@
 //! - `version`: `--version` of both binaries;
 //! - `wine`: the Windows client (cross-built) under wine against the Linux
 //!   relay; skipped loudly unless `.ci/run` set `UDPCHAT_WINDOWS_CLIENT`.
+//! - `conform_client`: `udpchat-conform client` playing the relay for our
+//!   client (every check passes) and for broken clients
+//!   (`support/broken_client.py`; each fails exactly its check).
 
 mod support;
 
@@ -34,6 +37,7 @@ mod cli_tmux_app;
 mod cli_untrusted_relay;
 mod conform;
 mod conform_class;
+mod conform_client;
 mod conform_lossy;
 mod flood_joins;
 mod hostile;

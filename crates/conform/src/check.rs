@@ -39,11 +39,22 @@ pub enum Group {
     Extensions,
     /// `HELLO`, `SAY`, `EVENT`, ... (section 8).
     Structured,
+    /// What a client sends and prints (`udpchat-conform client`).
+    Client,
+    /// What a structured client does (`udpchat-conform client`): skipped
+    /// as one group for a client that joins with `N`.
+    ClientStructured,
 }
 
 impl Group {
     /// Every group, in report order.
-    pub const ALL: [Group; 3] = [Group::Classic, Group::Extensions, Group::Structured];
+    pub const ALL: [Group; 5] = [
+        Group::Classic,
+        Group::Extensions,
+        Group::Structured,
+        Group::Client,
+        Group::ClientStructured,
+    ];
 
     /// A stable name for machine-readable reports.
     pub fn id(self) -> &'static str {
@@ -51,6 +62,8 @@ impl Group {
             Group::Classic => "classic",
             Group::Extensions => "extensions",
             Group::Structured => "structured",
+            Group::Client => "client",
+            Group::ClientStructured => "client-structured",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The command line: `udpchat-conform relay HOST:PORT [options]`. Later
-//! modes (`client -- COMMAND`, `class FILE`) become further subcommands.
+//! The command line: `udpchat-conform relay HOST:PORT [options]` and
+//! `udpchat-conform client [options] -- COMMAND ...`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -17,11 +17,12 @@ Examples:
   udpchat-conform relay 192.168.1.20:10024 --junit report.xml --json report.json
   udpchat-conform relay localhost --lang zh --only classic.text
   udpchat-conform class class.txt --html class.html
+  udpchat-conform client -- udpchat --relay {addr} --nick alice
 
-Exit status (relay): 0 when no MUST check failed (a skipped check is no
-failure), 1 when a MUST check failed, 2 for a usage error or a relay that
-does not answer at all. Exit status (class): 0 when every target was
-checked, 2 for a bad class file.")]
+Exit status (relay, client): 0 when no MUST check failed (a skipped check
+is no failure), 1 when a MUST check failed, 2 for a usage error, a relay
+that does not answer at all or a client that cannot be started. Exit
+status (class): 0 when every target was checked, 2 for a bad class file.")]
 pub struct Args {
     /// What to check.
     #[command(subcommand)]
@@ -68,6 +69,21 @@ Exit status: 0 when every target was checked (even if students failed
 checks: the page says which), 2 for a class file that cannot be read (the
 message names the line) or a report that cannot be written.")]
     Class(ClassArgs),
+    /// Play the relay for a client and check what it sends and prints.
+    #[command(after_help = "\
+The kit binds a UDP socket on 127.0.0.1 and, for every check, starts
+COMMAND afresh with the kit's address in place of {addr} (HOST:PORT),
+{host} and {port} in its arguments, and in the environment variable
+UDPCHAT_RELAY. It types lines into the client's stdin, answers as a relay
+would, and reads what the client prints on stdout; at the end of each check
+the client is killed. A client that joins with N (classic) skips the
+structured checks (retransmission, RESEND, rejoin).
+
+Examples:
+  udpchat-conform client -- udpchat --relay {addr} --nick alice
+  udpchat-conform client --name alice -- python3 my_client.py {host} {port}
+  udpchat-conform client --junit report.xml -- ./chat-client {addr}")]
+    Client(ClientArgs),
 }
 
 /// `udpchat-conform class`.
@@ -92,6 +108,42 @@ pub struct ClassArgs {
     /// Language of the page's words and check titles.
     #[arg(long, value_enum, default_value_t = LangArg::En)]
     pub lang: LangArg,
+}
+
+/// `udpchat-conform client`.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The client's command and its arguments, after `--`; `{addr}`,
+    /// `{host}` and `{port}` become the kit's address.
+    #[arg(value_name = "COMMAND", required = true, num_args = 1.., last = true)]
+    pub command: Vec<String>,
+
+    /// How long to wait for what the client owes (e.g. 2s, 800ms); waits
+    /// for retransmissions are at least 3 s.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// For a client that asks for a name first (a course client): the kit
+    /// types NAME as the first line of its input.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Also write the report as JUnit XML to FILE (for CI).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Language of the report's words and check titles.
+    #[arg(long, value_enum, default_value_t = LangArg::En)]
+    pub lang: LangArg,
+
+    /// Run only the checks whose id starts with PREFIX (repeatable), e.g.
+    /// --only client.join.
+    #[arg(long, value_name = "PREFIX")]
+    pub only: Vec<String>,
 }
 
 /// `udpchat-conform relay`.
@@ -284,6 +336,39 @@ mod tests {
         assert_eq!(resolve("[::1]:4000").unwrap().port(), 4000);
         assert_eq!(resolve("::1").unwrap().port(), DEFAULT_PORT);
         assert_eq!(resolve("localhost:4000").unwrap().port(), 4000);
+    }
+
+    #[test]
+    fn client_mode_takes_the_command_after_the_double_dash() {
+        use clap::CommandFactory;
+        let args = Args::try_parse_from([
+            "udpchat-conform",
+            "client",
+            "--name",
+            "carol",
+            "--",
+            "python3",
+            "client.py",
+            "--port",
+            "{port}",
+        ])
+        .expect("parses");
+        let Command::Client(client) = args.command else {
+            panic!("client mode");
+        };
+        assert_eq!(client.command, ["python3", "client.py", "--port", "{port}"]);
+        assert_eq!(client.name.as_deref(), Some("carol"));
+        assert!(Args::try_parse_from(["udpchat-conform", "client"]).is_err());
+        let mut cmd = Args::command();
+        let help = cmd
+            .find_subcommand_mut("client")
+            .expect("client")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("udpchat-conform client -- udpchat --relay {addr} --nick alice"),
+            "{help}"
+        );
     }
 
     #[test]

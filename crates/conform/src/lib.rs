@@ -23,6 +23,7 @@ pub mod check;
 pub mod checks;
 pub mod class;
 pub mod cli;
+pub mod client;
 pub mod ctx;
 pub mod join;
 pub mod lines;
@@ -107,6 +108,7 @@ pub fn main() -> ExitCode {
     let relay = match args.command {
         cli::Command::Relay(relay) => relay,
         cli::Command::Class(class_args) => return class::main(&class_args),
+        cli::Command::Client(client) => return client::main(&client),
     };
     let target = match cli::resolve(&relay.target) {
         Ok(target) => target,

@@ -12,6 +12,12 @@ pub fn all() -> Vec<&'static Check> {
         .collect()
 }
 
+/// The client checks (`udpchat-conform client`), in report order. Not in
+/// [`all`], which a relay run goes through.
+pub fn client() -> Vec<&'static Check> {
+    crate::client::CHECKS.iter().map(|c| &c.check).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -20,7 +26,7 @@ mod tests {
     #[test]
     fn ids_are_unique_and_well_formed() {
         let mut seen = HashSet::new();
-        for check in all() {
+        for check in all().into_iter().chain(client()) {
             assert!(seen.insert(check.id), "{} registered twice", check.id);
             assert!(
                 check
@@ -34,6 +40,7 @@ mod tests {
                 crate::Group::Classic => "classic.",
                 crate::Group::Extensions => "ext.",
                 crate::Group::Structured => "struct.",
+                crate::Group::Client | crate::Group::ClientStructured => "client.",
             }));
             assert!(!check.title.en.is_empty() && !check.title.zh.is_empty());
         }
@@ -61,7 +68,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let checks = all();
+        let checks: Vec<_> = all().into_iter().chain(client()).collect();
         assert_eq!(
             rows.len(),
             checks.len(),

@@ -26,6 +26,8 @@ pub struct Words {
     pub why: &'static str,
     /// The first line: what is checked.
     pub checking: &'static str,
+    /// The first line in client mode: the kit plays the relay at.
+    pub checking_client: &'static str,
     /// `checks skipped as a group`.
     pub group_skipped: &'static str,
     /// For the summary line.
@@ -54,6 +56,7 @@ pub fn words(lang: Lang) -> Words {
             datagrams: "datagrams",
             why: "why",
             checking: "udpchat-conform: checking the relay at",
+            checking_client: "udpchat-conform: checking a client, playing its relay at",
             group_skipped: "checks skipped",
             passed: "passed",
             failed: "failed",
@@ -71,6 +74,7 @@ pub fn words(lang: Lang) -> Words {
             datagrams: "数据报",
             why: "原因",
             checking: "udpchat-conform：正在检查服务器",
+            checking_client: "udpchat-conform：正在检查客户端，扮演其服务器，地址",
             group_skipped: "项检查已跳过",
             passed: "项通过",
             failed: "项失败",
@@ -91,6 +95,10 @@ pub fn group_heading(group: Group, lang: Lang) -> &'static str {
         (Group::Extensions, Lang::Zh) => "扩展命令（第 7 节）",
         (Group::Structured, Lang::En) => "Structured dialect (section 8)",
         (Group::Structured, Lang::Zh) => "结构化协议（第 8 节）",
+        (Group::Client, Lang::En) => "The client (sections 2, 3, 6, 9, 10, 12)",
+        (Group::Client, Lang::Zh) => "客户端（第 2、3、6、9、10、12 节）",
+        (Group::ClientStructured, Lang::En) => "A structured client (section 8)",
+        (Group::ClientStructured, Lang::Zh) => "结构化客户端（第 8 节）",
     }
 }
 

@@ -51,7 +51,6 @@ pub fn render(class: &ClassReport) -> String {
         let status = match &student.outcome {
             StudentOutcome::Ran(_) => "ran",
             StudentOutcome::NoAnswer(_) => "no-answer",
-            StudentOutcome::NotSupported(_) => "not-supported",
         };
         let _ = write!(
             out,
@@ -67,7 +66,7 @@ pub fn render(class: &ClassReport) -> String {
             StudentOutcome::Ran(report) => {
                 let _ = write!(out, ",\"report\":{}}}", report_json(report).trim_end());
             }
-            StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => {
+            StudentOutcome::NoAnswer(why) => {
                 let _ = write!(out, ",\"why\":{}}}", string(why));
             }
         }

@@ -11,7 +11,7 @@ pub mod json;
 
 use std::time::Duration;
 
-use crate::check::{Check, Outcome};
+use crate::check::{Check, Group, Outcome};
 use crate::registry;
 use crate::report::Report;
 use crate::runner::{run, Options};
@@ -26,8 +26,6 @@ pub enum StudentOutcome {
     /// The program did not answer at all (or the kit could not open a
     /// socket): every check counts as failed to run, and "all MUST passed" is no.
     NoAnswer(String),
-    /// The kit cannot check this kind of target yet: every check skipped.
-    NotSupported(String),
 }
 
 /// One row of the matrix.
@@ -67,10 +65,19 @@ impl Student {
         }
     }
 
-    /// Passed, failed and skipped checks, over `checks`.
+    /// Whether `check` is one for this kind of program: the `client.*`
+    /// checks for a client, the others for a relay. A class of both has
+    /// both kinds of columns; a row counts only its own.
+    pub fn applies(&self, check: &Check) -> bool {
+        let client_check = matches!(check.group, Group::Client | Group::ClientStructured);
+        client_check == matches!(self.target.kind, TargetKind::Client(_))
+    }
+
+    /// Passed, failed and skipped checks, over those of `checks` that
+    /// apply to this student.
     pub fn totals(&self, checks: &[&Check]) -> Totals {
         let mut totals = Totals::default();
-        for check in checks {
+        for check in checks.iter().filter(|c| self.applies(c)) {
             totals.add(self.cell(check));
         }
         totals
@@ -83,7 +90,6 @@ impl Student {
         match &self.outcome {
             StudentOutcome::Ran(report) => Some(report.must_passed()),
             StudentOutcome::NoAnswer(_) => Some(false),
-            StudentOutcome::NotSupported(_) => None,
         }
     }
 
@@ -91,7 +97,7 @@ impl Student {
     pub fn not_run(&self) -> Option<&str> {
         match &self.outcome {
             StudentOutcome::Ran(_) => None,
-            StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => Some(why),
+            StudentOutcome::NoAnswer(why) => Some(why),
         }
     }
 }
@@ -132,7 +138,7 @@ impl ClassReport {
     /// Passed, failed and skipped students for `check` (a column's totals).
     pub fn check_totals(&self, check: &Check) -> Totals {
         let mut totals = Totals::default();
-        for student in &self.students {
+        for student in self.students.iter().filter(|s| s.applies(check)) {
             totals.add(student.cell(check));
         }
         totals
@@ -147,9 +153,8 @@ impl ClassReport {
     }
 }
 
-/// Why a client target is not checked in this build.
-pub const CLIENT_NOT_SUPPORTED: &str =
-    "client targets are not supported yet by this udpchat-conform: the line was read, but its checks were not run";
+/// The least wait for a client's answers (client mode's own default).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Checks every target in turn, calling `progress` before each.
 pub fn run_class(
@@ -172,7 +177,15 @@ pub fn run_class(
                     Err(e) => StudentOutcome::NoAnswer(e.to_string()),
                 }
             }
-            TargetKind::Client(_) => StudentOutcome::NotSupported(CLIENT_NOT_SUPPORTED.to_owned()),
+            TargetKind::Client(command) => match crate::client::run(&crate::client::Options {
+                command: command.clone(),
+                timeout: timeout.max(CLIENT_TIMEOUT),
+                name: None,
+                only: Vec::new(),
+            }) {
+                Ok(report) => StudentOutcome::Ran(report),
+                Err(e) => StudentOutcome::NoAnswer(e.to_string()),
+            },
         };
         log::info!("{}: checked", target.name);
         students.push(Student {
@@ -180,9 +193,17 @@ pub fn run_class(
             outcome,
         });
     }
+    // The relay checks, then the client checks if the class has a client.
+    let mut checks = registry::all();
+    if targets
+        .iter()
+        .any(|t| matches!(t.kind, TargetKind::Client(_)))
+    {
+        checks.extend(registry::client());
+    }
     ClassReport {
         students,
-        checks: registry::all(),
+        checks,
         duration: started.elapsed(),
     }
 }
@@ -220,7 +241,7 @@ pub fn main(args: &crate::cli::ClassArgs) -> std::process::ExitCode {
         let verdict = match &student.outcome {
             StudentOutcome::Ran(report) if report.must_passed() => w.verdict_ok.to_owned(),
             StudentOutcome::Ran(_) => w.verdict_bad.to_owned(),
-            StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => {
+            StudentOutcome::NoAnswer(why) => {
                 let not_checked = match lang {
                     udpchat_proto::Lang::En => "not checked",
                     udpchat_proto::Lang::Zh => "未检查",

@@ -18,7 +18,11 @@ const SHOWN: usize = 12;
 pub fn render(report: &Report, lang: Lang) -> String {
     let w = words(lang);
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", w.checking, report.target);
+    let checking = match report.mode() {
+        "client" => w.checking_client,
+        _ => w.checking,
+    };
+    let _ = writeln!(out, "{checking} {}", report.target);
     if let Some(faults) = &report.faults {
         let _ = writeln!(out, "{}: {faults}", w.faults);
     }

@@ -356,7 +356,7 @@ fn skip_reason(outcome: &StudentOutcome, id: &str) -> Option<String> {
             Outcome::Skip { why } if r.check.id == id => Some(why.clone()),
             _ => None,
         }),
-        StudentOutcome::NoAnswer(why) | StudentOutcome::NotSupported(why) => Some(why.clone()),
+        StudentOutcome::NoAnswer(why) => Some(why.clone()),
     }
 }
 
@@ -367,7 +367,7 @@ mod tests {
 
     use super::*;
     use crate::check::CheckReport;
-    use crate::class::{Student, Target, CLIENT_NOT_SUPPORTED};
+    use crate::class::{Student, Target};
     use crate::probe::{Direction, TranscriptLine};
     use crate::registry;
     use crate::report::Report;
@@ -375,13 +375,20 @@ mod tests {
     const EVIL: &str = "<script>alert('x')</script>";
 
     /// Three students: one who fails check 1 (with `<script>` in the
-    /// evidence and the name), one who passes all, one client not run.
+    /// evidence and the name), one who passes all, one client that never
+    /// started. The columns: the relay checks, then the client checks.
+    const NEVER_STARTED: &str = "the client exited before it joined (exit status 1)";
     fn class() -> ClassReport {
-        let checks = registry::all();
+        let relay_checks = registry::all();
+        let checks: Vec<_> = relay_checks
+            .iter()
+            .copied()
+            .chain(registry::client())
+            .collect();
         let addr = SocketAddr::from(([127, 0, 0, 1], 4000));
         let report = |fail: bool| Report {
             target: addr,
-            results: checks
+            results: relay_checks
                 .iter()
                 .enumerate()
                 .map(|(i, check)| CheckReport {
@@ -432,7 +439,7 @@ mod tests {
                 },
                 Student {
                     target: target("carol", 3, TargetKind::Client(vec!["./chat".to_owned()])),
-                    outcome: StudentOutcome::NotSupported(CLIENT_NOT_SUPPORTED.to_owned()),
+                    outcome: StudentOutcome::NoAnswer(NEVER_STARTED.to_owned()),
                 },
             ],
             checks,
@@ -464,7 +471,9 @@ mod tests {
     #[test]
     fn totals_per_student_and_per_check() {
         let class = class();
-        let n = class.checks.len();
+        // Relay checks; the client checks are the columns after them.
+        let n = registry::all().len();
+        let nc = registry::client().len();
         let page = render(&class, Lang::En);
         let cell = |id: &str| {
             let start = page.find(&format!("id=\"{id}\"")).expect(id);
@@ -479,30 +488,35 @@ mod tests {
         assert_eq!(cell("s0-must"), "no");
         assert_eq!(cell("s1-passed"), (n - 1).to_string());
         assert_eq!(cell("s1-must"), "yes");
-        assert_eq!(cell("s2-skipped"), n.to_string());
-        assert_eq!(cell("s2-must"), "not run");
-        assert_eq!(cell("c0-totals"), "2/0/1");
-        assert_eq!(cell("c1-totals"), "1/1/1");
-        assert_eq!(cell("c2-totals"), "0/0/3");
+        // The client row counts only the client checks; the relay columns
+        // count only the relays.
+        assert_eq!(cell("s2-skipped"), nc.to_string());
+        assert_eq!(cell("s2-passed"), "0");
+        assert_eq!(cell("s2-must"), "no");
+        assert_eq!(cell("c0-totals"), "2/0/0");
+        assert_eq!(cell("c1-totals"), "1/1/0");
+        assert_eq!(cell("c2-totals"), "0/0/2");
+        assert_eq!(cell(&format!("c{n}-totals")), "0/0/1");
         assert_eq!(cell("all-must"), "1/3");
         // The failing cell links to its evidence, which is on the page.
         assert!(page.contains("<a href=\"#f-0-1\">✗</a>"));
         assert!(page.contains("id=\"f-0-1\""));
         assert_eq!(page.matches("class=\"fail\"").count(), 1);
-        assert!(page.contains(CLIENT_NOT_SUPPORTED));
+        assert!(page.contains(NEVER_STARTED));
     }
 
     #[test]
     fn the_json_has_the_same_numbers() {
         let class = class();
         let json = crate::class::json::render(&class);
-        let n = class.checks.len();
+        let n = registry::all().len();
+        let nc = registry::client().len();
         assert!(json.contains(&format!(
             "\"name\":\"<script>alert('x')</script>\",\"kind\":\"relay\",\"target\":\"127.0.0.1:4000\",\"line\":1,\"status\":\"ran\",\"passed\":{},\"failed\":1,\"skipped\":1,\"must_passed\":false",
             n - 2
         )), "{json}");
         assert!(json.contains(&format!(
-            "\"status\":\"not-supported\",\"passed\":0,\"failed\":0,\"skipped\":{n},\"must_passed\":null"
+            "\"status\":\"no-answer\",\"passed\":0,\"failed\":0,\"skipped\":{nc},\"must_passed\":false"
         )));
         assert!(json.contains("\"students_total\":3,\"students_must_passed\":1"));
     }

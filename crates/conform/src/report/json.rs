@@ -33,7 +33,8 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        "{{\"tool\":\"udpchat-conform\",\"mode\":\"relay\",\"target\":{},\"passed\":{},\"failed\":{},\"skipped\":{},\"must_passed\":{},\"duration_ms\":{},\"datagrams_sent\":{},",
+        "{{\"tool\":\"udpchat-conform\",\"mode\":{},\"target\":{},\"passed\":{},\"failed\":{},\"skipped\":{},\"must_passed\":{},\"duration_ms\":{},\"datagrams_sent\":{},",
+        string(report.mode()),
         string(&report.target.to_string()),
         report.passed(),
         report.failed(),

@@ -68,6 +68,20 @@ impl Report {
             .any(|r| r.check.level == Level::Must && matches!(r.outcome, Outcome::Fail { .. }))
     }
 
+    /// What was checked: `"client"` for a run of client checks, else
+    /// `"relay"`.
+    pub fn mode(&self) -> &'static str {
+        if self
+            .results
+            .first()
+            .is_some_and(|r| matches!(r.check.group, Group::Client | Group::ClientStructured))
+        {
+            "client"
+        } else {
+            "relay"
+        }
+    }
+
     /// Why `group` was skipped as a whole, if it was.
     pub fn group_skip(&self, group: Group) -> Option<&str> {
         self.group_skips
