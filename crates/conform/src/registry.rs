@@ -83,4 +83,43 @@ mod tests {
             assert_eq!(row[3], check.title.en, "title of {}", check.id);
         }
     }
+
+    /// Each check's id stands next to the rules it tests: on the
+    /// "Conformance checks of this part" line of its own section (or
+    /// subsection) of PROTOCOL.md, not only in the table at the end.
+    #[test]
+    fn protocol_md_names_each_check_in_the_part_it_tests() {
+        let spec = include_str!("../../../PROTOCOL.md");
+        let spec = spec
+            .split("<!-- conformance-checks -->")
+            .next()
+            .expect("text before the table");
+        let lines: Vec<&str> = spec.lines().collect();
+        for check in all().into_iter().chain(client()) {
+            let (number, sub) = check.section.split_once(' ').unwrap_or((check.section, ""));
+            let top = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("## {number}. ")))
+                .unwrap_or_else(|| panic!("section {number} of {}", check.id));
+            let start = match sub {
+                "" => top,
+                sub => (top + 1..lines.len())
+                    .take_while(|&i| !lines[i].starts_with("## "))
+                    .find(|&i| lines[i].starts_with("### ") && lines[i].contains(sub))
+                    .unwrap_or_else(|| panic!("subsection {sub:?} of {}", check.id)),
+            };
+            let end = (start + 1..lines.len())
+                .find(|&i| lines[i].starts_with("## ") || lines[i].starts_with("### "))
+                .unwrap_or(lines.len());
+            let named = lines[start..end].iter().any(|l| {
+                l.starts_with("*Conformance checks of this part*")
+                    && l.contains(&format!("`{}`", check.id))
+            });
+            assert!(
+                named,
+                "{} is not named in section {}",
+                check.id, check.section
+            );
+        }
+    }
 }
