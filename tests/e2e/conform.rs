@@ -120,6 +120,160 @@ fn conform_catches_a_relay_whose_who_exceeds_1024_bytes() {
     );
 }
 
+#[test]
+fn conform_catches_a_relay_that_compares_nicknames_with_case() {
+    assert_fails_exactly(
+        Faults {
+            nick_case_sensitive: true,
+            ..Faults::default()
+        },
+        &["classic.join.nick-case"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_relays_to_two_members_only() {
+    assert_fails_exactly(
+        Faults {
+            relays_to_two: true,
+            ..Faults::default()
+        },
+        &["classic.chat.fan-out", "ext.msg.private"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_mangles_emoji() {
+    assert_fails_exactly(
+        Faults {
+            mangles_emoji: true,
+            ..Faults::default()
+        },
+        &["classic.text.unicode-kept"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_refuses_texts_over_700_bytes() {
+    assert_fails_exactly(
+        Faults {
+            text_limit_700: true,
+            ..Faults::default()
+        },
+        &["classic.text.800-accepted"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_relays_control_characters() {
+    assert_fails_exactly(
+        Faults {
+            relays_control_chars: true,
+            ..Faults::default()
+        },
+        &["classic.text.control-refused"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_strips_only_the_lf_of_cr_lf() {
+    assert_fails_exactly(
+        Faults {
+            strips_only_lf: true,
+            ..Faults::default()
+        },
+        &["classic.ending.crlf"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_forgets_a_bare_lf_ending() {
+    assert_fails_exactly(
+        Faults {
+            lf_ending_forgotten: true,
+            ..Faults::default()
+        },
+        &["classic.ending.lf"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_drops_a_member_that_sends_invalid_utf8() {
+    assert_fails_exactly(
+        Faults {
+            drops_member_on_bad_utf8: true,
+            ..Faults::default()
+        },
+        &["classic.robust.garbage"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_refuses_a_repeated_join() {
+    assert_fails_exactly(
+        Faults {
+            refuses_repeated_join: true,
+            ..Faults::default()
+        },
+        &["classic.join.repeat-ok"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_lets_a_member_join_again_under_another_nickname() {
+    assert_fails_exactly(
+        Faults {
+            rejoin_renames: true,
+            ..Faults::default()
+        },
+        &["classic.join.already-joined"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_never_checks_for_a_taken_nickname() {
+    assert_fails_exactly(
+        Faults {
+            accepts_taken_nick: true,
+            ..Faults::default()
+        },
+        &["classic.join.nick-taken", "classic.join.nick-case"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_ignores_ping() {
+    assert_fails_exactly(
+        Faults {
+            no_pong: true,
+            ..Faults::default()
+        },
+        &["ext.ping.pong"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_sends_msg_to_everyone() {
+    assert_fails_exactly(
+        Faults {
+            msg_to_everyone: true,
+            ..Faults::default()
+        },
+        &["ext.msg.private"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_ignores_nick() {
+    assert_fails_exactly(
+        Faults {
+            ignores_nick: true,
+            ..Faults::default()
+        },
+        &["ext.nick.rename"],
+    );
+}
+
 /// A course relay that knows only N, M and Q fails nothing: each extension
 /// check is skipped (it answered `unknown-verb`), the structured ones as a
 /// group.
