@@ -274,6 +274,26 @@ fn conform_catches_a_relay_that_ignores_nick() {
     );
 }
 
+/// A relay that answers a bare `N` with `OK\n` fails `classic.join.ok`,
+/// and with it every check that needs a member joined the classic way:
+/// all classic and extension checks.
+#[test]
+fn conform_catches_a_relay_that_answers_ok_with_a_line_feed() {
+    let every_join: Vec<&str> = registry::all()
+        .iter()
+        .filter(|c| c.group != Group::Structured)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(every_join[0], "classic.join.ok");
+    assert_fails_exactly(
+        Faults {
+            ok_always_lf: true,
+            ..Faults::default()
+        },
+        &every_join,
+    );
+}
+
 /// A course relay that knows only N, M and Q fails nothing: each extension
 /// check is skipped (it answered `unknown-verb`), the structured ones as a
 /// group.

@@ -68,6 +68,8 @@ pub struct Faults {
     pub msg_to_everyone: bool,
     /// Ignores `NICK`.
     pub ignores_nick: bool,
+    /// Answers every `N` with `OK\n`, a bare one too (`"OK\n"` hard-coded).
+    pub ok_always_lf: bool,
 }
 
 struct Member {
@@ -368,7 +370,7 @@ impl Room {
     }
 
     fn send_ok(&self, to: SocketAddr, ending: LineEnding) {
-        let ok = if ending == LineEnding::Newline {
+        let ok = if ending == LineEnding::Newline || self.faults.ok_always_lf {
             "OK\n"
         } else {
             "OK"
