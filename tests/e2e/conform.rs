@@ -9,6 +9,7 @@ use std::time::Duration;
 use udpchat_conform::{registry, run, Group, Options, Outcome, Report};
 
 use crate::support::broken_relay::{BrokenRelay, Faults};
+use crate::support::drop_proxy::{DropProxy, Fault};
 use crate::support::{Member, Relay, TempFile};
 
 const CONFORM_BIN: &str = env!("CARGO_BIN_EXE_udpchat-conform");
@@ -517,4 +518,83 @@ fn conform_catches_a_relay_that_sends_no_history_on_join() {
         console(&report)
     );
     assert_eq!(report.passed(), report.results.len() - 1);
+}
+
+/// Runs the structured checks against our relay (started with `args`)
+/// behind a proxy with `fault`, and asserts the failed checks are exactly
+/// `want` and every other one passed.
+fn assert_struct_fails_exactly(args: &[&str], fault: Fault, want: &[&str]) {
+    let relay = Relay::start(&[&["--max-per-ip", "0"], args].concat());
+    let proxy = DropProxy::with_fault(relay.addr, fault);
+    let report = run(&Options {
+        target: proxy.addr,
+        timeout: TIMEOUT,
+        only: vec!["struct.".to_owned()],
+    })
+    .expect("the relay answers");
+    assert_eq!(
+        report.failed_ids(),
+        want,
+        "{fault:?}:\n{}",
+        console(&report)
+    );
+    assert_eq!(report.passed(), report.results.len() - want.len());
+}
+
+/// Never sends `GONE` (its history of 16 events has dropped event 1 by
+/// then): `struct.resend.gone` and no other.
+#[test]
+fn conform_catches_a_relay_that_never_sends_gone() {
+    assert_struct_fails_exactly(
+        &["--history", "16"],
+        Fault::DropFromRelay(b" GONE "),
+        &["struct.resend.gone"],
+    );
+}
+
+/// Skips a sequence number (the second of three live events never comes).
+#[test]
+fn conform_catches_a_relay_whose_event_numbers_skip_one() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DropFromRelay(b"number 2 "),
+        &["struct.event.contiguous"],
+    );
+}
+
+/// The classic observer gets a SAY's text twice.
+#[test]
+fn conform_catches_a_relay_that_relays_a_say_twice() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DuplicateFromRelay(b"only once "),
+        &["struct.say.once"],
+    );
+}
+
+/// Sends `PRIVATE` once and never again while no `ACK` came.
+#[test]
+fn conform_catches_a_relay_that_never_repeats_private() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DropRepeatsFromRelay(b" PRIVATE "),
+        &["struct.private.ack"],
+    );
+}
+
+/// Answers a cookie-less `HELLO` under 64 bytes (the proxy pads it).
+#[test]
+fn conform_catches_a_relay_that_answers_a_short_hello() {
+    assert_struct_fails_exactly(&[], Fault::PadShortHello, &["struct.cookie.padding"]);
+}
+
+/// Acts on a keyed member's datagrams that lack the relay's key (the proxy
+/// adds it).
+#[test]
+fn conform_catches_a_relay_that_acts_on_unkeyed_datagrams() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::KeyUnprefixed,
+        &["struct.key.unprefixed-dropped"],
+    );
 }
