@@ -598,3 +598,15 @@ fn conform_catches_a_relay_that_acts_on_unkeyed_datagrams() {
         &["struct.key.unprefixed-dropped"],
     );
 }
+
+/// Sends no key in its `WELCOME` (the proxy takes it off, and keys what
+/// the kit then sends unkeyed): the round trip fails, and so does the
+/// unkeyed-datagram check, whose forgeries the proxy keys too.
+#[test]
+fn conform_catches_a_relay_whose_welcome_has_no_key() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::HideRelayKey,
+        &["struct.cookie.round-trip", "struct.key.unprefixed-dropped"],
+    );
+}

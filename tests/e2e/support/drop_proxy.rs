@@ -32,6 +32,9 @@ pub enum Fault {
     /// Puts the relay's key (learnt from the `WELCOME`) in front of a
     /// keyed member's datagrams that lack it, so the relay acts on them.
     KeyUnprefixed,
+    /// As `KeyUnprefixed`, and takes the relay's key off the `WELCOME`:
+    /// a relay that never sends its key but wants it, as the kit sees it.
+    HideRelayKey,
 }
 
 /// The running proxy.
@@ -88,7 +91,7 @@ impl DropProxy {
                             data.push(b' ');
                             data.resize(MIN_HELLO_LEN, b'=');
                         }
-                        Fault::KeyUnprefixed
+                        Fault::KeyUnprefixed | Fault::HideRelayKey
                             if !data.starts_with(b"@") && !data.starts_with(b"HELLO ") =>
                         {
                             if let Some(key) = keys.get(&client) {
@@ -119,8 +122,14 @@ impl DropProxy {
                             Fault::DropRepeatsFromRelay(needle) if contains(data, needle) => {
                                 usize::from(passed.insert(data.to_vec()))
                             }
-                            Fault::KeyUnprefixed => {
+                            Fault::KeyUnprefixed | Fault::HideRelayKey => {
                                 if let Some(key) = relay_key(data) {
+                                    if matches!(fault, Fault::HideRelayKey) {
+                                        let cut = data.len() - key.len() - 1;
+                                        let _ = front.send_to(&data[..cut], client);
+                                        keys.insert(*client, key);
+                                        continue;
+                                    }
                                     keys.insert(*client, key);
                                 }
                                 1
