@@ -1,6 +1,9 @@
 //! End to end: `udpchat-conform relay` against the real relay (every check
-//! passes) and against the broken relays of `support::broken_relay`, each
-//! of which must fail exactly the checks its bug breaks, and no others.
+//! passes) and against broken relays, each of which must fail exactly the
+//! checks its bug breaks, and no others: the classic relay of
+//! `support::broken_relay` for the classic and extension checks, and our
+//! relay behind a fault proxy (`support::drop_proxy`) for the structured
+//! ones.
 
 use std::net::UdpSocket;
 use std::process::Command;
