@@ -1,6 +1,9 @@
 //! End to end: `udpchat-conform relay` against the real relay (every check
-//! passes) and against the broken relays of `support::broken_relay`, each
-//! of which must fail exactly the checks its bug breaks, and no others.
+//! passes) and against broken relays, each of which must fail exactly the
+//! checks its bug breaks, and no others: the classic relay of
+//! `support::broken_relay` for the classic and extension checks, and our
+//! relay behind a fault proxy (`support::drop_proxy`) for the structured
+//! ones.
 
 use std::net::UdpSocket;
 use std::process::Command;
@@ -9,6 +12,7 @@ use std::time::Duration;
 use udpchat_conform::{registry, run, Group, Options, Outcome, Report};
 
 use crate::support::broken_relay::{BrokenRelay, Faults};
+use crate::support::drop_proxy::{DropProxy, Fault};
 use crate::support::{Member, Relay, TempFile};
 
 const CONFORM_BIN: &str = env!("CARGO_BIN_EXE_udpchat-conform");
@@ -117,6 +121,180 @@ fn conform_catches_a_relay_whose_who_exceeds_1024_bytes() {
             ..Faults::default()
         },
         &["ext.who.paging"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_compares_nicknames_with_case() {
+    assert_fails_exactly(
+        Faults {
+            nick_case_sensitive: true,
+            ..Faults::default()
+        },
+        &["classic.join.nick-case"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_relays_to_two_members_only() {
+    assert_fails_exactly(
+        Faults {
+            relays_to_two: true,
+            ..Faults::default()
+        },
+        &["classic.chat.fan-out", "ext.msg.private"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_mangles_emoji() {
+    assert_fails_exactly(
+        Faults {
+            mangles_emoji: true,
+            ..Faults::default()
+        },
+        &["classic.text.unicode-kept"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_refuses_texts_over_700_bytes() {
+    assert_fails_exactly(
+        Faults {
+            text_limit_700: true,
+            ..Faults::default()
+        },
+        &["classic.text.800-accepted"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_relays_control_characters() {
+    assert_fails_exactly(
+        Faults {
+            relays_control_chars: true,
+            ..Faults::default()
+        },
+        &["classic.text.control-refused"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_strips_only_the_lf_of_cr_lf() {
+    assert_fails_exactly(
+        Faults {
+            strips_only_lf: true,
+            ..Faults::default()
+        },
+        &["classic.ending.crlf"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_forgets_a_bare_lf_ending() {
+    assert_fails_exactly(
+        Faults {
+            lf_ending_forgotten: true,
+            ..Faults::default()
+        },
+        &["classic.ending.lf"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_drops_a_member_that_sends_invalid_utf8() {
+    assert_fails_exactly(
+        Faults {
+            drops_member_on_bad_utf8: true,
+            ..Faults::default()
+        },
+        &["classic.robust.garbage"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_refuses_a_repeated_join() {
+    assert_fails_exactly(
+        Faults {
+            refuses_repeated_join: true,
+            ..Faults::default()
+        },
+        &["classic.join.repeat-ok"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_lets_a_member_join_again_under_another_nickname() {
+    assert_fails_exactly(
+        Faults {
+            rejoin_renames: true,
+            ..Faults::default()
+        },
+        &["classic.join.already-joined"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_never_checks_for_a_taken_nickname() {
+    assert_fails_exactly(
+        Faults {
+            accepts_taken_nick: true,
+            ..Faults::default()
+        },
+        &["classic.join.nick-taken", "classic.join.nick-case"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_ignores_ping() {
+    assert_fails_exactly(
+        Faults {
+            no_pong: true,
+            ..Faults::default()
+        },
+        &["ext.ping.pong"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_sends_msg_to_everyone() {
+    assert_fails_exactly(
+        Faults {
+            msg_to_everyone: true,
+            ..Faults::default()
+        },
+        &["ext.msg.private"],
+    );
+}
+
+#[test]
+fn conform_catches_a_relay_that_ignores_nick() {
+    assert_fails_exactly(
+        Faults {
+            ignores_nick: true,
+            ..Faults::default()
+        },
+        &["ext.nick.rename"],
+    );
+}
+
+/// A relay that answers a bare `N` with `OK\n` fails `classic.join.ok`,
+/// and with it every check that needs a member joined the classic way:
+/// all classic and extension checks.
+#[test]
+fn conform_catches_a_relay_that_answers_ok_with_a_line_feed() {
+    let every_join: Vec<&str> = registry::all()
+        .iter()
+        .filter(|c| c.group != Group::Structured)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(every_join[0], "classic.join.ok");
+    assert_fails_exactly(
+        Faults {
+            ok_always_lf: true,
+            ..Faults::default()
+        },
+        &every_join,
     );
 }
 
@@ -343,4 +521,95 @@ fn conform_catches_a_relay_that_sends_no_history_on_join() {
         console(&report)
     );
     assert_eq!(report.passed(), report.results.len() - 1);
+}
+
+/// Runs the structured checks against our relay (started with `args`)
+/// behind a proxy with `fault`, and asserts the failed checks are exactly
+/// `want` and every other one passed.
+fn assert_struct_fails_exactly(args: &[&str], fault: Fault, want: &[&str]) {
+    let relay = Relay::start(&[&["--max-per-ip", "0"], args].concat());
+    let proxy = DropProxy::with_fault(relay.addr, fault);
+    let report = run(&Options {
+        target: proxy.addr,
+        timeout: TIMEOUT,
+        only: vec!["struct.".to_owned()],
+    })
+    .expect("the relay answers");
+    assert_eq!(
+        report.failed_ids(),
+        want,
+        "{fault:?}:\n{}",
+        console(&report)
+    );
+    assert_eq!(report.passed(), report.results.len() - want.len());
+}
+
+/// Never sends `GONE` (its history of 16 events has dropped event 1 by
+/// then): `struct.resend.gone` and no other.
+#[test]
+fn conform_catches_a_relay_that_never_sends_gone() {
+    assert_struct_fails_exactly(
+        &["--history", "16"],
+        Fault::DropFromRelay(b" GONE "),
+        &["struct.resend.gone"],
+    );
+}
+
+/// Skips a sequence number (the second of three live events never comes).
+#[test]
+fn conform_catches_a_relay_whose_event_numbers_skip_one() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DropFromRelay(b"number 2 "),
+        &["struct.event.contiguous"],
+    );
+}
+
+/// The classic observer gets a SAY's text twice.
+#[test]
+fn conform_catches_a_relay_that_relays_a_say_twice() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DuplicateFromRelay(b"only once "),
+        &["struct.say.once"],
+    );
+}
+
+/// Sends `PRIVATE` once and never again while no `ACK` came.
+#[test]
+fn conform_catches_a_relay_that_never_repeats_private() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::DropRepeatsFromRelay(b" PRIVATE "),
+        &["struct.private.ack"],
+    );
+}
+
+/// Answers a cookie-less `HELLO` under 64 bytes (the proxy pads it).
+#[test]
+fn conform_catches_a_relay_that_answers_a_short_hello() {
+    assert_struct_fails_exactly(&[], Fault::PadShortHello, &["struct.cookie.padding"]);
+}
+
+/// Acts on a keyed member's datagrams that lack the relay's key (the proxy
+/// adds it).
+#[test]
+fn conform_catches_a_relay_that_acts_on_unkeyed_datagrams() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::KeyUnprefixed,
+        &["struct.key.unprefixed-dropped"],
+    );
+}
+
+/// Sends no key in its `WELCOME` (the proxy takes it off, and keys what
+/// the kit then sends unkeyed): the round trip fails, and so does the
+/// unkeyed-datagram check, whose forgeries the proxy keys too.
+#[test]
+fn conform_catches_a_relay_whose_welcome_has_no_key() {
+    assert_struct_fails_exactly(
+        &[],
+        Fault::HideRelayKey,
+        &["struct.cookie.round-trip", "struct.key.unprefixed-dropped"],
+    );
 }

@@ -34,6 +34,42 @@ pub struct Faults {
     /// and `NICK` draw `unknown-verb`. Not a bug: the extension checks
     /// are skipped.
     pub classic_only: bool,
+    /// Compares nicknames as typed: `ALICE` joins while `alice` is online.
+    pub nick_case_sensitive: bool,
+    /// A fixed table of two peers: `M` reaches the sender and the first
+    /// other member only.
+    pub relays_to_two: bool,
+    /// Replaces characters outside the Basic Multilingual Plane (emoji)
+    /// with U+FFFD, as a relay storing text in UTF-16 units might.
+    pub mangles_emoji: bool,
+    /// Refuses texts over 700 bytes with `too-long` (a wrong limit).
+    pub text_limit_700: bool,
+    /// Relays texts with control characters as they came.
+    pub relays_control_chars: bool,
+    /// Strips only the LF of a CR LF ending, so `N nick\r\n` is a nickname
+    /// with a CR in it.
+    pub strips_only_lf: bool,
+    /// Answers with LF only a member whose `N` ended in CR LF: a bare LF
+    /// ending is not remembered.
+    pub lf_ending_forgotten: bool,
+    /// Removes, without notice, a member that sent a datagram that is not
+    /// UTF-8.
+    pub drops_member_on_bad_utf8: bool,
+    /// Answers a repeated `N` (same address, same nickname) with
+    /// `already-joined` instead of `OK`.
+    pub refuses_repeated_join: bool,
+    /// A member's second `N` with another nickname renames it (`OK`).
+    pub rejoin_renames: bool,
+    /// Never checks whether a nickname is taken.
+    pub accepts_taken_nick: bool,
+    /// Ignores `PING`.
+    pub no_pong: bool,
+    /// Sends a `MSG` to every member, not only the one it names.
+    pub msg_to_everyone: bool,
+    /// Ignores `NICK`.
+    pub ignores_nick: bool,
+    /// Answers every `N` with `OK\n`, a bare one too (`"OK\n"` hard-coded).
+    pub ok_always_lf: bool,
 }
 
 struct Member {
@@ -154,6 +190,16 @@ impl Room {
     }
 
     fn handle(&mut self, bytes: &[u8], from: SocketAddr) {
+        if self.faults.drops_member_on_bad_utf8 && std::str::from_utf8(bytes).is_err() {
+            if let Some(i) = self.member(from) {
+                self.members.remove(i);
+            }
+            return self.error(from, LineEnding::Bare, ParseError::NotUtf8.code());
+        }
+        let bytes = match bytes.strip_suffix(b"\n") {
+            Some(rest) if self.faults.strips_only_lf && rest.ends_with(b"\r") => rest,
+            _ => bytes,
+        };
         let (_, ending) = strip_line_ending(bytes);
         let ending = self.member(from).map_or(ending, |i| self.members[i].ending);
         let msg = match ClientMsg::parse(bytes) {
@@ -169,18 +215,44 @@ impl Room {
             Err(ParseError::TextTooLong(_)) if self.faults.truncates_at_1024 => {
                 return self.chat_without_limit(bytes, from, ending)
             }
+            Err(ParseError::ControlChar(_)) if self.faults.relays_control_chars => {
+                return self.chat_without_limit(bytes, from, ending)
+            }
             Err(e) => return self.error(from, ending, e.code()),
         };
         match msg {
-            ClientMsg::Join(nick, _) => self.join(nick, from, strip_line_ending(bytes).1),
+            ClientMsg::Join(nick, _) => {
+                let ending = match strip_line_ending(bytes).1 {
+                    LineEnding::Newline
+                        if self.faults.lf_ending_forgotten && !bytes.ends_with(b"\r\n") =>
+                    {
+                        LineEnding::Bare
+                    }
+                    ending => ending,
+                };
+                self.join(nick, from, ending)
+            }
             ClientMsg::Chat { nick, text } => {
                 if let Some(i) = self.speaker(from, &nick, ending) {
+                    if self.faults.text_limit_700 && text.as_str().len() > 700 {
+                        return self.error(from, ending, ErrorCode::TooLong);
+                    }
                     let text = if self.faults.trims_spaces {
                         Text::new(text.as_str().trim()).expect("trimmed")
+                    } else if self.faults.mangles_emoji {
+                        let mangled: String = text
+                            .as_str()
+                            .chars()
+                            .map(|c| if c > '\u{ffff}' { '\u{fffd}' } else { c })
+                            .collect();
+                        Text::new(&mangled).expect("mangled")
                     } else {
                         text
                     };
                     let nick = self.members[i].nick.clone();
+                    if self.faults.relays_to_two {
+                        return self.chat_to_two(i, nick, text);
+                    }
                     self.broadcast(RoomEvent::Chat { nick, text });
                 }
             }
@@ -222,7 +294,13 @@ impl Room {
                     from: me.nick.clone(),
                     text: text.clone(),
                 };
-                self.send(to_addr, to_ending, &private);
+                if self.faults.msg_to_everyone {
+                    for m in &self.members {
+                        self.send(m.addr, m.ending, &private);
+                    }
+                } else {
+                    self.send(to_addr, to_ending, &private);
+                }
                 let sent = RelayMsg::Sent {
                     id: None,
                     to: self.members[r].nick.clone(),
@@ -230,6 +308,8 @@ impl Room {
                 };
                 self.send(from, ending, &sent);
             }
+            ClientMsg::Ping(_) if self.faults.no_pong => {}
+            ClientMsg::Rename(_) if self.faults.ignores_nick => {}
             ClientMsg::Ping(token) => {
                 self.send(from, ending, &RelayMsg::Pong { last_seq: 0, token })
             }
@@ -250,7 +330,11 @@ impl Room {
 
     fn join(&mut self, nick: Nick, from: SocketAddr, ending: LineEnding) {
         if let Some(i) = self.member(from) {
-            if self.members[i].nick.key() == nick.key() {
+            if self.faults.rejoin_renames && self.members[i].nick.key() != nick.key() {
+                self.members[i].nick = nick;
+                return self.send_ok(from, ending);
+            }
+            if self.members[i].nick.key() == nick.key() && !self.faults.refuses_repeated_join {
                 self.members[i].ending = ending;
                 let welcome = RelayMsg::Welcome {
                     version: Token::new("udpchat/1").expect("token"),
@@ -266,21 +350,46 @@ impl Room {
             }
             return self.error(from, ending, ErrorCode::AlreadyJoined);
         }
-        if self.by_nick(&nick).is_some() {
+        let taken = if self.faults.nick_case_sensitive {
+            self.members
+                .iter()
+                .any(|m| m.nick.as_str() == nick.as_str())
+        } else {
+            self.by_nick(&nick).is_some()
+        };
+        if taken && !self.faults.accepts_taken_nick {
             return self.error(from, ending, ErrorCode::NickTaken);
         }
-        let ok = if ending == LineEnding::Newline {
-            "OK\n"
-        } else {
-            "OK"
-        };
-        let _ = self.socket.send_to(ok.as_bytes(), from);
+        self.send_ok(from, ending);
         self.members.push(Member {
             addr: from,
             nick: nick.clone(),
             ending,
         });
         self.broadcast(RoomEvent::Join(nick));
+    }
+
+    fn send_ok(&self, to: SocketAddr, ending: LineEnding) {
+        let ok = if ending == LineEnding::Newline || self.faults.ok_always_lf {
+            "OK\n"
+        } else {
+            "OK"
+        };
+        let _ = self.socket.send_to(ok.as_bytes(), to);
+    }
+
+    /// The chat line to the sender (member `i`) and the first other member.
+    fn chat_to_two(&self, i: usize, nick: Nick, text: Text) {
+        let msg = RelayMsg::Event {
+            seq: 1,
+            origin: Origin::Live,
+            ago: None,
+            event: RoomEvent::Chat { nick, text },
+        };
+        let other = self.members.iter().enumerate().find(|(j, _)| *j != i);
+        for (_, m) in [(i, &self.members[i])].into_iter().chain(other) {
+            self.send(m.addr, m.ending, &msg);
+        }
     }
 
     /// `M nick text` with no limit on the text but the 1024-byte buffer
