@@ -14,7 +14,7 @@ use udpchat_proto::{Lang, DEFAULT_PORT};
 #[command(after_help = "\
 Examples:
   udpchat-conform relay 127.0.0.1:10024
-  udpchat-conform relay 192.168.1.20:10024 --junit report.xml --json report.json
+  udpchat-conform relay class-server.local:10024 --junit report.xml --json report.json
   udpchat-conform relay localhost --lang zh --only classic.text
   udpchat-conform class class.txt --html class.html
   udpchat-conform client -- udpchat --relay {addr} --nick alice
@@ -49,13 +49,13 @@ Examples:
     /// HTML page: a matrix of students × checks.
     #[command(after_help = "\
 FILE has one target a line: NAME relay HOST:PORT (a student's relay), or
-NAME client COMMAND... (a student's client; not checked by this version
-yet: its row says so). Blank lines and lines starting with # are ignored;
+NAME client COMMAND... (a student's client, checked like `client` mode,
+with {addr} in the command). Blank lines and lines starting with # are ignored;
 a # after a target starts a comment. Names have no spaces and differ.
 
   # class 3b, homework 2
   alice  relay 127.0.0.1:4001
-  bob    relay 192.168.1.23:10024
+  bob    relay bobs-laptop.local:10024
   carol  client python3 chat.py {addr}
 
 The targets are checked one after the other, each like `relay` mode (at

@@ -35,7 +35,6 @@ pub mod report;
 pub mod runner;
 pub mod words;
 
-use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,28 +138,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", report::console::render(&report, relay.lang.into()));
-    let files = [
-        (relay.json.as_ref(), report::json::render(&report)),
-        (relay.junit.as_ref(), report::junit::render(&report)),
-    ];
-    for (path, text) in files {
-        if let Some(path) = path {
-            if let Err(source) = fs::write(path, text) {
-                eprintln!(
-                    "udpchat-conform: {}",
-                    Error::Write {
-                        path: path.clone(),
-                        source
-                    }
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if report.must_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    report::finish(
+        &report,
+        relay.lang.into(),
+        relay.json.as_deref(),
+        relay.junit.as_deref(),
+    )
 }

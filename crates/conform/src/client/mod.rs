@@ -169,31 +169,10 @@ pub fn main(args: &crate::cli::ClientArgs) -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!(
-        "{}",
-        crate::report::console::render(&report, args.lang.into())
-    );
-    let files = [
-        (args.json.as_ref(), crate::report::json::render(&report)),
-        (args.junit.as_ref(), crate::report::junit::render(&report)),
-    ];
-    for (path, text) in files {
-        if let Some(path) = path {
-            if let Err(source) = std::fs::write(path, text) {
-                eprintln!(
-                    "udpchat-conform: {}",
-                    Error::Write {
-                        path: path.clone(),
-                        source
-                    }
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if report.must_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    crate::report::finish(
+        &report,
+        args.lang.into(),
+        args.json.as_deref(),
+        args.junit.as_deref(),
+    )
 }

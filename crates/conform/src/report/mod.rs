@@ -90,3 +90,37 @@ impl Report {
             .map(|(_, why)| why.as_str())
     }
 }
+
+/// The end of a relay or client run: the console report on stdout, the
+/// JSON and JUnit files if asked for, and the exit status (0 when no MUST
+/// check failed, 1 when one did, 2 when a file cannot be written).
+pub fn finish(
+    report: &Report,
+    lang: udpchat_proto::Lang,
+    json_file: Option<&std::path::Path>,
+    junit_file: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    print!("{}", console::render(report, lang));
+    let files = [
+        (json_file, json::render(report)),
+        (junit_file, junit::render(report)),
+    ];
+    for (path, text) in files {
+        if let Some(path) = path {
+            if let Err(source) = std::fs::write(path, text) {
+                let error = crate::Error::Write {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                eprintln!("udpchat-conform: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if report.must_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
